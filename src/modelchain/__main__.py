@@ -1,0 +1,5 @@
+"""`python -m modelchain` is the `modelchain` command."""
+
+from .cli import main
+
+main()

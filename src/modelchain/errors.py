@@ -1,0 +1,72 @@
+"""Exception types. Every error modelchain raises on purpose derives from ModelchainError.
+
+Each carries the process exit code the CLI uses for it, so the mapping from failure to exit
+status lives in one place: 1 means "verification failed", 2 means "usage error or unreadable
+input" (see PRODUCT.md).
+"""
+
+from __future__ import annotations
+
+
+class ModelchainError(Exception):
+    """Base class: a failure with a one-line, user-facing message."""
+
+    exit_code: int = 2
+
+
+class UsageError(ModelchainError):
+    """The caller asked for something that cannot be done as asked (bad option, bad name)."""
+
+
+class InputError(ModelchainError):
+    """An input file or directory is missing, unreadable, or not of the expected form."""
+
+
+class LedgerUnreadable(InputError):
+    """The ledger cannot be opened or parsed at all (not SQLite, not JSON, unknown scheme)."""
+
+
+class KeyFileError(InputError):
+    """A key file is missing, malformed, or has unsafe permissions."""
+
+
+class NoteFormatError(InputError):
+    """A signed note or checkpoint is not well formed."""
+
+
+class VerificationError(ModelchainError):
+    """Something was checked and found wrong: exit status 1."""
+
+    exit_code = 1
+
+
+class LedgerInvalid(VerificationError):
+    """The ledger's blocks, Merkle tree, or checkpoint do not hold together."""
+
+
+class RollbackError(LedgerInvalid):
+    """The ledger is older or smaller than a checkpoint this verifier accepted before."""
+
+
+class ForkError(LedgerInvalid):
+    """The ledger is not an extension of a checkpoint this verifier accepted before."""
+
+
+class SignatureError(VerificationError):
+    """A signature is missing, made by an unknown key, or does not verify."""
+
+
+class InvalidProof(VerificationError):
+    """A Merkle inclusion or consistency proof does not verify."""
+
+
+class ModelMismatch(VerificationError):
+    """The model's digest differs from the newest registered version."""
+
+
+class NotRegistered(VerificationError):
+    """No registration exists for the model's name."""
+
+
+class UnsafePath(VerificationError):
+    """A directory holds something that must not be hashed silently (symlink, device, escape)."""

@@ -1,0 +1,192 @@
+"""`MODELCHAIN_HOME`: the operator's signing key and the verifier's trust state.
+
+Both must live where someone who can write the ledger cannot: the key because it is what
+makes a rewritten ledger detectable, the trust state because it is what makes a rolled-back
+ledger detectable. So the home refuses to be the ledger's own directory, the key file must
+be private to its owner (mode 0600), and the trust state only ever moves forward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import KeyFileError, UsageError
+
+OPERATOR_KEY_NAME = "modelchain-operator"
+
+
+def default_home() -> Path:
+    """`MODELCHAIN_HOME`, else `$XDG_CONFIG_HOME/modelchain`, else `~/.config/modelchain`."""
+    env = os.environ.get("MODELCHAIN_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
+    return base / "modelchain"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Atomically write a file only its owner can read."""
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Home:
+    """One `MODELCHAIN_HOME` directory."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_home()
+
+    def __repr__(self) -> str:
+        return f"Home({str(self.path)!r})"
+
+    @property
+    def key_path(self) -> Path:
+        return self.path / "operator.key"
+
+    @property
+    def trust_dir(self) -> Path:
+        return self.path / "trust"
+
+    def _ensure_dir(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def check_separate_from(self, ledger_path: str | None) -> None:
+        """Refuse a home that is the ledger's own directory (or a ledger inside the home)."""
+        if ledger_path is None:
+            return
+        home = self.path.resolve()
+        ledger = Path(ledger_path).resolve()
+        if ledger.parent == home or home in ledger.parents:
+            raise UsageError(
+                f"MODELCHAIN_HOME ({self.path}) must not hold the ledger ({ledger_path}): "
+                "whoever can write the ledger could then replace the key and trust state"
+            )
+
+    # -- the operator key -------------------------------------------------------------------
+
+    def has_operator_key(self) -> bool:
+        return self.key_path.exists()
+
+    def operator_signer(self, *, create: bool = False):  # -> note.Signer
+        """Load the operator key, creating it (mode 0600) when asked and missing."""
+        from .note import Signer
+
+        path = self.key_path
+        if not path.exists():
+            if not create:
+                raise KeyFileError(
+                    f"no operator key at {path} (run `modelchain init`, or set MODELCHAIN_HOME)"
+                )
+            self._ensure_dir(self.path)
+            signer = Signer.generate(OPERATOR_KEY_NAME)
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(signer.private_key_string() + "\n")
+        try:
+            st = path.stat()
+            if not stat.S_ISREG(st.st_mode):
+                raise KeyFileError(f"{path}: not a regular file")
+            if st.st_mode & 0o077:
+                raise KeyFileError(
+                    f"{path}: permissions {stat.S_IMODE(st.st_mode):04o} are too open; "
+                    f"the key must be private to its owner (chmod 600 {path})"
+                )
+            text = path.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise KeyFileError(f"{path}: not a modelchain key file (not text)") from exc
+        except OSError as exc:
+            raise KeyFileError(f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            return Signer.from_private_key_string(text)
+        except KeyFileError as exc:
+            raise KeyFileError(f"{path}: {exc}") from exc
+
+    # -- trust state ------------------------------------------------------------------------
+
+    def _origin_file(self, origin: str) -> Path:
+        return self.trust_dir / (hashlib.sha256(origin.encode()).hexdigest()[:32] + ".checkpoint")
+
+    @contextlib.contextmanager
+    def _trust_lock(self) -> Iterator[None]:
+        self._ensure_dir(self.trust_dir)
+        with open(self.trust_dir / ".lock", "a+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def trusted_checkpoint(self, origin: str) -> str | None:
+        """The newest checkpoint note accepted for `origin`, if any."""
+        try:
+            return self._origin_file(origin).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KeyFileError(f"cannot read trust state for {origin}: {exc}") from exc
+
+    def accept_checkpoint(self, origin: str, size: int, note: str) -> None:
+        """Remember `note` as accepted unless a larger one already is (never move back)."""
+        from .note import Checkpoint, parse_note
+
+        with self._trust_lock():
+            current = self.trusted_checkpoint(origin)
+            if current is not None:
+                old = Checkpoint.parse(parse_note(current).text)
+                if old.size >= size:
+                    return
+            _write_private(self._origin_file(origin), note)
+
+    def _locations_file(self) -> Path:
+        return self.trust_dir / "locations.json"
+
+    def _read_locations(self) -> dict[str, str]:
+        try:
+            data = json.loads(self._locations_file().read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise KeyFileError(f"cannot read {self._locations_file()}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise KeyFileError(f"{self._locations_file()}: not a JSON object")
+        return {str(k): str(v) for k, v in data.items()}
+
+    def known_origin(self, location: str) -> str | None:
+        """The origin of the ledger last accepted at this path, if any."""
+        return self._read_locations().get(location)
+
+    def remember_location(self, location: str, origin: str) -> None:
+        with self._trust_lock():
+            data = self._read_locations()
+            if data.get(location) == origin:
+                return
+            data[location] = origin
+            _write_private(self._locations_file(), json.dumps(data, indent=2, sort_keys=True))
+
+    def forget(self, origin: str, location: str | None = None) -> None:
+        """Drop the trust state of one log (after a deliberate reset)."""
+        with self._trust_lock():
+            self._origin_file(origin).unlink(missing_ok=True)
+            if location is not None:
+                data = self._read_locations()
+                if data.pop(location, None) is not None:
+                    _write_private(
+                        self._locations_file(), json.dumps(data, indent=2, sort_keys=True)
+                    )

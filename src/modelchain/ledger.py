@@ -1,0 +1,874 @@
+"""The ledger rules: what a block is, how one is appended, and what makes a ledger valid.
+
+This is the one place those rules live. A ledger is a hash chain of blocks (the seed's
+`current_hash` formula, kept for compatibility) and, over the same blocks, an RFC 9162 Merkle
+tree whose leaves are the RFC 8785 encoding of each whole block. Every append signs a C2SP
+checkpoint of the tree with the operator key, so rewriting the ledger -- even recomputing the
+whole chain -- no longer matches a signature the attacker cannot make. The verifier's trust
+state (in `MODELCHAIN_HOME`) remembers the newest checkpoint it accepted, so a ledger rolled
+back to an older signed state, or forked, is caught too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from . import merkle
+from .canonical import canonical_json
+from .digest import (
+    Manifest,
+    ManifestDiff,
+    PathDigest,
+    compare_manifests,
+    digest_path,
+    manifest_from_json,
+    manifest_to_json,
+)
+from .errors import (
+    ForkError,
+    InputError,
+    InvalidProof,
+    LedgerInvalid,
+    LedgerUnreadable,
+    ModelMismatch,
+    NoteFormatError,
+    NotRegistered,
+    RollbackError,
+    SignatureError,
+    UsageError,
+)
+from .home import Home
+from .note import Checkpoint, Signer, Verifier, open_checkpoint, parse_note, sign_checkpoint
+from .store import Store, StoredBlock, Tip, open_store
+
+ZERO_HASH = "0" * 64
+SEED_FIELDS = ("index", "timestamp", "model_hash", "previous_hash", "current_hash")
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+Kind = Literal["file", "directory"]
+
+
+def seed_hash(index: int, timestamp: float, model_hash: str, previous_hash: str) -> str:
+    """The seed's block hash: SHA-256(str(index) + str(timestamp) + model_hash + previous_hash)."""
+    text = str(index) + str(timestamp) + model_hash + previous_hash
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# -- blocks -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Block:
+    """One registration. The seed's five fields, plus what a real registry needs."""
+
+    index: int
+    timestamp: float
+    model_hash: str
+    previous_hash: str
+    current_hash: str
+    name: str
+    version: int
+    kind: Kind
+    size: int
+    manifest: Manifest | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The block as stored: seed fields first, so the JSON file reads like the seed's."""
+        out: dict[str, Any] = {
+            "index": self.index,
+            "timestamp": self.timestamp,
+            "model_hash": self.model_hash,
+            "previous_hash": self.previous_hash,
+            "current_hash": self.current_hash,
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "size": self.size,
+            "manifest": None if self.manifest is None else manifest_to_json(self.manifest),
+            "metadata": dict(self.metadata),
+        }
+        for key, value in self.extra.items():
+            out.setdefault(key, value)
+        return out
+
+    def leaf_data(self) -> bytes:
+        """The Merkle leaf's data: the canonical (RFC 8785) encoding of the whole block."""
+        return canonical_json(self.to_dict())
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version} (block {self.index})"
+
+    @classmethod
+    def from_raw(cls, raw: Any, position: int) -> Block:
+        """Validate a stored block; every problem is a `LedgerInvalid` naming block and field."""
+        where = f"block {position}"
+        if not isinstance(raw, dict):
+            kind = _json_type(raw)
+            raise LedgerInvalid(f"{where}: expected a JSON object, found {kind}")
+        for key in (*SEED_FIELDS, "name", "version", "kind", "size"):
+            if key not in raw:
+                raise LedgerInvalid(f"{where}: missing field {key!r}")
+        index = _int_field(raw, "index", where)
+        if index != position:
+            raise LedgerInvalid(
+                f"{where}: has index {index} (blocks were deleted, duplicated or reordered)"
+            )
+        timestamp = raw["timestamp"]
+        if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
+            raise LedgerInvalid(
+                f"{where}: field 'timestamp' must be a number, found {_json_type(timestamp)}"
+            )
+        if isinstance(timestamp, float) and not math.isfinite(timestamp):
+            raise LedgerInvalid(f"{where}: field 'timestamp' must be finite")
+        hashes = {
+            k: _hex_field(raw, k, where) for k in ("model_hash", "previous_hash", "current_hash")
+        }
+        name = raw["name"]
+        if not isinstance(name, str) or not name:
+            raise LedgerInvalid(f"{where}: field 'name' must be a non-empty string")
+        version = _int_field(raw, "version", where)
+        if version < 1:
+            raise LedgerInvalid(f"{where}: field 'version' must be at least 1")
+        kind = raw["kind"]
+        if kind not in ("file", "directory"):
+            raise LedgerInvalid(f"{where}: field 'kind' must be 'file' or 'directory'")
+        size = _int_field(raw, "size", where)
+        if size < 0:
+            raise LedgerInvalid(f"{where}: field 'size' must not be negative")
+        manifest = None
+        raw_manifest = raw.get("manifest")
+        if kind == "directory":
+            try:
+                manifest = manifest_from_json(raw_manifest)
+            except InputError as exc:
+                raise LedgerInvalid(f"{where}: field 'manifest': {exc}") from exc
+            if manifest.digest != hashes["model_hash"]:
+                raise LedgerInvalid(f"{where}: the manifest does not hash to model_hash")
+        elif raw_manifest is not None:
+            raise LedgerInvalid(f"{where}: a file block must have no manifest")
+        metadata = raw.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise LedgerInvalid(f"{where}: field 'metadata' must be a JSON object")
+        known = {*SEED_FIELDS, "name", "version", "kind", "size", "manifest", "metadata"}
+        extra = {k: v for k, v in raw.items() if k not in known}
+        return cls(
+            index=index,
+            timestamp=timestamp,
+            model_hash=hashes["model_hash"],
+            previous_hash=hashes["previous_hash"],
+            current_hash=hashes["current_hash"],
+            name=name,
+            version=version,
+            kind=kind,
+            size=size,
+            manifest=manifest,
+            metadata=metadata,
+            extra=extra,
+        )
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _int_field(raw: dict[str, Any], key: str, where: str) -> int:
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise LedgerInvalid(f"{where}: field {key!r} must be an integer, found {_json_type(value)}")
+    return value
+
+
+def _hex_field(raw: dict[str, Any], key: str, where: str) -> str:
+    value = raw[key]
+    if not isinstance(value, str):
+        raise LedgerInvalid(f"{where}: field {key!r} must be a string, found {_json_type(value)}")
+    if not _HEX64.match(value):
+        raise LedgerInvalid(f"{where}: field {key!r} is not a lowercase hex SHA-256")
+    return value
+
+
+# -- results ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """What a successful audit established."""
+
+    location: str
+    origin: str
+    size: int
+    root_hash: bytes
+    checkpoint: str
+    #: size of the checkpoint this verifier had accepted before (None: first sight)
+    previously_trusted: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        import base64
+
+        return {
+            "valid": True,
+            "ledger": self.location,
+            "origin": self.origin,
+            "size": self.size,
+            "root_hash": base64.b64encode(self.root_hash).decode(),
+            "previously_trusted_size": self.previously_trusted,
+        }
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A model that matched the newest registered version of its name."""
+
+    path: str
+    name: str
+    digest: PathDigest
+    block: Block
+    audit: AuditReport
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "verified": True,
+            "path": self.path,
+            "name": self.name,
+            "kind": self.digest.kind,
+            "sha256": self.digest.sha256,
+            "version": self.block.version,
+            "index": self.block.index,
+            "ledger": self.audit.as_dict(),
+        }
+
+
+class _StoreSubtrees:
+    """Serves complete-subtree hashes from the store's node table (proofs in O(log n))."""
+
+    def __init__(self, store: Store, size: int) -> None:
+        self.store = store
+        self.size = size
+
+    def node(self, level: int, index: int) -> bytes:
+        return self.store.node(level, index)
+
+
+# -- the ledger ---------------------------------------------------------------------------
+
+
+class Ledger:
+    """A tamper-evident ledger of model digests. Open one with `Ledger.open(location)`."""
+
+    def __init__(self, store: Store, home: Home | None = None) -> None:
+        self.store = store
+        self.home = home if home is not None else Home()
+        self.home.check_separate_from(store.local_path)
+        self._signer: Signer | None = None
+        #: the newest checkpoint note this object signed or verified, to skip re-verifying it
+        self._known_note: str | None = None
+
+    @classmethod
+    def open(
+        cls,
+        location: str | os.PathLike[str] | None = None,
+        *,
+        home: Home | str | os.PathLike[str] | None = None,
+        create: bool = False,
+    ) -> Ledger:
+        """Open a ledger: `*.json` (the seed's format), an SQLite path, or the default
+        `.modelchain/ledger.db`. With `create=True` a missing ledger is created on first append."""
+        if home is not None and not isinstance(home, Home):
+            home = Home(home)
+        return cls(open_store(location, create=create), home)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.store.size()
+
+    @property
+    def location(self) -> str:
+        return self.store.location
+
+    def _trust_key(self) -> str:
+        return self.store.local_path or self.store.location
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def _operator(self, origin: str, *, create: bool) -> Signer:
+        if self._signer is None:
+            self._signer = self.home.operator_signer(create=create)
+        if self._signer.name != origin:
+            self._signer = self._signer.with_name(origin)
+        return self._signer
+
+    def verifier_for(self, origin: str, keys: Sequence[Verifier] = ()) -> Verifier:
+        """The key that must have signed `origin`'s checkpoints: one of `keys`, else ours."""
+        for key in keys:
+            if key.name == origin:
+                return key
+        if keys:
+            names = ", ".join(k.name for k in keys)
+            raise SignatureError(f"none of the given keys ({names}) is for log {origin!r}")
+        if not self.home.has_operator_key():
+            raise SignatureError(
+                f"no key to check log {origin!r}: pass --key VERIFIER_KEY "
+                f"(or create the operator key with `modelchain init`)"
+            )
+        return self._operator(origin, create=False).verifier()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def init(self, origin: str | None = None) -> str:
+        """Create the ledger (and the operator key if missing); returns the checkpoint note."""
+        with self.store.writer() as w:
+            tip = w.tip()
+            if tip.origin is not None:
+                if origin is not None and origin != tip.origin:
+                    raise UsageError(
+                        f"{self.location} is already initialised for log {tip.origin!r}"
+                    )
+                return tip.checkpoint or ""
+            self._initialise(w, tip, origin)
+            return self._known_note or ""
+
+    def _initialise(self, w: Any, tip: Tip, origin: str | None) -> Tip:
+        if tip.size or tip.checkpoint:
+            raise LedgerInvalid(
+                f"{self.location}: holds {tip.size} blocks but no signed checkpoint; "
+                "refusing to sign blocks nobody vouched for"
+            )
+        known = self.home.known_origin(self._trust_key())
+        if known is not None:
+            raise RollbackError(
+                f"{self.location}: the ledger of log {known!r} that was here is gone "
+                "(deleted or emptied); refusing to start a new one in its place"
+            )
+        origin = origin or f"modelchain.local/{secrets.token_hex(8)}"
+        signer = self._operator(origin, create=True)
+        note = sign_checkpoint(Checkpoint(origin, 0, merkle.EMPTY_ROOT), signer)
+        w.initialise(origin, note)
+        self._known_note = note
+        self.home.remember_location(self._trust_key(), origin)
+        return Tip(0, None, None, (), note, origin)
+
+    def register(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        ignore: Sequence[str] = (),
+        follow_symlinks: bool = False,
+        allow_outside: bool = False,
+        progress: Any = None,
+    ) -> Block:
+        """Hash a model file or directory and append a block for it."""
+        digest = digest_path(
+            path,
+            ignore=ignore,
+            follow_symlinks=follow_symlinks,
+            allow_outside=allow_outside,
+            progress=progress,
+        )
+        return self.append(
+            name=name or default_name(path),
+            model_hash=digest.sha256,
+            kind=digest.kind,
+            size=digest.size,
+            manifest=digest.manifest,
+            metadata=metadata,
+        )
+
+    def append(
+        self,
+        *,
+        name: str,
+        model_hash: str,
+        kind: Kind = "file",
+        size: int = 0,
+        manifest: Manifest | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Block:
+        """Append one block and sign the checkpoint that covers it, in one transaction."""
+        if not name or not isinstance(name, str):
+            raise UsageError("a model name must be a non-empty string")
+        if not _HEX64.match(model_hash):
+            raise UsageError("model_hash must be a lowercase hex SHA-256")
+        with self.store.writer() as w:
+            tip = w.tip()
+            if tip.origin is None:
+                tip = self._initialise(w, tip, None)
+            frontier, checkpoint = self._check_tip(tip)
+            if tip.last is None:
+                previous = ZERO_HASH
+            else:
+                previous = Block.from_raw(tip.last, tip.size - 1).current_hash
+            timestamp = time.time()
+            block = Block(
+                index=tip.size,
+                timestamp=timestamp,
+                model_hash=model_hash,
+                previous_hash=previous,
+                current_hash=seed_hash(tip.size, timestamp, model_hash, previous),
+                name=name,
+                version=w.latest_version(name) + 1,
+                kind=kind,
+                size=size,
+                manifest=manifest,
+                metadata=dict(metadata or {}),
+            )
+            raw = block.to_dict()
+            data = canonical_json(raw)
+            nodes = frontier.append(merkle.leaf_hash(data))
+            signer = self._operator(checkpoint.origin, create=True)
+            note = sign_checkpoint(
+                Checkpoint(checkpoint.origin, frontier.size, frontier.root()), signer
+            )
+            w.append(raw, data, nodes, note)
+        self._known_note = note
+        self.home.accept_checkpoint(checkpoint.origin, frontier.size, note)
+        return block
+
+    def _check_tip(self, tip: Tip) -> tuple[merkle.Frontier, Checkpoint]:
+        """Before signing anything new, make sure the tree we extend is the one we signed."""
+        assert tip.origin is not None
+        if tip.checkpoint is None:
+            raise LedgerInvalid(f"{self.location}: the signed checkpoint is missing")
+        checkpoint = self._open_checkpoint(tip.checkpoint, tip.origin, ())
+        frontier = merkle.Frontier(tip.size, list(tip.peaks))
+        if checkpoint.size != tip.size:
+            raise LedgerInvalid(
+                f"{self.location}: holds {tip.size} blocks but its signed checkpoint covers "
+                f"{checkpoint.size}; run `modelchain audit`"
+            )
+        if frontier.root() != checkpoint.root_hash:
+            raise LedgerInvalid(
+                f"{self.location}: the stored Merkle tree does not match the signed checkpoint; "
+                "run `modelchain audit`"
+            )
+        if tip.last_data is not None and not self._is_signed_leaf(tip, frontier):
+            raise LedgerInvalid(
+                f"{self.location}: block {tip.size - 1} is not the block that was signed; "
+                "run `modelchain audit`"
+            )
+        if tip.checkpoint != self._known_note:
+            self._check_trusted(checkpoint, self._prove_extends(checkpoint))
+        self._known_note = tip.checkpoint
+        return frontier, checkpoint
+
+    def _is_signed_leaf(self, tip: Tip, frontier: merkle.Frontier) -> bool:
+        """Is the newest block the one under the signed root? It lies in the smallest peak,
+        so hashing it up with its left siblings must give that peak (O(log n), usually 1)."""
+        assert tip.last_data is not None
+        index = tip.size - 1
+        digest = merkle.leaf_hash(tip.last_data)
+        level = 0
+        while (index >> level) & 1 and level < (tip.size & -tip.size).bit_length() - 1:
+            sibling = self.store.node(level, (index >> level) - 1)
+            digest = merkle.node_hash(sibling, digest)
+            level += 1
+        return digest == frontier.peaks[-1]
+
+    def _prove_extends(self, checkpoint: Checkpoint) -> Callable[[int, bytes], bool]:
+        """A check that `checkpoint` extends an older tree, by an RFC 9162 consistency proof
+        built from the stored nodes (so the nodes themselves are checked against both roots)."""
+
+        def check(old_size: int, old_root: bytes) -> bool:
+            tree = _StoreSubtrees(self.store, checkpoint.size)
+            try:
+                proof = merkle.consistency_proof(old_size, tree)
+                merkle.verify_consistency(
+                    old_size, checkpoint.size, old_root, checkpoint.root_hash, proof
+                )
+            except (InvalidProof, LedgerUnreadable):
+                return False
+            return True
+
+        return check
+
+    def _open_checkpoint(
+        self, note: str, origin: str | None, keys: Sequence[Verifier]
+    ) -> Checkpoint:
+        try:
+            claimed = Checkpoint.parse(parse_note(note).text)
+        except NoteFormatError as exc:
+            raise LedgerInvalid(f"{self.location}: the checkpoint is malformed: {exc}") from exc
+        if origin is not None and claimed.origin != origin:
+            raise LedgerInvalid(
+                f"{self.location}: the checkpoint is for log {claimed.origin!r}, "
+                f"but the ledger is log {origin!r}"
+            )
+        if note == self._known_note:
+            return claimed
+        verifier = self.verifier_for(claimed.origin, keys)
+        try:
+            return open_checkpoint(note, verifier)
+        except NoteFormatError as exc:
+            raise LedgerInvalid(f"{self.location}: the checkpoint is malformed: {exc}") from exc
+
+    def _trusted(self, origin: str) -> Checkpoint | None:
+        note = self.home.trusted_checkpoint(origin)
+        if note is None:
+            return None
+        try:
+            return Checkpoint.parse(parse_note(note).text)
+        except NoteFormatError as exc:
+            raise LedgerUnreadable(f"the trust state for {origin!r} is unreadable: {exc}") from exc
+
+    def _check_trusted(
+        self, checkpoint: Checkpoint, extends: Callable[[int, bytes], bool]
+    ) -> int | None:
+        """Refuse a checkpoint that is older than, or not an extension of, the trusted one."""
+        trusted = self._trusted(checkpoint.origin)
+        if trusted is None:
+            return None
+        if checkpoint.size < trusted.size:
+            raise RollbackError(
+                f"{self.location}: rolled back: its signed checkpoint covers {checkpoint.size} "
+                f"blocks, but a checkpoint covering {trusted.size} was accepted before"
+            )
+        if checkpoint.size == trusted.size:
+            if checkpoint.root_hash != trusted.root_hash:
+                raise ForkError(
+                    f"{self.location}: forked: the checkpoint for {checkpoint.size} blocks has "
+                    "a different root hash than the one accepted before"
+                )
+            return trusted.size
+        if not extends(trusted.size, trusted.root_hash):
+            raise ForkError(
+                f"{self.location}: forked: its first {trusted.size} blocks are not the ones "
+                "accepted before (consistency check failed)"
+            )
+        return trusted.size
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def checkpoint(self) -> str:
+        """The newest signed checkpoint note, as stored."""
+        note = self.store.checkpoint()
+        if note is None:
+            raise LedgerInvalid(f"{self.location}: has no signed checkpoint")
+        return note
+
+    def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[Block]:
+        """Blocks in order, validated one by one (not audited: use `audit` for that)."""
+        for stored in self.store.blocks(start, stop):
+            yield Block.from_raw(stored.raw, stored.position)
+
+    def block(self, index: int) -> Block:
+        for b in self.blocks(index, index + 1):
+            return b
+        raise UsageError(f"no block {index}: the ledger has {len(self)} blocks")
+
+    def audit(
+        self,
+        *,
+        keys: Sequence[Verifier] = (),
+        update_trust: bool = True,
+        on_block: Callable[[Block], None] | None = None,
+        on_stored: Callable[[Block, StoredBlock], None] | None = None,
+    ) -> AuditReport:
+        """Check every block, the Merkle tree, the signed checkpoint and the trust state.
+
+        Raises `LedgerInvalid` (or its subclasses `RollbackError`, `ForkError`) naming the
+        first problem found, `SignatureError` when the checkpoint is not signed by the key.
+        """
+        store = self.store
+        origin = store.origin()
+        note = store.checkpoint()
+        known = self.home.known_origin(self._trust_key())
+        if known is not None and origin is not None and known != origin:
+            raise ForkError(
+                f"{self.location}: is now log {origin!r}, but log {known!r} was accepted here "
+                "before (the ledger was replaced)"
+            )
+        trusted = self._trusted(origin or known) if (origin or known) else None
+
+        frontier = merkle.Frontier.empty()
+        previous = ZERO_HASH
+        versions: dict[str, int] = {}
+        root_at_trusted = merkle.EMPTY_ROOT if trusted is not None and trusted.size == 0 else None
+        for stored in store.blocks():
+            block = Block.from_raw(stored.raw, stored.position)
+            where = f"block {block.index}"
+            if block.previous_hash != previous:
+                raise LedgerInvalid(
+                    f"{where}: previous_hash does not match block {block.index - 1}'s "
+                    "current_hash (the chain is broken)"
+                    if block.index
+                    else f"{where}: previous_hash must be {ZERO_HASH[:8]}… for the first block"
+                )
+            if block.current_hash != seed_hash(
+                block.index, block.timestamp, block.model_hash, block.previous_hash
+            ):
+                raise LedgerInvalid(f"{where}: current_hash does not match the block's contents")
+            expected_version = versions.get(block.name, 0) + 1
+            if block.version != expected_version:
+                raise LedgerInvalid(
+                    f"{where}: {block.name!r} has version {block.version}, "
+                    f"expected {expected_version}"
+                )
+            versions[block.name] = block.version
+            previous = block.current_hash
+            frontier.append(merkle.leaf_hash(stored.data))
+            if trusted is not None and frontier.size == trusted.size:
+                root_at_trusted = frontier.root()
+            if on_block is not None:
+                on_block(block)
+            if on_stored is not None:
+                on_stored(block, stored)
+        size = frontier.size
+
+        if note is None:
+            if trusted is not None:
+                raise RollbackError(
+                    f"{self.location}: the signed checkpoint is missing, but one covering "
+                    f"{trusted.size} blocks was accepted before"
+                )
+            raise LedgerInvalid(f"{self.location}: has no signed checkpoint")
+        checkpoint = self._open_checkpoint(note, origin, keys)
+        if checkpoint.size > size:
+            raise LedgerInvalid(
+                f"{self.location}: holds {size} blocks but its signed checkpoint covers "
+                f"{checkpoint.size}: blocks were deleted"
+            )
+        if checkpoint.size < size:
+            raise LedgerInvalid(
+                f"{self.location}: blocks {checkpoint.size} to {size - 1} are not covered by "
+                f"the signed checkpoint (which covers {checkpoint.size})"
+            )
+        if frontier.root() != checkpoint.root_hash:
+            culprit = self._first_unsigned_leaf(size)
+            raise LedgerInvalid(
+                f"{self.location}: the blocks no longer match the signed checkpoint "
+                f"(Merkle root differs{culprit}): the ledger was changed after it was signed"
+            )
+        if tuple(store.peaks(size)) != tuple(frontier.peaks):
+            raise LedgerInvalid(f"{self.location}: the stored Merkle nodes do not match the blocks")
+        previously = self._check_trusted(
+            checkpoint, lambda _size, old_root: root_at_trusted == old_root
+        )
+        if update_trust:
+            self.home.accept_checkpoint(checkpoint.origin, checkpoint.size, note)
+            self.home.remember_location(self._trust_key(), checkpoint.origin)
+        self._known_note = note
+        return AuditReport(
+            location=self.location,
+            origin=checkpoint.origin,
+            size=size,
+            root_hash=checkpoint.root_hash,
+            checkpoint=note,
+            previously_trusted=previously,
+        )
+
+    def _first_unsigned_leaf(self, size: int) -> str:
+        """Best effort: name the first block whose leaf differs from the stored tree."""
+        try:
+            for stored in self.store.blocks():
+                if merkle.leaf_hash(stored.data) != self.store.node(0, stored.position):
+                    return f"; first difference at block {stored.position}"
+        except (LedgerUnreadable, LedgerInvalid):
+            pass
+        return ""
+
+    def verify(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        keys: Sequence[Verifier] = (),
+        ignore: Sequence[str] = (),
+        follow_symlinks: bool = False,
+        allow_outside: bool = False,
+        progress: Any = None,
+        digest: PathDigest | None = None,
+    ) -> Verification:
+        """Check `path` against the newest registered version of `name`, and audit the ledger.
+
+        Raises `NotRegistered`, `ModelMismatch` (with `.details`), or the audit's errors.
+        """
+        name = name or default_name(path)
+        if digest is None:
+            digest = digest_path(
+                path,
+                ignore=ignore,
+                follow_symlinks=follow_symlinks,
+                allow_outside=allow_outside,
+                progress=progress,
+            )
+        history: list[Block] = []
+
+        def collect(block: Block) -> None:
+            if block.name == name:
+                history.append(block)
+
+        report = self.audit(keys=keys, on_block=collect)
+        if not history:
+            raise NotRegistered(f"{name!r} is not registered in {self.location}")
+        newest = history[-1]
+        if _matches(newest, digest):
+            return Verification(str(path), name, digest, newest, report)
+        details: dict[str, Any] = {
+            "verified": False,
+            "path": str(path),
+            "name": name,
+            "sha256": digest.sha256,
+            "expected_sha256": newest.model_hash,
+            "newest_version": newest.version,
+            "newest_index": newest.index,
+        }
+        older = [b for b in history[:-1] if _matches(b, digest)]
+        if older:
+            match = older[-1]
+            details.update(matched_version=match.version, matched_index=match.index)
+            raise _mismatch(
+                f"{path} is {match.label}, not the newest registered version "
+                f"v{newest.version} (block {newest.index})",
+                details,
+            )
+        reason = _difference(newest, digest)
+        if isinstance(reason, ManifestDiff):
+            details.update(
+                changed=list(reason.changed), added=list(reason.added), removed=list(reason.removed)
+            )
+            parts = [
+                f"{label}: {', '.join(paths)}"
+                for label, paths in (
+                    ("changed", reason.changed),
+                    ("added", reason.added),
+                    ("removed", reason.removed),
+                )
+                if paths
+            ]
+            reason = "; ".join(parts) or "the manifest differs"
+        raise _mismatch(f"{path} does not match {newest.label}: {reason}", details)
+
+    # -- proofs -----------------------------------------------------------------------------
+
+    def signed_size(self) -> int:
+        return self._open_checkpoint(self.checkpoint(), self.store.origin(), ()).size
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """RFC 9162 inclusion proof of block `index` in the tree of `size` (default: signed)."""
+        size = self.signed_size() if size is None else size
+        if not 0 <= index < size:
+            raise UsageError(f"block {index} is not in a tree of {size} blocks")
+        self._check_size(size)
+        return merkle.inclusion_proof(index, _StoreSubtrees(self.store, size))
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """RFC 9162 consistency proof from `old_size` to `new_size` (default: signed)."""
+        new_size = self.signed_size() if new_size is None else new_size
+        if not 0 <= old_size <= new_size:
+            raise UsageError(f"old size {old_size} must be between 0 and {new_size}")
+        self._check_size(new_size)
+        return merkle.consistency_proof(old_size, _StoreSubtrees(self.store, new_size))
+
+    def root_hash(self, size: int | None = None) -> bytes:
+        size = self.signed_size() if size is None else size
+        self._check_size(size)
+        return (
+            merkle.subtree_hash(_StoreSubtrees(self.store, size), 0, size)
+            if size
+            else merkle.EMPTY_ROOT
+        )
+
+    def _check_size(self, size: int) -> None:
+        have = len(self)
+        if size > have:
+            raise UsageError(f"tree size {size} is beyond the ledger's {have} blocks")
+
+
+def copy_ledger(source: Ledger, target: Ledger, *, keys: Sequence[Verifier] = ()) -> AuditReport:
+    """Copy an audited ledger, block for block, into an empty one (`export` / `import`).
+
+    Blocks, origin and signed checkpoint are copied verbatim, so the copy has the same Merkle
+    root and the same signature: the copy is the same log, only stored differently.
+    """
+    copied: list[tuple[dict[str, Any], bytes]] = []
+
+    def keep(block: Block, stored: StoredBlock) -> None:
+        raw = block.to_dict()
+        if canonical_json(raw) != stored.data:
+            raw = stored.raw
+        copied.append((raw, stored.data))
+
+    report = source.audit(keys=keys, on_stored=keep)
+    frontier = merkle.Frontier.empty()
+    nodes: list[tuple[int, int, bytes]] = []
+    for _, data in copied:
+        nodes.extend(frontier.append(merkle.leaf_hash(data)))
+    if frontier.root() != report.root_hash:  # the source changed under us
+        raise LedgerInvalid(f"{source.location}: changed while it was being copied; try again")
+    with target.store.writer() as w:
+        tip = w.tip()
+        if tip.origin is not None or tip.size:
+            raise UsageError(
+                f"{target.location} already holds a ledger (log {tip.origin}); "
+                "copy into a new, empty location"
+            )
+        known = target.home.known_origin(target._trust_key())
+        if known is not None and known != report.origin:
+            raise RollbackError(
+                f"{target.location}: log {known!r} was accepted here before; "
+                "refusing to put another log in its place"
+            )
+        w.import_blocks(copied, nodes, report.origin, report.checkpoint)
+    target.home.remember_location(target._trust_key(), report.origin)
+    target.audit(keys=keys)
+    return report
+
+
+def default_name(path: str | os.PathLike[str]) -> str:
+    """A model's default name: its base name (`models/iris.joblib` -> `iris.joblib`)."""
+    name = Path(os.path.normpath(os.fspath(path))).name
+    if not name or name in (".", ".."):
+        name = Path(os.path.abspath(os.fspath(path))).name
+    if not name:
+        raise UsageError(f"cannot derive a model name from {path!r}: pass --name")
+    return name
+
+
+def _matches(block: Block, digest: PathDigest) -> bool:
+    return block.kind == digest.kind and block.model_hash == digest.sha256
+
+
+def _difference(block: Block, digest: PathDigest) -> str | ManifestDiff:
+    if block.kind != digest.kind:
+        return f"registered as a {block.kind}, found a {digest.kind}"
+    if block.kind == "directory" and block.manifest is not None and digest.manifest is not None:
+        return compare_manifests(block.manifest, digest.manifest)
+    return f"sha256 {digest.sha256}, registered {block.model_hash}"
+
+
+def _mismatch(message: str, details: dict[str, Any]) -> ModelMismatch:
+    exc = ModelMismatch(message)
+    exc.details = details  # type: ignore[attr-defined]
+    return exc

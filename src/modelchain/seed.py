@@ -1,0 +1,263 @@
+"""The course demo that modelchain grew from, kept working word for word.
+
+`train_model.py` trains Logistic Regression on Iris and saves `iris_model.joblib`; `main.py`
+registers its SHA-256 in `blockchain_data.json` on the first run and checks it on every later
+run. Both are thin wrappers over the functions here, which use the real ledger: the JSON file
+is the seed's format, and a signed checkpoint beside it is what makes a consistently
+recomputed chain detectable. `run_demo` tells the whole story, attacks included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TextIO
+
+MODEL_FILE = "iris_model.joblib"
+LEDGER_FILE = "blockchain_data.json"
+
+VERIFIED = "Model Integrity Verified ✅"
+TAMPERED = "Model Tampered ❌"
+UNVERIFIED = "Model Integrity Unverified ⚠️ (the blockchain is not valid)"
+
+
+def train(directory: str | os.PathLike[str] = ".", *, max_iter: int = 200) -> float:
+    """Train Logistic Regression on the Iris data bundled with scikit-learn; save it with
+    joblib; return the test accuracy."""
+    try:
+        import joblib
+        from sklearn.datasets import load_iris
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import train_test_split
+    except ImportError as exc:
+        from .errors import UsageError
+
+        raise UsageError("training needs scikit-learn: pip install 'modelchain[sklearn]'") from exc
+    x, y = load_iris(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=42)
+    model = LogisticRegression(max_iter=max_iter)
+    model.fit(x_train, y_train)
+    joblib.dump(model, Path(directory) / MODEL_FILE)
+    return float(model.score(x_test, y_test))
+
+
+def train_main() -> int:
+    """`python train_model.py`."""
+    from .errors import ModelchainError
+
+    try:
+        accuracy = train(".")
+    except ModelchainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(f"Model trained (test accuracy {accuracy:.2f}) and saved to {MODEL_FILE}")
+    return 0
+
+
+def check(directory: str | os.PathLike[str] = ".", out: TextIO | None = None) -> bool:
+    """`python main.py`: register the model on the first run, verify it on later runs.
+
+    Prints the seed's lines. Returns True when the model is verified (or was just registered)
+    and the blockchain is valid.
+    """
+    from .errors import InputError, ModelchainError, ModelMismatch, NotRegistered
+    from .ledger import Ledger
+
+    out = out or sys.stdout
+    directory = Path(directory)
+    model = directory / MODEL_FILE
+    say: Callable[[str], None] = lambda line: print(line, file=out)  # noqa: E731
+    if not model.is_file():
+        raise InputError(f"{model} not found: run `python train_model.py` first")
+    ledger_path = directory / LEDGER_FILE
+    try:
+        ledger = Ledger.open(ledger_path, create=True)
+    except ModelchainError as exc:
+        say(f"Is Blockchain Valid? False\nReason: {exc}")
+        return False
+    with ledger:
+        valid, model_ok, reason = True, False, ""
+        try:
+            if not ledger.store.exists():
+                block = ledger.register(model, name=MODEL_FILE)
+                say(f"Model hash stored in block {block.index}: {block.model_hash}")
+                ledger.audit()
+                model_ok = True
+            else:
+                ledger.verify(model, name=MODEL_FILE)
+                model_ok = True
+                say(VERIFIED)
+        except (ModelMismatch, NotRegistered):
+            say(TAMPERED)
+        except InputError:
+            raise
+        except ModelchainError as exc:
+            valid, reason = False, str(exc)
+            say(UNVERIFIED)
+        say(f"Is Blockchain Valid? {valid}")
+        if reason:
+            say(f"Reason: {reason}")
+        return valid and model_ok
+
+
+def main() -> int:
+    """`python main.py`: exit 0 when verified, 1 when not, 2 when it cannot run."""
+    from .errors import ModelchainError
+
+    try:
+        return 0 if check(".") else 1
+    except ModelchainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+# -- the narrated demo ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _recompute_chain(ledger_path: Path, model_hash: str) -> None:
+    """The seed's weakness: swap the registered hash and recompute every block consistently."""
+    from .ledger import seed_hash
+
+    blocks = json.loads(ledger_path.read_text())
+    previous = "0" * 64
+    for block in blocks:
+        if block["name"] == MODEL_FILE:
+            block["model_hash"] = model_hash
+        block["previous_hash"] = previous
+        block["current_hash"] = seed_hash(
+            block["index"], block["timestamp"], block["model_hash"], previous
+        )
+        previous = block["current_hash"]
+    ledger_path.write_text(json.dumps(blocks, indent=4) + "\n")
+
+
+def run_demo(directory: str | os.PathLike[str] | None = None, out: TextIO | None = None) -> bool:
+    """Tell the seed story in a fresh directory, step by step; True if every step behaved."""
+    from rich.console import Console
+
+    from .digest import hash_file
+
+    console = Console(file=out or sys.stdout, highlight=False, soft_wrap=True)
+    keep = directory is not None
+    work = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="modelchain-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if any(work.iterdir()):
+        from .errors import UsageError
+
+        raise UsageError(f"{work} is not empty: the demo needs a new or empty directory")
+    home = Path(tempfile.mkdtemp(prefix="modelchain-demo-home-"))
+    model, ledger = work / MODEL_FILE, work / LEDGER_FILE
+    results: list[bool] = []
+
+    def step(title: str, explanation: str) -> None:
+        console.print(f"\n[bold]{len(results) + 1}. {title}[/bold]")
+        console.print(f"[dim]{explanation}[/dim]")
+
+    def run_main(expect_verified: bool | None, expect_valid: bool) -> None:
+        import io
+
+        buffer = io.StringIO()
+        check(work, buffer)
+        text = buffer.getvalue()
+        console.print("  $ python main.py")
+        for line in text.splitlines():
+            console.print(f"  {line}", markup=False)
+        ok = f"Is Blockchain Valid? {expect_valid}" in text
+        if expect_verified is True:
+            ok = ok and VERIFIED in text
+        elif expect_verified is False:
+            ok = ok and TAMPERED in text and VERIFIED not in text
+        else:
+            ok = ok and VERIFIED not in text
+        results.append(ok)
+        console.print("  [green]as expected[/green]" if ok else "  [red]NOT as expected[/red]")
+
+    try:
+        with _environment(MODELCHAIN_HOME=str(home)):
+            console.print(f"[bold]modelchain demo[/bold] in {work}")
+            console.print(f"[dim]operator key and trust state in {home}[/dim]")
+            step("Train", "Logistic Regression on the Iris data set bundled with scikit-learn.")
+            accuracy = train(work)
+            console.print(
+                f"  $ python train_model.py\n  saved {MODEL_FILE}, accuracy {accuracy:.2f}"
+            )
+            results.append(model.is_file())
+
+            step("Register", "First run of main.py: hash the model, store it in a block, sign.")
+            run_main(expect_verified=None, expect_valid=True)
+            results[-1] = results[-1] and ledger.exists()
+
+            step("Verify", "Second run, nothing touched.")
+            run_main(expect_verified=True, expect_valid=True)
+
+            original = model.read_bytes()
+            step("Attack 1: edit the model", "One byte appended to iris_model.joblib.")
+            model.write_bytes(original + b"\0")
+            run_main(expect_verified=False, expect_valid=True)
+            model.write_bytes(original)
+
+            saved = ledger.read_text()
+            step(
+                "Attack 2: edit the ledger", "A block's timestamp changed in blockchain_data.json."
+            )
+            blocks = json.loads(saved)
+            blocks[0]["timestamp"] = blocks[0]["timestamp"] + 1
+            ledger.write_text(json.dumps(blocks, indent=4) + "\n")
+            run_main(expect_verified=None, expect_valid=False)
+            ledger.write_text(saved)
+
+            step(
+                "Attack 3: swap the model and recompute the whole chain",
+                "The seed's weakness: every current_hash recomputed consistently. "
+                "Only the signed checkpoint catches it.",
+            )
+            model.write_bytes(original + b"backdoor")
+            _recompute_chain(ledger, hash_file(model).sha256)
+            run_main(expect_verified=None, expect_valid=False)
+            model.write_bytes(original)
+            ledger.write_text(saved)
+
+            step(
+                "Attack 4: roll the ledger back",
+                "A second version is registered, then the older, validly signed files restored.",
+            )
+            old_sidecar = Path(str(ledger) + ".checkpoint").read_text()
+            accuracy = train(work, max_iter=150)
+            from .ledger import Ledger
+
+            with Ledger.open(ledger) as led:
+                block = led.register(model, name=MODEL_FILE)
+            console.print(f"  registered {block.label}")
+            ledger.write_text(saved)
+            Path(str(ledger) + ".checkpoint").write_text(old_sidecar)
+            run_main(expect_verified=None, expect_valid=False)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    passed = all(results)
+    console.print(
+        f"\n[bold]{'All steps behaved as expected.' if passed else 'Some steps did not behave.'}"
+        "[/bold]"
+    )
+    return passed

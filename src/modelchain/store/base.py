@@ -1,0 +1,119 @@
+"""The storage interface every backend implements, and nothing more.
+
+A store keeps four things: blocks (JSON objects, in index order), the hashes of the complete
+Merkle subtrees over them (so proofs and appends cost O(log n)), the newest signed checkpoint
+note, and the log origin. It enforces no ledger rule: `modelchain.ledger.Ledger` decides what
+is written and checks what is read; the store only makes each write atomic and serialises
+writers (several processes may append at once).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StoredBlock:
+    """A block as read back: its position, the parsed object, and its leaf data.
+
+    `data` is the canonical (RFC 8785) encoding the Merkle leaf is computed over. Stores that
+    keep canonical text return it verbatim (any change to it changes the leaf, so audit sees
+    it); stores that keep another layout re-encode `raw`.
+    """
+
+    position: int
+    raw: Any
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Tip:
+    """What a writer needs to append: the tree's size and right edge, and the newest state."""
+
+    size: int
+    last: Any | None
+    last_data: bytes | None
+    peaks: tuple[bytes, ...]
+    checkpoint: str | None
+    origin: str | None
+
+
+class Writer(ABC):
+    """An exclusive write transaction. Nothing is visible to others until it is committed."""
+
+    @abstractmethod
+    def tip(self) -> Tip: ...
+
+    @abstractmethod
+    def latest_version(self, name: str) -> int:
+        """Highest version registered under `name`, 0 if none (an index, not yet audited)."""
+
+    @abstractmethod
+    def append(
+        self,
+        block: dict[str, Any],
+        data: bytes,
+        nodes: Sequence[tuple[int, int, bytes]],
+        checkpoint: str,
+    ) -> None:
+        """Add one block, its new Merkle nodes, and the checkpoint that now covers it."""
+
+    @abstractmethod
+    def initialise(self, origin: str, checkpoint: str) -> None:
+        """Record the origin and the first (empty-tree) checkpoint of a new ledger."""
+
+    @abstractmethod
+    def import_blocks(
+        self,
+        blocks: Sequence[tuple[dict[str, Any], bytes]],
+        nodes: Sequence[tuple[int, int, bytes]],
+        origin: str,
+        checkpoint: str,
+    ) -> None:
+        """Fill an empty store in one transaction (used by `modelchain import`)."""
+
+
+class Store(ABC):
+    """One ledger's storage. Open with `modelchain.store.open_store(location)`."""
+
+    location: str
+    #: whether the store lives in a local file, so the trust state must live elsewhere
+    local_path: str | None = None
+
+    @abstractmethod
+    def exists(self) -> bool:
+        """True once the ledger has been initialised (it has an origin)."""
+
+    @abstractmethod
+    def size(self) -> int: ...
+
+    @abstractmethod
+    def origin(self) -> str | None: ...
+
+    @abstractmethod
+    def checkpoint(self) -> str | None: ...
+
+    @abstractmethod
+    def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]: ...
+
+    @abstractmethod
+    def node(self, level: int, index: int) -> bytes:
+        """Hash of the complete subtree over leaves [index << level, (index + 1) << level)."""
+
+    @abstractmethod
+    def peaks(self, size: int) -> tuple[bytes, ...]:
+        """The stored roots of the complete subtrees that make up a tree of `size` leaves."""
+
+    @abstractmethod
+    def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
+        """Indices of blocks by name or model digest (a lookup aid; callers verify)."""
+
+    @abstractmethod
+    def writer(self) -> AbstractContextManager[Writer]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and locks."""

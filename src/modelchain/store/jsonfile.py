@@ -1,0 +1,279 @@
+"""The seed's format as a full backend: a JSON array of blocks in one file.
+
+The file stays exactly what the course demo wrote (an array of block objects, pretty-printed)
+so old readers keep working; the signed checkpoint lives beside it in `<file>.checkpoint`.
+Every write replaces the file atomically (temporary file, fsync, rename) under an exclusive
+lock on `<file>.lock`, so a crash or a concurrent writer never leaves half a ledger.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..canonical import canonical_json
+from ..errors import InputError, LedgerInvalid, LedgerUnreadable
+from .base import Store, StoredBlock, Tip, Writer
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+@dataclass
+class _Snapshot:
+    """The parsed file, with the Merkle nodes computed on first use."""
+
+    items: list[Any]
+    checkpoint: str | None
+    _data: list[bytes] | None = None
+    _nodes: dict[tuple[int, int], bytes] | None = field(default=None, repr=False)
+
+    def data(self, location: str) -> list[bytes]:
+        if self._data is None:
+            out = []
+            for position, item in enumerate(self.items):
+                try:
+                    out.append(canonical_json(item))
+                except InputError as exc:
+                    raise LedgerInvalid(f"{location}: block {position}: {exc}") from exc
+            self._data = out
+        return self._data
+
+    def nodes(self, location: str) -> dict[tuple[int, int], bytes]:
+        if self._nodes is None:
+            from ..merkle import Frontier, leaf_hash
+
+            frontier = Frontier.empty()
+            nodes: dict[tuple[int, int], bytes] = {}
+            for data in self.data(location):
+                for level, index, digest in frontier.append(leaf_hash(data)):
+                    nodes[(level, index)] = digest
+            self._nodes = nodes
+        return self._nodes
+
+
+def _origin_of(note: str | None) -> str | None:
+    if not note:
+        return None
+    first = note.split("\n", 1)[0].strip()
+    return first or None
+
+
+class JSONFileStore(Store):
+    """A ledger in the seed's `blockchain_data.json` layout."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
+        self.location = str(path)
+        self._path = Path(path)
+        self.local_path = str(self._path.resolve())
+        self._sidecar = Path(str(self._path) + ".checkpoint")
+        self._lockfile = Path(str(self._path) + ".lock")
+        if self._path.is_dir():
+            raise LedgerUnreadable(f"{path}: is a directory, not a ledger file")
+        if not create and not self._path.exists() and not self._sidecar.exists():
+            raise LedgerUnreadable(f"no ledger at {path} (run `modelchain init`)")
+        self._cache: tuple[tuple[int, ...], _Snapshot] | None = None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _stamp(self) -> tuple[int, ...]:
+        stamp: list[int] = []
+        for p in (self._path, self._sidecar):
+            try:
+                st = p.stat()
+                stamp += [st.st_ino, st.st_size, st.st_mtime_ns]
+            except FileNotFoundError:
+                stamp += [-1, -1, -1]
+        return tuple(stamp)
+
+    def _load(self) -> _Snapshot:
+        stamp = self._stamp()
+        if self._cache is not None and self._cache[0] == stamp:
+            return self._cache[1]
+        snapshot = _Snapshot(self._read_items(), self._read_checkpoint())
+        self._cache = (stamp, snapshot)
+        return snapshot
+
+    def _read_items(self) -> list[Any]:
+        try:
+            raw = self._path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise LedgerUnreadable(f"cannot read {self.location}: {exc.strerror}") from exc
+        if not raw.strip():
+            raise LedgerUnreadable(f"{self.location}: the file is empty (expected a JSON array)")
+        try:
+            items = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except UnicodeDecodeError as exc:
+            raise LedgerUnreadable(f"{self.location}: not UTF-8 text") from exc
+        except json.JSONDecodeError as exc:
+            raise LedgerUnreadable(
+                f"{self.location}: not valid JSON: {exc.msg} "
+                f"at line {exc.lineno} column {exc.colno}"
+            ) from exc
+        except (ValueError, RecursionError) as exc:
+            raise LedgerUnreadable(f"{self.location}: not valid JSON: {exc}") from exc
+        if not isinstance(items, list):
+            kind = type(items).__name__.replace("dict", "object").replace("list", "array")
+            raise LedgerInvalid(
+                f"{self.location}: the top level must be a JSON array of blocks, not {kind}"
+            )
+        return items
+
+    def _read_checkpoint(self) -> str | None:
+        try:
+            return self._sidecar.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LedgerUnreadable(f"cannot read {self._sidecar}: {exc}") from exc
+
+    def exists(self) -> bool:
+        return self._path.exists() or self._sidecar.exists()
+
+    def size(self) -> int:
+        return len(self._load().items)
+
+    def origin(self) -> str | None:
+        return _origin_of(self._load().checkpoint)
+
+    def checkpoint(self) -> str | None:
+        return self._load().checkpoint
+
+    def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]:
+        snap = self._load()
+        data = snap.data(self.location)
+        end = len(snap.items) if stop is None else min(stop, len(snap.items))
+        for position in range(start, end):
+            yield StoredBlock(position, snap.items[position], data[position])
+
+    def node(self, level: int, index: int) -> bytes:
+        try:
+            return self._load().nodes(self.location)[(level, index)]
+        except KeyError:
+            raise LedgerUnreadable(f"{self.location}: no Merkle node ({level}, {index})") from None
+
+    def peaks(self, size: int) -> tuple[bytes, ...]:
+        from ..merkle import Frontier
+
+        return tuple(self.node(level, index) for level, index in Frontier.peak_positions(size))
+
+    def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
+        out = []
+        for position, item in enumerate(self._load().items):
+            if not isinstance(item, dict):
+                continue
+            if name is not None and item.get("name") != name:
+                continue
+            if digest is not None and item.get("model_hash") != digest:
+                continue
+            out.append(position)
+        return out
+
+    # -- writing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def writer(self) -> Iterator[Writer]:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._lockfile, "a+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                self._cache = None
+                w = _JSONWriter(self)
+                yield w
+                w.commit()
+            finally:
+                self._cache = None
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def _replace(self, path: Path, text: str) -> None:
+        """Write `text` to `path` atomically: readers see the old file or the new one."""
+        fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dirfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+
+
+class _JSONWriter(Writer):
+    def __init__(self, store: JSONFileStore) -> None:
+        self._store = store
+        self._snap = store._load()
+        self._items = list(self._snap.items)
+        self._checkpoint = self._snap.checkpoint
+        self._dirty = False
+
+    def tip(self) -> Tip:
+        size = len(self._items)
+        return Tip(
+            size=size,
+            last=self._items[-1] if self._items else None,
+            last_data=self._snap.data(self._store.location)[-1] if self._items else None,
+            peaks=self._store.peaks(size),
+            checkpoint=self._checkpoint,
+            origin=_origin_of(self._checkpoint),
+        )
+
+    def latest_version(self, name: str) -> int:
+        versions = [
+            b.get("version", 0)
+            for b in self._items
+            if isinstance(b, dict) and b.get("name") == name and isinstance(b.get("version"), int)
+        ]
+        return max(versions, default=0)
+
+    def append(
+        self,
+        block: dict[str, Any],
+        data: bytes,
+        nodes: Sequence[tuple[int, int, bytes]],
+        checkpoint: str,
+    ) -> None:
+        self._items.append(block)
+        self._checkpoint = checkpoint
+        self._dirty = True
+
+    def initialise(self, origin: str, checkpoint: str) -> None:
+        self._checkpoint = checkpoint
+        self._dirty = True
+
+    def import_blocks(
+        self,
+        blocks: Sequence[tuple[dict[str, Any], bytes]],
+        nodes: Sequence[tuple[int, int, bytes]],
+        origin: str,
+        checkpoint: str,
+    ) -> None:
+        self._items = [b for b, _ in blocks]
+        self._checkpoint = checkpoint
+        self._dirty = True
+
+    def commit(self) -> None:
+        """Ledger first, then its checkpoint: a crash in between leaves an unsigned tail
+        that `audit` reports, never a checkpoint for blocks that were not written."""
+        if not self._dirty:
+            return
+        store = self._store
+        text = json.dumps(self._items, indent=4, ensure_ascii=False) + "\n"
+        store._replace(store._path, text)
+        if self._checkpoint is not None:
+            store._replace(store._sidecar, self._checkpoint)

@@ -1,0 +1,290 @@
+"""SQLite storage, the default: WAL, one transaction per append, many processes at once.
+
+Blocks are kept as their canonical JSON text, so the Merkle leaf is computed over exactly the
+stored bytes. Writers take SQLite's write lock up front (`BEGIN IMMEDIATE`), read the tip and
+append inside that transaction, so two processes can never write the same index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import LedgerUnreadable
+from .base import Store, StoredBlock, Tip, Writer
+
+FORMAT = "modelchain-ledger"
+SCHEMA_VERSION = "1"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    idx INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    model_hash TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS blocks_by_name ON blocks (name, version);
+CREATE INDEX IF NOT EXISTS blocks_by_hash ON blocks (model_hash);
+CREATE TABLE IF NOT EXISTS nodes (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+"""
+
+
+@contextmanager
+def _db_errors(path: str) -> Iterator[None]:
+    """Turn SQLite's exceptions into one-line errors that name the file."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise LedgerUnreadable(f"{path}: not a readable modelchain SQLite ledger ({exc})") from exc
+
+
+def _peak_positions(size: int) -> list[tuple[int, int]]:
+    from ..merkle import Frontier
+
+    return Frontier.peak_positions(size)
+
+
+class SQLiteStore(Store):
+    """A ledger in one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
+        self.location = str(path)
+        self.local_path = str(Path(path).resolve())
+        p = Path(path)
+        if p.is_dir():
+            raise LedgerUnreadable(f"{path}: is a directory, not a ledger file")
+        fresh = not p.exists() or p.stat().st_size == 0
+        if fresh and not create:
+            raise LedgerUnreadable(f"no ledger at {path} (run `modelchain init`)")
+        if not fresh:
+            try:
+                with open(p, "rb") as fh:
+                    head = fh.read(len(_SQLITE_MAGIC))
+            except OSError as exc:
+                raise LedgerUnreadable(f"cannot read {path}: {exc.strerror}") from exc
+            if head != _SQLITE_MAGIC:
+                raise LedgerUnreadable(f"{path}: not an SQLite database")
+        if fresh:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        with _db_errors(self.location):
+            self._conn = sqlite3.connect(self.location, timeout=60.0, isolation_level=None)
+            self._conn.execute("PRAGMA busy_timeout = 60000")
+            if fresh:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            if fresh:
+                self._create_schema()
+            self._check_schema()
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def _create_schema(self) -> None:
+        """Idempotent, so two processes creating the same ledger at once both succeed."""
+        self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        self._conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?), ('schema', ?)",
+            (FORMAT, SCHEMA_VERSION),
+        )
+
+    def _check_schema(self) -> None:
+        try:
+            rows = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.OperationalError as exc:
+            raise LedgerUnreadable(
+                f"{self.location}: an SQLite database, but not a modelchain ledger"
+            ) from exc
+        if rows.get("format") != FORMAT:
+            raise LedgerUnreadable(
+                f"{self.location}: an SQLite database, but not a modelchain ledger"
+            )
+        if rows.get("schema") != SCHEMA_VERSION:
+            raise LedgerUnreadable(
+                f"{self.location}: ledger schema {rows.get('schema')!r} is not supported "
+                f"by this version of modelchain (expects {SCHEMA_VERSION})"
+            )
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        with _db_errors(self.location):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def exists(self) -> bool:
+        return self._meta("origin") is not None
+
+    def origin(self) -> str | None:
+        return self._meta("origin")
+
+    def checkpoint(self) -> str | None:
+        return self._meta("checkpoint")
+
+    def size(self) -> int:
+        with _db_errors(self.location):
+            (n,) = self._conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM blocks").fetchone()
+        return int(n)
+
+    def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]:
+        """Blocks in index order, numbered by position so that a gap shows as a wrong index."""
+        limit = -1 if stop is None else max(0, stop - start)
+        sql = "SELECT body FROM blocks WHERE idx >= ? ORDER BY idx LIMIT ?"
+        args = (start, limit)
+        with _db_errors(self.location):
+            cursor = self._conn.execute(sql, args)
+            position = start
+            while True:
+                rows = cursor.fetchmany(2048)
+                if not rows:
+                    break
+                for (body,) in rows:
+                    yield _stored(position, body)
+                    position += 1
+
+    def node(self, level: int, index: int) -> bytes:
+        with _db_errors(self.location):
+            row = self._conn.execute(
+                "SELECT hash FROM nodes WHERE level = ? AND idx = ?", (level, index)
+            ).fetchone()
+        if row is None:
+            raise LedgerUnreadable(f"{self.location}: Merkle node ({level}, {index}) is missing")
+        return bytes(row[0])
+
+    def peaks(self, size: int) -> tuple[bytes, ...]:
+        return _read_peaks(self._conn, self.location, size)
+
+    def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
+        clauses, args = [], []
+        if name is not None:
+            clauses.append("name = ?")
+            args.append(name)
+        if digest is not None:
+            clauses.append("model_hash = ?")
+            args.append(digest)
+        where = " AND ".join(clauses) or "1"
+        with _db_errors(self.location):
+            rows = self._conn.execute(f"SELECT idx FROM blocks WHERE {where} ORDER BY idx", args)
+            return [int(r[0]) for r in rows]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    @contextmanager
+    def writer(self) -> Iterator[Writer]:
+        with _db_errors(self.location):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SQLiteWriter(self._conn, self.location)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _stored(position: int, body: str) -> StoredBlock:
+    try:
+        raw = json.loads(body)
+    except (ValueError, RecursionError):
+        raw = body  # the ledger's validator reports it as a non-object block
+    return StoredBlock(position, raw, body.encode("utf-8"))
+
+
+def _read_peaks(conn: sqlite3.Connection, location: str, size: int) -> tuple[bytes, ...]:
+    """The peaks of a tree of `size` leaves, in one query (an append reads them every time)."""
+    positions = _peak_positions(size)
+    if not positions:
+        return ()
+    values = ", ".join("(?, ?)" for _ in positions)
+    args = [x for pos in positions for x in pos]
+    with _db_errors(location):
+        rows = conn.execute(
+            f"SELECT level, idx, hash FROM nodes WHERE (level, idx) IN (VALUES {values})", args
+        ).fetchall()
+    found = {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
+    missing = [p for p in positions if p not in found]
+    if missing:
+        raise LedgerUnreadable(f"{location}: Merkle node {missing[0]} is missing")
+    return tuple(found[p] for p in positions)
+
+
+class _SQLiteWriter(Writer):
+    def __init__(self, conn: sqlite3.Connection, location: str) -> None:
+        self._conn = conn
+        self._location = location
+
+    def tip(self) -> Tip:
+        conn = self._conn
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        row = conn.execute("SELECT idx, body FROM blocks ORDER BY idx DESC LIMIT 1").fetchone()
+        size = 0 if row is None else int(row[0]) + 1
+        last = None if row is None else _stored(size - 1, row[1])
+        return Tip(
+            size=size,
+            last=None if last is None else last.raw,
+            last_data=None if last is None else last.data,
+            peaks=_read_peaks(conn, self._location, size),
+            checkpoint=meta.get("checkpoint"),
+            origin=meta.get("origin"),
+        )
+
+    def latest_version(self, name: str) -> int:
+        row = self._conn.execute(
+            "SELECT max(version) FROM blocks WHERE name = ?", (name,)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def append(
+        self,
+        block: dict[str, Any],
+        data: bytes,
+        nodes: Sequence[tuple[int, int, bytes]],
+        checkpoint: str,
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO blocks (idx, name, version, model_hash, body) VALUES (?, ?, ?, ?, ?)",
+            (block["index"], block["name"], block["version"], block["model_hash"], data.decode()),
+        )
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
+        )
+        self._conn.execute("UPDATE meta SET value = ? WHERE key = 'checkpoint'", (checkpoint,))
+
+    def initialise(self, origin: str, checkpoint: str) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('origin', ?), ('checkpoint', ?)",
+            (origin, checkpoint),
+        )
+
+    def import_blocks(
+        self,
+        blocks: Sequence[tuple[dict[str, Any], bytes]],
+        nodes: Sequence[tuple[int, int, bytes]],
+        origin: str,
+        checkpoint: str,
+    ) -> None:
+        self.initialise(origin, checkpoint)
+        self._conn.executemany(
+            "INSERT INTO blocks (idx, name, version, model_hash, body) VALUES (?, ?, ?, ?, ?)",
+            [
+                (b["index"], b["name"], b["version"], b["model_hash"], data.decode())
+                for b, data in blocks
+            ],
+        )
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
+        )

@@ -1,0 +1,173 @@
+"""One storage suite, run against every backend: what a Ledger relies on a store to do."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from modelchain import merkle
+from modelchain.canonical import canonical_json
+from modelchain.errors import LedgerUnreadable
+from modelchain.home import Home
+from modelchain.ledger import Ledger
+from modelchain.store import open_store
+
+BACKENDS = ["sqlite", "json"]
+
+
+def _location(tmp_path: Path, backend: str) -> Path:
+    return tmp_path / "ledgers" / ("ledger.db" if backend == "sqlite" else "ledger.json")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    return Home(tmp_path / "home")
+
+
+def _hex(i: int) -> str:
+    return f"{i:064x}"
+
+
+def test_missing_ledger_is_an_error_unless_created(tmp_path: Path, backend: str) -> None:
+    loc = _location(tmp_path, backend)
+    with pytest.raises(LedgerUnreadable, match="no ledger"):
+        open_store(loc)
+    store = open_store(loc, create=True)
+    assert store.size() == 0
+    assert store.origin() is None
+    assert store.checkpoint() is None
+
+
+def test_append_read_back_and_nodes(tmp_path: Path, backend: str, home: Home) -> None:
+    loc = _location(tmp_path, backend)
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        blocks = [ledger.append(name=f"m{i % 3}", model_hash=_hex(i), size=i) for i in range(13)]
+    store = open_store(loc)
+    assert store.size() == 13
+    stored = list(store.blocks())
+    assert [s.position for s in stored] == list(range(13))
+    assert [s.raw["model_hash"] for s in stored] == [b.model_hash for b in blocks]
+    # the leaf data is the canonical encoding of the block, exactly
+    assert [s.data for s in stored] == [canonical_json(b.to_dict()) for b in blocks]
+    leaves = [merkle.leaf_hash(s.data) for s in stored]
+    tree = merkle.ListSubtrees(leaves)
+    for level in range(4):
+        for index in range(13 >> level):
+            assert store.node(level, index) == tree.node(level, index)
+    assert (
+        list(store.peaks(13)) == merkle.Frontier.empty().__class__(13, list(store.peaks(13))).peaks
+    )
+    assert merkle.Frontier(13, list(store.peaks(13))).root() == merkle.root(leaves)
+    assert list(s.position for s in store.blocks(5, 8)) == [5, 6, 7]
+    assert store.find(name="m1") == [1, 4, 7, 10]
+    assert store.find(digest=_hex(4)) == [4]
+    assert store.origin() is not None and store.checkpoint() is not None
+
+
+def test_versions_count_per_name(tmp_path: Path, backend: str, home: Home) -> None:
+    with Ledger.open(_location(tmp_path, backend), home=home, create=True) as ledger:
+        versions = [
+            ledger.append(name=n, model_hash=_hex(i)).version for i, n in enumerate("aabab")
+        ]
+    assert versions == [1, 2, 1, 3, 2]
+
+
+def test_failed_write_leaves_store_unchanged(tmp_path: Path, backend: str, home: Home) -> None:
+    loc = _location(tmp_path, backend)
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        ledger.append(name="a", model_hash=_hex(1))
+    before = loc.read_bytes()
+    store = open_store(loc)
+    with pytest.raises(RuntimeError), store.writer() as w:
+        tip = w.tip()
+        w.append(
+            {"index": tip.size, "name": "x", "version": 1, "model_hash": _hex(9)},
+            b"{}",
+            [(0, tip.size, b"\0" * 32)],
+            "not a checkpoint\n",
+        )
+        raise RuntimeError("crash in the middle of an append")
+    store.close()
+    assert open_store(loc).size() == 1
+    if backend == "json":
+        assert loc.read_bytes() == before
+    with Ledger.open(loc, home=home) as ledger:
+        assert ledger.audit().size == 1
+
+
+def _append_many(args: tuple[str, str, int, int]) -> None:
+    location, home, worker, count = args
+    with Ledger.open(location, home=Home(home)) as ledger:
+        for i in range(count):
+            ledger.append(name=f"worker{worker}", model_hash=_hex(worker * 1000 + i))
+
+
+def test_concurrent_appenders_never_fork(tmp_path: Path, backend: str, home: Home) -> None:
+    """Several processes append at once: contiguous indices, one chain, a valid audit."""
+    loc = _location(tmp_path, backend)
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        ledger.init()
+    workers, each = 4, 25 if backend == "sqlite" else 10
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        pool.map(_append_many, [(str(loc), str(home.path), w, each) for w in range(workers)])
+    with Ledger.open(loc, home=home) as ledger:
+        report = ledger.audit()
+        assert report.size == workers * each
+        blocks = list(ledger.blocks())
+    assert [b.index for b in blocks] == list(range(workers * each))
+    for w in range(workers):
+        assert [b.version for b in blocks if b.name == f"worker{w}"] == list(range(1, each + 1))
+
+
+def test_json_store_writes_the_seed_layout(tmp_path: Path, home: Home) -> None:
+    import json
+
+    loc = tmp_path / "blockchain_data.json"
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        ledger.append(name="iris_model.joblib", model_hash=_hex(7), size=10)
+    data = json.loads(loc.read_text())
+    assert isinstance(data, list) and len(data) == 1
+    assert list(data[0])[:5] == [
+        "index",
+        "timestamp",
+        "model_hash",
+        "previous_hash",
+        "current_hash",
+    ]
+    assert Path(str(loc) + ".checkpoint").read_text().startswith("modelchain.local/")
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_sqlite_uses_wal(tmp_path: Path, home: Home) -> None:
+    import sqlite3
+
+    loc = tmp_path / "l.db"
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        ledger.append(name="a", model_hash=_hex(1))
+    conn = sqlite3.connect(loc)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_home_refuses_to_live_with_the_ledger(tmp_path: Path) -> None:
+    from modelchain.errors import UsageError
+
+    with pytest.raises(UsageError, match="must not hold the ledger"):
+        Ledger.open(tmp_path / "l.db", home=Home(tmp_path), create=True)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_operator_key_is_private(tmp_path: Path, home: Home) -> None:
+    with Ledger.open(tmp_path / "x" / "l.db", home=home, create=True) as ledger:
+        ledger.init()
+    assert (home.key_path.stat().st_mode & 0o777) == 0o600
