@@ -29,7 +29,12 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
-    return Home(tmp_path / "home")
+    return Home(outside(tmp_path, "home"))
+
+
+def outside(tmp: Path, name: str) -> Path:
+    """A MODELCHAIN_HOME beside, not inside, the directory that holds the ledgers."""
+    return tmp.parent / f"{tmp.name}-{name}"
 
 
 def _hex(i: int) -> str:
@@ -162,8 +167,13 @@ def test_sqlite_uses_wal(tmp_path: Path, home: Home) -> None:
 def test_home_refuses_to_live_with_the_ledger(tmp_path: Path) -> None:
     from modelchain.errors import UsageError
 
-    with pytest.raises(UsageError, match="must not hold the ledger"):
-        Ledger.open(tmp_path / "l.db", home=Home(tmp_path), create=True)
+    for home in (tmp_path, tmp_path / ".modelchain" / "keys", tmp_path / "l.db-home"):
+        with pytest.raises(UsageError, match="must not hold the ledger"):
+            Ledger.open(tmp_path / "l.db", home=Home(home), create=True)
+        with pytest.raises(UsageError, match="must not hold the ledger"):
+            Ledger.open(home / "l.json", home=Home(home), create=True)
+    assert not (tmp_path / "l.db").exists()  # refused before anything was created
+    Ledger.open(tmp_path / "a" / "l.db", home=Home(tmp_path / "b"), create=True).close()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")

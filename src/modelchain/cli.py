@@ -330,7 +330,7 @@ def hash_(
     allow_outside: bool,
     as_json: bool,
 ) -> None:
-    """Print a model's digest: a file's SHA-256 (as sha256sum), or a directory's root digest."""
+    """Print a model's digest (a file: its SHA-256, as sha256sum prints it)."""
     from .digest import digest_path, manifest_to_json
 
     d = digest_path(
@@ -532,7 +532,7 @@ def _report_copy(report: Any, source: str, target: str, as_json: bool) -> None:
     help="Run in this (new or empty) directory instead of a temporary one, and keep it.",
 )
 def demo(directory: str | None) -> None:
-    """Tell the seed story end to end: train, register, verify, and three attacks."""
+    """Tell the seed story end to end: train, register, verify, and four attacks."""
     from .seed import run_demo
 
     ok = run_demo(directory)

@@ -67,12 +67,19 @@ class Home:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def check_separate_from(self, ledger_path: str | None) -> None:
-        """Refuse a home that is the ledger's own directory (or a ledger inside the home)."""
+        """Refuse a home in the ledger's directory, or a ledger inside the home.
+
+        The exception is a ledger kept in the user's home directory or above it (the seed
+        demo run from ~), where the default home, ~/.config/modelchain, necessarily lies.
+        """
         if ledger_path is None:
             return
         home = self.path.resolve()
         ledger = Path(ledger_path).resolve()
-        if ledger.parent == home or home in ledger.parents:
+        directory = ledger.parent
+        user = Path.home().resolve()
+        under = directory in home.parents and directory != user and directory not in user.parents
+        if home == directory or under or home in ledger.parents:
             raise UsageError(
                 f"MODELCHAIN_HOME ({self.path}) must not hold the ledger ({ledger_path}): "
                 "whoever can write the ledger could then replace the key and trust state"

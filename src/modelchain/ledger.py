@@ -48,7 +48,7 @@ from .errors import (
 )
 from .home import Home
 from .note import Checkpoint, Signer, Verifier, open_checkpoint, parse_note, sign_checkpoint
-from .store import Store, StoredBlock, Tip, open_store
+from .store import Store, StoredBlock, Tip, local_path, open_store
 
 ZERO_HASH = "0" * 64
 SEED_FIELDS = ("index", "timestamp", "model_hash", "previous_hash", "current_hash")
@@ -296,8 +296,9 @@ class Ledger:
     ) -> Ledger:
         """Open a ledger: `*.json` (the seed's format), an SQLite path, or the default
         `.modelchain/ledger.db`. With `create=True` a missing ledger is created on first append."""
-        if home is not None and not isinstance(home, Home):
+        if not isinstance(home, Home):
             home = Home(home)
+        home.check_separate_from(local_path(location))  # before a file is created
         return cls(open_store(location, create=create), home)
 
     def close(self) -> None:
@@ -612,6 +613,7 @@ class Ledger:
         trusted = self._trusted(origin or known) if (origin or known) else None
 
         frontier = merkle.Frontier.empty()
+        computed_nodes: dict[tuple[int, int], bytes] = {}
         previous = ZERO_HASH
         versions: dict[str, int] = {}
         root_at_trusted = merkle.EMPTY_ROOT if trusted is not None and trusted.size == 0 else None
@@ -637,7 +639,8 @@ class Ledger:
                 )
             versions[block.name] = block.version
             previous = block.current_hash
-            frontier.append(merkle.leaf_hash(stored.data))
+            for level, index, digest in frontier.append(merkle.leaf_hash(stored.data)):
+                computed_nodes[(level, index)] = digest
             if trusted is not None and frontier.size == trusted.size:
                 root_at_trusted = frontier.root()
             if on_block is not None:
@@ -670,8 +673,7 @@ class Ledger:
                 f"{self.location}: the blocks no longer match the signed checkpoint "
                 f"(Merkle root differs{culprit}): the ledger was changed after it was signed"
             )
-        if tuple(store.peaks(size)) != tuple(frontier.peaks):
-            raise LedgerInvalid(f"{self.location}: the stored Merkle nodes do not match the blocks")
+        self._check_nodes(computed_nodes)
         previously = self._check_trusted(
             checkpoint, lambda _size, old_root: root_at_trusted == old_root
         )
@@ -687,6 +689,21 @@ class Ledger:
             checkpoint=note,
             previously_trusted=previously,
         )
+
+    def _check_nodes(self, computed: dict[tuple[int, int], bytes]) -> None:
+        """Proofs are served from the stored nodes, so audit vouches for every one of them."""
+        seen = 0
+        for level, index, digest in self.store.all_nodes():
+            if computed.get((level, index)) != digest:
+                raise LedgerInvalid(
+                    f"{self.location}: stored Merkle node ({level}, {index}) does not match "
+                    "the blocks (proofs served from it would fail)"
+                )
+            seen += 1
+        if seen != len(computed):
+            raise LedgerInvalid(
+                f"{self.location}: {len(computed) - seen} stored Merkle nodes are missing"
+            )
 
     def _first_unsigned_leaf(self, size: int) -> str:
         """Best effort: name the first block whose leaf differs from the stored tree."""

@@ -66,7 +66,13 @@ def check(directory: str | os.PathLike[str] = ".", out: TextIO | None = None) ->
     Prints the seed's lines. Returns True when the model is verified (or was just registered)
     and the blockchain is valid.
     """
-    from .errors import InputError, ModelchainError, ModelMismatch, NotRegistered
+    from .errors import (
+        InputError,
+        LedgerUnreadable,
+        ModelchainError,
+        ModelMismatch,
+        NotRegistered,
+    )
     from .ledger import Ledger
 
     out = out or sys.stdout
@@ -95,6 +101,9 @@ def check(directory: str | os.PathLike[str] = ".", out: TextIO | None = None) ->
                 say(VERIFIED)
         except (ModelMismatch, NotRegistered):
             say(TAMPERED)
+        except LedgerUnreadable as exc:  # blockchain_data.json is not even valid JSON
+            valid, reason = False, str(exc)
+            say(UNVERIFIED)
         except InputError:
             raise
         except ModelchainError as exc:

@@ -14,6 +14,7 @@ __all__ = [
     "StoredBlock",
     "Tip",
     "Writer",
+    "local_path",
     "open_store",
     "resolve_location",
 ]
@@ -26,6 +27,12 @@ def resolve_location(location: str | os.PathLike[str] | None) -> str:
     if location is None or str(location) == "":
         location = os.environ.get("MODELCHAIN_LEDGER") or DEFAULT_LEDGER
     return str(location)
+
+
+def local_path(location: str | os.PathLike[str] | None) -> str | None:
+    """The absolute path of a file-based ledger, None for a server or database URL."""
+    loc = resolve_location(location)
+    return None if "://" in loc else str(Path(loc).resolve())
 
 
 def open_store(location: str | os.PathLike[str] | None, *, create: bool = False) -> Store:

@@ -16,6 +16,21 @@ from dataclasses import dataclass
 from typing import Any
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice."""
+
+
+def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads` hook: a key given twice is an error, not "the last one wins" (a reader
+    that kept the first would see another block than the one that was hashed)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
 @dataclass(frozen=True)
 class StoredBlock:
     """A block as read back: its position, the parsed object, and its leaf data.
@@ -107,6 +122,10 @@ class Store(ABC):
     @abstractmethod
     def peaks(self, size: int) -> tuple[bytes, ...]:
         """The stored roots of the complete subtrees that make up a tree of `size` leaves."""
+
+    @abstractmethod
+    def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored (level, index, hash), in any order (audit checks them all)."""
 
     @abstractmethod
     def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:

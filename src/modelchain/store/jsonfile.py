@@ -20,7 +20,7 @@ from typing import Any
 
 from ..canonical import canonical_json
 from ..errors import InputError, LedgerInvalid, LedgerUnreadable
-from .base import Store, StoredBlock, Tip, Writer
+from .base import DuplicateKey, Store, StoredBlock, Tip, Writer, unique_object
 
 
 def _reject_constant(name: str) -> Any:
@@ -112,9 +112,15 @@ class JSONFileStore(Store):
         if not raw.strip():
             raise LedgerUnreadable(f"{self.location}: the file is empty (expected a JSON array)")
         try:
-            items = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            items = json.loads(
+                raw.decode("utf-8"),
+                parse_constant=_reject_constant,
+                object_pairs_hook=unique_object,
+            )
         except UnicodeDecodeError as exc:
             raise LedgerUnreadable(f"{self.location}: not UTF-8 text") from exc
+        except DuplicateKey as exc:
+            raise LedgerInvalid(f"{self.location}: {exc} in a block") from exc
         except json.JSONDecodeError as exc:
             raise LedgerUnreadable(
                 f"{self.location}: not valid JSON: {exc.msg} "
@@ -166,6 +172,10 @@ class JSONFileStore(Store):
         from ..merkle import Frontier
 
         return tuple(self.node(level, index) for level, index in Frontier.peak_positions(size))
+
+    def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        for (level, index), digest in self._load().nodes(self.location).items():
+            yield level, index, digest
 
     def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
         out = []

@@ -16,20 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LedgerUnreadable
-from .base import Store, StoredBlock, Tip, Writer
+from .base import Store, StoredBlock, Tip, Writer, unique_object
 
 FORMAT = "modelchain-ledger"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (
     idx INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    model_hash TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    -- lookup columns derived by SQLite from the signed body, so they cannot disagree with it
+    name TEXT GENERATED ALWAYS AS (json_extract(body, '$.name')) VIRTUAL,
+    version INTEGER GENERATED ALWAYS AS (json_extract(body, '$.version')) VIRTUAL,
+    model_hash TEXT GENERATED ALWAYS AS (json_extract(body, '$.model_hash')) VIRTUAL
 );
 CREATE INDEX IF NOT EXISTS blocks_by_name ON blocks (name, version);
 CREATE INDEX IF NOT EXISTS blocks_by_hash ON blocks (model_hash);
@@ -165,6 +166,11 @@ class SQLiteStore(Store):
     def peaks(self, size: int) -> tuple[bytes, ...]:
         return _read_peaks(self._conn, self.location, size)
 
+    def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        with _db_errors(self.location):
+            for level, idx, digest in self._conn.execute("SELECT level, idx, hash FROM nodes"):
+                yield int(level), int(idx), bytes(digest)
+
     def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
         clauses, args = [], []
         if name is not None:
@@ -198,7 +204,7 @@ class SQLiteStore(Store):
 
 def _stored(position: int, body: str) -> StoredBlock:
     try:
-        raw = json.loads(body)
+        raw = json.loads(body, object_pairs_hook=unique_object)
     except (ValueError, RecursionError):
         raw = body  # the ledger's validator reports it as a non-object block
     return StoredBlock(position, raw, body.encode("utf-8"))
@@ -256,8 +262,7 @@ class _SQLiteWriter(Writer):
         checkpoint: str,
     ) -> None:
         self._conn.execute(
-            "INSERT INTO blocks (idx, name, version, model_hash, body) VALUES (?, ?, ?, ?, ?)",
-            (block["index"], block["name"], block["version"], block["model_hash"], data.decode()),
+            "INSERT INTO blocks (idx, body) VALUES (?, ?)", (block["index"], data.decode())
         )
         self._conn.executemany(
             "INSERT OR REPLACE INTO nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
@@ -279,11 +284,8 @@ class _SQLiteWriter(Writer):
     ) -> None:
         self.initialise(origin, checkpoint)
         self._conn.executemany(
-            "INSERT INTO blocks (idx, name, version, model_hash, body) VALUES (?, ?, ?, ?, ?)",
-            [
-                (b["index"], b["name"], b["version"], b["model_hash"], data.decode())
-                for b, data in blocks
-            ],
+            "INSERT INTO blocks (idx, body) VALUES (?, ?)",
+            [(b["index"], data.decode()) for b, data in blocks],
         )
         self._conn.executemany(
             "INSERT OR REPLACE INTO nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
