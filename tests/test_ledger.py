@@ -315,3 +315,19 @@ def test_proofs_from_the_store_verify(tmp_path: Path, home: Home, suffix) -> Non
         for old in range(n + 1):
             proof = ledger.consistency_proof(old)
             merkle.verify_consistency(old, n, merkle.root(leaves[:old]), root, proof)
+
+
+@pytest.mark.parametrize("target", ["copy.db", "copy.json"])
+def test_failed_copy_creates_nothing(tmp_path: Path, home: Home, target: str) -> None:
+    from modelchain.ledger import copy_ledger
+
+    loc = tmp_path / "l.db"
+    _build(loc, home, 3).close()
+    conn = sqlite3.connect(loc)
+    conn.execute("UPDATE blocks SET body = replace(body, '\"size\":1', '\"size\":9')")
+    conn.commit()
+    conn.close()
+    with Ledger.open(loc, home=home) as ledger, pytest.raises(LedgerInvalid):
+        copy_ledger(ledger, tmp_path / "out" / target)
+    assert not (tmp_path / "out" / target).exists()
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True

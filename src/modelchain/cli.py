@@ -496,11 +496,11 @@ def prove_consistency(old_size: int, new_size: int | None, as_json: bool) -> Non
 @json_option
 def export_(destination: str, keys: Sequence[str], as_json: bool) -> None:
     """Copy the audited ledger to DESTINATION (*.json: the seed format; else SQLite)."""
-    from .ledger import Ledger, copy_ledger
+    from .ledger import copy_ledger
 
-    with _open_ledger() as source, Ledger.open(destination, create=True) as target:
-        report = copy_ledger(source, target, keys=_verifiers(keys))
-        _report_copy(report, source.location, target.location, as_json)
+    with _open_ledger() as source:
+        report = copy_ledger(source, destination, keys=_verifiers(keys))
+        _report_copy(report, source.location, destination, as_json)
 
 
 @cli.command("import")
@@ -511,10 +511,12 @@ def export_(destination: str, keys: Sequence[str], as_json: bool) -> None:
 def import_(source: str, keys: Sequence[str], as_json: bool) -> None:
     """Copy the audited ledger at SOURCE into this (empty) ledger."""
     from .ledger import Ledger, copy_ledger
+    from .store import resolve_location
 
-    with Ledger.open(source) as src, _open_ledger(create=True) as target:
+    target = resolve_location(click.get_current_context().ensure_object(_State).ledger)
+    with Ledger.open(source) as src:
         report = copy_ledger(src, target, keys=_verifiers(keys))
-        _report_copy(report, src.location, target.location, as_json)
+        _report_copy(report, src.location, target, as_json)
 
 
 def _report_copy(report: Any, source: str, target: str, as_json: bool) -> None:

@@ -823,11 +823,14 @@ class Ledger:
             raise UsageError(f"tree size {size} is beyond the ledger's {have} blocks")
 
 
-def copy_ledger(source: Ledger, target: Ledger, *, keys: Sequence[Verifier] = ()) -> AuditReport:
-    """Copy an audited ledger, block for block, into an empty one (`export` / `import`).
+def copy_ledger(
+    source: Ledger, destination: str | os.PathLike[str], *, keys: Sequence[Verifier] = ()
+) -> AuditReport:
+    """Copy an audited ledger, block for block, to a new location (`export` / `import`).
 
     Blocks, origin and signed checkpoint are copied verbatim, so the copy has the same Merkle
-    root and the same signature: the copy is the same log, only stored differently.
+    root and the same signature: the copy is the same log, only stored differently. Nothing
+    is created at `destination` unless the source audits and the copy succeeds.
     """
     copied: list[tuple[dict[str, Any], bytes]] = []
 
@@ -844,6 +847,26 @@ def copy_ledger(source: Ledger, target: Ledger, *, keys: Sequence[Verifier] = ()
         nodes.extend(frontier.append(merkle.leaf_hash(data)))
     if frontier.root() != report.root_hash:  # the source changed under us
         raise LedgerInvalid(f"{source.location}: changed while it was being copied; try again")
+    target_path = local_path(destination)
+    existed = target_path is None or Path(target_path).exists()
+    try:
+        with Ledger.open(destination, home=source.home, create=True) as target:
+            _fill(target, copied, nodes, report, keys)
+    except BaseException:
+        if not existed and target_path is not None:
+            for suffix in ("", "-wal", "-shm", ".checkpoint", ".lock"):
+                Path(target_path + suffix).unlink(missing_ok=True)
+        raise
+    return report
+
+
+def _fill(
+    target: Ledger,
+    copied: list[tuple[dict[str, Any], bytes]],
+    nodes: list[tuple[int, int, bytes]],
+    report: AuditReport,
+    keys: Sequence[Verifier],
+) -> None:
     with target.store.writer() as w:
         tip = w.tip()
         if tip.origin is not None or tip.size:
@@ -860,7 +883,6 @@ def copy_ledger(source: Ledger, target: Ledger, *, keys: Sequence[Verifier] = ()
         w.import_blocks(copied, nodes, report.origin, report.checkpoint)
     target.home.remember_location(target._trust_key(), report.origin)
     target.audit(keys=keys)
-    return report
 
 
 def default_name(path: str | os.PathLike[str]) -> str:
