@@ -362,7 +362,7 @@ class Ledger:
     def _initialise(self, w: Any, tip: Tip, origin: str | None) -> Tip:
         if tip.size or tip.checkpoint:
             raise LedgerInvalid(
-                f"{self.location}: holds {tip.size} blocks but no signed checkpoint; "
+                f"{self.location}: holds {_blocks(tip.size)} but no signed checkpoint; "
                 "refusing to sign blocks nobody vouched for"
             )
         known = self.home.known_origin(self._trust_key())
@@ -466,8 +466,8 @@ class Ledger:
         frontier = merkle.Frontier(tip.size, list(tip.peaks))
         if checkpoint.size != tip.size:
             raise LedgerInvalid(
-                f"{self.location}: holds {tip.size} blocks but its signed checkpoint covers "
-                f"{checkpoint.size}; run `modelchain audit`"
+                f"{self.location}: holds {_blocks(tip.size)} but its signed checkpoint covers "
+                f"{_blocks(checkpoint.size)}; run `modelchain audit`"
             )
         if frontier.root() != checkpoint.root_hash:
             raise LedgerInvalid(
@@ -552,19 +552,19 @@ class Ledger:
             return None
         if checkpoint.size < trusted.size:
             raise RollbackError(
-                f"{self.location}: rolled back: its signed checkpoint covers {checkpoint.size} "
-                f"blocks, but a checkpoint covering {trusted.size} was accepted before"
+                f"{self.location}: rolled back: its signed checkpoint covers "
+                f"{_blocks(checkpoint.size)}, but one covering {trusted.size} was accepted before"
             )
         if checkpoint.size == trusted.size:
             if checkpoint.root_hash != trusted.root_hash:
                 raise ForkError(
-                    f"{self.location}: forked: the checkpoint for {checkpoint.size} blocks has "
+                    f"{self.location}: forked: the checkpoint for {_blocks(checkpoint.size)} has "
                     "a different root hash than the one accepted before"
                 )
             return trusted.size
         if not extends(trusted.size, trusted.root_hash):
             raise ForkError(
-                f"{self.location}: forked: its first {trusted.size} blocks are not the ones "
+                f"{self.location}: forked: its first {_blocks(trusted.size)} are not the ones "
                 "accepted before (consistency check failed)"
             )
         return trusted.size
@@ -586,7 +586,7 @@ class Ledger:
     def block(self, index: int) -> Block:
         for b in self.blocks(index, index + 1):
             return b
-        raise UsageError(f"no block {index}: the ledger has {len(self)} blocks")
+        raise UsageError(f"no block {index}: the ledger has {_blocks(len(self))}")
 
     def audit(
         self,
@@ -653,14 +653,14 @@ class Ledger:
             if trusted is not None:
                 raise RollbackError(
                     f"{self.location}: the signed checkpoint is missing, but one covering "
-                    f"{trusted.size} blocks was accepted before"
+                    f"{_blocks(trusted.size)} was accepted before"
                 )
             raise LedgerInvalid(f"{self.location}: has no signed checkpoint")
         checkpoint = self._open_checkpoint(note, origin, keys)
         if checkpoint.size > size:
             raise LedgerInvalid(
-                f"{self.location}: holds {size} blocks but its signed checkpoint covers "
-                f"{checkpoint.size}: blocks were deleted"
+                f"{self.location}: holds {_blocks(size)} but its signed checkpoint covers "
+                f"{_blocks(checkpoint.size)}: blocks were deleted"
             )
         if checkpoint.size < size:
             raise LedgerInvalid(
@@ -796,7 +796,7 @@ class Ledger:
         """RFC 9162 inclusion proof of block `index` in the tree of `size` (default: signed)."""
         size = self.signed_size() if size is None else size
         if not 0 <= index < size:
-            raise UsageError(f"block {index} is not in a tree of {size} blocks")
+            raise UsageError(f"block {index} is not in a tree of {_blocks(size)}")
         self._check_size(size)
         return merkle.inclusion_proof(index, _StoreSubtrees(self.store, size))
 
@@ -820,7 +820,7 @@ class Ledger:
     def _check_size(self, size: int) -> None:
         have = len(self)
         if size > have:
-            raise UsageError(f"tree size {size} is beyond the ledger's {have} blocks")
+            raise UsageError(f"tree size {size} is beyond the ledger's {_blocks(have)}")
 
 
 def copy_ledger(
@@ -883,6 +883,10 @@ def _fill(
         w.import_blocks(copied, nodes, report.origin, report.checkpoint)
     target.home.remember_location(target._trust_key(), report.origin)
     target.audit(keys=keys)
+
+
+def _blocks(n: int) -> str:
+    return "1 block" if n == 1 else f"{n} blocks"
 
 
 def default_name(path: str | os.PathLike[str]) -> str:
