@@ -12,11 +12,13 @@ back to an older signed state, or forked, is caught too.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
 import secrets
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +51,7 @@ from .errors import (
 from .home import Home
 from .note import Checkpoint, Signer, Verifier, open_checkpoint, parse_note, sign_checkpoint
 from .store import Store, StoredBlock, Tip, local_path, open_store
+from .store.base import unique_object
 
 ZERO_HASH = "0" * 64
 SEED_FIELDS = ("index", "timestamp", "model_hash", "previous_hash", "current_hash")
@@ -285,6 +288,12 @@ class Ledger:
         self._signer: Signer | None = None
         #: the newest checkpoint note this object signed or verified, to skip re-verifying it
         self._known_note: str | None = None
+        self._known_checkpoint: Checkpoint | None = None
+        self._tip_hash: str | None = None
+        #: the newest checkpoint we signed but have not yet written to the trust state
+        self._pending: list[tuple[str, int, str]] = []
+        self._last_flush = 0.0
+        self._finalizer = weakref.finalize(self, _flush_pending, self.home, self._pending)
 
     @classmethod
     def open(
@@ -302,7 +311,26 @@ class Ledger:
         return cls(open_store(location, create=create), home)
 
     def close(self) -> None:
+        self.flush_trust()
         self.store.close()
+
+    def _remember(self, note: str, checkpoint: Checkpoint, tip_hash: str | None) -> None:
+        """The newest checkpoint this object signed or verified (so it is not checked again),
+        with the current_hash of the block it ends on."""
+        self._known_note, self._known_checkpoint = note, checkpoint
+        self._tip_hash = tip_hash
+
+    def _accept_own(self, origin: str, size: int, note: str) -> None:
+        """What we sign, we trust -- so a later rollback below it is caught. Written at most
+        once a second in a loop of appends (and on close), not once per append."""
+        self._pending[:] = [(origin, size, note)]
+        if time.monotonic() - self._last_flush >= 1.0:
+            self.flush_trust()
+
+    def flush_trust(self) -> None:
+        """Write the newest checkpoint this object signed to the trust state."""
+        _flush_pending(self.home, self._pending)
+        self._last_flush = time.monotonic()
 
     def __enter__(self) -> Ledger:
         return self
@@ -373,11 +401,12 @@ class Ledger:
             )
         origin = origin or f"modelchain.local/{secrets.token_hex(8)}"
         signer = self._operator(origin, create=True)
-        note = sign_checkpoint(Checkpoint(origin, 0, merkle.EMPTY_ROOT), signer)
+        empty = Checkpoint(origin, 0, merkle.EMPTY_ROOT)
+        note = sign_checkpoint(empty, signer)
         w.initialise(origin, note)
-        self._known_note = note
+        self._remember(note, empty, ZERO_HASH)
         self.home.remember_location(self._trust_key(), origin)
-        return Tip(0, None, None, (), note, origin)
+        return Tip(0, None, (), note, origin)
 
     def register(
         self,
@@ -426,11 +455,7 @@ class Ledger:
             tip = w.tip()
             if tip.origin is None:
                 tip = self._initialise(w, tip, None)
-            frontier, checkpoint = self._check_tip(tip)
-            if tip.last is None:
-                previous = ZERO_HASH
-            else:
-                previous = Block.from_raw(tip.last, tip.size - 1).current_hash
+            frontier, checkpoint, previous = self._check_tip(tip)
             timestamp = time.time()
             block = Block(
                 index=tip.size,
@@ -449,16 +474,19 @@ class Ledger:
             data = canonical_json(raw)
             nodes = frontier.append(merkle.leaf_hash(data))
             signer = self._operator(checkpoint.origin, create=True)
-            note = sign_checkpoint(
-                Checkpoint(checkpoint.origin, frontier.size, frontier.root()), signer
-            )
+            signed = Checkpoint(checkpoint.origin, frontier.size, frontier.root())
+            note = sign_checkpoint(signed, signer)
             w.append(raw, data, nodes, note)
-        self._known_note = note
-        self.home.accept_checkpoint(checkpoint.origin, frontier.size, note)
+        self._remember(note, signed, block.current_hash)
+        self._accept_own(checkpoint.origin, frontier.size, note)
         return block
 
-    def _check_tip(self, tip: Tip) -> tuple[merkle.Frontier, Checkpoint]:
-        """Before signing anything new, make sure the tree we extend is the one we signed."""
+    def _check_tip(self, tip: Tip) -> tuple[merkle.Frontier, Checkpoint, str]:
+        """Before signing anything new, make sure the tree we extend is the one we signed.
+
+        Returns the tree's right edge, its checkpoint, and the newest block's current_hash
+        (remembered from our own last append when nothing changed since, so a block edited
+        in between cannot slip into the chain)."""
         assert tip.origin is not None
         if tip.checkpoint is None:
             raise LedgerInvalid(f"{self.location}: the signed checkpoint is missing")
@@ -474,15 +502,19 @@ class Ledger:
                 f"{self.location}: the stored Merkle tree does not match the signed checkpoint; "
                 "run `modelchain audit`"
             )
-        if tip.last_data is not None and not self._is_signed_leaf(tip, frontier):
-            raise LedgerInvalid(
-                f"{self.location}: block {tip.size - 1} is not the block that was signed; "
-                "run `modelchain audit`"
-            )
-        if tip.checkpoint != self._known_note:
-            self._check_trusted(checkpoint, self._prove_extends(checkpoint))
-        self._known_note = tip.checkpoint
-        return frontier, checkpoint
+        if tip.checkpoint == self._known_note and self._tip_hash is not None:
+            return frontier, checkpoint, self._tip_hash
+        previous = ZERO_HASH
+        if tip.last_data is not None:
+            if not self._is_signed_leaf(tip, frontier):
+                raise LedgerInvalid(
+                    f"{self.location}: block {tip.size - 1} is not the block that was signed; "
+                    "run `modelchain audit`"
+                )
+            previous = _parse_block(tip.last_data, tip.size - 1).current_hash
+        self._check_trusted(checkpoint, self._prove_extends(checkpoint))
+        self._remember(tip.checkpoint, checkpoint, previous)
+        return frontier, checkpoint, previous
 
     def _is_signed_leaf(self, tip: Tip, frontier: merkle.Frontier) -> bool:
         """Is the newest block the one under the signed root? It lies in the smallest peak,
@@ -517,6 +549,9 @@ class Ledger:
     def _open_checkpoint(
         self, note: str, origin: str | None, keys: Sequence[Verifier]
     ) -> Checkpoint:
+        known = self._known_checkpoint
+        if note == self._known_note and known is not None and origin in (None, known.origin):
+            return known
         try:
             claimed = Checkpoint.parse(parse_note(note).text)
         except NoteFormatError as exc:
@@ -526,8 +561,6 @@ class Ledger:
                 f"{self.location}: the checkpoint is for log {claimed.origin!r}, "
                 f"but the ledger is log {origin!r}"
             )
-        if note == self._known_note:
-            return claimed
         verifier = self.verifier_for(claimed.origin, keys)
         try:
             return open_checkpoint(note, verifier)
@@ -680,7 +713,7 @@ class Ledger:
         if update_trust:
             self.home.accept_checkpoint(checkpoint.origin, checkpoint.size, note)
             self.home.remember_location(self._trust_key(), checkpoint.origin)
-        self._known_note = note
+        self._remember(note, checkpoint, previous)
         return AuditReport(
             location=self.location,
             origin=checkpoint.origin,
@@ -883,6 +916,21 @@ def _fill(
         w.import_blocks(copied, nodes, report.origin, report.checkpoint)
     target.home.remember_location(target._trust_key(), report.origin)
     target.audit(keys=keys)
+
+
+def _parse_block(data: bytes, position: int) -> Block:
+    """A block from its stored canonical JSON."""
+    try:
+        raw = json.loads(data, object_pairs_hook=unique_object)
+    except (ValueError, RecursionError) as exc:
+        raise LedgerInvalid(f"block {position}: not a JSON object ({exc})") from exc
+    return Block.from_raw(raw, position)
+
+
+def _flush_pending(home: Home, pending: list[tuple[str, int, str]]) -> None:
+    if pending:
+        origin, size, note = pending.pop()
+        home.accept_checkpoint(origin, size, note)
 
 
 def _blocks(n: int) -> str:

@@ -50,7 +50,6 @@ class Tip:
     """What a writer needs to append: the tree's size and right edge, and the newest state."""
 
     size: int
-    last: Any | None
     last_data: bytes | None
     peaks: tuple[bytes, ...]
     checkpoint: str | None

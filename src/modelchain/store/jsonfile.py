@@ -236,7 +236,6 @@ class _JSONWriter(Writer):
         size = len(self._items)
         return Tip(
             size=size,
-            last=self._items[-1] if self._items else None,
             last_data=self._snap.data(self._store.location)[-1] if self._items else None,
             peaks=self._store.peaks(size),
             checkpoint=self._checkpoint,

@@ -215,12 +215,12 @@ def _read_peaks(conn: sqlite3.Connection, location: str, size: int) -> tuple[byt
     positions = _peak_positions(size)
     if not positions:
         return ()
-    values = ", ".join("(?, ?)" for _ in positions)
+    # UNION ALL of point lookups: SQLite plans `(level, idx) IN (VALUES ...)` as a full scan
+    one = "SELECT level, idx, hash FROM nodes WHERE level = ? AND idx = ?"
+    sql = " UNION ALL ".join(one for _ in positions)
     args = [x for pos in positions for x in pos]
     with _db_errors(location):
-        rows = conn.execute(
-            f"SELECT level, idx, hash FROM nodes WHERE (level, idx) IN (VALUES {values})", args
-        ).fetchall()
+        rows = conn.execute(sql, args).fetchall()
     found = {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
     missing = [p for p in positions if p not in found]
     if missing:
@@ -238,11 +238,10 @@ class _SQLiteWriter(Writer):
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         row = conn.execute("SELECT idx, body FROM blocks ORDER BY idx DESC LIMIT 1").fetchone()
         size = 0 if row is None else int(row[0]) + 1
-        last = None if row is None else _stored(size - 1, row[1])
+        last = None if row is None else str(row[1]).encode("utf-8")
         return Tip(
             size=size,
-            last=None if last is None else last.raw,
-            last_data=None if last is None else last.data,
+            last_data=last,
             peaks=_read_peaks(conn, self._location, size),
             checkpoint=meta.get("checkpoint"),
             origin=meta.get("origin"),
