@@ -197,12 +197,13 @@ class JSONFileStore(Store):
         with open(self._lockfile, "a+b") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
-                self._cache = None
-                w = _JSONWriter(self)
+                w = _JSONWriter(self)  # reads the files again unless they are unchanged
                 yield w
                 w.commit()
-            finally:
+            except BaseException:
                 self._cache = None
+                raise
+            finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
     def _replace(self, path: Path, text: str) -> None:
@@ -231,6 +232,8 @@ class _JSONWriter(Writer):
         self._items = list(self._snap.items)
         self._checkpoint = self._snap.checkpoint
         self._dirty = False
+        #: what append() added, to carry the parsed snapshot over to the next writer
+        self._added: list[tuple[bytes, Sequence[tuple[int, int, bytes]]]] | None = []
 
     def tip(self) -> Tip:
         size = len(self._items)
@@ -260,6 +263,8 @@ class _JSONWriter(Writer):
         self._items.append(block)
         self._checkpoint = checkpoint
         self._dirty = True
+        if self._added is not None:
+            self._added.append((data, nodes))
 
     def initialise(self, origin: str, checkpoint: str) -> None:
         self._checkpoint = checkpoint
@@ -275,6 +280,7 @@ class _JSONWriter(Writer):
         self._items = [b for b, _ in blocks]
         self._checkpoint = checkpoint
         self._dirty = True
+        self._added = None
 
     def commit(self) -> None:
         """Ledger first, then its checkpoint: a crash in between leaves an unsigned tail
@@ -286,3 +292,13 @@ class _JSONWriter(Writer):
         store._replace(store._path, text)
         if self._checkpoint is not None:
             store._replace(store._sidecar, self._checkpoint)
+        store._cache = None
+        old = self._snap
+        if self._added is not None and old._data is not None and old._nodes is not None:
+            # keep the canonical encodings and nodes, so the next append is not O(n) in them
+            data = [*old._data, *(d for d, _ in self._added)]
+            nodes = dict(old._nodes)
+            for _, added in self._added:
+                nodes.update(((level, index), h) for level, index, h in added)
+            snap = _Snapshot(self._items, self._checkpoint, data, nodes)
+            store._cache = (store._stamp(), snap)
