@@ -421,10 +421,21 @@ def prove() -> None:
     """Print RFC 9162 Merkle proofs for the ledger's signed tree."""
 
 
-def _b64(hashes: Sequence[bytes]) -> list[str]:
+def _print_proof(fields: dict[str, int | bytes], proof: Sequence[bytes], as_json: bool) -> None:
+    """A proof as JSON, or as `key value` lines (hashes in base64, as in checkpoints)."""
     import base64
 
-    return [base64.b64encode(h).decode() for h in hashes]
+    def show(value: int | bytes) -> int | str:
+        return base64.b64encode(value).decode() if isinstance(value, bytes) else value
+
+    out = {key: show(value) for key, value in fields.items()}
+    out["proof"] = [base64.b64encode(h).decode() for h in proof]
+    if as_json:
+        _emit(out)
+        return
+    for key, value in out.items():
+        for item in value if isinstance(value, list) else [value]:
+            click.echo(f"{key} {item}")
 
 
 @prove.command("inclusion")
@@ -439,24 +450,14 @@ def prove_inclusion(index: int, size: int | None, as_json: bool) -> None:
     with _open_ledger() as ledger:
         size = size or ledger.signed_size()
         proof = ledger.inclusion_proof(index, size)
-        block = ledger.block(index)
-        leaf = merkle.leaf_hash(block.leaf_data())
+        leaf = ledger.leaf_hash(index)
         root = ledger.root_hash(size)
         merkle.verify_inclusion(index, size, leaf, proof, root)
-        out = {
-            "index": index,
-            "tree_size": size,
-            "leaf_hash": _b64([leaf])[0],
-            "root_hash": _b64([root])[0],
-            "proof": _b64(proof),
-        }
-        if as_json:
-            _emit(out)
-            return
-        click.echo(f"index {index}\ntree_size {size}\nleaf_hash {out['leaf_hash']}")
-        click.echo(f"root_hash {out['root_hash']}")
-        for h in out["proof"]:
-            click.echo(f"proof {h}")
+        _print_proof(
+            {"index": index, "tree_size": size, "leaf_hash": leaf, "root_hash": root},
+            proof,
+            as_json,
+        )
 
 
 @prove.command("consistency")
@@ -473,20 +474,16 @@ def prove_consistency(old_size: int, new_size: int | None, as_json: bool) -> Non
         proof = ledger.consistency_proof(old_size, new_size)
         old_root, new_root = ledger.root_hash(old_size), ledger.root_hash(new_size)
         merkle.verify_consistency(old_size, new_size, old_root, new_root, proof)
-        out = {
-            "old_size": old_size,
-            "new_size": new_size,
-            "old_root": _b64([old_root])[0],
-            "new_root": _b64([new_root])[0],
-            "proof": _b64(proof),
-        }
-        if as_json:
-            _emit(out)
-            return
-        click.echo(f"old_size {old_size}\nnew_size {new_size}")
-        click.echo(f"old_root {out['old_root']}\nnew_root {out['new_root']}")
-        for h in out["proof"]:
-            click.echo(f"proof {h}")
+        _print_proof(
+            {
+                "old_size": old_size,
+                "new_size": new_size,
+                "old_root": old_root,
+                "new_root": new_root,
+            },
+            proof,
+            as_json,
+        )
 
 
 @cli.command("export")

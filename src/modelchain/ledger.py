@@ -822,8 +822,18 @@ class Ledger:
 
     # -- proofs -----------------------------------------------------------------------------
 
+    def leaf_hash(self, index: int) -> bytes:
+        """The Merkle leaf hash of block `index`, over its stored canonical encoding."""
+        for stored in self.store.blocks(index, index + 1):
+            return merkle.leaf_hash(stored.data)
+        raise UsageError(f"no block {index}: the ledger has {_blocks(len(self))}")
+
+    def signed_checkpoint(self, keys: Sequence[Verifier] = ()) -> Checkpoint:
+        """The newest checkpoint, its signature verified (not a full audit)."""
+        return self._open_checkpoint(self.checkpoint(), self.store.origin(), keys)
+
     def signed_size(self) -> int:
-        return self._open_checkpoint(self.checkpoint(), self.store.origin(), ()).size
+        return self.signed_checkpoint().size
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """RFC 9162 inclusion proof of block `index` in the tree of `size` (default: signed)."""
@@ -842,7 +852,11 @@ class Ledger:
         return merkle.consistency_proof(old_size, _StoreSubtrees(self.store, new_size))
 
     def root_hash(self, size: int | None = None) -> bytes:
-        size = self.signed_size() if size is None else size
+        """The signed root for the signed size; for an older size, the root of that prefix
+        as the stored nodes give it (which a consistency proof then ties to the signed one)."""
+        signed = self.signed_checkpoint()
+        if size is None or size == signed.size:
+            return signed.root_hash
         self._check_size(size)
         return (
             merkle.subtree_hash(_StoreSubtrees(self.store, size), 0, size)

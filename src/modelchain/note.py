@@ -150,6 +150,28 @@ def key_id(name: str, type_and_public_key: bytes) -> bytes:
 # --- keys ------------------------------------------------------------------------------------
 
 
+def _split_key_string(text: str, error: type[ModelchainError], what: str) -> tuple[str, str, bytes]:
+    """Split `name+hexkeyid+base64(type||key)`, the layout verifier and private key strings
+    share; return the name, the hex key ID and the decoded Ed25519 type-and-key bytes."""
+    parts = text.split("+", 2)
+    if len(parts) != 3:
+        raise error(f"malformed {what}: want name+keyid+key")
+    name, hex_id, b64 = parts
+    problem = _key_name_problem(name)
+    if problem is not None:
+        raise error(f"malformed {what}: {problem}")
+    if not _HEX8.fullmatch(hex_id):
+        raise error(f"malformed {what}: key ID is not 8 hex digits")
+    raw = _b64decode(b64)
+    if not raw:
+        raise error(f"malformed {what}: key is not valid base64")
+    if raw[0] != ED25519:
+        raise error(f"unsupported {what} type {raw[0]:#04x} (want 0x01)")
+    if len(raw) != 1 + _ED25519_KEY_LEN:
+        raise error(f"malformed {what}: Ed25519 key is {len(raw) - 1} bytes, not 32")
+    return name, hex_id, raw
+
+
 class Verifier:
     """An Ed25519 public key under a key name: what a relying party trusts."""
 
@@ -169,24 +191,7 @@ class Verifier:
         """Parse `name+hexkeyid+base64(type||pubkey)`, checking the key ID matches the key."""
         if not isinstance(vkey, str):
             raise NoteFormatError("verifier key must be a string")
-        parts = vkey.strip().split("+", 2)
-        if len(parts) != 3:
-            raise NoteFormatError("malformed verifier key: want name+keyid+key")
-        name, hex_id, b64 = parts
-        problem = _key_name_problem(name)
-        if problem is not None:
-            raise NoteFormatError(f"malformed verifier key: {problem}")
-        if not _HEX8.fullmatch(hex_id):
-            raise NoteFormatError("malformed verifier key: key ID is not 8 hex digits")
-        raw = _b64decode(b64)
-        if not raw:
-            raise NoteFormatError("malformed verifier key: key is not valid base64")
-        if raw[0] != ED25519:
-            raise NoteFormatError(f"unsupported verifier key type {raw[0]:#04x} (want 0x01)")
-        if len(raw) != 1 + _ED25519_KEY_LEN:
-            raise NoteFormatError(
-                f"malformed verifier key: Ed25519 key is {len(raw) - 1} bytes, not 32"
-            )
+        name, hex_id, raw = _split_key_string(vkey.strip(), NoteFormatError, "verifier key")
         if key_id(name, raw) != bytes.fromhex(hex_id):
             raise NoteFormatError("malformed verifier key: key ID does not match name and key")
         try:
@@ -267,24 +272,9 @@ class Signer:
         s = s.strip()
         if not s.startswith(_PRIVATE_PREFIX):
             raise KeyFileError("malformed private key: does not start with PRIVATE+KEY+")
-        parts = s[len(_PRIVATE_PREFIX) :].split("+", 2)
-        if len(parts) != 3:
-            raise KeyFileError("malformed private key: want PRIVATE+KEY+name+keyid+key")
-        name, hex_id, b64 = parts
-        problem = _key_name_problem(name)
-        if problem is not None:
-            raise KeyFileError(f"malformed private key: {problem}")
-        if not _HEX8.fullmatch(hex_id):
-            raise KeyFileError("malformed private key: key ID is not 8 hex digits")
-        raw = _b64decode(b64)
-        if not raw:
-            raise KeyFileError("malformed private key: key is not valid base64")
-        if raw[0] != ED25519:
-            raise KeyFileError(f"unsupported private key type {raw[0]:#04x} (want 0x01)")
-        if len(raw) != 1 + _ED25519_KEY_LEN:
-            raise KeyFileError(
-                f"malformed private key: Ed25519 seed is {len(raw) - 1} bytes, not 32"
-            )
+        name, hex_id, raw = _split_key_string(
+            s[len(_PRIVATE_PREFIX) :], KeyFileError, "private key"
+        )
         signer = cls(name, raw[1:])
         # The ID hashes the public key, so it can only be checked after deriving it.
         if signer.key_id != bytes.fromhex(hex_id):
