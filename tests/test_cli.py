@@ -96,7 +96,7 @@ def test_register_and_verify_a_file(run, ledger, model):
     assert f"Registered {MODEL_FILE} v1 (block 0): sha256 {digest}" in result.stdout
     result = assert_ok(run("verify", MODEL_FILE))
     assert f"matches {MODEL_FILE} v1 (block 0)" in result.stdout
-    assert "Ledger valid: 1 blocks" in result.stdout
+    assert "Ledger valid: 1 block," in result.stdout
 
 
 def test_verify_names_the_older_version_that_matched(run, ledger, model):

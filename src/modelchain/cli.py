@@ -172,7 +172,9 @@ def init(origin: str | None, as_json: bool) -> None:
                 }
             )
             return
-        click.echo(f"Ledger {ledger.location} (log {cp.origin}, {cp.size} blocks)")
+        from .ledger import n_blocks
+
+        click.echo(f"Ledger {ledger.location} (log {cp.origin}, {n_blocks(cp.size)})")
         click.echo(f"Operator key: {ledger.home.key_path}")
         click.echo(f"Verifier key: {vkey}")
 
@@ -255,8 +257,11 @@ def verify(
             f"OK: {path} matches {result.block.label}, "
             f"registered {_fmt_time(result.block.timestamp)}"
         )
+        from .ledger import n_blocks
+
         click.echo(
-            f"Ledger valid: {result.audit.size} blocks, checkpoint signed by {result.audit.origin}"
+            f"Ledger valid: {n_blocks(result.audit.size)}, "
+            f"checkpoint signed by {result.audit.origin}"
         )
 
 
@@ -268,6 +273,8 @@ def audit(keys: Sequence[str], as_json: bool) -> None:
     """Check every block, the Merkle tree, the signed checkpoint, and against rollback."""
     with _open_ledger() as ledger:
         report = ledger.audit(keys=_verifiers(keys))
+        from .ledger import n_blocks
+
         if as_json:
             _emit(report.as_dict())
             return
@@ -275,14 +282,14 @@ def audit(keys: Sequence[str], as_json: bool) -> None:
 
         click.echo(f"Ledger valid: {report.location}")
         click.echo(f"  log:        {report.origin}")
-        click.echo(f"  blocks:     {report.size}")
+        click.echo(f"  size:       {n_blocks(report.size)}")
         click.echo(f"  root hash:  {base64.b64encode(report.root_hash).decode()}")
         if report.previously_trusted is None:
             click.echo("  trust:      first checkpoint accepted for this log")
         else:
             click.echo(
                 "  trust:      extends the checkpoint accepted before "
-                f"({report.previously_trusted} blocks)"
+                f"({n_blocks(report.previously_trusted)})"
             )
 
 
@@ -517,10 +524,14 @@ def import_(source: str, keys: Sequence[str], as_json: bool) -> None:
 
 
 def _report_copy(report: Any, source: str, target: str, as_json: bool) -> None:
+    from .ledger import n_blocks
+
     if as_json:
         _emit({"copied": report.size, "from": source, "to": target, "origin": report.origin})
     else:
-        click.echo(f"Copied {report.size} blocks of log {report.origin} from {source} to {target}")
+        click.echo(
+            f"Copied {n_blocks(report.size)} of log {report.origin} from {source} to {target}"
+        )
 
 
 @cli.command()

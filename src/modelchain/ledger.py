@@ -390,7 +390,7 @@ class Ledger:
     def _initialise(self, w: Any, tip: Tip, origin: str | None) -> Tip:
         if tip.size or tip.checkpoint:
             raise LedgerInvalid(
-                f"{self.location}: holds {_blocks(tip.size)} but no signed checkpoint; "
+                f"{self.location}: holds {n_blocks(tip.size)} but no signed checkpoint; "
                 "refusing to sign blocks nobody vouched for"
             )
         known = self.home.known_origin(self._trust_key())
@@ -494,8 +494,8 @@ class Ledger:
         frontier = merkle.Frontier(tip.size, list(tip.peaks))
         if checkpoint.size != tip.size:
             raise LedgerInvalid(
-                f"{self.location}: holds {_blocks(tip.size)} but its signed checkpoint covers "
-                f"{_blocks(checkpoint.size)}; run `modelchain audit`"
+                f"{self.location}: holds {n_blocks(tip.size)} but its signed checkpoint covers "
+                f"{n_blocks(checkpoint.size)}; run `modelchain audit`"
             )
         if frontier.root() != checkpoint.root_hash:
             raise LedgerInvalid(
@@ -586,18 +586,18 @@ class Ledger:
         if checkpoint.size < trusted.size:
             raise RollbackError(
                 f"{self.location}: rolled back: its signed checkpoint covers "
-                f"{_blocks(checkpoint.size)}, but one covering {trusted.size} was accepted before"
+                f"{n_blocks(checkpoint.size)}, but one covering {trusted.size} was accepted before"
             )
         if checkpoint.size == trusted.size:
             if checkpoint.root_hash != trusted.root_hash:
                 raise ForkError(
-                    f"{self.location}: forked: the checkpoint for {_blocks(checkpoint.size)} has "
+                    f"{self.location}: forked: the checkpoint for {n_blocks(checkpoint.size)} has "
                     "a different root hash than the one accepted before"
                 )
             return trusted.size
         if not extends(trusted.size, trusted.root_hash):
             raise ForkError(
-                f"{self.location}: forked: its first {_blocks(trusted.size)} are not the ones "
+                f"{self.location}: forked: its first {n_blocks(trusted.size)} are not the ones "
                 "accepted before (consistency check failed)"
             )
         return trusted.size
@@ -619,7 +619,7 @@ class Ledger:
     def block(self, index: int) -> Block:
         for b in self.blocks(index, index + 1):
             return b
-        raise UsageError(f"no block {index}: the ledger has {_blocks(len(self))}")
+        raise UsageError(f"no block {index}: the ledger has {n_blocks(len(self))}")
 
     def audit(
         self,
@@ -686,14 +686,14 @@ class Ledger:
             if trusted is not None:
                 raise RollbackError(
                     f"{self.location}: the signed checkpoint is missing, but one covering "
-                    f"{_blocks(trusted.size)} was accepted before"
+                    f"{n_blocks(trusted.size)} was accepted before"
                 )
             raise LedgerInvalid(f"{self.location}: has no signed checkpoint")
         checkpoint = self._open_checkpoint(note, origin, keys)
         if checkpoint.size > size:
             raise LedgerInvalid(
-                f"{self.location}: holds {_blocks(size)} but its signed checkpoint covers "
-                f"{_blocks(checkpoint.size)}: blocks were deleted"
+                f"{self.location}: holds {n_blocks(size)} but its signed checkpoint covers "
+                f"{n_blocks(checkpoint.size)}: blocks were deleted"
             )
         if checkpoint.size < size:
             raise LedgerInvalid(
@@ -826,7 +826,7 @@ class Ledger:
         """The Merkle leaf hash of block `index`, over its stored canonical encoding."""
         for stored in self.store.blocks(index, index + 1):
             return merkle.leaf_hash(stored.data)
-        raise UsageError(f"no block {index}: the ledger has {_blocks(len(self))}")
+        raise UsageError(f"no block {index}: the ledger has {n_blocks(len(self))}")
 
     def signed_checkpoint(self, keys: Sequence[Verifier] = ()) -> Checkpoint:
         """The newest checkpoint, its signature verified (not a full audit)."""
@@ -839,7 +839,7 @@ class Ledger:
         """RFC 9162 inclusion proof of block `index` in the tree of `size` (default: signed)."""
         size = self.signed_size() if size is None else size
         if not 0 <= index < size:
-            raise UsageError(f"block {index} is not in a tree of {_blocks(size)}")
+            raise UsageError(f"block {index} is not in a tree of {n_blocks(size)}")
         self._check_size(size)
         return merkle.inclusion_proof(index, _StoreSubtrees(self.store, size))
 
@@ -867,7 +867,7 @@ class Ledger:
     def _check_size(self, size: int) -> None:
         have = len(self)
         if size > have:
-            raise UsageError(f"tree size {size} is beyond the ledger's {_blocks(have)}")
+            raise UsageError(f"tree size {size} is beyond the ledger's {n_blocks(have)}")
 
 
 def copy_ledger(
@@ -947,7 +947,8 @@ def _flush_pending(home: Home, pending: list[tuple[str, int, str]]) -> None:
         home.accept_checkpoint(origin, size, note)
 
 
-def _blocks(n: int) -> str:
+def n_blocks(n: int) -> str:
+    """ "1 block", "2 blocks": for messages."""
     return "1 block" if n == 1 else f"{n} blocks"
 
 
