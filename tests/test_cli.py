@@ -552,3 +552,18 @@ def test_version(run):
     for flag in ("--version", "-V"):
         result = assert_ok(run(flag))
         assert result.stdout.strip() == f"modelchain, version {modelchain.__version__}"
+
+
+def test_note_verify_another_logs_checkpoint(run, workdir):
+    """A real sum.golang.org checkpoint (transparency-dev/trillian-tessera test data) with
+    the Go checksum database's published key: any C2SP signed note, not only ours."""
+    from test_note import SUMDB_NOTE, SUMDB_VKEY
+
+    note = workdir / "sumdb.note"
+    note.write_text(SUMDB_NOTE, encoding="utf-8")
+    result = assert_ok(run("note", "verify", "--key", SUMDB_VKEY, note))
+    assert "Verified by: sum.golang.org" in result.stdout
+    assert "go.sum database tree\n31700353\n" in result.stdout
+    tampered = workdir / "tampered.note"
+    tampered.write_text(SUMDB_NOTE.replace("31700353", "31700354"), encoding="utf-8")
+    assert_clean_error(run("note", "verify", "--key", SUMDB_VKEY, tampered), 1, "sum.golang.org")
