@@ -614,3 +614,31 @@ def test_sign_and_verify_1000_checkpoints_is_fast(signer: Signer) -> None:
         cp = Checkpoint(ORIGIN, size, ROOT)
         assert open_checkpoint(sign_checkpoint(cp, signer), verifier) == cp
     assert time.perf_counter() - start < 5.0
+
+
+# The example note of the C2SP signed-note specification (its public key is not published,
+# so the example checks the format: a text with an empty line of its own, one signature).
+C2SP_EXAMPLE = (
+    "Ognuno sta solo sul cuor della terra\n"
+    "trafitto da un raggio di sole:\n"
+    "\n"
+    "ed è subito sera.\n"
+    "\n"
+    "— quasimodo.example/salvatore "
+    "NnugSzTjtVAewIS+Z/iJhUPeFDkO/5QQ2i5ddnGITLlC+EhfLW9oJKONrMouFSQU0xMcXxj99ihAQwaqP3ZekRwNtIc=\n"
+)
+
+
+def test_c2sp_spec_example_parses() -> None:
+    note = parse_note(C2SP_EXAMPLE)
+    assert note.text == (
+        "Ognuno sta solo sul cuor della terra\ntrafitto da un raggio di sole:\n\n"
+        "ed è subito sera.\n"
+    )
+    [sig] = note.signatures
+    assert sig.name == "quasimodo.example/salvatore"
+    assert len(sig.key_id) == 4 and len(sig.signature) == 64
+    # an unknown key's signature is ignored, so no known key vouches for the note
+    stranger = Signer.generate("quasimodo.example/salvatore").verifier()
+    with pytest.raises(SignatureError, match="no signature by a known key"):
+        open_note(C2SP_EXAMPLE, [stranger])
