@@ -456,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     notes: list[str] = []
     rates: dict[int, float] = {}
+    p50s: dict[int, float] = {}
     seed_files: dict[int, Path] = {}
     t_start = time.perf_counter()
 
@@ -480,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
                 lambda size=size: seed_append_rate(size, seed_window[size], scratch),
             )
             rates[size] = m["rate"]
+            p50s[size] = m["p50"]
             rows.append(
                 Row(
                     f"SQLite append rate @ {kilo(size)} blocks ({window} appends)",
@@ -496,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
                 Row(
                     f"append rate {kilo(large)} / {kilo(small)} (flatness)",
                     f"{flat:.2f}",
-                    "",
+                    f"p50 latency {kilo(small)} / {kilo(large)}: {p50s[small] / p50s[large]:.2f}",
                     "",
                     f">= {TARGET_FLAT:.2f}",
                     check(flat >= TARGET_FLAT),

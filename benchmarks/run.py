@@ -27,6 +27,7 @@ BENCHMARKS = ("bench_hash", "bench_ledger")
 QUICK_HASH_MIB = "256"
 STATUS = re.compile(r"(?:^|\s)(PASS|MISS|SKIP|ERROR)(?:\s|$)")
 RULE = re.compile(r"^[- ]*-{3}[- ]*$")
+INFO = re.compile(r"\sinfo\s*$")  # a row reported for information, with no target
 NOTE = re.compile(r"^(note|workaround|warning|error)\b|\bERROR\b", re.IGNORECASE)
 
 
@@ -92,7 +93,7 @@ def summary_lines(outcome: Outcome) -> list[str]:
     for i, line in enumerate(lines):
         if RULE.match(line) and i > 0:
             out += [lines[i - 1], line]
-        elif STATUS.search(line) or NOTE.search(line):
+        elif STATUS.search(line) or INFO.search(line) or NOTE.search(line):
             out.append(line)
     return out
 
