@@ -181,3 +181,21 @@ def test_operator_key_is_private(tmp_path: Path, home: Home) -> None:
     with Ledger.open(tmp_path / "x" / "l.db", home=home, create=True) as ledger:
         ledger.init()
     assert (home.key_path.stat().st_mode & 0o777) == 0o600
+
+
+def test_json_file_stays_a_plain_indented_dump(tmp_path: Path, home: Home) -> None:
+    """Appends extend the file's text instead of re-encoding it; the bytes must still be
+    exactly what `json.dump(blocks, indent=4)` writes, whoever appended."""
+    import json
+
+    loc = tmp_path / "blockchain_data.json"
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        for i in range(5):
+            ledger.append(name="m", model_hash=_hex(i), metadata={"note": "ünïcode\n"})
+    for i in range(3):  # a fresh process each time, as the CLI is
+        with Ledger.open(loc, home=home) as ledger:
+            ledger.append(name="m", model_hash=_hex(10 + i))
+    text = loc.read_text(encoding="utf-8")
+    assert text == json.dumps(json.loads(text), indent=4, ensure_ascii=False) + "\n"
+    with Ledger.open(loc, home=home) as ledger:
+        assert ledger.audit().size == 8

@@ -35,6 +35,8 @@ class _Snapshot:
     checkpoint: str | None
     _data: list[bytes] | None = None
     _nodes: dict[tuple[int, int], bytes] | None = field(default=None, repr=False)
+    #: the file's text when this process wrote it, so the next append can extend it
+    text: str | None = field(default=None, repr=False)
 
     def data(self, location: str) -> list[bytes]:
         if self._data is None:
@@ -98,15 +100,16 @@ class JSONFileStore(Store):
         stamp = self._stamp()
         if self._cache is not None and self._cache[0] == stamp:
             return self._cache[1]
-        snapshot = _Snapshot(self._read_items(), self._read_checkpoint())
+        items, text = self._read_items()
+        snapshot = _Snapshot(items, self._read_checkpoint(), text=text)
         self._cache = (stamp, snapshot)
         return snapshot
 
-    def _read_items(self) -> list[Any]:
+    def _read_items(self) -> tuple[list[Any], str | None]:
         try:
             raw = self._path.read_bytes()
         except FileNotFoundError:
-            return []
+            return [], None
         except OSError as exc:
             raise LedgerUnreadable(f"cannot read {self.location}: {exc.strerror}") from exc
         if not raw.strip():
@@ -133,7 +136,7 @@ class JSONFileStore(Store):
             raise LedgerInvalid(
                 f"{self.location}: the top level must be a JSON array of blocks, not {kind}"
             )
-        return items
+        return items, raw.decode("utf-8")
 
     def _read_checkpoint(self) -> str | None:
         try:
@@ -288,7 +291,9 @@ class _JSONWriter(Writer):
         if not self._dirty:
             return
         store = self._store
-        text = json.dumps(self._items, indent=4, ensure_ascii=False) + "\n"
+        text = self._extended_text()
+        if text is None:
+            text = json.dumps(self._items, indent=4, ensure_ascii=False) + "\n"
         store._replace(store._path, text)
         if self._checkpoint is not None:
             store._replace(store._sidecar, self._checkpoint)
@@ -300,5 +305,18 @@ class _JSONWriter(Writer):
             nodes = dict(old._nodes)
             for _, added in self._added:
                 nodes.update(((level, index), h) for level, index, h in added)
-            snap = _Snapshot(self._items, self._checkpoint, data, nodes)
+            snap = _Snapshot(self._items, self._checkpoint, data, nodes, text)
             store._cache = (store._stamp(), snap)
+
+    def _extended_text(self) -> str | None:
+        """The new file text as our last text plus the new blocks: the same bytes as a full
+        `json.dumps(indent=4)`, without re-encoding every block (Python's indenting encoder
+        is the slow pure-Python one)."""
+        old = self._snap
+        if self._added is None or old.text is None or not old.items or not self._added:
+            return None
+        head = old.text.rstrip()
+        if not head.endswith("]"):
+            return None
+        added = json.dumps(self._items[len(old.items) :], indent=4, ensure_ascii=False)
+        return head[:-1].rstrip() + ",\n" + added[2:] + "\n"
