@@ -535,6 +535,45 @@ def _report_copy(report: Any, source: str, target: str, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("path", type=click.Path(path_type=str))
+@click.option(
+    "--trust",
+    "trusted",
+    multiple=True,
+    metavar="NAME",
+    help="Also allow this import (pkg.mod.Name or pkg.mod.*); repeatable.",
+)
+@json_option
+def scan(path: str, trusted: Sequence[str], as_json: bool) -> None:
+    """Scan a pickle/joblib file (or every file of a directory) without loading it.
+
+    Exit 0 only if every file was parsed to its end and every import is allowed.
+    """
+    from .scan import DirectoryScan, scan_path
+
+    result = scan_path(path, trusted=trusted)
+    if as_json:
+        _emit(result.as_dict())
+    else:
+        reports = result.reports if isinstance(result, DirectoryScan) else [result]
+        for finding in getattr(result, "findings", []) if isinstance(result, DirectoryScan) else []:
+            click.echo(f"{path}: {finding}")
+        for report in reports:
+            verdict = "ok" if report.ok else "UNSAFE"
+            click.echo(
+                f"{report.path}: {verdict} ({report.format}, {len(report.imports)} imports, "
+                f"parsed {report.parsed_bytes} of {report.total_bytes} bytes)"
+            )
+            for record in report.imports:
+                mark = "allowed" if record.allowed else "REFUSED"
+                click.echo(f"  {mark:8} {record.module}.{record.name}  ({record.reason})")
+            for finding in report.findings:
+                click.echo(f"  finding: {finding}")
+    if not result.ok:
+        sys.exit(1)
+
+
+@cli.command()
 @click.option(
     "--dir",
     "directory",

@@ -1,0 +1,1217 @@
+"""A static safety scanner for pickle, joblib and zip-based model files. It never unpickles.
+
+    scan_path(path) -> ScanReport | DirectoryScan
+    scan_bytes(data, name) -> ScanReport
+
+The scanner reads every byte of a file as the loader would and lists every global the file
+imports, each with the verdict of `modelchain.allowlist.check`. A report is `ok` only when the
+whole file was understood to its last byte, no import was refused and nothing else was found;
+anything it cannot follow is a *finding* ("could not parse past byte N: ..."), never a pass.
+
+What it understands:
+
+* pickle protocols 0-5, opcode by opcode, with a symbolic stack and memo, so that
+  STACK_GLOBAL operands are known even when they come from the memo; GLOBAL, INST,
+  STACK_GLOBAL are imports; EXT1/2/4 (the copyreg extension registry) and PERSID/BINPERSID
+  (outside a PyTorch archive) are findings, because the loading process, not the file,
+  decides what they import;
+* several pickles one after another in one file (all are scanned; ``pickle.load`` in a loop or
+  a loader that reads on would run each);
+* joblib's layout: after the BUILD of each ``NumpyArrayWrapper`` joblib reads the array's raw
+  bytes (one padding-length byte and that much padding when the wrapper records
+  ``numpy_array_alignment_bytes``, then ``prod(shape) * dtype.itemsize`` bytes), or a nested
+  pickle for object arrays. The scanner rebuilds the wrapper's dtype from the pickled
+  ``numpy.dtype`` arguments (plain data: type strings, tuples, ints), skips exactly those
+  bytes and parses on;
+* joblib compression (zlib, gzip, bz2, lzma, xz; lz4 when the `lz4` package is installed),
+  decompressed as a stream into a temporary file under a size cap and a ratio cap
+  ("decompression bomb" findings), concatenated streams included;
+* zip containers member by member: PyTorch (``*/data.pkl``, where persistent ids name tensor
+  storages), skops (``schema.json``: every ``__module__``/``__class__`` and function it names
+  is checked against the allowlist), any other zip (every member is scanned as a file);
+* safetensors (header validated; the file holds no code).
+
+Offsets in a compressed file are offsets in the decompressed stream.
+"""
+
+from __future__ import annotations
+
+import bz2
+import codecs
+import contextlib
+import json
+import lzma
+import mmap
+import os
+import stat
+import struct
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from modelchain import allowlist
+from modelchain.errors import InputError
+
+__all__ = [
+    "DEFAULT_MAX_DECOMPRESSED",
+    "DEFAULT_MAX_RATIO",
+    "DirectoryScan",
+    "ImportRecord",
+    "ScanReport",
+    "scan_bytes",
+    "scan_path",
+]
+
+StrPath = str | os.PathLike[str]
+
+#: Largest decompressed size (bytes) of a compressed file or zip member.
+DEFAULT_MAX_DECOMPRESSED = 4 << 30
+#: Largest expansion ratio, applied once the output passes RATIO_FLOOR bytes.
+DEFAULT_MAX_RATIO = 200
+RATIO_FLOOR = 16 << 20
+_CHUNK = 1 << 20
+_MAX_DEPTH = 8  # nested pickles (object arrays) and nested containers
+_MAX_LINE = 1 << 16  # longest text-opcode argument line
+_KEEP_BYTES = 1 << 16  # longer byte strings are tracked by length only
+_JOBLIB_WRAPPERS = frozenset(
+    {
+        "joblib.numpy_pickle.NumpyArrayWrapper",
+        "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
+    }
+)
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_OPEN_FILE = os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY
+
+
+# --------------------------------------------------------------------------- reports
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRecord:
+    """One global the file imports (GLOBAL, STACK_GLOBAL, INST, or a skops type)."""
+
+    module: str
+    name: str
+    allowed: bool
+    reason: str
+    offset: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "module": self.module,
+            "name": self.name,
+            "allowed": self.allowed,
+            "reason": self.reason,
+            "offset": self.offset,
+        }
+
+
+@dataclass(slots=True)
+class ScanReport:
+    """The verdict on one file. `ok` is True only if it parsed to its end, cleanly."""
+
+    path: str
+    format: str = "unknown"
+    imports: list[ImportRecord] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    parsed_bytes: int = 0
+    total_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.findings
+            and all(i.allowed for i in self.imports)
+            and self.parsed_bytes == self.total_bytes
+        )
+
+    @property
+    def refused(self) -> list[ImportRecord]:
+        return [i for i in self.imports if not i.allowed]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "format": self.format,
+            "imports": [i.as_dict() for i in self.imports],
+            "findings": list(self.findings),
+            "parsed_bytes": self.parsed_bytes,
+            "total_bytes": self.total_bytes,
+        }
+
+
+@dataclass(slots=True)
+class DirectoryScan:
+    """One report per regular file of a directory, plus findings about the directory."""
+
+    path: str
+    reports: list[ScanReport] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings and all(r.ok for r in self.reports)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "format": "directory",
+            "findings": list(self.findings),
+            "files": [r.as_dict() for r in self.reports],
+        }
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _Stop(Exception):
+    """Parsing cannot continue; the message becomes a finding."""
+
+
+class _Buffer:
+    """Random access over bytes or an mmap, with a cursor and exact reads."""
+
+    __slots__ = ("data", "end", "pos")
+
+    def __init__(self, data: Any, pos: int = 0, end: int | None = None) -> None:
+        self.data = data
+        self.pos = pos
+        self.end = len(data) if end is None else end
+
+    def left(self) -> int:
+        return self.end - self.pos
+
+    def read(self, n: int, what: str) -> bytes:
+        if n < 0:
+            raise _Stop(f"{what}: negative length {n}")
+        if n > self.end - self.pos:
+            raise _Stop(f"{what} needs {n} bytes but only {self.end - self.pos} remain")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return bytes(out)
+
+    def skip(self, n: int, what: str) -> None:
+        if n < 0 or n > self.end - self.pos:
+            raise _Stop(f"{what} needs {n} bytes but only {self.end - self.pos} remain")
+        self.pos += n
+
+    def line(self, what: str) -> bytes:
+        stop = min(self.end, self.pos + _MAX_LINE)
+        i = self.data.find(b"\n", self.pos, stop)
+        if i < 0:
+            raise _Stop(f"{what}: no end of line within {stop - self.pos} bytes")
+        out = bytes(self.data[self.pos : i])
+        self.pos = i + 1
+        return out
+
+
+# --------------------------------------------------------------------------- symbolic values
+
+
+class _Mark:
+    pass
+
+
+@dataclass(eq=False)
+class _Global:
+    module: str
+    name: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(eq=False)
+class _Obj:
+    """An object the loader would create: `func(*args)` (REDUCE, NEWOBJ, OBJ, INST)."""
+
+    func: Any
+    args: Any
+    attrs: dict[str, Any] = field(default_factory=dict)
+    state: Any = None
+    built: bool = False
+
+
+class _Opaque:
+    """A value the scanner does not follow (big bytes, sets, arrays already read...)."""
+
+
+_OPAQUE = _Opaque()
+
+
+def _hashable(v: Any) -> bool:
+    if isinstance(v, tuple):
+        return all(_hashable(x) for x in v)
+    return isinstance(v, (str, bytes, int, float, bool, type(None)))
+
+
+def _cls_key(obj: _Obj) -> str | None:
+    """'module.name' of the class an _Obj instantiates (seeing through copyreg._reconstructor)."""
+    func = obj.func
+    if isinstance(func, _Global):
+        key = allowlist.normalize(func.module, func.name)
+        key_s = f"{key[0]}.{key[1]}"
+        if key_s == "copyreg._reconstructor" and isinstance(obj.args, tuple) and obj.args:
+            inner = obj.args[0]
+            if isinstance(inner, _Global):
+                return inner.key
+        return key_s
+    return None
+
+
+# --------------------------------------------------------------------------- dtype rebuild
+
+
+def _materialize(value: Any, depth: int = 0) -> Any:
+    """Turn plain symbolic data (and pickled numpy dtypes) into real values, else _Stop."""
+    if depth > 20:
+        raise _Stop("dtype nested too deeply")
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    if isinstance(value, tuple):
+        return tuple(_materialize(v, depth + 1) for v in value)
+    if isinstance(value, list):
+        return [_materialize(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {_materialize(k, depth + 1): _materialize(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, _Obj) and _cls_key(value) == "numpy.dtype":
+        return _rebuild_dtype(value, depth)
+    raise _Stop("array dtype is not plain data")
+
+
+def _rebuild_dtype(obj: _Obj, depth: int) -> Any:
+    try:
+        import numpy
+    except ImportError as e:  # pragma: no cover - numpy is installed with the sklearn extra
+        raise _Stop("numpy is needed to size joblib arrays") from e
+    args = obj.args
+    if (
+        not isinstance(args, tuple)
+        or not args
+        or not isinstance(args[0], str)
+        or not all(isinstance(a, (bool, int)) for a in args[1:])
+        or len(args) > 3
+    ):
+        raise _Stop("array dtype has unexpected arguments")
+    try:
+        dtype = numpy.dtype(*args)
+        if obj.state is not None:
+            dtype.__setstate__(_materialize(obj.state, depth + 1))
+    except _Stop:
+        raise
+    except Exception as e:
+        raise _Stop(f"array dtype cannot be rebuilt: {type(e).__name__}") from None
+    return dtype
+
+
+# --------------------------------------------------------------------------- pickle parser
+
+
+def _arg_kinds() -> dict[int, tuple[str, str | None]]:
+    import pickletools
+
+    return {
+        op.code.encode("latin-1")[0]: (op.name, op.arg.name if op.arg is not None else None)
+        for op in pickletools.opcodes
+    }
+
+
+_OPS = _arg_kinds()
+_INT = {"uint1": (1, "<B"), "uint2": (2, "<H"), "int4": (4, "<i"), "uint4": (4, "<I")}
+_INT.update({"uint8": (8, "<Q")})
+
+
+class _PickleParser:
+    """Parses pickles from a _Buffer into a ScanReport, without running anything."""
+
+    def __init__(self, report: ScanReport, trusted: tuple[str, ...], context: str = "") -> None:
+        self.report = report
+        self.trusted = trusted
+        self.context = context  # "torch": persistent ids name storages in the archive
+        self.saw_wrapper = False
+
+    # -- arguments
+
+    def _arg(self, buf: _Buffer, kind: str | None, name: str) -> Any:
+        if kind is None:
+            return None
+        if kind in _INT:
+            size, fmt = _INT[kind]
+            return struct.unpack(fmt, buf.read(size, name))[0]
+        if kind == "float8":
+            return struct.unpack(">d", buf.read(8, name))[0]
+        if kind in ("long1", "long4"):
+            n = buf.read(1, name)[0] if kind == "long1" else self._len(buf, "<i", name)
+            return int.from_bytes(buf.read(n, name), "little", signed=True) if n < 4096 else 0
+        if kind in ("string1", "bytes1", "unicodestring1"):
+            return self._blob(buf, buf.read(1, name)[0], kind, name)
+        if kind in ("string4", "bytes4", "unicodestring4"):
+            fmt = "<i" if kind == "string4" else "<I"
+            return self._blob(buf, self._len(buf, fmt, name), kind, name)
+        if kind in ("bytes8", "bytearray8", "unicodestring8"):
+            return self._blob(buf, self._len(buf, "<Q", name), kind, name)
+        if kind in ("decimalnl_short", "decimalnl_long"):
+            text = buf.line(name).decode("ascii", "replace").strip()
+            text = text[:-1] if text.endswith("L") else text
+            try:
+                return int(text, 10)
+            except ValueError:
+                raise _Stop(f"{name}: {text[:40]!r} is not an integer") from None
+        if kind == "floatnl":
+            try:
+                return float(buf.line(name))
+            except ValueError:
+                raise _Stop(f"{name}: not a float") from None
+        if kind == "stringnl":
+            raw = buf.line(name).rstrip(b"\r")
+            if len(raw) < 2 or raw[:1] not in b"'\"" or raw[-1:] != raw[:1]:
+                raise _Stop(f"{name}: string argument is not quoted")
+            try:
+                return codecs.escape_decode(raw[1:-1])[0].decode("latin-1")
+            except ValueError:
+                raise _Stop(f"{name}: bad string escape") from None
+        if kind == "stringnl_noescape":
+            return buf.line(name).decode("utf-8", "surrogateescape")
+        if kind == "stringnl_noescape_pair":
+            module = buf.line(name).decode("utf-8", "surrogateescape")
+            return module, buf.line(name).decode("utf-8", "surrogateescape")
+        if kind == "unicodestringnl":
+            try:
+                return buf.line(name).decode("raw-unicode-escape")
+            except UnicodeDecodeError:
+                raise _Stop(f"{name}: bad unicode escape") from None
+        raise _Stop(f"{name}: unknown argument kind {kind}")  # pragma: no cover
+
+    @staticmethod
+    def _len(buf: _Buffer, fmt: str, name: str) -> int:
+        n = struct.unpack(fmt, buf.read(struct.calcsize(fmt), name))[0]
+        if n < 0:
+            raise _Stop(f"{name}: negative length {n}")
+        return n
+
+    @staticmethod
+    def _blob(buf: _Buffer, n: int, kind: str, name: str) -> Any:
+        if n > buf.left():
+            raise _Stop(f"{name} declares {n} bytes but only {buf.left()} remain")
+        if n > _KEEP_BYTES:
+            buf.skip(n, name)
+            return _OPAQUE
+        raw = buf.read(n, name)
+        if kind.startswith("unicode"):
+            try:
+                return raw.decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError:
+                raise _Stop(f"{name}: not valid UTF-8") from None
+        if kind.startswith("string"):
+            return raw.decode("latin-1")  # what encoding="ASCII"/"latin1" loaders would see
+        return raw
+
+    # -- imports
+
+    def _import(self, module: Any, name: Any, offset: int) -> _Global:
+        if not isinstance(module, str) or not isinstance(name, str):
+            self.report.imports.append(
+                ImportRecord("?", "?", False, "refused: import name not known statically", offset)
+            )
+            return _Global("?", "?")
+        verdict = allowlist.check(module, name, self.trusted)
+        self.report.imports.append(
+            ImportRecord(module, name, verdict.allowed, verdict.reason, offset)
+        )
+        return _Global(module, name)
+
+    # -- the machine
+
+    def parse(self, buf: _Buffer, depth: int = 0) -> None:
+        """Parse one pickle from buf.pos to its STOP (raises _Stop when it cannot)."""
+        if depth > _MAX_DEPTH:
+            raise _Stop("pickles nested too deeply")
+        stack: list[Any] = []
+        metastack: list[list[Any]] = []
+        memo: dict[int, Any] = {}
+
+        def pop() -> Any:
+            if not stack:
+                raise _Stop(f"{name} on an empty stack")
+            return stack.pop()
+
+        def pop_mark() -> list[Any]:
+            nonlocal stack
+            if not metastack:
+                raise _Stop(f"{name} without a MARK")
+            items = stack
+            stack = metastack.pop()
+            return items
+
+        def top() -> Any:
+            if not stack:
+                raise _Stop(f"{name} on an empty stack")
+            return stack[-1]
+
+        while True:
+            start = buf.pos
+            if buf.left() <= 0:
+                raise _Stop("pickle ends without a STOP opcode")
+            code = buf.data[buf.pos]
+            buf.pos += 1
+            if code not in _OPS:
+                raise _Stop(f"unknown opcode 0x{code:02x}")
+            name, kind = _OPS[code]
+            try:
+                arg = self._arg(buf, kind, name)
+            except _Stop:
+                buf.pos = start
+                raise
+            if name == "STOP":
+                if stack or metastack:
+                    pass  # extra items are harmless for the loader; it returns the top
+                return
+            if name == "PROTO":
+                if arg > 5:
+                    raise _Stop(f"unsupported pickle protocol {arg}")
+            elif name == "FRAME":
+                if arg > buf.left():
+                    raise _Stop(f"FRAME declares {arg} bytes but only {buf.left()} remain")
+            elif name == "MARK":
+                metastack.append(stack)
+                stack = []
+            elif name == "POP":
+                if stack:
+                    stack.pop()
+                else:
+                    pop_mark()
+            elif name == "POP_MARK":
+                pop_mark()
+            elif name == "DUP":
+                stack.append(top())
+            elif name in ("NONE",):
+                stack.append(None)
+            elif name == "NEWTRUE":
+                stack.append(True)
+            elif name == "NEWFALSE":
+                stack.append(False)
+            elif name == "INT":
+                stack.append(
+                    bool(arg)
+                    if buf.data[start + 1 : start + 3] in (b"00", b"01")
+                    and buf.data[start + 3 : start + 4] == b"\n"
+                    else arg
+                )
+            elif name in (
+                "BININT",
+                "BININT1",
+                "BININT2",
+                "LONG",
+                "LONG1",
+                "LONG4",
+                "FLOAT",
+                "BINFLOAT",
+            ) or name in (
+                "STRING",
+                "BINSTRING",
+                "SHORT_BINSTRING",
+                "UNICODE",
+                "BINUNICODE",
+                "SHORT_BINUNICODE",
+                "BINUNICODE8",
+                "BINBYTES",
+                "SHORT_BINBYTES",
+                "BINBYTES8",
+            ):
+                stack.append(arg)
+            elif name == "BYTEARRAY8":
+                stack.append(_OPAQUE)
+            elif name == "NEXT_BUFFER":
+                raise _Stop("NEXT_BUFFER: the pickle needs out-of-band buffers")
+            elif name == "READONLY_BUFFER":
+                top()
+            elif name == "EMPTY_TUPLE":
+                stack.append(())
+            elif name == "TUPLE":
+                items = tuple(pop_mark())  # pop first: pop_mark rebinds `stack`
+                stack.append(items)
+            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+                n = int(name[-1])
+                if len(stack) < n:
+                    raise _Stop(f"{name} on a stack of {len(stack)}")
+                items = tuple(stack[-n:])
+                del stack[-n:]
+                stack.append(items)
+            elif name == "EMPTY_LIST":
+                stack.append([])
+            elif name == "LIST":
+                items = list(pop_mark())
+                stack.append(items)
+            elif name == "APPEND":
+                value = pop()
+                target = top()
+                if isinstance(target, list):
+                    target.append(value)
+            elif name == "APPENDS":
+                items = pop_mark()
+                target = top()
+                if isinstance(target, list):
+                    target.extend(items)
+            elif name == "EMPTY_DICT":
+                stack.append({})
+            elif name == "DICT":
+                items = pop_mark()
+                if len(items) % 2:
+                    raise _Stop("DICT with an odd number of items")
+                made = self._dict({}, items)
+                stack.append(made)
+            elif name == "SETITEM":
+                value, key = pop(), pop()
+                target = top()
+                if isinstance(target, dict):
+                    self._dict(target, [key, value])
+            elif name == "SETITEMS":
+                items = pop_mark()
+                if len(items) % 2:
+                    raise _Stop("SETITEMS with an odd number of items")
+                target = top()
+                if isinstance(target, dict):
+                    self._dict(target, items)
+            elif name in ("EMPTY_SET",):
+                stack.append(_OPAQUE)
+            elif name == "ADDITEMS":
+                pop_mark()
+                top()
+            elif name == "FROZENSET":
+                pop_mark()
+                stack.append(_OPAQUE)
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                if arg not in memo:
+                    raise _Stop(f"{name} {arg}: memo key not defined")
+                stack.append(memo[arg])
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[arg] = top()
+            elif name == "MEMOIZE":
+                memo[len(memo)] = top()
+            elif name == "GLOBAL":
+                stack.append(self._import(arg[0], arg[1], start))
+            elif name == "STACK_GLOBAL":
+                gname, gmodule = pop(), pop()
+                stack.append(self._import(gmodule, gname, start))
+            elif name == "INST":
+                cls = self._import(arg[0], arg[1], start)
+                items = tuple(pop_mark())
+                stack.append(_Obj(cls, items))
+            elif name == "OBJ":
+                items = pop_mark()
+                if not items:
+                    raise _Stop("OBJ without a class")
+                stack.append(_Obj(items[0], tuple(items[1:])))
+            elif name == "REDUCE":
+                args, func = pop(), pop()
+                stack.append(_Obj(func, args))
+            elif name == "NEWOBJ":
+                args, cls = pop(), pop()
+                stack.append(_Obj(cls, args))
+            elif name == "NEWOBJ_EX":
+                _kwargs, args, cls = pop(), pop(), pop()
+                stack.append(_Obj(cls, args))
+            elif name == "BUILD":
+                state = pop()
+                target = top()
+                if isinstance(target, _Obj):
+                    self._build(target, state)
+                    if _cls_key(target) in _JOBLIB_WRAPPERS:
+                        self._skip_array(buf, target, start, depth)
+                        stack[-1] = _OPAQUE
+            elif name in ("EXT1", "EXT2", "EXT4"):
+                self.report.imports.append(
+                    ImportRecord(
+                        "?",
+                        f"extension code {arg}",
+                        False,
+                        "refused: copyreg extension codes import names the file does not show",
+                        start,
+                    )
+                )
+                stack.append(_OPAQUE)
+            elif name in ("PERSID", "BINPERSID"):
+                if name == "BINPERSID":
+                    pop()
+                if self.context != "torch":
+                    self.report.findings.append(
+                        f"{name} at byte {start}: a persistent id, resolved by the loading "
+                        "program rather than by the pickle"
+                    )
+                stack.append(_OPAQUE)
+            else:  # pragma: no cover - every opcode of protocols 0-5 is handled above
+                raise _Stop(f"opcode {name} is not supported")
+
+    @staticmethod
+    def _dict(target: dict[Any, Any], items: list[Any]) -> dict[Any, Any]:
+        for i in range(0, len(items), 2):
+            key = items[i]
+            if _hashable(key):
+                target[key] = items[i + 1]
+        return target
+
+    @staticmethod
+    def _build(obj: _Obj, state: Any) -> None:
+        obj.state = state
+        obj.built = True
+        slots = None
+        if isinstance(state, tuple) and len(state) == 2:
+            state, slots = state
+        for part in (state, slots):
+            if isinstance(part, dict):
+                for k, v in part.items():
+                    if isinstance(k, str):
+                        obj.attrs[k] = v
+
+    def _skip_array(self, buf: _Buffer, wrapper: _Obj, start: int, depth: int) -> None:
+        """Skip what joblib reads after a NumpyArrayWrapper's BUILD (see read_array)."""
+        self.saw_wrapper = True
+        where = f"array wrapper at byte {start}"
+        func, args = wrapper.func, wrapper.args
+        plain = isinstance(func, _Global) and func.key in _JOBLIB_WRAPPERS and args == ()
+        via_copyreg = (
+            isinstance(func, _Global)
+            and isinstance(args, tuple)
+            and len(args) == 3
+            and isinstance(args[1], _Global)
+            and args[1].key in ("builtins.object", "__builtin__.object")
+            and args[2] is None
+        )
+        if not (plain or via_copyreg):  # joblib writes NEWOBJ(cls, ()) or _reconstructor
+            raise _Stop(f"{where}: constructed in a way joblib never writes")
+        dtype = _materialize(wrapper.attrs.get("dtype"))
+        if not hasattr(dtype, "itemsize"):
+            raise _Stop(f"{where}: no dtype")
+        if dtype.hasobject:
+            self.parse(buf, depth + 1)  # joblib pickles object arrays as a nested pickle
+            return
+        shape = _materialize(wrapper.attrs.get("shape"))
+        if not isinstance(shape, (tuple, list)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
+            raise _Stop(f"{where}: shape is not a tuple of sizes")
+        count = 1
+        for d in shape:
+            count *= d
+        if count >= 1 << 63:
+            raise _Stop(f"{where}: shape {shape} overflows")
+        if wrapper.attrs.get("numpy_array_alignment_bytes") is not None:
+            padding = buf.read(1, f"{where}: padding length")[0]
+            buf.skip(padding, f"{where}: padding")
+        buf.skip(count * dtype.itemsize, f"{where}: array data of shape {tuple(shape)}")
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def _record_failure(report: ScanReport, buf: _Buffer, message: str) -> None:
+    report.findings.append(f"could not parse past byte {buf.pos}: {message}")
+
+
+def _scan_pickles(
+    buf: _Buffer, report: ScanReport, trusted: tuple[str, ...], context: str = ""
+) -> None:
+    """Every pickle in buf, one after another, to the last byte."""
+    parser = _PickleParser(report, trusted, context)
+    if buf.left() == 0:
+        report.findings.append("empty file: nothing to scan")
+        return
+    count = 0
+    while buf.left() > 0:
+        count += 1
+        try:
+            parser.parse(buf)
+        except _Stop as e:
+            if count > 1:
+                e = _Stop(f"pickle {count}: {e}")
+            _record_failure(report, buf, str(e))
+            report.parsed_bytes = buf.pos
+            return
+        except (RecursionError, MemoryError):  # pragma: no cover - defensive
+            _record_failure(report, buf, "too deeply nested")
+            return
+        except Exception as e:  # pragma: no cover - fail closed on any scanner bug
+            _record_failure(report, buf, f"internal error: {type(e).__name__}: {e}")
+            return
+        report.parsed_bytes = buf.pos
+    if parser.saw_wrapper and not report.format.startswith("joblib"):
+        report.format = "joblib" + report.format[len("pickle") :]
+
+
+_COMPRESSORS: list[tuple[bytes, str]] = [
+    (b"\x78", "zlib"),
+    (b"\x1f\x8b", "gzip"),
+    (b"BZ", "bz2"),
+    (b"\x5d\x00", "lzma"),
+    (b"\xfd\x37\x7a\x58\x5a", "xz"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+]
+
+
+def _decompressor(method: str) -> Any:
+    if method == "zlib":
+        return zlib.decompressobj(zlib.MAX_WBITS)
+    if method == "gzip":
+        return zlib.decompressobj(31)
+    if method == "bz2":
+        return bz2.BZ2Decompressor()
+    if method in ("lzma", "xz"):
+        return lzma.LZMADecompressor()
+    if method == "lz4":
+        import lz4.frame  # optional: ImportError handled by the caller
+
+        return lz4.frame.LZ4FrameDecompressor()
+    raise ValueError(method)  # pragma: no cover
+
+
+class _Bomb(Exception):
+    pass
+
+
+def _inflate(
+    chunks: Iterable[bytes],
+    method: str,
+    out: BinaryIO,
+    max_out: int,
+    max_ratio: int,
+) -> tuple[int, int]:
+    """Stream-decompress into `out`; returns (bytes in, bytes out). Raises _Bomb, _Stop."""
+    d = _decompressor(method)
+    total_in = total_out = 0
+    pending = b""
+    started = False
+    for chunk in chunks:
+        total_in += len(chunk)
+        pending += chunk
+        while pending:
+            if started and getattr(d, "eof", False):
+                d = _decompressor(method)  # concatenated streams, as joblib and gzip read them
+            started = True
+            try:
+                room = min(_CHUNK, max_out - total_out + 1)
+                if method in ("zlib", "gzip"):
+                    data = d.decompress(pending, room)
+                    pending = d.unconsumed_tail or (d.unused_data if d.eof else b"")
+                else:
+                    data = d.decompress(pending, max_length=room)
+                    pending = d.unused_data if d.eof else b""
+                    while not d.eof and not getattr(d, "needs_input", True) and len(data) < room:
+                        more = d.decompress(b"", max_length=room - len(data))
+                        if not more:
+                            break
+                        data += more
+            except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as e:
+                raise _Stop(f"{method} data is corrupt: {e}") from None
+            except Exception as e:  # lz4 raises its own RuntimeError subclasses
+                raise _Stop(f"{method} data is corrupt: {e}") from None
+            total_out += len(data)
+            if total_out > max_out:
+                raise _Bomb(f"decompression bomb: {method} data expands beyond {max_out} bytes")
+            if total_out > RATIO_FLOOR and total_out > max_ratio * max(total_in, 1):
+                raise _Bomb(
+                    f"decompression bomb: {method} data expands more than {max_ratio} times"
+                )
+            out.write(data)
+            if not data and not pending:
+                break
+            # a decompressor that returns nothing and needs input waits for the next chunk
+            if (
+                not data
+                and method not in ("zlib", "gzip")
+                and not getattr(d, "eof", False)
+                and getattr(d, "needs_input", True)
+            ):
+                break
+    if not getattr(d, "eof", False):
+        raise _Stop(f"{method} stream is truncated (no end-of-stream marker)")
+    return total_in, total_out
+
+
+@contextlib.contextmanager
+def _mapped(f: BinaryIO) -> Iterator[Any]:
+    f.flush()
+    size = os.fstat(f.fileno()).st_size
+    if size == 0:
+        yield b""
+        return
+    m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+@dataclass(frozen=True)
+class _Options:
+    trusted: tuple[str, ...]
+    max_decompressed: int
+    max_ratio: int
+
+
+def _scan_data(data: Any, report: ScanReport, opts: _Options, depth: int = 0) -> None:
+    """Detect the format of `data` (bytes or mmap) and scan it into `report`."""
+    report.total_bytes = len(data)
+    head = bytes(data[:16])
+    if depth > _MAX_DEPTH:
+        report.findings.append("containers nested too deeply")
+        return
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        report.format = "zip"
+        _scan_zip(data, report, opts, depth)
+        return
+    if head.startswith(b"ZF"):
+        report.format = "joblib-zfile"
+        report.findings.append("legacy joblib 'ZF' compressed format (joblib < 0.9.3) not scanned")
+        return
+    for prefix, method in _COMPRESSORS:
+        if head.startswith(prefix):
+            _scan_compressed(data, method, report, opts, depth)
+            return
+    if _is_safetensors(data, report):
+        return
+    report.format = "pickle"
+    _scan_pickles(_Buffer(data), report, opts.trusted)
+
+
+def _scan_compressed(
+    data: Any, method: str, report: ScanReport, opts: _Options, depth: int
+) -> None:
+    report.format = f"pickle+{method}"
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(data), _CHUNK):
+            yield bytes(data[i : i + _CHUNK])
+
+    with tempfile.TemporaryFile(prefix="modelchain-scan-") as tmp:
+        try:
+            _inflate(chunks(), method, tmp, opts.max_decompressed, opts.max_ratio)
+        except ImportError:
+            report.findings.append(f"{method} compressed: install the '{method}' package to scan")
+            return
+        except _Bomb as e:
+            report.findings.append(str(e))
+            return
+        except _Stop as e:
+            report.findings.append(f"could not decompress: {e}")
+            return
+        inner = ScanReport(report.path)
+        with _mapped(tmp) as view:
+            inner.total_bytes = len(view)
+            if len(view) == 0:
+                report.findings.append("compressed stream holds no data")
+                report.parsed_bytes = report.total_bytes
+                return
+            _scan_pickles(_Buffer(view), inner, opts.trusted)
+        report.imports.extend(inner.imports)
+        report.findings.extend(inner.findings)
+        if inner.format.startswith("joblib"):
+            report.format = f"joblib+{method}"
+        if inner.parsed_bytes == inner.total_bytes:
+            report.parsed_bytes = report.total_bytes
+        elif not inner.findings:  # pragma: no cover - a stop always leaves a finding
+            report.findings.append(
+                f"parsed {inner.parsed_bytes} of {inner.total_bytes} decompressed bytes"
+            )
+
+
+def _is_safetensors(data: Any, report: ScanReport) -> bool:
+    if len(data) < 10 or data[8:9] != b"{":
+        return False
+    n = int.from_bytes(bytes(data[:8]), "little")
+    if n > len(data) - 8 or n > 100 << 20:
+        return False
+    try:
+        header = json.loads(bytes(data[8 : 8 + n]))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    if not isinstance(header, dict):
+        return False
+    report.format = "safetensors"
+    body = len(data) - 8 - n
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= body
+        ):
+            report.findings.append(f"safetensors tensor {key!r} has bad data_offsets")
+    report.parsed_bytes = len(data)
+    return True
+
+
+def _scan_zip(data: Any, report: ScanReport, opts: _Options, depth: int) -> None:
+    import io
+
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else _MmapFile(data))
+        members = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        report.findings.append(f"could not parse zip: {e}")
+        return
+    names = [m.filename for m in members]
+    torch = any(n.endswith("/data.pkl") or n == "data.pkl" for n in names)
+    skops = "schema.json" in names
+    report.format = "pytorch-zip" if torch else "skops" if skops else "zip"
+    for member in members:
+        if member.is_dir():
+            continue
+        shown = member.filename
+        if member.file_size > opts.max_decompressed:
+            report.findings.append(
+                f"{shown}: declares {member.file_size} bytes, over the {opts.max_decompressed} cap"
+            )
+            continue
+        if torch and _torch_data_member(shown):
+            continue  # raw tensor storage / version strings: never unpickled by torch.load
+        if skops and shown.endswith(".npy"):
+            continue  # skops loads arrays with numpy.load(allow_pickle=False)
+        with tempfile.TemporaryFile(prefix="modelchain-scan-") as tmp:
+            try:
+                with zf.open(member) as src:
+                    _inflate_copy(src, tmp, member, opts)
+            except _Bomb as e:
+                report.findings.append(f"{shown}: {e}")
+                continue
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
+                report.findings.append(f"{shown}: could not read zip member: {e}")
+                continue
+            with _mapped(tmp) as view:
+                if skops and shown == "schema.json":
+                    _scan_skops_schema(bytes(view), report, opts, shown)
+                    continue
+                inner = ScanReport(f"{report.path}!{shown}")
+                if torch and shown.endswith(".pkl"):
+                    inner.total_bytes = len(view)
+                    _scan_pickles(_Buffer(view), inner, opts.trusted, context="torch")
+                else:
+                    _scan_data(view, inner, opts, depth + 1)
+        for rec in inner.imports:
+            report.imports.append(rec)
+        report.findings.extend(f"{shown}: {f}" for f in inner.findings)
+        if inner.parsed_bytes != inner.total_bytes and not inner.findings:
+            report.findings.append(f"{shown}: not parsed to its end")
+    report.parsed_bytes = report.total_bytes
+
+
+def _torch_data_member(name: str) -> bool:
+    parts = name.split("/")
+    if len(parts) >= 3 and parts[-2] == "data" and parts[-1].isdigit():
+        return True
+    return parts[-1] in (
+        "version",
+        "byteorder",
+        "serialization_id",
+        ".format_version",
+        ".storage_alignment",
+    )
+
+
+class _MmapFile:
+    """A minimal seekable file over an mmap, for zipfile."""
+
+    def __init__(self, data: Any) -> None:
+        self.data, self.pos = data, 0
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        base = (0, self.pos, len(self.data))[whence]
+        self.pos = max(0, base + pos)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self.data) if n is None or n < 0 else min(len(self.data), self.pos + n)
+        out = bytes(self.data[self.pos : end])
+        self.pos = end
+        return out
+
+    def seekable(self) -> bool:
+        return True
+
+
+def _inflate_copy(src: BinaryIO, out: BinaryIO, member: zipfile.ZipInfo, opts: _Options) -> None:
+    total = 0
+    while True:
+        chunk = src.read(_CHUNK)
+        if not chunk:
+            return
+        total += len(chunk)
+        if total > opts.max_decompressed:
+            raise _Bomb(f"decompression bomb: expands beyond {opts.max_decompressed} bytes")
+        if total > RATIO_FLOOR and total > opts.max_ratio * max(member.compress_size, 1):
+            raise _Bomb(f"decompression bomb: expands more than {opts.max_ratio} times")
+        out.write(chunk)
+
+
+def _scan_skops_schema(raw: bytes, report: ScanReport, opts: _Options, shown: str) -> None:
+    try:
+        schema = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        report.findings.append(f"{shown}: not valid JSON: {e}")
+        return
+    seen: set[tuple[str, str]] = set()
+
+    def visit(node: Any, depth: int) -> None:
+        if depth > 200:
+            report.findings.append(f"{shown}: nested too deeply")
+            return
+        if isinstance(node, dict):
+            module, cls = node.get("__module__"), node.get("__class__")
+            if module is not None or cls is not None:
+                add(module, cls)
+            content = node.get("content")
+            if node.get("__loader__") == "FunctionNode" and isinstance(content, dict):
+                add(content.get("module_path"), content.get("function"))
+            for value in node.values():
+                visit(value, depth + 1)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value, depth + 1)
+
+    def add(module: Any, name: Any) -> None:
+        if not isinstance(module, str) or not isinstance(name, str):
+            report.imports.append(
+                ImportRecord(str(module), str(name), False, "refused: malformed type", 0)
+            )
+            return
+        if (module, name) in seen:
+            return
+        seen.add((module, name))
+        verdict = allowlist.check(module, name, opts.trusted)
+        report.imports.append(ImportRecord(module, name, verdict.allowed, verdict.reason, 0))
+
+    visit(schema, 0)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def scan_bytes(
+    data: bytes,
+    name: str = "<bytes>",
+    *,
+    trusted: Iterable[str] = (),
+    max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
+    max_ratio: int = DEFAULT_MAX_RATIO,
+) -> ScanReport:
+    """Scan in-memory bytes (for example the exact bytes about to be loaded)."""
+    opts = _Options(tuple(allowlist.parse_trusted(t) for t in trusted), max_decompressed, max_ratio)
+    report = ScanReport(name)
+    _scan_data(bytes(data), report, opts)
+    return report
+
+
+def _open_regular(path: str, *, nofollow: bool) -> int:
+    from modelchain.digest import _kind_name, _read_error, _show
+
+    try:
+        st = os.stat(path, follow_symlinks=not nofollow)
+    except OSError as e:
+        raise _read_error(path, e) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"cannot scan {_show(path)}: it is {_kind_name(st.st_mode)}")
+    try:
+        fd = os.open(path, _OPEN_FILE | (_O_NOFOLLOW if nofollow else 0))
+    except OSError as e:
+        raise _read_error(path, e) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"cannot scan {_show(path)}: it changed while being opened")
+    return fd
+
+
+def _scan_file(path: str, shown: str, opts: _Options, *, nofollow: bool) -> ScanReport:
+    fd = _open_regular(path, nofollow=nofollow)
+    report = ScanReport(shown)
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            report.findings.append("empty file: nothing to scan")
+            return report
+        try:
+            view = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read {shown}: {e}") from None
+        try:
+            _scan_data(view, report, opts)
+        finally:
+            view.close()
+    return report
+
+
+def scan_path(
+    path: StrPath,
+    *,
+    trusted: Iterable[str] = (),
+    max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
+    max_ratio: int = DEFAULT_MAX_RATIO,
+) -> ScanReport | DirectoryScan:
+    """Scan a file (ScanReport) or a directory (DirectoryScan, one report per regular file).
+
+    Raises InputError when `path` is missing, unreadable, or not a regular file/directory.
+    Inside a directory, symbolic links are not followed and FIFOs, sockets and devices are
+    never opened: each is a finding.
+    """
+    opts = _Options(tuple(allowlist.parse_trusted(t) for t in trusted), max_decompressed, max_ratio)
+    text = os.fsdecode(os.fspath(path))
+    try:
+        st = os.stat(text)
+    except OSError as e:
+        from modelchain.digest import _read_error
+
+        raise _read_error(text, e) from None
+    if not stat.S_ISDIR(st.st_mode):
+        return _scan_file(text, text, opts, nofollow=False)
+    result = DirectoryScan(text)
+    _walk(text, "", result, opts, set())
+    result.reports.sort(key=lambda r: r.path)
+    return result
+
+
+def _walk(
+    root: str, rel: str, result: DirectoryScan, opts: _Options, seen: set[tuple[int, int]]
+) -> None:
+    from modelchain.digest import _kind_name, _show
+
+    here = os.path.join(root, rel) if rel else root
+    try:
+        entries = sorted(os.scandir(here), key=lambda e: e.name)
+    except OSError as e:
+        result.findings.append(f"cannot list {_show(here)}: {e.strerror or e}")
+        return
+    for entry in entries:
+        sub = f"{rel}/{entry.name}" if rel else entry.name
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError as e:
+            result.findings.append(f"{_show(sub)}: cannot stat: {e.strerror or e}")
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            result.findings.append(f"{_show(sub)}: symbolic link not followed")
+        elif stat.S_ISDIR(st.st_mode):
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            _walk(root, sub, result, opts, seen)
+        elif stat.S_ISREG(st.st_mode):
+            try:
+                result.reports.append(_scan_file(os.path.join(root, sub), sub, opts, nofollow=True))
+            except InputError as e:
+                result.findings.append(f"{_show(sub)}: {e}")
+        else:
+            result.findings.append(f"{_show(sub)}: is {_kind_name(st.st_mode)}; not opened")
