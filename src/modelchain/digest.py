@@ -120,7 +120,7 @@ class Manifest:
         files = tuple(sorted(entries, key=_path_key))
         for a, b in itertools.pairwise(files):
             if a.path == b.path:
-                raise InputError(f"manifest lists {_show(a.path)} twice")
+                raise InputError(f"manifest lists {show_path(a.path)} twice")
         encoded = canonical_json(_entries_json(files))
         return cls(
             files=files,
@@ -168,7 +168,7 @@ def _path_key(entry: ManifestEntry) -> bytes:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _show(path: str) -> str:
+def show_path(path: str) -> str:
     """A path fit for a one-line message: undecodable bytes and control characters escaped."""
     text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
@@ -184,8 +184,8 @@ def _os_message(e: OSError) -> str:
     return text[:1].lower() + text[1:]
 
 
-def _read_error(path: str, e: OSError) -> InputError:
-    shown = _show(path)
+def read_error(path: str, e: OSError) -> InputError:
+    shown = show_path(path)
     if isinstance(e, FileNotFoundError):
         return InputError(f"no such file or directory: {shown}")
     if isinstance(e, PermissionError):
@@ -195,7 +195,7 @@ def _read_error(path: str, e: OSError) -> InputError:
     return InputError(f"cannot read {shown}: {_os_message(e)}")
 
 
-def _kind_name(mode: int) -> str:
+def kind_name(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a FIFO"
     if stat.S_ISSOCK(mode):
@@ -280,27 +280,27 @@ def hash_file(path: StrPath, *, progress: ProgressSink | None = None) -> FileDig
     it is opened, so this never blocks.
     """
     p = _fspath(path)
-    shown = _show(p)
+    shown = show_path(p)
     try:
         st = os.stat(p)
     except OSError as e:
-        raise _read_error(p, e) from None
+        raise read_error(p, e) from None
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"cannot hash {shown}: it is a directory, not a file")
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"cannot hash {shown}: {_kind_name(st.st_mode)}, not a regular file")
+        raise InputError(f"cannot hash {shown}: {kind_name(st.st_mode)}, not a regular file")
     try:
         fd = os.open(p, _OPEN_FILE)
     except OSError as e:
-        raise _read_error(p, e) from None
+        raise read_error(p, e) from None
     try:
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode):
-            raise InputError(f"cannot hash {shown}: {_kind_name(opened.st_mode)}")
-        with _progress_for(progress, opened.st_size, _show(os.path.basename(p) or p)) as bar:
+            raise InputError(f"cannot hash {shown}: {kind_name(opened.st_mode)}")
+        with _progress_for(progress, opened.st_size, show_path(os.path.basename(p) or p)) as bar:
             return _hash_fd(fd, shown, bytearray(BUFFER_SIZE), bar.advance)
     except OSError as e:
-        raise _read_error(p, e) from None
+        raise read_error(p, e) from None
     finally:
         os.close(fd)
 
@@ -402,7 +402,7 @@ class _Scanner:
         self.files: list[_Planned] = []
 
     def shown(self, parts: tuple[str, ...]) -> str:
-        return _show(os.path.join(self.root, *parts))
+        return show_path(os.path.join(self.root, *parts))
 
     def run(self, root_stat: os.stat_result) -> list[_Planned]:
         ident = (root_stat.st_dev, root_stat.st_ino)
@@ -418,7 +418,7 @@ class _Scanner:
         except OSError as e:
             if not d.via_link and os.path.islink(d.path):
                 raise UnsafePath(f"{shown} was replaced by a symbolic link while hashing") from None
-            raise _read_error(d.path, e) from None
+            raise read_error(d.path, e) from None
         try:
             st = os.fstat(fd)
             if (st.st_dev, st.st_ino) != d.ident:
@@ -430,7 +430,7 @@ class _Scanner:
                 for entry in entries:
                     self.scan_entry(d, entry, fd if _SCANDIR_FD else None, subdirs)
             except OSError as e:
-                raise _read_error(d.path, e) from None
+                raise read_error(d.path, e) from None
             return subdirs
         finally:
             os.close(fd)
@@ -446,7 +446,7 @@ class _Scanner:
         except FileNotFoundError:
             return  # removed since the directory was listed: not part of the tree
         except OSError as e:
-            raise _read_error(path, e) from None
+            raise read_error(path, e) from None
         mode = st.st_mode
         if stat.S_ISLNK(mode):
             self.scan_link(d, parts, path, name, dir_fd, subdirs)
@@ -463,7 +463,7 @@ class _Scanner:
             self.plan(parts, path, False, st)
         else:
             raise UnsafePath(
-                f"{self.shown(parts)}: {_kind_name(mode)}; special files are not hashed"
+                f"{self.shown(parts)}: {kind_name(mode)}; special files are not hashed"
             )
 
     def scan_link(
@@ -479,8 +479,8 @@ class _Scanner:
         try:
             target = os.readlink(name, dir_fd=dir_fd) if dir_fd is not None else os.readlink(path)
         except OSError as e:
-            raise _read_error(path, e) from None
-        arrow = f"{shown} -> {_show(target)}"
+            raise read_error(path, e) from None
+        arrow = f"{shown} -> {show_path(target)}"
         if not self.follow:
             if _ignored(self.rules, parts, False) or _ignored(self.rules, parts, True):
                 return  # ignored whatever it points at: nothing is opened or recorded
@@ -509,7 +509,7 @@ class _Scanner:
         elif stat.S_ISREG(mode):
             self.plan(parts, path, True, st)
         else:
-            raise UnsafePath(f"{arrow}: {_kind_name(mode)}; special files are not hashed")
+            raise UnsafePath(f"{arrow}: {kind_name(mode)}; special files are not hashed")
 
     def check_name(self, parts: tuple[str, ...]) -> None:
         try:
@@ -545,14 +545,14 @@ def _hash_planned(
             raise UnsafePath(
                 f"{item.shown} was replaced by a symbolic link while hashing"
             ) from None
-        raise _read_error(item.open_path, e) from None
+        raise read_error(item.open_path, e) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != item.ident:
             raise UnsafePath(f"{item.shown} was replaced while hashing")
         digest = _hash_fd(fd, item.shown, buf, advance, cancelled)
     except OSError as e:
-        raise _read_error(item.open_path, e) from None
+        raise read_error(item.open_path, e) from None
     finally:
         os.close(fd)
     return ManifestEntry(path=item.rel, size=digest.size, sha256=digest.sha256)
@@ -618,12 +618,12 @@ def hash_directory(
     try:
         root_stat = os.stat(root)
     except OSError as e:
-        raise _read_error(root, e) from None
+        raise read_error(root, e) from None
     if not stat.S_ISDIR(root_stat.st_mode):
-        raise InputError(f"not a directory: {_show(root)}")
+        raise InputError(f"not a directory: {show_path(root)}")
     plan = _Scanner(root, rules, follow_symlinks, allow_outside).run(root_stat)
     total = sum(item.size for item in plan)
-    with _progress_for(progress, total, _show(root.rstrip("/") + "/")) as bar:
+    with _progress_for(progress, total, show_path(root.rstrip("/") + "/")) as bar:
         entries = _hash_all(plan, workers, bar.advance)
     return Manifest.from_entries(entries)
 
@@ -642,7 +642,7 @@ def digest_path(
     try:
         st = os.stat(p)
     except OSError as e:
-        raise _read_error(p, e) from None
+        raise read_error(p, e) from None
     if stat.S_ISDIR(st.st_mode):
         manifest = hash_directory(
             p,
@@ -677,12 +677,12 @@ def _check_rel_path(path: str, where: str) -> None:
     if not path:
         raise InputError(f"{where}: path is empty")
     if path.startswith("/"):
-        raise InputError(f"{where}: path {_show(path)} is absolute")
+        raise InputError(f"{where}: path {show_path(path)} is absolute")
     if "\x00" in path:
         raise InputError(f"{where}: path contains a NUL character")
     for part in path.split("/"):
         if part in ("", ".", ".."):
-            raise InputError(f"{where}: path {_show(path)} is not a normalized relative path")
+            raise InputError(f"{where}: path {show_path(path)} is not a normalized relative path")
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:

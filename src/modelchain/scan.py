@@ -1117,21 +1117,21 @@ def scan_bytes(
 
 
 def _open_regular(path: str, *, nofollow: bool) -> int:
-    from modelchain.digest import _kind_name, _read_error, _show
+    from modelchain.digest import kind_name, read_error, show_path
 
     try:
         st = os.stat(path, follow_symlinks=not nofollow)
     except OSError as e:
-        raise _read_error(path, e) from None
+        raise read_error(path, e) from None
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"cannot scan {_show(path)}: it is {_kind_name(st.st_mode)}")
+        raise InputError(f"cannot scan {show_path(path)}: it is {kind_name(st.st_mode)}")
     try:
         fd = os.open(path, _OPEN_FILE | (_O_NOFOLLOW if nofollow else 0))
     except OSError as e:
-        raise _read_error(path, e) from None
+        raise read_error(path, e) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise InputError(f"cannot scan {_show(path)}: it changed while being opened")
+        raise InputError(f"cannot scan {show_path(path)}: it changed while being opened")
     return fd
 
 
@@ -1172,9 +1172,9 @@ def scan_path(
     try:
         st = os.stat(text)
     except OSError as e:
-        from modelchain.digest import _read_error
+        from modelchain.digest import read_error
 
-        raise _read_error(text, e) from None
+        raise read_error(text, e) from None
     if not stat.S_ISDIR(st.st_mode):
         return _scan_file(text, text, opts, nofollow=False)
     result = DirectoryScan(text)
@@ -1186,23 +1186,23 @@ def scan_path(
 def _walk(
     root: str, rel: str, result: DirectoryScan, opts: _Options, seen: set[tuple[int, int]]
 ) -> None:
-    from modelchain.digest import _kind_name, _show
+    from modelchain.digest import kind_name, show_path
 
     here = os.path.join(root, rel) if rel else root
     try:
         entries = sorted(os.scandir(here), key=lambda e: e.name)
     except OSError as e:
-        result.findings.append(f"cannot list {_show(here)}: {e.strerror or e}")
+        result.findings.append(f"cannot list {show_path(here)}: {e.strerror or e}")
         return
     for entry in entries:
         sub = f"{rel}/{entry.name}" if rel else entry.name
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError as e:
-            result.findings.append(f"{_show(sub)}: cannot stat: {e.strerror or e}")
+            result.findings.append(f"{show_path(sub)}: cannot stat: {e.strerror or e}")
             continue
         if stat.S_ISLNK(st.st_mode):
-            result.findings.append(f"{_show(sub)}: symbolic link not followed")
+            result.findings.append(f"{show_path(sub)}: symbolic link not followed")
         elif stat.S_ISDIR(st.st_mode):
             if (st.st_dev, st.st_ino) in seen:
                 continue
@@ -1212,6 +1212,6 @@ def _walk(
             try:
                 result.reports.append(_scan_file(os.path.join(root, sub), sub, opts, nofollow=True))
             except InputError as e:
-                result.findings.append(f"{_show(sub)}: {e}")
+                result.findings.append(f"{show_path(sub)}: {e}")
         else:
-            result.findings.append(f"{_show(sub)}: is {_kind_name(st.st_mode)}; not opened")
+            result.findings.append(f"{show_path(sub)}: is {kind_name(st.st_mode)}; not opened")
