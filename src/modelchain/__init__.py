@@ -18,6 +18,7 @@ __all__ = [
     "ModelchainError",
     "Verification",
     "__version__",
+    "load",
     "merkle",
 ]
 
@@ -28,11 +29,13 @@ _LAZY = {
     "Verification": "modelchain.ledger",
     "Home": "modelchain.home",
     "ModelchainError": "modelchain.errors",
+    "load": "modelchain.guard",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import merkle
     from .errors import ModelchainError
+    from .guard import load
     from .home import Home
     from .ledger import AuditReport, Block, Ledger, Verification
 

@@ -227,6 +227,19 @@ def register(
 @cli.command()
 @click.argument("path", type=click.Path(path_type=str))
 @click.option("--name", help="Registered name to check against (default: PATH's base name).")
+@click.option(
+    "--load",
+    "test_load",
+    is_flag=True,
+    help="Then test-load the model in a child process with the restricted unpickler.",
+)
+@click.option(
+    "--trust",
+    "trusted",
+    multiple=True,
+    metavar="NAME",
+    help="With --load, also allow this import (pkg.mod.Name or pkg.mod.*); repeatable.",
+)
 @key_option
 @hashing_options
 @ledger_option
@@ -234,6 +247,8 @@ def register(
 def verify(
     path: str,
     name: str | None,
+    test_load: bool,
+    trusted: Sequence[str],
     keys: Sequence[str],
     ignore: Sequence[str],
     follow_symlinks: bool,
@@ -250,8 +265,9 @@ def verify(
             follow_symlinks=follow_symlinks,
             allow_outside=allow_outside,
         )
+        loaded = _load_in_child(ledger, path, result.name, trusted) if test_load else None
         if as_json:
-            _emit(result.as_dict())
+            _emit({**result.as_dict(), **({"load": loaded} if loaded else {})})
             return
         click.echo(
             f"OK: {path} matches {result.block.label}, "
@@ -263,6 +279,29 @@ def verify(
             f"Ledger valid: {n_blocks(result.audit.size)}, "
             f"checkpoint signed by {result.audit.origin}"
         )
+        if loaded is not None:
+            click.echo(f"Test load in a child process: {loaded.get('format')} model loaded")
+
+
+def _load_in_child(ledger: Any, path: str, name: str, trusted: Sequence[str]) -> dict[str, Any]:
+    """`verify --load`: the restricted load runs in a fresh process, so even a loader bug
+    cannot touch this one; any refusal is this command's failure."""
+    from .errors import VerificationError
+    from .guard import verify_load_in_child
+
+    verdict = verify_load_in_child(
+        path,
+        ledger_location=ledger.location,
+        name=name,
+        trusted=trusted,
+        home=ledger.home.path,
+    )
+    if not verdict.get("loaded"):
+        error = VerificationError(f"{path}: test load refused: {verdict.get('error', verdict)}")
+        error.exit_code = int(verdict.get("exit_code") or 1)
+        error.details = {"verified": False, "load": verdict}  # type: ignore[attr-defined]
+        raise error
+    return verdict
 
 
 @cli.command()

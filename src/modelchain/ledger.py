@@ -419,14 +419,25 @@ class Ledger:
         allow_outside: bool = False,
         progress: Any = None,
     ) -> Block:
-        """Hash a model file or directory and append a block for it."""
-        digest = digest_path(
-            path,
-            ignore=ignore,
-            follow_symlinks=follow_symlinks,
-            allow_outside=allow_outside,
-            progress=progress,
-        )
+        """Hash a model file or directory and append a block for it.
+
+        A `.safetensors` file also gets a digest per tensor (and of its header) in
+        `metadata["tensors"]`, so a later mismatch can name the tensors that changed.
+        """
+        if os.fspath(path).endswith(".safetensors") and os.path.isfile(path):
+            from .guard import read_once, safetensors_digests
+
+            data = read_once(os.fspath(path))  # one read: the digests all describe these bytes
+            digest = PathDigest("file", hashlib.sha256(data).hexdigest(), len(data), None)
+            metadata = {**(metadata or {}), "tensors": safetensors_digests(data)}
+        else:
+            digest = digest_path(
+                path,
+                ignore=ignore,
+                follow_symlinks=follow_symlinks,
+                allow_outside=allow_outside,
+                progress=progress,
+            )
         return self.append(
             name=name or default_name(path),
             model_hash=digest.sha256,
@@ -818,6 +829,11 @@ class Ledger:
                 if paths
             ]
             reason = "; ".join(parts) or "the manifest differs"
+        elif "tensors" in newest.metadata and digest.kind == "file":
+            tensors = _tensor_reason(newest, path)
+            if tensors is not None:
+                details["tensors"] = tensors[0]
+                reason = tensors[1]
         raise _mismatch(f"{path} does not match {newest.label}: {reason}", details)
 
     # -- proofs -----------------------------------------------------------------------------
@@ -972,6 +988,22 @@ def _difference(block: Block, digest: PathDigest) -> str | ManifestDiff:
     if block.kind == "directory" and block.manifest is not None and digest.manifest is not None:
         return compare_manifests(block.manifest, digest.manifest)
     return f"sha256 {digest.sha256}, registered {block.model_hash}"
+
+
+def _tensor_reason(
+    block: Block, path: str | os.PathLike[str]
+) -> tuple[dict[str, list[str]], str] | None:
+    """For a safetensors model registered with per-tensor digests: which tensors differ."""
+    from .guard import read_once, tensor_difference
+
+    try:
+        diff = tensor_difference(block, read_once(os.fspath(path)))
+    except InputError:
+        return None
+    if diff is None or not any(diff.values()):
+        return None
+    parts = [f"{kind} tensors: {', '.join(names)}" for kind, names in diff.items() if names]
+    return diff, "; ".join(parts)
 
 
 def _mismatch(message: str, details: dict[str, Any]) -> ModelMismatch:

@@ -1,0 +1,749 @@
+"""Verify, then load: `load()` deserialises only the bytes the ledger vouches for.
+
+The gap between "check the file" and "load the file" is closed by reading the model once:
+`load` opens the path, reads every byte into memory, hashes exactly those bytes, checks the
+digest against the newest registered version of the model's name (with the ledger audited, by
+`Ledger.verify` -- the one place that rule lives), and only then deserialises the same bytes
+from memory. The path is never opened a second time, so replacing the file in between changes
+nothing.
+
+Pickle and joblib data go through a restricted unpickler: every global the data names is
+checked by `modelchain.allowlist.check` (the one place the import allowlist lives) before it is
+imported, persistent ids are refused, and bytes left over after the pickle's STOP are refused
+(a second, hidden pickle would otherwise go unnoticed). skops files are loaded with skops'
+own trusted-types check, fed only with the types the allowlist (or the caller's `trusted=`)
+allows. safetensors files are parsed strictly and returned as numpy arrays; ONNX files as an
+`onnx.ModelProto` when `onnx` is installed.
+
+For `modelchain verify --load`, `verify_load_in_child` runs `load` in a child process
+(`python -m modelchain.guard`), which prints a one-line JSON verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import pickle
+import stat
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .digest import PathDigest, kind_name, read_error, show_path
+from .errors import (
+    InputError,
+    ModelchainError,
+    ModelMismatch,
+    NotRegistered,
+    UsageError,
+    VerificationError,
+)
+from .store.base import DuplicateKey, unique_object
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .home import Home
+    from .ledger import Block, Ledger
+
+__all__ = [
+    "FORMATS",
+    "LoadRefused",
+    "LoadedModel",
+    "ModelUnreadable",
+    "TamperedModel",
+    "UnregisteredModel",
+    "UnsafeModel",
+    "child_main",
+    "detect_format",
+    "diff_tensors",
+    "load",
+    "load_verified",
+    "parse_safetensors_header",
+    "safetensors_digests",
+    "verify_load_in_child",
+]
+
+FORMATS = ("joblib", "pickle", "skops", "safetensors", "onnx")
+
+_PICKLE_EXTENSIONS = (".pkl", ".pickle", ".pk", ".p")
+_JOBLIB_EXTENSIONS = (".joblib", ".jbl", ".jl")
+#: the magic bytes of every compressor joblib registers (joblib.compressor._COMPRESSORS)
+_COMPRESSED_MAGIC = (b"x", b"\x1f\x8b", b"BZh", b"]\x00\x00", b"\xfd7zXZ", b'\x04"M\x18')
+_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+class LoadRefused(VerificationError):
+    """`load` refused the model: unregistered, tampered, or unsafe to deserialise (exit 1)."""
+
+
+class UnregisteredModel(LoadRefused, NotRegistered):
+    """No version of the model's name is registered in the ledger."""
+
+
+class TamperedModel(LoadRefused, ModelMismatch):
+    """The bytes read differ from the newest registered version (`.details` says how)."""
+
+    details: dict[str, Any]
+
+
+class UnsafeModel(LoadRefused):
+    """The data asks for something the restricted loader refuses; `.refused` names the import
+    (``module.name``) when there is one."""
+
+    refused: str | None = None
+
+
+class ModelUnreadable(InputError):
+    """The (verified) bytes are not a well-formed file of the format they claim (exit 2)."""
+
+
+def _unsafe(message: str, refused: str | None = None) -> UnsafeModel:
+    exc = UnsafeModel(message)
+    exc.refused = refused
+    return exc
+
+
+# -- reading once ---------------------------------------------------------------------------
+
+
+def read_once(path: str) -> bytes:
+    """One open, one read of everything: the only time `load` touches the path."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        raise read_error(path, e) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise UsageError(
+                f"{show_path(path)} is a directory: modelchain.load loads model files only"
+            )
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{show_path(path)}: {kind_name(st.st_mode)}, not a model file")
+        with os.fdopen(fd, "rb", closefd=True) as f:
+            fd = -1
+            return f.read()
+    except OSError as e:
+        raise read_error(path, e) from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+# -- format detection -----------------------------------------------------------------------
+
+
+def _looks_like_safetensors(data: bytes) -> bool:
+    if len(data) < 10:
+        return False
+    n = int.from_bytes(data[:8], "little")
+    return 2 <= n <= len(data) - 8 and data[8:9] == b"{"
+
+
+def detect_format(data: bytes, path: str = "", format: str | None = None) -> str:
+    """One of `FORMATS`, from the content's magic bytes first and the extension second."""
+    if format is not None:
+        if format not in FORMATS:
+            raise UsageError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
+        return format
+    ext = os.path.splitext(path)[1].lower()
+    shown = show_path(path) if path else "the model"
+    if ext == ".safetensors" or _looks_like_safetensors(data):
+        return "safetensors"
+    if data.startswith(b"PK\x03\x04") or ext == ".skops":
+        if ext == ".skops" or b"schema.json" in data:
+            return "skops"
+        raise ModelUnreadable(
+            f"{shown}: a zip archive that is not a skops file (not supported by modelchain.load)"
+        )
+    if ext == ".onnx":
+        return "onnx"
+    if data[:1] == b"\x80":  # pickle protocol 2 and newer
+        return "pickle" if ext in _PICKLE_EXTENSIONS else "joblib"
+    if data.startswith(_COMPRESSED_MAGIC):
+        return "joblib"
+    if ext in _PICKLE_EXTENSIONS:
+        return "pickle"  # protocols 0 and 1 have no magic
+    if ext in _JOBLIB_EXTENSIONS:
+        return "joblib"
+    raise ModelUnreadable(f"{shown}: cannot tell the model's format; pass format=")
+
+
+# -- restricted unpickling ------------------------------------------------------------------
+
+
+class _NeedsJoblib(Exception):
+    """A plain-pickle load met joblib's array wrapper: reload the same bytes with joblib."""
+
+
+def _check_import(module: str, name: str, trusted: tuple[str, ...]) -> None:
+    from .allowlist import check, normalize
+
+    verdict = check(module, name, trusted)
+    if not verdict.allowed:
+        both_str = isinstance(module, str) and isinstance(name, str)
+        key = ".".join(normalize(module, name)) if both_str else repr((module, name))
+        raise _unsafe(f"unsafe model: {verdict.reason}", key)
+
+
+def _check_imported(module: str, name: str, obj: object) -> None:
+    from .allowlist import allowed_by_shape, looks_like_class
+
+    if allowed_by_shape(module, name) and not looks_like_class(obj):
+        raise _unsafe(
+            f"unsafe model: refused: {module}.{name} is not a scikit-learn class",
+            f"{module}.{name}",
+        )
+    try:
+        from joblib.numpy_pickle_compat import NDArrayWrapper, ZNDArrayWrapper
+    except ImportError:  # pragma: no cover - joblib is optional
+        return
+    if obj is NDArrayWrapper or obj is ZNDArrayWrapper:
+        raise _unsafe(
+            f"unsafe model: refused: {module}.{name} (joblib < 0.10 arrays are read from "
+            "companion files on disk, which modelchain.load never opens)",
+            f"{module}.{name}",
+        )
+
+
+def _refuse_persistent_id(pid: Any) -> Any:
+    raise _unsafe("unsafe model: refused: a persistent id (the loader decides what it means)")
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """`pickle.Unpickler` that imports only what the allowlist allows."""
+
+    def __init__(self, file: Any, trusted: tuple[str, ...]) -> None:
+        super().__init__(file)
+        self._trusted = trusted
+
+    def find_class(self, module: str, name: str) -> Any:
+        _check_import(module, name, self._trusted)
+        if (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
+            raise _NeedsJoblib
+        obj = super().find_class(module, name)
+        _check_imported(module, name, obj)
+        return obj
+
+    def persistent_load(self, pid: Any) -> Any:
+        return _refuse_persistent_id(pid)
+
+
+def _restricted_joblib_unpickler() -> type:
+    from joblib.numpy_pickle import NumpyUnpickler
+
+    class RestrictedNumpyUnpickler(NumpyUnpickler):
+        """joblib's unpickler (arrays read from the stream), restricted like the one above."""
+
+        def __init__(self, file: Any, trusted: tuple[str, ...]) -> None:
+            super().__init__("", file, ensure_native_byte_order=True, mmap_mode=None)
+            self._trusted = trusted
+
+        def find_class(self, module: str, name: str) -> Any:
+            _check_import(module, name, self._trusted)
+            obj = super().find_class(module, name)
+            _check_imported(module, name, obj)
+            return obj
+
+        def persistent_load(self, pid: Any) -> Any:
+            return _refuse_persistent_id(pid)
+
+    return RestrictedNumpyUnpickler
+
+
+def _no_trailing(f: Any, what: str) -> None:
+    if f.read(1):
+        raise _unsafe(
+            f"unsafe model: bytes follow the end of the {what} (a second pickle would be "
+            "hidden there); refusing to load"
+        )
+
+
+def _load_pickle(data: bytes, trusted: tuple[str, ...]) -> Any:
+    f = io.BytesIO(data)
+    try:
+        obj = _RestrictedUnpickler(f, trusted).load()
+    except _NeedsJoblib:
+        return _load_joblib(data, trusted)
+    _no_trailing(f, "pickle")
+    return obj
+
+
+def _load_joblib(data: bytes, trusted: tuple[str, ...]) -> Any:
+    try:
+        from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
+    except ImportError:
+        raise UsageError(
+            "loading joblib files needs joblib: pip install 'modelchain[sklearn]'"
+        ) from None
+    unpickler = _restricted_joblib_unpickler()
+    with _validate_fileobject_and_memmap(io.BytesIO(data), "", None) as (fobj, _):
+        if isinstance(fobj, str):
+            raise ModelUnreadable(
+                "a joblib < 0.10 file (its arrays live in companion files): not supported"
+            )
+        obj = unpickler(fobj, trusted).load()
+        _no_trailing(fobj, "joblib pickle")
+    return obj
+
+
+# -- other formats --------------------------------------------------------------------------
+
+
+def _load_skops(data: bytes, trusted: tuple[str, ...]) -> Any:
+    try:
+        import skops.io as sio
+    except ImportError:
+        raise UsageError("loading .skops files needs skops: pip install skops") from None
+    untrusted = sio.get_untrusted_types(data=data)
+    allowed: list[str] = []
+    refused: list[str] = []
+    from .allowlist import check
+
+    for entry in untrusted:
+        module, _, name = entry.rpartition(".")
+        (allowed if module and check(module, name, trusted).allowed else refused).append(entry)
+    if refused:
+        raise _unsafe(
+            f"unsafe model: refused skops types not in the allowlist: {', '.join(refused)}",
+            refused[0],
+        )
+    return sio.loads(data, trusted=allowed)
+
+
+def _load_safetensors(data: bytes) -> dict[str, Any]:
+    parse_safetensors_header(data)  # strict: refuse anything the parser below would doubt
+    try:
+        from safetensors.numpy import load as st_load
+    except ImportError:
+        raise UsageError(
+            "loading .safetensors files needs safetensors and numpy: pip install safetensors"
+        ) from None
+    return st_load(data)
+
+
+def _load_onnx(data: bytes) -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise UsageError("loading .onnx files needs onnx: pip install onnx") from None
+    return onnx.load_model_from_string(data)
+
+
+# -- safetensors per tensor -----------------------------------------------------------------
+
+_DTYPE_SIZES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
+
+
+@dataclass(frozen=True)
+class SafetensorsHeader:
+    """A parsed safetensors header: `tensors` maps name -> (begin, end) absolute offsets."""
+
+    header_length: int
+    header: bytes
+    tensors: dict[str, tuple[int, int]]
+    metadata: dict[str, str]
+
+
+def _nonneg_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def parse_safetensors_header(data: bytes) -> SafetensorsHeader:
+    """Parse and check a safetensors file's header (8-byte little-endian length, JSON).
+
+    Strict: the header lies within the file, is a JSON object without duplicate keys, every
+    tensor has a dtype, a shape and data offsets inside the data area whose length matches the
+    shape, and the tensors cover the data area exactly, without overlap or gaps.
+    Raises `ModelUnreadable` naming the first problem.
+    """
+    if len(data) < 8:
+        raise ModelUnreadable("safetensors: file shorter than its 8-byte header length")
+    n = int.from_bytes(data[:8], "little")
+    if n > len(data) - 8:
+        raise ModelUnreadable(f"safetensors: header length {n} exceeds the file")
+    if n > _MAX_SAFETENSORS_HEADER:
+        raise ModelUnreadable(f"safetensors: header length {n} is implausibly large")
+    header = bytes(data[8 : 8 + n])
+    try:
+        parsed = json.loads(header.decode("utf-8"), object_pairs_hook=unique_object)
+    except DuplicateKey as e:
+        raise ModelUnreadable(f"safetensors header: {e}") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ModelUnreadable(f"safetensors: header is not UTF-8 JSON: {e}") from None
+    if not isinstance(parsed, dict):
+        raise ModelUnreadable("safetensors: header is not a JSON object")
+    body = len(data) - 8 - n
+    metadata: dict[str, str] = {}
+    tensors: dict[str, tuple[int, int]] = {}
+    for key, info in parsed.items():
+        if key == "__metadata__":
+            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
+                raise ModelUnreadable("safetensors: __metadata__ must map strings to strings")
+            metadata = dict(info)
+            continue
+        where = f"safetensors: tensor {key!r}"
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+            raise ModelUnreadable(f"{where}: needs exactly dtype, shape and data_offsets")
+        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if not isinstance(dtype, str):
+            raise ModelUnreadable(f"{where}: dtype must be a string")
+        if not isinstance(shape, list) or not all(_nonneg_int(d) for d in shape):
+            raise ModelUnreadable(f"{where}: shape must be a list of non-negative integers")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(_nonneg_int(o) for o in offsets)
+        ):
+            raise ModelUnreadable(f"{where}: data_offsets must be two non-negative integers")
+        begin, end = offsets
+        if begin > end or end > body:
+            raise ModelUnreadable(f"{where}: data_offsets [{begin}, {end}] outside the data")
+        size = _DTYPE_SIZES.get(dtype)
+        if size is not None:
+            count = 1
+            for d in shape:
+                count *= d
+            if count * size != end - begin:
+                raise ModelUnreadable(f"{where}: {end - begin} bytes do not hold {dtype}{shape}")
+        tensors[key] = (8 + n + begin, 8 + n + end)
+    position = 8 + n
+    for key, (begin, end) in sorted(tensors.items(), key=lambda kv: (kv[1], kv[0])):
+        if begin != position:
+            what = "overlaps another tensor" if begin < position else "leaves a gap before it"
+            raise ModelUnreadable(f"safetensors: tensor {key!r} {what}")
+        position = end
+    if position != len(data):
+        raise ModelUnreadable(f"safetensors: {len(data) - position} bytes follow the last tensor")
+    return SafetensorsHeader(n, header, tensors, metadata)
+
+
+def safetensors_digests(data: bytes) -> dict[str, str]:
+    """SHA-256 (hex) of each tensor's bytes, and of the header under ``"__header__"``."""
+    parsed = parse_safetensors_header(data)
+    view = memoryview(data)
+    out = {"__header__": hashlib.sha256(parsed.header).hexdigest()}
+    for name, (begin, end) in sorted(parsed.tensors.items()):
+        out[name] = hashlib.sha256(view[begin:end]).hexdigest()
+    return out
+
+
+def diff_tensors(
+    expected: Mapping[str, str], actual: Mapping[str, str]
+) -> tuple[list[str], list[str], list[str]]:
+    """(changed, added, removed) names between two `safetensors_digests` results, sorted."""
+    changed = sorted(k for k in expected.keys() & actual.keys() if expected[k] != actual[k])
+    return changed, sorted(actual.keys() - expected.keys()), sorted(expected.keys() - actual.keys())
+
+
+def tensor_difference(block: Block, data: bytes) -> dict[str, list[str]] | None:
+    recorded = block.metadata.get("tensors") if isinstance(block.metadata, Mapping) else None
+    if not isinstance(recorded, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in recorded.items()
+    ):
+        return None
+    try:
+        actual = safetensors_digests(data)
+    except ModelUnreadable:
+        return None
+    changed, added, removed = diff_tensors(recorded, actual)
+    return {"changed": changed, "added": added, "removed": removed}
+
+
+# -- load -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """What `load_verified` loaded, and what vouched for it (`block` is None when
+    `allow_unregistered=True` skipped the ledger)."""
+
+    obj: Any
+    path: str
+    name: str
+    format: str
+    sha256: str
+    size: int
+    block: Block | None
+
+    def as_dict(self) -> dict[str, Any]:
+        kind = type(self.obj)
+        return {
+            "loaded": True,
+            "path": self.path,
+            "name": self.name,
+            "format": self.format,
+            "sha256": self.sha256,
+            "size": self.size,
+            "verified": self.block is not None,
+            "version": None if self.block is None else self.block.version,
+            "index": None if self.block is None else self.block.index,
+            "type": f"{kind.__module__}.{kind.__qualname__}",
+        }
+
+
+def _check_ledger(
+    ledger: Ledger | str | os.PathLike[str] | None,
+    home: Home | str | os.PathLike[str] | None,
+    path: str,
+    name: str,
+    data: bytes,
+    sha256: str,
+) -> Block:
+    from .ledger import Ledger
+
+    owned = not isinstance(ledger, Ledger)
+    led = Ledger.open(ledger, home=home) if owned else ledger
+    try:
+        digest = PathDigest("file", sha256, len(data), None)
+        try:
+            return led.verify(path, name=name, digest=digest).block
+        except NotRegistered as e:
+            raise UnregisteredModel(f"refused to load: {e}") from e
+        except ModelMismatch as e:
+            details = dict(getattr(e, "details", {}))
+            message = f"refused to load: {e}"
+            index = details.get("newest_index")
+            if isinstance(index, int) and "matched_version" not in details:
+                tensors = tensor_difference(led.block(index), data)
+                if tensors is not None:
+                    details["tensors"] = tensors
+                    parts = [f"{k} tensors: {', '.join(v)}" for k, v in tensors.items() if v]
+                    if parts:
+                        message += " (" + "; ".join(parts) + ")"
+            exc = TamperedModel(message)
+            exc.details = details
+            raise exc from e
+    finally:
+        if owned:
+            led.close()
+
+
+def load_verified(
+    path: str | os.PathLike[str],
+    *,
+    ledger: Ledger | str | os.PathLike[str] | None = None,
+    name: str | None = None,
+    trusted: Iterable[str] = (),
+    allow_unregistered: bool = False,
+    format: str | None = None,
+    home: Home | str | os.PathLike[str] | None = None,
+) -> LoadedModel:
+    """Like `load`, but returns the loaded object with the digest and block that vouched."""
+    from .allowlist import parse_trusted
+    from .ledger import default_name
+
+    if isinstance(trusted, str):
+        trusted = (trusted,)
+    trusted_names = tuple(parse_trusted(t) for t in trusted)
+    p = os.fspath(path)
+    name = name or default_name(p)
+    data = read_once(p)
+    sha256 = hashlib.sha256(data).hexdigest()
+    block = None
+    if not allow_unregistered:
+        block = _check_ledger(ledger, home, p, name, data, sha256)
+    fmt = detect_format(data, p, format)
+    try:
+        if fmt == "joblib":
+            obj = _load_joblib(data, trusted_names)
+        elif fmt == "pickle":
+            obj = _load_pickle(data, trusted_names)
+        elif fmt == "skops":
+            obj = _load_skops(data, trusted_names)
+        elif fmt == "safetensors":
+            obj = _load_safetensors(data)
+        else:
+            obj = _load_onnx(data)
+    except UnsafeModel as e:
+        raise _unsafe(f"refused to load {show_path(p)}: {e}", e.refused) from None
+    except ModelchainError:
+        raise
+    except Exception as e:
+        raise ModelUnreadable(
+            f"{show_path(p)}: cannot load as {fmt}: {type(e).__name__}: {e}"
+        ) from None
+    return LoadedModel(obj, p, name, fmt, sha256, len(data), block)
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    ledger: Ledger | str | os.PathLike[str] | None = None,
+    name: str | None = None,
+    trusted: Iterable[str] = (),
+    allow_unregistered: bool = False,
+    format: str | None = None,
+    home: Home | str | os.PathLike[str] | None = None,
+) -> Any:
+    """Load the model at `path`, but only if its bytes are the newest registered version.
+
+    `ledger` is a `Ledger` or a location for `Ledger.open` (with `home`); `name` defaults to
+    the path's base name; `trusted` adds "module.Name" / "module.*" entries to the import
+    allowlist for this call; `format` overrides detection (one of `FORMATS`).
+
+    Raises `UnregisteredModel`, `TamperedModel`, `UnsafeModel` (all `LoadRefused`), the
+    ledger audit's errors, `ModelUnreadable` for malformed data, `UsageError` when a needed
+    library is missing.
+    """
+    return load_verified(
+        path,
+        ledger=ledger,
+        name=name,
+        trusted=trusted,
+        allow_unregistered=allow_unregistered,
+        format=format,
+        home=home,
+    ).obj
+
+
+# -- in a child process ---------------------------------------------------------------------
+
+
+def _refusal(path: str, name: str | None, exc: BaseException, code: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "loaded": False,
+        "path": path,
+        "name": name,
+        "error": str(exc) or type(exc).__name__,
+        "error_type": type(exc).__name__,
+        "exit_code": code,
+    }
+    refused = getattr(exc, "refused", None)
+    if refused:
+        out["refused"] = refused
+    details = getattr(exc, "details", None)
+    if isinstance(details, dict):
+        out["details"] = details
+    return out
+
+
+def child_main(argv: list[str] | None = None) -> int:
+    """`python -m modelchain.guard PATH [--ledger L] [--name N] [--trusted T]...`: load PATH
+    with `load_verified`, print one line of JSON, exit 0 (loaded), 1 (refused) or 2."""
+    parser = argparse.ArgumentParser(prog="python -m modelchain.guard")
+    parser.add_argument("path")
+    parser.add_argument("--ledger")
+    parser.add_argument("--name")
+    parser.add_argument("--home")
+    parser.add_argument("--format", choices=FORMATS)
+    parser.add_argument("--trusted", action="append", default=[])
+    parser.add_argument("--allow-unregistered", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        loaded = load_verified(
+            args.path,
+            ledger=args.ledger,
+            name=args.name,
+            trusted=args.trusted,
+            allow_unregistered=args.allow_unregistered,
+            format=args.format,
+            home=args.home,
+        )
+        verdict, code = loaded.as_dict(), 0
+    except ModelchainError as e:
+        code = e.exit_code
+        verdict = _refusal(args.path, args.name, e, code)
+    except Exception as e:  # never a traceback: the parent reads one JSON line
+        code = 1
+        verdict = _refusal(args.path, args.name, e, code)
+    verdict.setdefault("exit_code", code)
+    print(json.dumps(verdict, sort_keys=True, default=str), flush=True)
+    return code
+
+
+def verify_load_in_child(
+    path: str | os.PathLike[str],
+    *,
+    ledger_location: str | os.PathLike[str] | None = None,
+    name: str | None = None,
+    trusted: Iterable[str] = (),
+    timeout: float = 120.0,
+    allow_unregistered: bool = False,
+    format: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Run `load` on `path` in a fresh Python process and return its JSON verdict.
+
+    The verdict has ``loaded`` (bool) and ``exit_code``; a refusal adds ``error`` and
+    ``error_type``. A child that times out, crashes or prints no verdict is reported as not
+    loaded (exit code 1): failing closed.
+    """
+    p = os.fspath(path)
+    cmd = [sys.executable, "-m", "modelchain.guard", p]
+    if ledger_location is not None:
+        cmd += ["--ledger", os.fspath(ledger_location)]
+    if name is not None:
+        cmd += ["--name", name]
+    if home is not None:
+        cmd += ["--home", os.fspath(home)]
+    if format is not None:
+        cmd += ["--format", format]
+    if isinstance(trusted, str):
+        trusted = (trusted,)
+    for entry in trusted:
+        cmd += ["--trusted", entry]
+    if allow_unregistered:
+        cmd.append("--allow-unregistered")
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        return {
+            "loaded": False,
+            "path": p,
+            "name": name,
+            "error": f"loading did not finish within {timeout:g} s",
+            "error_type": "Timeout",
+            "exit_code": 1,
+        }
+    lines = proc.stdout.strip().splitlines()
+    try:
+        verdict = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        verdict = None
+    if not isinstance(verdict, dict) or not isinstance(verdict.get("loaded"), bool):
+        tail = (proc.stderr.strip().splitlines() or [""])[-1]
+        return {
+            "loaded": False,
+            "path": p,
+            "name": name,
+            "error": f"the loading process exited with status {proc.returncode}: {tail}".rstrip(),
+            "error_type": "ChildFailed",
+            "exit_code": 1,
+        }
+    if verdict["loaded"] and proc.returncode != 0:
+        verdict = {**verdict, "loaded": False, "exit_code": 1}
+    return verdict
+
+
+if __name__ == "__main__":
+    from modelchain.guard import child_main as _main  # one copy of the classes, not __main__'s
+
+    sys.exit(_main(sys.argv[1:]))
