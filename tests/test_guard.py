@@ -517,3 +517,21 @@ def test_refusals_are_verification_errors() -> None:
     for cls in (UnregisteredModel, TamperedModel, UnsafeModel):
         assert issubclass(cls, LoadRefused)
         assert issubclass(cls, VerificationError)
+
+
+def test_onnx_model_loads_as_a_model_proto(ledger: Ledger, work: Path) -> None:
+    onnx = pytest.importorskip("onnx", reason="onnx is optional (pip install onnx)")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["X"], ["Y"])], "g", [x], [y])
+    path = work / "identity.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    ledger.register(path)
+    model = load(path, ledger=ledger)
+    assert isinstance(model, onnx.ModelProto)
+    assert [n.op_type for n in model.graph.node] == ["Identity"]
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(TamperedModel):
+        load(path, ledger=ledger)
