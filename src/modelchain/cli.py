@@ -126,11 +126,6 @@ def _fmt_time(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _block_dict(block: Any) -> dict[str, Any]:
-    out = block.to_dict()
-    return out
-
-
 # -- the group ----------------------------------------------------------------------------
 
 
@@ -216,7 +211,7 @@ def register(
             allow_outside=allow_outside,
         )
         if as_json:
-            _emit({"registered": True, "ledger": ledger.location, "block": _block_dict(block)})
+            _emit({"registered": True, "ledger": ledger.location, "block": block.to_dict()})
             return
         files = f", {len(block.manifest.files)} files" if block.manifest is not None else ""
         click.echo(
@@ -348,7 +343,7 @@ def log(name: str | None, limit: int | None, as_json: bool) -> None:
         if limit:
             blocks = blocks[-limit:]
         if as_json:
-            _emit([_block_dict(b) for b in blocks])
+            _emit([b.to_dict() for b in blocks])
             return
         if not blocks:
             click.echo("(no blocks)")
