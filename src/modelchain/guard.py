@@ -569,6 +569,8 @@ def load_verified(
     if not allow_unregistered:
         block = _check_ledger(ledger, home, p, name, data, sha256)
     fmt = detect_format(data, p, format)
+    if fmt in ("joblib", "pickle"):
+        _prescan(data, p, trusted)
     try:
         if fmt == "joblib":
             obj = _load_joblib(data, trusted_names)
@@ -589,6 +591,29 @@ def load_verified(
             f"{show_path(p)}: cannot load as {fmt}: {type(e).__name__}: {e}"
         ) from None
     return LoadedModel(obj, p, name, fmt, sha256, len(data), block)
+
+
+def _prescan(data: bytes, path: str, trusted: Iterable[str]) -> None:
+    """Before any byte is unpickled, scan those very bytes statically: the decompression caps
+    stop a compression bomb from exhausting memory, and a file the scanner cannot follow to
+    its end is refused (fail closed) even if the restricted unpickler might cope with it."""
+    from .allowlist import normalize
+    from .scan import scan_bytes
+
+    report = scan_bytes(data, path, trusted=trusted)
+    if report.ok:
+        return
+    if report.refused:
+        module, name = normalize(report.refused[0].module, report.refused[0].name)
+        raise _unsafe(
+            f"refused to load {show_path(path)}: imports {module}.{name} "
+            f"({report.refused[0].reason})",
+            f"{module}.{name}",
+        )
+    reason = report.findings[0] if report.findings else "not parsed to its end"
+    if reason.startswith("could not parse"):  # malformed, not hostile: unreadable input
+        raise ModelUnreadable(f"{show_path(path)}: {reason}")
+    raise _unsafe(f"refused to load {show_path(path)}: {reason}")
 
 
 def load(
