@@ -553,5 +553,5 @@ def test_compression_bomb_is_refused_before_unpickling(work: Path) -> None:
     path = work / "bomb.joblib"
     path.write_bytes(zlib.compress(pickle.dumps(bytes(48 << 20), protocol=4), 9))
     assert path.stat().st_size < (1 << 20)
-    with pytest.raises(UnsafeModel, match="(?i)bomb|ratio|expands"):
+    with pytest.raises(UnsafeModel, match="decompression bomb"):
         load(path, allow_unregistered=True)
