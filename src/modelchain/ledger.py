@@ -290,6 +290,7 @@ class Ledger:
         self._known_note: str | None = None
         self._known_checkpoint: Checkpoint | None = None
         self._tip_hash: str | None = None
+        self._frontier: merkle.Frontier | None = None
         #: the newest checkpoint we signed but have not yet written to the trust state
         self._pending: list[tuple[str, int, str]] = []
         self._last_flush = 0.0
@@ -314,11 +315,24 @@ class Ledger:
         self.flush_trust()
         self.store.close()
 
-    def _remember(self, note: str, checkpoint: Checkpoint, tip_hash: str | None) -> None:
+    def _remember(
+        self, note: str, checkpoint: Checkpoint, tip_hash: str, frontier: merkle.Frontier
+    ) -> None:
         """The newest checkpoint this object signed or verified (so it is not checked again),
-        with the current_hash of the block it ends on."""
+        with the current_hash of the block it ends on and the tree's right edge."""
         self._known_note, self._known_checkpoint = note, checkpoint
-        self._tip_hash = tip_hash
+        self._tip_hash, self._frontier = tip_hash, frontier.copy()
+
+    def _unchanged_since_known(self, w: Any) -> tuple[merkle.Frontier, Checkpoint, str] | None:
+        """If nobody wrote since this object last signed or verified the ledger (same size,
+        same checkpoint), the tip it remembers is authentic: nothing needs re-reading."""
+        size, note = w.head()
+        frontier, checkpoint, tip_hash = self._frontier, self._known_checkpoint, self._tip_hash
+        if note is None or note != self._known_note or frontier is None or frontier.size != size:
+            return None
+        if checkpoint is None or tip_hash is None:
+            return None
+        return frontier.copy(), checkpoint, tip_hash
 
     def _accept_own(self, origin: str, size: int, note: str) -> None:
         """What we sign, we trust -- so a later rollback below it is caught. Written at most
@@ -404,7 +418,7 @@ class Ledger:
         empty = Checkpoint(origin, 0, merkle.EMPTY_ROOT)
         note = sign_checkpoint(empty, signer)
         w.initialise(origin, note)
-        self._remember(note, empty, ZERO_HASH)
+        self._remember(note, empty, ZERO_HASH, merkle.Frontier.empty())
         self.home.remember_location(self._trust_key(), origin)
         return Tip(0, None, (), note, origin)
 
@@ -463,17 +477,21 @@ class Ledger:
         if not _HEX64.match(model_hash):
             raise UsageError("model_hash must be a lowercase hex SHA-256")
         with self.store.writer() as w:
-            tip = w.tip()
-            if tip.origin is None:
-                tip = self._initialise(w, tip, None)
-            frontier, checkpoint, previous = self._check_tip(tip)
-            timestamp = time.time()
+            known = self._unchanged_since_known(w)
+            if known is not None:
+                frontier, checkpoint, previous = known
+            else:
+                tip = w.tip()
+                if tip.origin is None:
+                    tip = self._initialise(w, tip, None)
+                frontier, checkpoint, previous = self._check_tip(tip)
+            index, timestamp = frontier.size, time.time()
             block = Block(
-                index=tip.size,
+                index=index,
                 timestamp=timestamp,
                 model_hash=model_hash,
                 previous_hash=previous,
-                current_hash=seed_hash(tip.size, timestamp, model_hash, previous),
+                current_hash=seed_hash(index, timestamp, model_hash, previous),
                 name=name,
                 version=w.latest_version(name) + 1,
                 kind=kind,
@@ -488,7 +506,7 @@ class Ledger:
             signed = Checkpoint(checkpoint.origin, frontier.size, frontier.root())
             note = sign_checkpoint(signed, signer)
             w.append(raw, data, nodes, note)
-        self._remember(note, signed, block.current_hash)
+        self._remember(note, signed, block.current_hash, frontier)
         self._accept_own(checkpoint.origin, frontier.size, note)
         return block
 
@@ -524,7 +542,7 @@ class Ledger:
                 )
             previous = _parse_block(tip.last_data, tip.size - 1).current_hash
         self._check_trusted(checkpoint, self._prove_extends(checkpoint))
-        self._remember(tip.checkpoint, checkpoint, previous)
+        self._remember(tip.checkpoint, checkpoint, previous, frontier)
         return frontier, checkpoint, previous
 
     def _is_signed_leaf(self, tip: Tip, frontier: merkle.Frontier) -> bool:
@@ -724,7 +742,7 @@ class Ledger:
         if update_trust:
             self.home.accept_checkpoint(checkpoint.origin, checkpoint.size, note)
             self.home.remember_location(self._trust_key(), checkpoint.origin)
-        self._remember(note, checkpoint, previous)
+        self._remember(note, checkpoint, previous, frontier)
         return AuditReport(
             location=self.location,
             origin=checkpoint.origin,

@@ -63,6 +63,11 @@ class Writer(ABC):
     def tip(self) -> Tip: ...
 
     @abstractmethod
+    def head(self) -> tuple[int, str | None]:
+        """The number of blocks and the newest checkpoint: all an appender that wrote the
+        last block itself needs to know that nobody else has written since."""
+
+    @abstractmethod
     def latest_version(self, name: str) -> int:
         """Highest version registered under `name`, 0 if none (an index, not yet audited)."""
 

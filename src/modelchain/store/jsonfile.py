@@ -248,6 +248,9 @@ class _JSONWriter(Writer):
             origin=_origin_of(self._checkpoint),
         )
 
+    def head(self) -> tuple[int, str | None]:
+        return len(self._items), self._checkpoint
+
     def latest_version(self, name: str) -> int:
         versions = [
             b.get("version", 0)

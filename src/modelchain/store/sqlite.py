@@ -247,6 +247,13 @@ class _SQLiteWriter(Writer):
             origin=meta.get("origin"),
         )
 
+    def head(self) -> tuple[int, str | None]:
+        size, checkpoint = self._conn.execute(
+            "SELECT (SELECT coalesce(max(idx) + 1, 0) FROM blocks), "
+            "(SELECT value FROM meta WHERE key = 'checkpoint')"
+        ).fetchone()
+        return int(size), checkpoint
+
     def latest_version(self, name: str) -> int:
         row = self._conn.execute(
             "SELECT max(version) FROM blocks WHERE name = ?", (name,)
