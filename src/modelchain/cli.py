@@ -192,7 +192,13 @@ def register(
     allow_outside: bool,
     as_json: bool,
 ) -> None:
-    """Hash a model file or directory and append a block for it."""
+    """Hash a model file or directory and append a block for it.
+
+    \b
+    Examples:
+      modelchain register model.joblib
+      modelchain register models/llm/ --name llm --meta team=nlp --ignore '*.tmp'
+    """
     from .errors import UsageError
 
     metadata: dict[str, str] = {}
@@ -250,7 +256,17 @@ def verify(
     allow_outside: bool,
     as_json: bool,
 ) -> None:
-    """Check PATH against the newest registered version of its name, and audit the ledger."""
+    """Check PATH against the newest registered version of its name, and audit the ledger.
+
+    Exit 1 names what differs: an older version it matches, the changed, added or removed
+    files of a directory, the changed tensors of a safetensors file.
+
+    \b
+    Examples:
+      modelchain verify model.joblib
+      modelchain verify deploy/model.joblib --name model.joblib --load
+      modelchain --ledger blockchain_data.json verify iris_model.joblib --json
+    """
     with _open_ledger() as ledger:
         result = ledger.verify(
             path,
@@ -304,7 +320,13 @@ def _load_in_child(ledger: Any, path: str, name: str, trusted: Sequence[str]) ->
 @ledger_option
 @json_option
 def audit(keys: Sequence[str], as_json: bool) -> None:
-    """Check every block, the Merkle tree, the signed checkpoint, and against rollback."""
+    """Check every block, the Merkle tree, the signed checkpoint, and against rollback.
+
+    \b
+    Examples:
+      modelchain audit
+      modelchain audit --key "$(cat operator.vkey)"   # an auditor without the operator key
+    """
     with _open_ledger() as ledger:
         report = ledger.audit(keys=_verifiers(keys))
         from .ledger import n_blocks
@@ -434,7 +456,13 @@ def note() -> None:
 @click.argument("file", type=click.Path(path_type=str, allow_dash=True))
 @json_option
 def note_verify(keys: Sequence[str], file: str, as_json: bool) -> None:
-    """Verify a signed note (FILE, or - for stdin) against one or more verifier keys."""
+    """Verify a signed note (FILE, or - for stdin) against one or more verifier keys.
+
+    \b
+    Example:
+      modelchain checkpoint > cp.txt
+      modelchain note verify --key "$(modelchain checkpoint --verifier-key)" cp.txt
+    """
     from .errors import InputError
     from .note import open_note
 
@@ -580,6 +608,12 @@ def _report_copy(report: Any, source: str, target: str, as_json: bool) -> None:
 @json_option
 def scan(path: str, trusted: Sequence[str], as_json: bool) -> None:
     """Scan a pickle/joblib file (or every file of a directory) without loading it.
+
+    \b
+    Examples:
+      modelchain scan model.joblib
+      modelchain scan models/ --json
+      modelchain scan model.pkl --trust mypkg.layers.Dense
 
     Exit 0 only if every file was parsed to its end and every import is allowed.
     """
