@@ -331,3 +331,24 @@ def test_failed_copy_creates_nothing(tmp_path: Path, home: Home, target: str) ->
         copy_ledger(ledger, tmp_path / "out" / target)
     out = tmp_path / "out"
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_rollback_between_two_appends_of_one_process(tmp_path: Path, home: Home) -> None:
+    """Within one process the trust state is written at most once a second; a rollback
+    between two appends must still be caught, not signed over."""
+    loc = tmp_path / "l.db"
+    snapshot = tmp_path / "snap.db"
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        ledger.append(name="a", model_hash=_hex(1))
+        ledger.store.close()
+        shutil.copy(loc, snapshot)
+        ledger.store = type(ledger.store)(loc)
+        ledger.append(name="a", model_hash=_hex(2))
+        ledger.append(name="a", model_hash=_hex(3))  # within the second: not yet flushed
+        ledger.store.close()
+        for ext in ("-wal", "-shm"):
+            Path(str(loc) + ext).unlink(missing_ok=True)
+        shutil.copy(snapshot, loc)
+        ledger.store = type(ledger.store)(loc)
+        with pytest.raises(RollbackError, match="rolled back"):
+            ledger.append(name="a", model_hash=_hex(4))

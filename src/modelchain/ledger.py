@@ -541,6 +541,7 @@ class Ledger:
                     "run `modelchain audit`"
                 )
             previous = _parse_block(tip.last_data, tip.size - 1).current_hash
+        self.flush_trust()  # what we signed but have not yet recorded counts as accepted too
         self._check_trusted(checkpoint, self._prove_extends(checkpoint))
         self._remember(tip.checkpoint, checkpoint, previous, frontier)
         return frontier, checkpoint, previous
@@ -663,6 +664,7 @@ class Ledger:
         Raises `LedgerInvalid` (or its subclasses `RollbackError`, `ForkError`) naming the
         first problem found, `SignatureError` when the checkpoint is not signed by the key.
         """
+        self.flush_trust()  # our own unrecorded appends are the newest we accepted
         store = self.store
         origin = store.origin()
         note = store.checkpoint()
