@@ -513,9 +513,9 @@ class Ledger:
     def _check_tip(self, tip: Tip) -> tuple[merkle.Frontier, Checkpoint, str]:
         """Before signing anything new, make sure the tree we extend is the one we signed.
 
-        Returns the tree's right edge, its checkpoint, and the newest block's current_hash
-        (remembered from our own last append when nothing changed since, so a block edited
-        in between cannot slip into the chain)."""
+        Returns the tree's right edge, its checkpoint, and the newest block's current_hash.
+        (When nothing changed since this object's last append or audit, `append` skips this
+        and uses what it remembers: see `_unchanged_since_known`.)"""
         assert tip.origin is not None
         if tip.checkpoint is None:
             raise LedgerInvalid(f"{self.location}: the signed checkpoint is missing")
@@ -531,8 +531,6 @@ class Ledger:
                 f"{self.location}: the stored Merkle tree does not match the signed checkpoint; "
                 "run `modelchain audit`"
             )
-        if tip.checkpoint == self._known_note and self._tip_hash is not None:
-            return frontier, checkpoint, self._tip_hash
         previous = ZERO_HASH
         if tip.last_data is not None:
             if not self._is_signed_leaf(tip, frontier):
