@@ -81,6 +81,19 @@ class Writer(ABC):
     ) -> None:
         """Add one block, its new Merkle nodes, and the checkpoint that now covers it."""
 
+    def append_many(
+        self,
+        items: Sequence[tuple[dict[str, Any], bytes]],
+        nodes: Sequence[tuple[int, int, bytes]],
+        checkpoint: str,
+    ) -> None:
+        """Add several blocks (in index order), all their new nodes, and the one checkpoint
+        that covers the batch: one transaction and one signature for many appends, which is
+        how a busy service keeps up. Backends may override this with bulk inserts."""
+        for i, (block, data) in enumerate(items):
+            last = i == len(items) - 1
+            self.append(block, data, nodes if last else (), checkpoint)
+
     @abstractmethod
     def initialise(self, origin: str, checkpoint: str) -> None:
         """Record the origin and the first (empty-tree) checkpoint of a new ledger."""
