@@ -27,6 +27,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check .
 
 test: lint
+	tools/ensure-chromium
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.dev-installed
