@@ -16,6 +16,7 @@ __all__ = [
     "Home",
     "Ledger",
     "ModelchainError",
+    "Provenance",
     "Verification",
     "__version__",
     "load",
@@ -30,6 +31,7 @@ _LAZY = {
     "Home": "modelchain.home",
     "ModelchainError": "modelchain.errors",
     "load": "modelchain.guard",
+    "Provenance": "modelchain.provenance",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .guard import load
     from .home import Home
     from .ledger import AuditReport, Block, Ledger, Verification
+    from .provenance import Provenance
 
 
 def __getattr__(name: str) -> Any:

@@ -21,7 +21,9 @@ from . import __version__
 EPILOG = (
     "Exit status: 0 verified/success, 1 verification failed, 2 usage error or unreadable input.\n\n"
     "Ledger: --ledger or MODELCHAIN_LEDGER (default .modelchain/ledger.db); *.json is the seed "
-    "format, any other path SQLite. Keys and trust state: MODELCHAIN_HOME."
+    "format, postgresql://user@host/db?schema=NAME a PostgreSQL database, "
+    "https://host:port a `modelchain serve` server, any other path SQLite. "
+    "Keys and trust state: MODELCHAIN_HOME."
 )
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -78,6 +80,89 @@ def hashing_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def provenance_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`register`'s options for who vouches for a model and how it was made."""
+    f = click.option(
+        "--no-provenance",
+        is_flag=True,
+        help="Do not record library versions and the git commit automatically.",
+    )(f)
+    f = click.option(
+        "--metric",
+        "metrics",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="A metric to record in the provenance (value parsed as JSON if it can be).",
+    )(f)
+    f = click.option(
+        "--param",
+        "params",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="A hyperparameter to record (value parsed as JSON if it can be); repeatable.",
+    )(f)
+    f = click.option(
+        "--data",
+        "data",
+        multiple=True,
+        metavar="PATH",
+        help="Training data file or directory whose SHA-256 to record; repeatable.",
+    )(f)
+    f = click.option(
+        "--provenance",
+        "provenance_file",
+        metavar="FILE",
+        help="An in-toto Statement (its subject must be this model) or a provenance "
+        "predicate, as JSON.",
+    )(f)
+    f = click.option(
+        "--password-file",
+        metavar="FILE",
+        help="File holding the password of encrypted --sign-key keys "
+        "(default: MODELCHAIN_KEY_PASSWORD).",
+    )(f)
+    f = click.option(
+        "--sign-key",
+        "sign_keys",
+        multiple=True,
+        metavar="KEY",
+        help="Sign the registration with this private key: a key name (modelchain key list) "
+        "or a PEM file; repeatable.",
+    )(f)
+    return f
+
+
+def _read_password(path: str | None) -> bytes | None:
+    """A password file's first line (None: no file given; the key module then falls back to
+    MODELCHAIN_KEY_PASSWORD)."""
+    if path is None:
+        return None
+    from .errors import KeyFileError
+
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise KeyFileError(f"{path}: not a regular file")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(4097)
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: no such password file") from None
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read password file: {exc.strerror or exc}") from None
+    if len(data) > 4096:
+        raise KeyFileError(f"{path}: too large for a password file")
+    password = data.splitlines()[0] if data.strip() else b""
+    if not password:
+        raise KeyFileError(f"{path}: the password file is empty")
+    return password
+
+
+def _private_keys(specs: Sequence[str], password_file: str | None, home: Any) -> list[Any]:
+    from .keys import resolve_private_key
+
+    password = _read_password(password_file)
+    return [resolve_private_key(spec, home, password) for spec in specs]
+
+
 def key_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--key",
@@ -104,11 +189,19 @@ def _verifiers(keys: Sequence[str]) -> list[Any]:
     return out
 
 
-def _open_ledger(*, create: bool = False) -> Any:
+def _open_ledger(*, create: bool = False, keys: Sequence[str] = ()) -> Any:
+    """The --ledger ledger; `keys` (--key) check a server's checkpoints (see docs/remote.md)."""
     from .ledger import Ledger
 
     state = click.get_current_context().ensure_object(_State)
-    return Ledger.open(state.ledger, create=create)
+    return Ledger.open(state.ledger, create=create, keys=_verifiers(keys))
+
+
+def _is_remote() -> bool:
+    from .store import resolve_location
+    from .store.http import is_remote
+
+    return is_remote(resolve_location(click.get_current_context().ensure_object(_State).ledger))
 
 
 def _fmt_size(n: int) -> str:
@@ -135,8 +228,8 @@ def _fmt_time(ts: float) -> str:
     "--ledger",
     metavar="LOCATION",
     envvar="MODELCHAIN_LEDGER",
-    help="Ledger: a *.json path (seed format), another path (SQLite). "
-    "Default: .modelchain/ledger.db",
+    help="Ledger: a *.json path (seed format), another path (SQLite), a server "
+    "(https://host:port). Default: .modelchain/ledger.db",
 )
 @click.pass_context
 def cli(ctx: click.Context, ledger: str | None) -> None:
@@ -180,13 +273,31 @@ def init(origin: str | None, as_json: bool) -> None:
 @click.option(
     "--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Metadata to record (repeatable)."
 )
+@provenance_options
 @hashing_options
+@click.option(
+    "--key",
+    "verifier_keys",
+    multiple=True,
+    metavar="VKEY",
+    envvar="MODELCHAIN_VERIFIER_KEY",
+    help="With a server ledger (https://...): the verifier key its checkpoints must be signed "
+    "with (default: the key pinned for its log). Token: MODELCHAIN_TOKEN.",
+)
 @ledger_option
 @json_option
 def register(
     path: str,
     name: str | None,
     meta: Sequence[str],
+    verifier_keys: Sequence[str],
+    sign_keys: Sequence[str],
+    password_file: str | None,
+    provenance_file: str | None,
+    data: Sequence[str],
+    params: Sequence[str],
+    metrics: Sequence[str],
+    no_provenance: bool,
     ignore: Sequence[str],
     follow_symlinks: bool,
     allow_outside: bool,
@@ -194,12 +305,21 @@ def register(
 ) -> None:
     """Hash a model file or directory and append a block for it.
 
+    Library versions and the git commit (when PATH is in a git checkout) are recorded as
+    provenance unless --no-provenance; --data, --param, --metric and --provenance add to it.
+
     \b
     Examples:
       modelchain register model.joblib
       modelchain register models/llm/ --name llm --meta team=nlp --ignore '*.tmp'
+      modelchain register model.joblib --sign-key alice --data train.csv \\
+          --param C=1.0 --metric accuracy=0.97
+      modelchain register model.joblib --provenance statement.intoto.json
+      MODELCHAIN_TOKEN=... modelchain register model.joblib --ledger https://ledger.example:8443
     """
     from .errors import UsageError
+    from .home import Home
+    from .provenance import Provenance, collect, parse_assignments
 
     metadata: dict[str, str] = {}
     for item in meta:
@@ -207,7 +327,15 @@ def register(
         if not sep or not key:
             raise UsageError(f"--meta takes KEY=VALUE, got {item!r}")
         metadata[key] = value
-    with _open_ledger(create=True) as ledger:
+    # everything that can be refused is checked before the model is hashed or the ledger touched
+    hyper, measured = parse_assignments(params, "--param"), parse_assignments(metrics, "--metric")
+    base = Provenance.load(provenance_file) if provenance_file is not None else None
+    keys = _private_keys(sign_keys, password_file, Home().path)
+    automatic = not no_provenance and not _is_remote()  # a server takes no provenance (yet)
+    provenance = collect(
+        path, base=base, data=data, params=hyper, metrics=measured, automatic=automatic
+    )
+    with _open_ledger(create=True, keys=verifier_keys) as ledger:
         block = ledger.register(
             path,
             name=name,
@@ -215,6 +343,8 @@ def register(
             ignore=_ignores(ignore),
             follow_symlinks=follow_symlinks,
             allow_outside=allow_outside,
+            provenance=provenance,
+            sign_keys=keys,
         )
         if as_json:
             _emit({"registered": True, "ledger": ledger.location, "block": block.to_dict()})
@@ -223,6 +353,8 @@ def register(
         click.echo(
             f"Registered {block.label}: sha256 {block.model_hash} ({_fmt_size(block.size)}{files})"
         )
+        for signature in block.signatures:
+            click.echo(f"Signed by key {signature.keyid[:16]} ({signature.key_type})")
 
 
 @cli.command()
@@ -241,6 +373,28 @@ def register(
     metavar="NAME",
     help="With --load, also allow this import (pkg.mod.Name or pkg.mod.*); repeatable.",
 )
+@click.option(
+    "--signer",
+    "signers",
+    multiple=True,
+    metavar="KEY",
+    help="Require a valid registration signature by this key: a key ID (8+ hex digits), "
+    "public key file, key name or Ed25519 verifier key; repeatable (all are required).",
+)
+@click.option(
+    "--signature",
+    metavar="SIG",
+    help="Check PATH against this OpenSSF model-signing bundle (needs --public-key); "
+    "the ledger is then checked only if --ledger or MODELCHAIN_LEDGER is given.",
+)
+@click.option("--public-key", "public_key", metavar="PUB", help="PEM public key for --signature.")
+@click.option(
+    "--ignore-paths",
+    "ignore_paths",
+    multiple=True,
+    metavar="PATH",
+    help="With --signature, also leave out this file or directory (repeatable).",
+)
 @key_option
 @hashing_options
 @ledger_option
@@ -250,6 +404,10 @@ def verify(
     name: str | None,
     test_load: bool,
     trusted: Sequence[str],
+    signers: Sequence[str],
+    signature: str | None,
+    public_key: str | None,
+    ignore_paths: Sequence[str],
     keys: Sequence[str],
     ignore: Sequence[str],
     follow_symlinks: bool,
@@ -266,7 +424,21 @@ def verify(
       modelchain verify model.joblib
       modelchain verify deploy/model.joblib --name model.joblib --load
       modelchain --ledger blockchain_data.json verify iris_model.joblib --json
+      modelchain verify model.joblib --signer alice     # or a key ID, .pub file, verifier key
+      modelchain verify models/llm --signature llm.sig --public-key signer.pub
     """
+    bundle = _check_bundle(
+        path, signature, public_key, ignore_paths, follow_symlinks, allow_outside
+    )
+    if bundle is not None and not _ledger_given():
+        if test_load:
+            from .errors import UsageError
+
+            raise UsageError("--load checks against the ledger: give --ledger too")
+        _emit(bundle.as_dict()) if as_json else _echo_bundle(bundle)
+        return
+    if bundle is not None and not as_json:
+        _echo_bundle(bundle)
     with _open_ledger() as ledger:
         result = ledger.verify(
             path,
@@ -275,10 +447,12 @@ def verify(
             ignore=_ignores(ignore),
             follow_symlinks=follow_symlinks,
             allow_outside=allow_outside,
+            signers=signers,
         )
         loaded = _load_in_child(ledger, path, result.name, trusted) if test_load else None
         if as_json:
-            _emit({**result.as_dict(), **({"load": loaded} if loaded else {})})
+            extra = {"signature": bundle.as_dict()} if bundle is not None else {}
+            _emit({**result.as_dict(), **({"load": loaded} if loaded else {}), **extra})
             return
         click.echo(
             f"OK: {path} matches {result.block.label}, "
@@ -290,6 +464,9 @@ def verify(
             f"Ledger valid: {n_blocks(result.audit.size)}, "
             f"checkpoint signed by {result.audit.origin}"
         )
+        if signers:
+            signed = ", ".join(f"{s.keyid[:16]} ({s.key_type})" for s in result.block.signatures)
+            click.echo(f"Registration signed by: {signed}")
         if loaded is not None:
             click.echo(f"Test load in a child process: {loaded.get('format')} model loaded")
 
@@ -352,11 +529,20 @@ def audit(keys: Sequence[str], as_json: bool) -> None:
 @cli.command()
 @click.option("--name", help="Only blocks of this model name.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the newest N blocks.")
+@key_option
 @ledger_option
 @json_option
-def log(name: str | None, limit: int | None, as_json: bool) -> None:
-    """List blocks, oldest first (not an audit: run `modelchain audit` for that)."""
-    with _open_ledger() as ledger:
+def log(name: str | None, limit: int | None, keys: Sequence[str], as_json: bool) -> None:
+    """List blocks, oldest first (not an audit: run `modelchain audit` for that).
+
+    From a server, each block shown is proven into its signed checkpoint.
+
+    \b
+    Examples:
+      modelchain log --name iris_model.joblib
+      modelchain log --limit 10 --ledger https://ledger.example:8443 --json
+    """
+    with _open_ledger(keys=keys) as ledger:
         if name is not None:
             blocks = [ledger.block(i) for i in ledger.store.find(name=name)]
         else:
@@ -416,13 +602,23 @@ def hash_(
 
 @cli.command()
 @click.option("--verifier-key", is_flag=True, help="Print the verifier key of this log instead.")
+@key_option
 @ledger_option
 @json_option
-def checkpoint(verifier_key: bool, as_json: bool) -> None:
-    """Print the newest signed checkpoint (a C2SP signed note)."""
+def checkpoint(verifier_key: bool, keys: Sequence[str], as_json: bool) -> None:
+    """Print the newest signed checkpoint (a C2SP signed note).
+
+    A server's checkpoint is printed only once its signature and its consistency with the
+    one accepted before are checked.
+
+    \b
+    Examples:
+      modelchain checkpoint --verifier-key
+      modelchain checkpoint --ledger https://ledger.example:8443 --json
+    """
     from .note import Checkpoint, parse_note
 
-    with _open_ledger() as ledger:
+    with _open_ledger(keys=keys) as ledger:
         note = ledger.checkpoint()
         cp = Checkpoint.parse(parse_note(note).text)
         if verifier_key:
@@ -561,7 +757,14 @@ def prove_consistency(old_size: int, new_size: int | None, as_json: bool) -> Non
 @ledger_option
 @json_option
 def export_(destination: str, keys: Sequence[str], as_json: bool) -> None:
-    """Copy the audited ledger to DESTINATION (*.json: the seed format; else SQLite)."""
+    """Copy the audited ledger to DESTINATION (*.json: the seed format; postgresql://...: a
+    PostgreSQL schema; else SQLite).
+
+    \b
+    Example:
+      modelchain export backup.json
+      modelchain export 'postgresql://ml@db.example:5432/registry?schema=team_a'
+    """
     from .ledger import copy_ledger
 
     with _open_ledger() as source:
@@ -587,7 +790,9 @@ def import_(source: str, keys: Sequence[str], as_json: bool) -> None:
 
 def _report_copy(report: Any, source: str, target: str, as_json: bool) -> None:
     from .ledger import n_blocks
+    from .store import display_location
 
+    target = display_location(target)  # a database URL is shown without its password
     if as_json:
         _emit({"copied": report.size, "from": source, "to": target, "origin": report.origin})
     else:
@@ -642,6 +847,179 @@ def scan(path: str, trusted: Sequence[str], as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("ref", metavar="NAME[@VERSION]")
+@ledger_option
+@json_option
+def show(ref: str, as_json: bool) -> None:
+    """Print one registration: digest, manifest summary, provenance, signatures.
+
+    Each signature is checked against the block's claim (valid / INVALID). This reads one
+    block; run `modelchain audit` or `verify` to check the whole ledger.
+
+    \b
+    Examples:
+      modelchain show iris_model.joblib
+      modelchain show iris_model.joblib@1 --json
+    """
+    from .ledger import parse_ref
+    from .provenance import provenance_lines, registration_view
+
+    name, version = parse_ref(ref)
+    with _open_ledger() as ledger:
+        block = ledger.registration(name, version)
+        view = registration_view(block, ledger.home.path)
+    if as_json:
+        _emit(view)
+        return
+    click.echo(f"{block.label}")
+    click.echo(f"  registered:  {view['registered']}")
+    click.echo(f"  sha256:      {view['sha256']}")
+    click.echo(f"  kind:        {view['kind']}, {_fmt_size(view['size'])}")
+    if view["manifest"] is not None:
+        click.echo(f"  manifest:    {view['manifest']['files']} files")
+    for key, value in view["metadata"].items():
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if len(text) > 200:
+            text = text[:200] + "…"
+        click.echo(f"  metadata:    {key}={text}")
+    if view["provenance"] is None:
+        click.echo("Provenance: none recorded")
+    else:
+        click.echo(f"Provenance ({view['provenance']['predicateType']}):")
+        for line in provenance_lines(view["provenance"]):
+            click.echo(f"  {line}")
+    if not view["signatures"]:
+        click.echo("Signatures: none")
+    else:
+        click.echo("Signatures:")
+        for sig in view["signatures"]:
+            status = "valid" if sig["valid"] else "INVALID"
+            named = f"  ({sig['key_name']})" if "key_name" in sig else ""
+            click.echo(f"  {status:8} {sig['key_type']:8} {sig['keyid']}{named}")
+            if not sig["valid"]:
+                click.echo(f"           {sig['problem']}")
+
+
+@cli.group(context_settings=CONTEXT)
+def key() -> None:
+    """Manage registrant signing keys (kept in MODELCHAIN_HOME/keys/).
+
+    \b
+    Example:
+      modelchain key generate alice
+      modelchain register model.joblib --sign-key alice
+      modelchain verify model.joblib --signer alice
+    """
+
+
+def _key_view(stored: Any) -> dict[str, Any]:
+    public = stored.public
+    return {
+        "name": stored.name,
+        "key_type": public.kind,
+        "keyid": public.key_id,
+        "private_key": str(stored.private_path) if stored.private_path.exists() else None,
+        "public_key": public.pem().decode(),
+        "verifier_key": public.verifier_string(stored.name),
+    }
+
+
+def _print_key(view: dict[str, Any]) -> None:
+    click.echo(f"Key {view['name']} ({view['key_type']})")
+    click.echo(f"  key ID:       {view['keyid']}")
+    click.echo(f"  private key:  {view['private_key'] or '(not here: public key only)'}")
+    if view["verifier_key"]:
+        click.echo(f"  verifier key: {view['verifier_key']}")
+    else:
+        click.echo("  public key:")
+        for line in view["public_key"].splitlines():
+            click.echo(f"    {line}")
+
+
+@key.command("generate")
+@click.argument("name")
+@click.option(
+    "--type",
+    "kind",
+    type=click.Choice(["ed25519", "p256", "p384", "p521"]),
+    default="ed25519",
+    show_default=True,
+    help="Key type (ECDSA curves sign with SHA-256/384/512).",
+)
+@click.option(
+    "--password-file",
+    metavar="FILE",
+    help="Encrypt the private key with the password in FILE (default: "
+    "MODELCHAIN_KEY_PASSWORD if set, else unencrypted).",
+)
+@json_option
+def key_generate(name: str, kind: str, password_file: str | None, as_json: bool) -> None:
+    """Create a key pair NAME: keys/NAME.pem (private, mode 0600) and keys/NAME.pub.
+
+    \b
+    Examples:
+      modelchain key generate alice
+      modelchain key generate ci --type p256 --password-file ci.pass
+    """
+    from .home import Home
+    from .keys import PASSWORD_ENV, KeyRing
+
+    password = _read_password(password_file)
+    if password is None and os.environ.get(PASSWORD_ENV):
+        password = os.environ[PASSWORD_ENV].encode()
+    stored = KeyRing(Home().path).generate(name, kind, password)  # type: ignore[arg-type]
+    view = _key_view(stored)
+    view["encrypted"] = password is not None
+    if as_json:
+        _emit(view)
+        return
+    _print_key(view)
+
+
+@key.command("list")
+@json_option
+def key_list(as_json: bool) -> None:
+    """List the keys in MODELCHAIN_HOME/keys/."""
+    from .home import Home
+    from .keys import KeyRing
+
+    views = [_key_view(k) for k in KeyRing(Home().path)]
+    if as_json:
+        _emit(views)
+        return
+    if not views:
+        click.echo("(no keys: create one with `modelchain key generate NAME`)")
+        return
+    click.echo(f"{'NAME':20}  {'TYPE':8}  KEY ID")
+    for v in views:
+        click.echo(f"{v['name']:20}  {v['key_type']:8}  {v['keyid']}")
+
+
+@key.command("show")
+@click.argument("name")
+@click.option("--pem", is_flag=True, help="Print only the public key as PEM (to share it).")
+@json_option
+def key_show(name: str, pem: bool, as_json: bool) -> None:
+    """Show a key's ID, type, and public key (a verifier key string for Ed25519).
+
+    \b
+    Examples:
+      modelchain key show alice
+      modelchain key show alice --pem > alice.pub
+    """
+    from .home import Home
+    from .keys import KeyRing
+
+    view = _key_view(KeyRing(Home().path).get(name))
+    if as_json:
+        _emit(view)
+    elif pem:
+        click.echo(view["public_key"], nl=False)
+    else:
+        _print_key(view)
+
+
+@cli.command()
 @click.option(
     "--dir",
     "directory",
@@ -654,6 +1032,311 @@ def demo(directory: str | None) -> None:
 
     ok = run_demo(directory)
     sys.exit(0 if ok else 1)
+
+
+# -- OpenSSF model-signing bundles ----------------------------------------------------------
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=str))
+@click.option(
+    "--private-key",
+    "private_key",
+    required=True,
+    metavar="KEY",
+    help="PEM private key (EC P-256/P-384/P-521 or Ed25519), or a key name in MODELCHAIN_HOME.",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=str),
+    help="File whose first line is the key's password (else MODELCHAIN_KEY_PASSWORD).",
+)
+@click.option(
+    "--signature",
+    default="model.sig",
+    show_default=True,
+    metavar="PATH",
+    help="Where to write the bundle (inside the model directory it is left out of the hash).",
+)
+@click.option(
+    "--ignore-paths",
+    "ignore_paths",
+    multiple=True,
+    metavar="PATH",
+    help="Leave this file or directory of the model out (repeatable; recorded in the bundle).",
+)
+@click.option(
+    "--ignore-git-paths/--no-ignore-git-paths",
+    default=True,
+    show_default=True,
+    help="Leave out .git, .gitattributes, .github and .gitignore at the model's root.",
+)
+@click.option(
+    "--hash",
+    "hash_type",
+    type=click.Choice(["sha256", "blake2b", "blake3"]),
+    default="sha256",
+    show_default=True,
+    help="Digest of each file or shard (model_signing's CLI verifies only sha256 files).",
+)
+@click.option(
+    "--shard-size",
+    metavar="BYTES",
+    help="Hash files in shards of this size (e.g. 256M), in parallel: faster on big files.",
+)
+@click.option("--files", "whole_files", is_flag=True, help="One digest per file (the default).")
+@click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Sign symbolic links inside the model as the files they point to.",
+)
+@click.option(
+    "--allow-outside",
+    is_flag=True,
+    help="With --follow-symlinks, also follow links that leave the model directory.",
+)
+@json_option
+def sign(
+    model: str,
+    private_key: str,
+    password_file: str | None,
+    signature: str,
+    ignore_paths: Sequence[str],
+    ignore_git_paths: bool,
+    hash_type: str,
+    shard_size: str | None,
+    whole_files: bool,
+    follow_symlinks: bool,
+    allow_outside: bool,
+    as_json: bool,
+) -> None:
+    """Sign MODEL (file or directory) into an OpenSSF model-signing bundle.
+
+    The bundle (Sigstore bundle, DSSE, in-toto statement) verifies with
+    `modelchain verify MODEL --signature SIG --public-key PUB` and, for EC keys, with
+    `model_signing verify key`.
+
+    \b
+    Examples:
+      modelchain sign models/llm --private-key signer.pem --signature llm.sig
+      modelchain sign model.joblib --private-key alice --password-file pw.txt
+      modelchain sign models/llm --private-key signer.pem --shard-size 256M --json
+    """
+    from .bundle import parse_size, read_password_file, sign_model
+    from .errors import UsageError
+    from .home import Home
+    from .keys import resolve_private_key
+
+    if shard_size is not None and whole_files:
+        raise UsageError("--shard-size and --files exclude each other")
+    size = parse_size(shard_size) if shard_size is not None else None
+    password = read_password_file(password_file) if password_file else None
+    key = resolve_private_key(private_key, Home().path, password)
+    result = sign_model(
+        model,
+        key,
+        signature=signature,
+        ignore_paths=ignore_paths,
+        ignore_git_paths=ignore_git_paths,
+        hash_type=hash_type,
+        shard_size=size,
+        allow_symlinks=follow_symlinks,
+        allow_outside=allow_outside,
+    )
+    if as_json:
+        _emit(result.as_dict())
+        return
+    click.echo(
+        f"Signed {model} ({result.files} files, {_fmt_size(result.size)}): {result.signature}"
+    )
+    click.echo(f"  subject sha256 {result.statement.digest}")
+    click.echo(f"  key {result.key.key_id[:16]} ({result.key.kind})")
+
+
+def _check_bundle(
+    path: str,
+    signature: str | None,
+    public_key: str | None,
+    ignore_paths: Sequence[str],
+    follow_symlinks: bool,
+    allow_outside: bool,
+) -> Any:
+    """`verify --signature SIG --public-key PUB`: the bundle check (None without them)."""
+    from .errors import UsageError
+
+    if signature is None and public_key is None:
+        if ignore_paths:
+            raise UsageError("--ignore-paths goes with --signature and --public-key")
+        return None
+    if signature is None or public_key is None:
+        raise UsageError("--signature and --public-key go together")
+    from .bundle import verify_model
+    from .keys import load_public_key
+
+    return verify_model(
+        path,
+        signature,
+        load_public_key(public_key),
+        ignore_paths=ignore_paths,
+        follow_symlinks=follow_symlinks,
+        allow_outside=allow_outside,
+    )
+
+
+def _ledger_given() -> bool:
+    """Whether a ledger was named (--ledger or MODELCHAIN_LEDGER) rather than defaulted."""
+    return click.get_current_context().ensure_object(_State).ledger is not None
+
+
+def _echo_bundle(result: Any) -> None:
+    s = result.statement.serialization
+    how = s.method if s.method == "files" else f"shards of {s.shard_size} bytes"
+    click.echo(
+        f"OK: {result.model} matches signature {result.signature} "
+        f"({result.files} files, {_fmt_size(result.size)}, {s.hash_type} {how})"
+    )
+    click.echo(f"Signed by key {result.key.key_id[:16]} ({result.key.kind})")
+    if result.not_covered:
+        shown = ", ".join(result.not_covered[:5])
+        click.echo(f"Note: empty files are not covered by a sharded bundle: {shown}")
+
+
+# -- the HTTP service ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Processes."
+)
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host.")
+@click.option(
+    "--max-body",
+    default=1 << 20,
+    show_default=True,
+    type=click.IntRange(1024, 64 << 20),
+    help="Largest request body, in bytes.",
+)
+@click.option(
+    "--max-batch",
+    default=256,
+    show_default=True,
+    type=click.IntRange(1, 10000),
+    help="Most registrations appended under one signed checkpoint.",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@ledger_option
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    allow_remote: bool,
+    max_body: int,
+    max_batch: int,
+    log_level: str,
+) -> None:
+    """Serve the ledger over HTTP: the /api/v1 JSON API (OpenAPI at /docs) and /metrics.
+
+    Reads are public; registering needs a token from `modelchain token create`.
+
+    \b
+    Example:
+      modelchain init --ledger models.db
+      modelchain token create --scope write --name ci
+      modelchain serve --ledger models.db --port 8080 --workers 2
+    """
+    from .server.launch import serve as run_server
+
+    state = click.get_current_context().ensure_object(_State)
+    run_server(
+        state.ledger,
+        host=host,
+        port=port,
+        workers=workers,
+        allow_remote=allow_remote,
+        max_body=max_body,
+        max_batch=max_batch,
+        log_level=log_level,
+    )
+
+
+@cli.group(context_settings=CONTEXT)
+def token() -> None:
+    """Bearer tokens for `modelchain serve`, kept only as SHA-256 hashes in MODELCHAIN_HOME."""
+
+
+@token.command("create")
+@click.option("--scope", required=True, type=click.Choice(["read", "write"]), help="Scope.")
+@click.option("--name", default="", help="A label, to find the token again (e.g. ci).")
+@click.option("--expires", type=float, metavar="DAYS", help="Expire after DAYS days.")
+@json_option
+def token_create(scope: str, name: str, expires: float | None, as_json: bool) -> None:
+    """Make a token and print it once (only its hash is stored).
+
+    \b
+    Example:
+      TOKEN=$(modelchain token create --scope write --name ci)
+      curl -H "Authorization: Bearer $TOKEN" ...
+    """
+    from .server.tokens import TokenStore
+
+    secret, record = TokenStore().create(scope, name, expires)
+    if as_json:
+        _emit({"token": secret, **record.public()})
+        return
+    click.echo(secret)
+    click.echo(f"token {record.id} ({scope} scope) created; it is shown only this once", err=True)
+
+
+@token.command("list")
+@json_option
+def token_list(as_json: bool) -> None:
+    """List tokens (id, scope, name, dates; never the tokens themselves).
+
+    \b
+    Example:
+      modelchain token list --json
+    """
+    from .server.tokens import TokenStore
+
+    records = [r.public() for r in TokenStore().records()]
+    if as_json:
+        _emit({"tokens": records})
+        return
+    if not records:
+        click.echo("no tokens (create one with `modelchain token create --scope write`)")
+    for r in records:
+        expires = "never" if r["expires"] is None else _fmt_time(r["expires"])
+        state = " (expired)" if r["expired"] else ""
+        click.echo(
+            f"{r['id']}  {r['scope']:5}  {r['name'] or '-'}  "
+            f"created {_fmt_time(r['created'])}  expires {expires}{state}"
+        )
+
+
+@token.command("revoke")
+@click.argument("ident", metavar="ID_OR_NAME")
+@json_option
+def token_revoke(ident: str, as_json: bool) -> None:
+    """Revoke a token by id (or by name, if unique); a running server notices at once.
+
+    \b
+    Example:
+      modelchain token revoke ci
+    """
+    from .server.tokens import TokenStore
+
+    record = TokenStore().revoke(ident)
+    if as_json:
+        _emit({"revoked": record.public()})
+        return
+    click.echo(f"revoked token {record.id} ({record.scope} scope, {record.name or 'unnamed'})")
 
 
 # -- entry point --------------------------------------------------------------------------

@@ -67,6 +67,8 @@ __all__ = [
     "hash_file",
     "manifest_from_json",
     "manifest_to_json",
+    "open_scanned",
+    "scan_directory",
 ]
 
 StrPath = str | os.PathLike[str]
@@ -537,19 +539,8 @@ def _hash_planned(
     cancelled: Callable[[], bool] | None,
 ) -> ManifestEntry:
     """Open the scanned file again and hash it, provided it is still the same regular file."""
-    flags = _OPEN_FILE | (0 if item.follow else _O_NOFOLLOW)
+    fd = open_scanned(item)
     try:
-        fd = os.open(item.open_path, flags)
-    except OSError as e:
-        if not item.follow and os.path.islink(item.open_path):
-            raise UnsafePath(
-                f"{item.shown} was replaced by a symbolic link while hashing"
-            ) from None
-        raise read_error(item.open_path, e) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != item.ident:
-            raise UnsafePath(f"{item.shown} was replaced while hashing")
         digest = _hash_fd(fd, item.shown, buf, advance, cancelled)
     except OSError as e:
         raise read_error(item.open_path, e) from None
@@ -626,6 +617,60 @@ def hash_directory(
     with _progress_for(progress, total, show_path(root.rstrip("/") + "/")) as bar:
         entries = _hash_all(plan, workers, bar.advance)
     return Manifest.from_entries(entries)
+
+
+# --------------------------------------------------------------------------- other hashers
+
+#: A regular file found by `scan_directory`: `.rel` (POSIX path from the root), `.size`,
+#: `.shown` (for messages); reopen it only with `open_scanned`.
+ScannedFile = _Planned
+
+
+def scan_directory(
+    path: StrPath,
+    *,
+    ignore: Iterable[str] = (),
+    follow_symlinks: bool = False,
+    allow_outside: bool = False,
+) -> list[ScannedFile]:
+    """The regular files of a directory under the same safety and ignore rules as
+    `hash_directory`, without hashing them: for hashers of other shapes (shards, BLAKE2/3)."""
+    root = _fspath(path)
+    rules = _compile_ignore(ignore)
+    try:
+        root_stat = os.stat(root)
+    except OSError as e:
+        raise read_error(root, e) from None
+    if not stat.S_ISDIR(root_stat.st_mode):
+        raise InputError(f"not a directory: {show_path(root)}")
+    return _Scanner(root, rules, follow_symlinks, allow_outside).run(root_stat)
+
+
+def open_scanned(item: ScannedFile) -> int:
+    """A read-only descriptor of a scanned file, refusing a file swapped since the scan (for a
+    link or another file): the caller closes it."""
+    flags = _OPEN_FILE | (0 if item.follow else _O_NOFOLLOW)
+    try:
+        fd = os.open(item.open_path, flags)
+    except OSError as e:
+        if not item.follow and os.path.islink(item.open_path):
+            raise UnsafePath(
+                f"{item.shown} was replaced by a symbolic link while hashing"
+            ) from None
+        raise read_error(item.open_path, e) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != item.ident:
+            raise UnsafePath(f"{item.shown} was replaced while hashing")
+        if _O_NONBLOCK:
+            os.set_blocking(fd, True)
+    except OSError as e:
+        os.close(fd)
+        raise read_error(item.open_path, e) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def digest_path(

@@ -30,7 +30,7 @@ import pickle
 import stat
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -514,6 +514,7 @@ def _check_ledger(
     name: str,
     data: bytes,
     sha256: str,
+    signers: Sequence[Any] = (),
 ) -> Block:
     from .ledger import Ledger
 
@@ -522,7 +523,7 @@ def _check_ledger(
     try:
         digest = PathDigest("file", sha256, len(data), None)
         try:
-            return led.verify(path, name=name, digest=digest).block
+            return led.verify(path, name=name, digest=digest, signers=signers).block
         except NotRegistered as e:
             raise UnregisteredModel(f"refused to load: {e}") from e
         except ModelMismatch as e:
@@ -553,6 +554,7 @@ def load_verified(
     allow_unregistered: bool = False,
     format: str | None = None,
     home: Home | str | os.PathLike[str] | None = None,
+    signers: Sequence[Any] = (),
 ) -> LoadedModel:
     """Like `load`, but returns the loaded object with the digest and block that vouched."""
     from .allowlist import parse_trusted
@@ -567,7 +569,7 @@ def load_verified(
     sha256 = hashlib.sha256(data).hexdigest()
     block = None
     if not allow_unregistered:
-        block = _check_ledger(ledger, home, p, name, data, sha256)
+        block = _check_ledger(ledger, home, p, name, data, sha256, signers)
     fmt = detect_format(data, p, format)
     if fmt in ("joblib", "pickle"):
         _prescan(data, p, trusted)
@@ -625,12 +627,15 @@ def load(
     allow_unregistered: bool = False,
     format: str | None = None,
     home: Home | str | os.PathLike[str] | None = None,
+    signers: Sequence[Any] = (),
 ) -> Any:
     """Load the model at `path`, but only if its bytes are the newest registered version.
 
     `ledger` is a `Ledger` or a location for `Ledger.open` (with `home`); `name` defaults to
     the path's base name; `trusted` adds "module.Name" / "module.*" entries to the import
-    allowlist for this call; `format` overrides detection (one of `FORMATS`).
+    allowlist for this call; `format` overrides detection (one of `FORMATS`); `signers`
+    (public keys, key files, key-ring names, verifier keys or key IDs) must each have signed
+    that registration (see `Ledger.verify`).
 
     Raises `UnregisteredModel`, `TamperedModel`, `UnsafeModel` (all `LoadRefused`), the
     ledger audit's errors, `ModelUnreadable` for malformed data, `UsageError` when a needed
@@ -644,6 +649,7 @@ def load(
         allow_unregistered=allow_unregistered,
         format=format,
         home=home,
+        signers=signers,
     ).obj
 
 

@@ -163,6 +163,8 @@ def _read_key_file(path: str | os.PathLike[str]) -> bytes:
     try:
         if p.is_dir():
             raise KeyFileError(f"{p}: is a directory, not a key file")
+        if p.exists() and not p.is_file():
+            raise KeyFileError(f"{p}: not a regular file")  # a FIFO would block the read
         with p.open("rb") as fh:
             data = fh.read(MAX_KEY_FILE + 1)
     except FileNotFoundError:

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from . import merkle
 from .canonical import canonical_json
@@ -49,11 +49,19 @@ from .errors import (
     UsageError,
 )
 from .home import Home
+from .keys import PrivateKey, PublicKey
 from .note import Checkpoint, Signer, Verifier, open_checkpoint, parse_note, sign_checkpoint
+from .provenance import Provenance, RegistrationSignature
 from .store import Store, StoredBlock, Tip, local_path, open_store
 from .store.base import unique_object
 
+if TYPE_CHECKING:
+    from .store.http import HTTPStore
+
 ZERO_HASH = "0" * 64
+#: a server's entries read one by one with an inclusion proof each, up to this many; more
+#: are checked by recomputing the root from the whole log
+_PROVE_EACH = 32
 SEED_FIELDS = ("index", "timestamp", "model_hash", "previous_hash", "current_hash")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 Kind = Literal["file", "directory"]
@@ -84,6 +92,10 @@ class Block:
     manifest: Manifest | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: in-toto provenance `{"predicateType", "predicate"}` (see `modelchain.provenance`)
+    provenance: Mapping[str, Any] | None = None
+    #: registrants' signatures over `claim()`
+    signatures: tuple[RegistrationSignature, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The block as stored: seed fields first, so the JSON file reads like the seed's."""
@@ -100,9 +112,36 @@ class Block:
             "manifest": None if self.manifest is None else manifest_to_json(self.manifest),
             "metadata": dict(self.metadata),
         }
+        if self.provenance is not None:  # absent, not null: older blocks encode as before
+            out["provenance"] = dict(self.provenance)
+        if self.signatures:
+            out["signatures"] = [s.to_json() for s in self.signatures]
         for key, value in self.extra.items():
             out.setdefault(key, value)
         return out
+
+    def claim(self) -> dict[str, Any]:
+        """What the registrant signed: the block minus what the ledger assigned."""
+        from .provenance import claim
+
+        return claim(
+            name=self.name,
+            model_hash=self.model_hash,
+            kind=self.kind,
+            size=self.size,
+            manifest=None if self.manifest is None else manifest_to_json(self.manifest),
+            metadata=self.metadata,
+            provenance=self.provenance,
+        )
+
+    def signature_problems(self) -> list[tuple[RegistrationSignature, str | None]]:
+        """Each signature with None (valid) or the reason it is not."""
+        if not self.signatures:
+            return []
+        from .provenance import signed_message
+
+        message = signed_message(self.claim())
+        return [(s, s.problem(message)) for s in self.signatures]
 
     def leaf_data(self) -> bytes:
         """The Merkle leaf's data: the canonical (RFC 8785) encoding of the whole block."""
@@ -163,7 +202,21 @@ class Block:
         metadata = raw.get("metadata", {})
         if not isinstance(metadata, dict):
             raise LedgerInvalid(f"{where}: field 'metadata' must be a JSON object")
-        known = {*SEED_FIELDS, "name", "version", "kind", "size", "manifest", "metadata"}
+        provenance = None
+        if "provenance" in raw:
+            from .provenance import check_stored
+
+            provenance = check_stored(raw["provenance"], where)
+        signatures: tuple[RegistrationSignature, ...] = ()
+        if "signatures" in raw:
+            from .provenance import stored_signatures
+
+            signatures = stored_signatures(raw["signatures"], where)
+        known = {
+            *SEED_FIELDS,
+            *("name", "version", "kind", "size", "manifest", "metadata"),
+            *("provenance", "signatures"),
+        }
         extra = {k: v for k, v in raw.items() if k not in known}
         return cls(
             index=index,
@@ -178,6 +231,8 @@ class Block:
             manifest=manifest,
             metadata=metadata,
             extra=extra,
+            provenance=provenance,
+            signatures=signatures,
         )
 
 
@@ -211,6 +266,21 @@ def _hex_field(raw: dict[str, Any], key: str, where: str) -> str:
     if not _HEX64.match(value):
         raise LedgerInvalid(f"{where}: field {key!r} is not a lowercase hex SHA-256")
     return value
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """A registration checked by `Ledger.prepare`: what the registrant claims. The ledger
+    adds the rest (index, timestamp, hashes, version) when it appends it."""
+
+    name: str
+    model_hash: str
+    kind: Kind = "file"
+    size: int = 0
+    manifest: Manifest | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    provenance: Mapping[str, Any] | None = None
+    signatures: tuple[RegistrationSignature, ...] = ()
 
 
 # -- results ------------------------------------------------------------------------------
@@ -260,8 +330,34 @@ class Verification:
             "sha256": self.digest.sha256,
             "version": self.block.version,
             "index": self.block.index,
+            **(
+                {"signed_by": [s.keyid for s in self.block.signatures]}
+                if self.block.signatures
+                else {}
+            ),
             "ledger": self.audit.as_dict(),
         }
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The answer of `Ledger.lookup`, with what a remote client needs to check it: the
+    entries with their leaf data and inclusion proofs into the signed checkpoint."""
+
+    name: str
+    model_hash: str
+    note: str
+    checkpoint: Checkpoint
+    message: str
+    verified: bool = False
+    #: None when verified, else "not_registered", "digest_mismatch" or "older_version"
+    reason: str | None = None
+    #: the newest registered version of `name` and its leaf data
+    newest: tuple[Block, bytes] | None = None
+    newest_proof: list[bytes] | None = None
+    #: the older version `model_hash` matched ("older_version")
+    matched: tuple[Block, bytes] | None = None
+    matched_proof: list[bytes] | None = None
 
 
 class _StoreSubtrees:
@@ -275,15 +371,43 @@ class _StoreSubtrees:
         return self.store.node(level, index)
 
 
+class _CachedSubtrees(_StoreSubtrees):
+    """`_StoreSubtrees` that remembers what it read (nodes never change once written)."""
+
+    #: a shared cache is emptied when it grows past this many nodes (~100 bytes each)
+    LIMIT = 200_000
+
+    def __init__(
+        self, store: Store, size: int, seen: dict[tuple[int, int], bytes] | None = None
+    ) -> None:
+        super().__init__(store, size)
+        self._seen: dict[tuple[int, int], bytes] = {} if seen is None else seen
+
+    def node(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        found = self._seen.get(key)
+        if found is None:
+            if len(self._seen) >= self.LIMIT:
+                self._seen.clear()
+            found = self._seen[key] = self.store.node(level, index)
+        return found
+
+
 # -- the ledger ---------------------------------------------------------------------------
 
 
 class Ledger:
     """A tamper-evident ledger of model digests. Open one with `Ledger.open(location)`."""
 
-    def __init__(self, store: Store, home: Home | None = None) -> None:
+    def __init__(
+        self, store: Store, home: Home | None = None, keys: Sequence[Verifier] = ()
+    ) -> None:
         self.store = store
         self.home = home if home is not None else Home()
+        #: verifier keys for a server's checkpoints when a call passes none (remote only)
+        self.keys = tuple(keys)
+        #: a server's newest checkpoint this object accepted: (note, checkpoint, trusted before)
+        self._remote_accepted: tuple[str, Checkpoint, int | None] | None = None
         self.home.check_separate_from(store.local_path)
         self._signer: Signer | None = None
         #: the newest checkpoint note this object signed or verified, to skip re-verifying it
@@ -294,6 +418,11 @@ class Ledger:
         #: the newest checkpoint we signed but have not yet written to the trust state
         self._pending: list[tuple[str, int, str]] = []
         self._last_flush = 0.0
+        #: (note, checkpoint) last read by `read_checkpoint`
+        self._read_cache: tuple[str, Checkpoint] | None = None
+        #: opt-in (a long-running reader such as the server): Merkle nodes read for proofs,
+        #: kept across calls -- a stored node never changes once written
+        self.node_cache: dict[tuple[int, int], bytes] | None = None
         self._finalizer = weakref.finalize(self, _flush_pending, self.home, self._pending)
 
     @classmethod
@@ -303,13 +432,15 @@ class Ledger:
         *,
         home: Home | str | os.PathLike[str] | None = None,
         create: bool = False,
+        keys: Sequence[Verifier] = (),
     ) -> Ledger:
-        """Open a ledger: `*.json` (the seed's format), an SQLite path, or the default
-        `.modelchain/ledger.db`. With `create=True` a missing ledger is created on first append."""
+        """Open a ledger: `*.json` (the seed's format), an SQLite path, the default
+        `.modelchain/ledger.db`, or a server (`https://...`, checked with `keys` or the key
+        pinned for its log). With `create=True` a missing ledger is created on first append."""
         if not isinstance(home, Home):
             home = Home(home)
         home.check_separate_from(local_path(location))  # before a file is created
-        return cls(open_store(location, create=create), home)
+        return cls(open_store(location, create=create), home, keys)
 
     def close(self) -> None:
         self.flush_trust()
@@ -372,7 +503,10 @@ class Ledger:
         return self._signer
 
     def verifier_for(self, origin: str, keys: Sequence[Verifier] = ()) -> Verifier:
-        """The key that must have signed `origin`'s checkpoints: one of `keys`, else ours."""
+        """The key that must have signed `origin`'s checkpoints: one of `keys`, else ours
+        (for a server's ledger: else the key pinned for that log, see `store.http`)."""
+        if self.store.remote:
+            return self._http().verifier(origin, keys or self.keys, self.home)
         for key in keys:
             if key.name == origin:
                 return key
@@ -432,12 +566,18 @@ class Ledger:
         follow_symlinks: bool = False,
         allow_outside: bool = False,
         progress: Any = None,
+        provenance: Provenance | Mapping[str, Any] | None = None,
+        sign_keys: Sequence[PrivateKey] = (),
     ) -> Block:
         """Hash a model file or directory and append a block for it.
 
         A `.safetensors` file also gets a digest per tensor (and of its header) in
         `metadata["tensors"]`, so a later mismatch can name the tensors that changed.
+        `provenance` (see `modelchain.provenance`) is recorded with the block; an in-toto
+        statement about other artifacts is refused. Each of `sign_keys` signs the claim.
         """
+        if self.store.remote:
+            self._http().token()  # refuse before hashing a large model for nothing
         if os.fspath(path).endswith(".safetensors") and os.path.isfile(path):
             from .guard import read_once, safetensors_digests
 
@@ -452,6 +592,10 @@ class Ledger:
                 allow_outside=allow_outside,
                 progress=progress,
             )
+        if provenance is not None:
+            provenance = _as_provenance(provenance)
+            files = [f.sha256 for f in digest.manifest.files] if digest.manifest else []
+            provenance.check_subject(digest.sha256, files)
         return self.append(
             name=name or default_name(path),
             model_hash=digest.sha256,
@@ -459,6 +603,8 @@ class Ledger:
             size=digest.size,
             manifest=digest.manifest,
             metadata=metadata,
+            provenance=provenance,
+            sign_keys=sign_keys,
         )
 
     def append(
@@ -470,12 +616,96 @@ class Ledger:
         size: int = 0,
         manifest: Manifest | None = None,
         metadata: Mapping[str, Any] | None = None,
+        provenance: Provenance | Mapping[str, Any] | None = None,
+        sign_keys: Sequence[PrivateKey] = (),
+        signatures: Sequence[RegistrationSignature] = (),
     ) -> Block:
-        """Append one block and sign the checkpoint that covers it, in one transaction."""
+        """Append one block and sign the checkpoint that covers it, in one transaction.
+
+        Each of `sign_keys` signs the registrant's claim (see `Block.claim`); `signatures`
+        are ones made elsewhere over the same claim, checked before anything is written.
+        """
+        return self.append_many(
+            [
+                self.prepare(
+                    name=name,
+                    model_hash=model_hash,
+                    kind=kind,
+                    size=size,
+                    manifest=manifest,
+                    metadata=metadata,
+                    provenance=provenance,
+                    sign_keys=sign_keys,
+                    signatures=signatures,
+                )
+            ]
+        )[0]
+
+    def prepare(
+        self,
+        *,
+        name: str,
+        model_hash: str,
+        kind: Kind = "file",
+        size: int = 0,
+        manifest: Manifest | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        provenance: Provenance | Mapping[str, Any] | None = None,
+        sign_keys: Sequence[PrivateKey] = (),
+        signatures: Sequence[RegistrationSignature] = (),
+    ) -> NewEntry:
+        """Check one registration (and sign its claim) before any write lock is taken, so
+        that a batch given to `append_many` cannot fail halfway on one bad entry."""
         if not name or not isinstance(name, str):
             raise UsageError("a model name must be a non-empty string")
-        if not _HEX64.match(model_hash):
+        if not isinstance(model_hash, str) or not _HEX64.match(model_hash):
             raise UsageError("model_hash must be a lowercase hex SHA-256")
+        if kind not in ("file", "directory"):
+            raise UsageError("kind must be 'file' or 'directory'")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise UsageError("size must be a non-negative integer")
+        if kind == "directory":
+            if manifest is None:
+                raise UsageError("a directory registration needs its manifest")
+            if manifest.digest != model_hash:
+                raise UsageError("the manifest does not hash to model_hash")
+        elif manifest is not None:
+            raise UsageError("a file registration has no manifest")
+        metadata = dict(metadata or {})
+        canonical_json({"name": name, "metadata": metadata})  # fail now, not mid-batch
+        stored_provenance = None if provenance is None else _as_provenance(provenance).to_json()
+        claim_signatures = _sign_claim(
+            name,
+            model_hash,
+            kind,
+            size,
+            manifest,
+            metadata,
+            stored_provenance,
+            sign_keys,
+            signatures,
+        )
+        return NewEntry(
+            name=name,
+            model_hash=model_hash,
+            kind=kind,
+            size=size,
+            manifest=manifest,
+            metadata=metadata,
+            provenance=stored_provenance,
+            signatures=claim_signatures,
+        )
+
+    def append_many(self, entries: Sequence[NewEntry]) -> list[Block]:
+        """Append several prepared entries in one transaction under one signed checkpoint.
+
+        This is group commit for a busy service: one lock, one fsync and one signature for
+        the whole batch. Versions count on across the batch (the same name twice gets v, v+1).
+        """
+        if not entries:
+            return []
+        if self.store.remote:
+            return [self._submit_remote(entry) for entry in entries]
         with self.store.writer() as w:
             known = self._unchanged_since_known(w)
             if known is not None:
@@ -485,30 +715,47 @@ class Ledger:
                 if tip.origin is None:
                     tip = self._initialise(w, tip, None)
                 frontier, checkpoint, previous = self._check_tip(tip)
-            index, timestamp = frontier.size, time.time()
-            block = Block(
-                index=index,
-                timestamp=timestamp,
-                model_hash=model_hash,
-                previous_hash=previous,
-                current_hash=seed_hash(index, timestamp, model_hash, previous),
-                name=name,
-                version=w.latest_version(name) + 1,
-                kind=kind,
-                size=size,
-                manifest=manifest,
-                metadata=dict(metadata or {}),
-            )
-            raw = block.to_dict()
-            data = canonical_json(raw)
-            nodes = frontier.append(merkle.leaf_hash(data))
+            versions: dict[str, int] = {}
+            blocks: list[Block] = []
+            items: list[tuple[dict[str, Any], bytes]] = []
+            nodes: list[tuple[int, int, bytes]] = []
+            for entry in entries:
+                index, timestamp = frontier.size, time.time()
+                version = versions.get(entry.name)
+                if version is None:
+                    version = w.latest_version(entry.name)
+                versions[entry.name] = version + 1
+                block = Block(
+                    index=index,
+                    timestamp=timestamp,
+                    model_hash=entry.model_hash,
+                    previous_hash=previous,
+                    current_hash=seed_hash(index, timestamp, entry.model_hash, previous),
+                    name=entry.name,
+                    version=version + 1,
+                    kind=entry.kind,
+                    size=entry.size,
+                    manifest=entry.manifest,
+                    metadata=dict(entry.metadata),
+                    provenance=entry.provenance,
+                    signatures=entry.signatures,
+                )
+                raw = block.to_dict()
+                data = canonical_json(raw)
+                nodes.extend(frontier.append(merkle.leaf_hash(data)))
+                items.append((raw, data))
+                blocks.append(block)
+                previous = block.current_hash
             signer = self._operator(checkpoint.origin, create=True)
             signed = Checkpoint(checkpoint.origin, frontier.size, frontier.root())
             note = sign_checkpoint(signed, signer)
-            w.append(raw, data, nodes, note)
-        self._remember(note, signed, block.current_hash, frontier)
+            if len(items) == 1:
+                w.append(items[0][0], items[0][1], nodes, note)
+            else:
+                w.append_many(items, nodes, note)
+        self._remember(note, signed, previous, frontier)
         self._accept_own(checkpoint.origin, frontier.size, note)
-        return block
+        return blocks
 
     def _check_tip(self, tip: Tip) -> tuple[merkle.Frontier, Checkpoint, str]:
         """Before signing anything new, make sure the tree we extend is the one we signed.
@@ -633,14 +880,21 @@ class Ledger:
     # -- reading ----------------------------------------------------------------------------
 
     def checkpoint(self) -> str:
-        """The newest signed checkpoint note, as stored."""
+        """The newest signed checkpoint note, as stored (a server's: once accepted)."""
+        if self.store.remote:
+            return self._remote_checkpoint()[0]
         note = self.store.checkpoint()
         if note is None:
             raise LedgerInvalid(f"{self.location}: has no signed checkpoint")
         return note
 
     def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[Block]:
-        """Blocks in order, validated one by one (not audited: use `audit` for that)."""
+        """Blocks in order, validated one by one (not audited: use `audit` for that).
+        A server's blocks are each proven into its accepted checkpoint."""
+        if self.store.remote:
+            for block, _data in self._proven_entries(start, stop):
+                yield block
+            return
         for stored in self.store.blocks(start, stop):
             yield Block.from_raw(stored.raw, stored.position)
 
@@ -648,6 +902,83 @@ class Ledger:
         for b in self.blocks(index, index + 1):
             return b
         raise UsageError(f"no block {index}: the ledger has {n_blocks(len(self))}")
+
+    def registration(self, name: str, version: int | None = None) -> Block:
+        """The block of `name` at `version` (default: the newest). Not an audit."""
+        indices = self.store.find(name=name)
+        if not indices:
+            raise NotRegistered(f"{name!r} is not registered in {self.location}")
+        if version is None:
+            return self.block(indices[-1])
+        if 1 <= version <= len(indices):  # versions count 1, 2, ... in order
+            block = self.block(indices[version - 1])
+            if block.version == version:
+                return block
+        newest = self.block(indices[-1]).version
+        raise NotRegistered(
+            f"{name!r} has no version {version} in {self.location} (versions 1 to {newest})"
+        )
+
+    def entries(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[Block, bytes]]:
+        """Blocks with their exact leaf data, for a client that re-hashes what it is given."""
+        if self.store.remote:
+            yield from self._proven_entries(start, stop)
+            return
+        for stored in self.store.blocks(start, stop):
+            yield Block.from_raw(stored.raw, stored.position), stored.data
+
+    def read_checkpoint(self) -> tuple[str, Checkpoint]:
+        """The newest signed note and its checkpoint, the signature checked once per note
+        (a service reads it on every request)."""
+        note = self.checkpoint()
+        cached = self._read_cache
+        if cached is not None and cached[0] == note:
+            return cached
+        checkpoint = self._open_checkpoint(note, self.store.origin(), ())
+        self._read_cache = (note, checkpoint)
+        return note, checkpoint
+
+    def lookup(self, name: str, model_hash: str) -> Lookup:
+        """Is `model_hash` the newest registered version of `name`, as of the newest signed
+        checkpoint? Answered from the store's index with an inclusion proof of the newest
+        version -- not an audit: this is for clients that check the proof themselves."""
+        note, checkpoint = self.read_checkpoint()
+        size = checkpoint.size
+        base = {"name": name, "model_hash": model_hash, "note": note, "checkpoint": checkpoint}
+        indices = [i for i in self.store.find(name=name) if i < size]
+        if not indices:
+            return Lookup(**base, reason="not_registered", message=f"{name!r} is not registered")
+        newest, data = self._entry_at(indices[-1], name)
+        base.update(newest=(newest, data), newest_proof=self.inclusion_proof(newest.index, size))
+        if newest.model_hash == model_hash:
+            return Lookup(**base, verified=True, message=f"{newest.label} matches")
+        older = [i for i in self.store.find(name=name, digest=model_hash) if i < newest.index]
+        if older:
+            match, match_data = self._entry_at(older[-1], name)
+            if match.model_hash == model_hash:
+                return Lookup(
+                    **base,
+                    reason="older_version",
+                    message=f"{model_hash} is {match.label}, not the newest registered "
+                    f"version v{newest.version} (block {newest.index})",
+                    matched=(match, match_data),
+                    matched_proof=self.inclusion_proof(match.index, size),
+                )
+        return Lookup(
+            **base,
+            reason="digest_mismatch",
+            message=f"{model_hash} does not match {newest.label} (sha256 {newest.model_hash})",
+        )
+
+    def _entry_at(self, index: int, name: str) -> tuple[Block, bytes]:
+        for block, data in self.entries(index, index + 1):
+            if block.name != name:
+                raise LedgerInvalid(
+                    f"{self.location}: the name index disagrees with block {index}; "
+                    "run `modelchain audit`"
+                )
+            return block, data
+        raise LedgerInvalid(f"{self.location}: block {index} is missing")
 
     def audit(
         self,
@@ -666,12 +997,7 @@ class Ledger:
         store = self.store
         origin = store.origin()
         note = store.checkpoint()
-        known = self.home.known_origin(self._trust_key())
-        if known is not None and origin is not None and known != origin:
-            raise ForkError(
-                f"{self.location}: is now log {origin!r}, but log {known!r} was accepted here "
-                "before (the ledger was replaced)"
-            )
+        known = self._check_same_log(origin)
         trusted = self._trusted(origin or known) if (origin or known) else None
 
         frontier = merkle.Frontier.empty()
@@ -700,6 +1026,8 @@ class Ledger:
                     f"expected {expected_version}"
                 )
             versions[block.name] = block.version
+            if block.signatures:
+                _check_signatures(block)
             previous = block.current_hash
             for level, index, digest in frontier.append(merkle.leaf_hash(stored.data)):
                 computed_nodes[(level, index)] = digest
@@ -742,6 +1070,8 @@ class Ledger:
         if update_trust:
             self.home.accept_checkpoint(checkpoint.origin, checkpoint.size, note)
             self.home.remember_location(self._trust_key(), checkpoint.origin)
+            if self.store.remote:
+                self._http().pin(self.home)
         self._remember(note, checkpoint, previous, frontier)
         return AuditReport(
             location=self.location,
@@ -753,7 +1083,10 @@ class Ledger:
         )
 
     def _check_nodes(self, computed: dict[tuple[int, int], bytes]) -> None:
-        """Proofs are served from the stored nodes, so audit vouches for every one of them."""
+        """Proofs are served from the stored nodes, so audit vouches for every one of them.
+        (A server's nodes are not kept here: its proofs are checked as they are read.)"""
+        if self.store.remote:
+            return
         seen = 0
         for level, index, digest in self.store.all_nodes():
             if computed.get((level, index)) != digest:
@@ -788,12 +1121,19 @@ class Ledger:
         allow_outside: bool = False,
         progress: Any = None,
         digest: PathDigest | None = None,
+        signers: Sequence[PublicKey | str] = (),
     ) -> Verification:
         """Check `path` against the newest registered version of `name`, and audit the ledger.
 
-        Raises `NotRegistered`, `ModelMismatch` (with `.details`), or the audit's errors.
+        With `signers` (public keys, or strings: a key file, a key-ring name, an Ed25519
+        verifier key, a key ID prefix of 8+ hex digits), that version must also carry a
+        valid registration signature by each of them.
+
+        Raises `NotRegistered`, `ModelMismatch` (with `.details`), `SignatureError`, or the
+        audit's errors.
         """
         name = name or default_name(path)
+        required = self._resolve_signers(signers)
         if digest is None:
             digest = digest_path(
                 path,
@@ -808,11 +1148,15 @@ class Ledger:
             if block.name == name:
                 history.append(block)
 
-        report = self.audit(keys=keys, on_block=collect)
+        if self.store.remote:  # proofs of the name's entries, not a download of the log
+            history, report = self._remote_history(name, keys)
+        else:
+            report = self.audit(keys=keys, on_block=collect)
         if not history:
             raise NotRegistered(f"{name!r} is not registered in {self.location}")
         newest = history[-1]
         if _matches(newest, digest):
+            _require_signers(newest, required)
             return Verification(str(path), name, digest, newest, report)
         details: dict[str, Any] = {
             "verified": False,
@@ -854,6 +1198,216 @@ class Ledger:
                 reason = tensors[1]
         raise _mismatch(f"{path} does not match {newest.label}: {reason}", details)
 
+    def _resolve_signers(self, signers: Sequence[PublicKey | str]) -> list[PublicKey | str]:
+        if isinstance(signers, str):
+            signers = [signers]
+        from .keys import resolve_public_key
+
+        return [
+            s if isinstance(s, PublicKey) else resolve_public_key(s, self.home.path)
+            for s in signers
+        ]
+
+    # -- a server's ledger (store.http): everything it says is checked here ---------------
+
+    def _http(self) -> HTTPStore:
+        return cast("HTTPStore", self.store)
+
+    def _check_same_log(self, origin: str | None) -> str | None:
+        """This location must hold the log accepted here before; returns that log's origin."""
+        known = self.home.known_origin(self._trust_key())
+        if known is not None and origin is not None and known != origin:
+            raise ForkError(
+                f"{self.location}: is now log {origin!r}, but log {known!r} was accepted here "
+                "before (the ledger was replaced)"
+            )
+        return known
+
+    def _remote_checkpoint(
+        self, keys: Sequence[Verifier] = ()
+    ) -> tuple[str, Checkpoint, int | None]:
+        """The server's newest checkpoint, accepted only if it is signed by the log's key,
+        is for the log this address served before, and extends the newest checkpoint
+        accepted for that log (by a consistency proof the server must give). Returns the
+        note, the checkpoint and the size accepted before (None: first sight)."""
+        if self._remote_accepted is not None:
+            return self._remote_accepted
+        http = self._http()
+        note = http.checkpoint() or ""
+        origin = http.origin()
+        self._check_same_log(origin)
+        checkpoint = self._open_checkpoint(note, origin, keys)
+        previously = self._check_trusted(checkpoint, self._prove_remote_extends(checkpoint))
+        self._accept_remote(note, checkpoint, previously)
+        assert self._remote_accepted is not None
+        return self._remote_accepted
+
+    def _accept_remote(self, note: str, checkpoint: Checkpoint, previously: int | None) -> None:
+        self.home.accept_checkpoint(checkpoint.origin, checkpoint.size, note)
+        self.home.remember_location(self._trust_key(), checkpoint.origin)
+        self._http().pin(self.home)
+        self._remote_accepted = (note, checkpoint, previously)
+
+    def _prove_remote_extends(self, checkpoint: Checkpoint) -> Callable[[int, bytes], bool]:
+        """A check that `checkpoint` extends an older tree, by the server's consistency proof."""
+
+        def check(old_size: int, old_root: bytes) -> bool:
+            proof = self._http().consistency_proof(old_size, checkpoint.size)
+            try:
+                merkle.verify_consistency(
+                    old_size, checkpoint.size, old_root, checkpoint.root_hash, proof
+                )
+            except InvalidProof:
+                return False
+            return True
+
+        return check
+
+    def _proven(self, index: int, checkpoint: Checkpoint) -> tuple[Block, bytes]:
+        """Entry `index` of a server's ledger, its leaf data proven into `checkpoint`."""
+        http = self._http()
+        stored = http.entry(index)
+        proof = http.inclusion_proof(index, checkpoint.size)
+        try:
+            merkle.verify_inclusion(
+                index, checkpoint.size, merkle.leaf_hash(stored.data), proof, checkpoint.root_hash
+            )
+        except InvalidProof as exc:
+            raise InvalidProof(
+                f"{self.location}: entry {index} is not proven into the signed checkpoint "
+                f"of {n_blocks(checkpoint.size)} ({exc})"
+            ) from None
+        return Block.from_raw(stored.raw, index), stored.data
+
+    def _proven_entries(self, start: int, stop: int | None) -> Iterator[tuple[Block, bytes]]:
+        """A range of a server's entries, checked against its accepted checkpoint: a few by
+        inclusion proofs, many by recomputing the root from every leaf (fewer requests)."""
+        _note, checkpoint, _before = self._remote_checkpoint()
+        stop = checkpoint.size if stop is None else min(stop, checkpoint.size)
+        if start >= stop:
+            return
+        if stop - start <= _PROVE_EACH:
+            for index in range(start, stop):
+                yield self._proven(index, checkpoint)
+            return
+        frontier = merkle.Frontier.empty()
+        kept: list[StoredBlock] = []
+        for stored in self._http().blocks(0, checkpoint.size):
+            frontier.append(merkle.leaf_hash(stored.data))
+            if start <= stored.position < stop:
+                kept.append(stored)
+        if frontier.size != checkpoint.size or frontier.root() != checkpoint.root_hash:
+            raise LedgerInvalid(
+                f"{self.location}: the entries served do not match the signed checkpoint "
+                f"of {n_blocks(checkpoint.size)} (Merkle root differs)"
+            )
+        for stored in kept:
+            yield Block.from_raw(stored.raw, stored.position), stored.data
+
+    def _remote_history(
+        self, name: str, keys: Sequence[Verifier]
+    ) -> tuple[list[Block], AuditReport]:
+        """Every version of `name` on a server, each proven into its accepted checkpoint.
+
+        The server's search finds them; a version it leaves out in the middle shows as a gap
+        in the version numbers. (Withholding the newest versions cannot be ruled out without
+        reading the whole log: that is what `audit` does.)"""
+        note, checkpoint, previously = self._remote_checkpoint(keys)
+        history: list[Block] = []
+        for index in sorted(i for i in self.store.find(name=name) if i < checkpoint.size):
+            block, _data = self._proven(index, checkpoint)
+            if block.name != name:
+                raise LedgerInvalid(
+                    f"{self.location}: searched for {name!r}, was given entry {index} "
+                    f"of {block.name!r}"
+                )
+            if block.version != len(history) + 1:
+                raise LedgerInvalid(
+                    f"{self.location}: searched for {name!r}, was given v{block.version} "
+                    f"(entry {index}) after v{len(history)}: versions were left out"
+                )
+            history.append(block)
+        report = AuditReport(
+            location=self.location,
+            origin=checkpoint.origin,
+            size=checkpoint.size,
+            root_hash=checkpoint.root_hash,
+            checkpoint=note,
+            previously_trusted=previously,
+        )
+        return history, report
+
+    def _submit_remote(self, entry: NewEntry) -> Block:
+        """Register on a server, then check its answer: the checkpoint is signed by the
+        log's key and extends the one accepted before, the entry is proven into it, and the
+        entry records exactly what was sent."""
+        if entry.provenance is not None or entry.signatures:
+            raise UsageError(
+                f"{self.location}: the server's API does not take provenance or registration "
+                "signatures; register with --no-provenance and without --sign-key"
+            )
+        _note, before, _previously = self._remote_checkpoint()
+        manifest = None if entry.manifest is None else manifest_to_json(entry.manifest)
+        sent = {
+            "name": entry.name,
+            "digest": entry.model_hash,
+            "kind": entry.kind,
+            "size": entry.size,
+            "metadata": dict(entry.metadata),
+            "manifest": manifest,
+        }
+        answer = self._http().submit(sent)
+        checkpoint = self._open_checkpoint(answer.note, before.origin, ())
+        if answer.size != checkpoint.size or not 0 <= answer.index < checkpoint.size:
+            raise InvalidProof(
+                f"{self.location}: the server proved entry {answer.index} into a tree of "
+                f"{n_blocks(answer.size)}, but its checkpoint covers {n_blocks(checkpoint.size)}"
+            )
+        try:
+            merkle.verify_inclusion(
+                answer.index,
+                checkpoint.size,
+                merkle.leaf_hash(answer.data),
+                answer.proof,
+                checkpoint.root_hash,
+            )
+        except InvalidProof as exc:
+            raise InvalidProof(
+                f"{self.location}: the new entry {answer.index} is not proven into the "
+                f"checkpoint the server signed for it ({exc})"
+            ) from None
+        self._remote_accepted = None
+        previously = self._check_trusted(checkpoint, self._prove_remote_extends(checkpoint))
+        block = Block.from_raw(answer.raw, answer.index)
+        got = {
+            "name": block.name,
+            "digest": block.model_hash,
+            "kind": block.kind,
+            "size": block.size,
+            "metadata": dict(block.metadata),
+            "manifest": None if block.manifest is None else manifest_to_json(block.manifest),
+        }
+        differ = [k for k in sent if canonical_json(sent[k]) != canonical_json(got[k])]
+        differ += sorted(block.extra)  # fields nobody sent
+        if block.provenance is not None:
+            differ.append("provenance")
+        if block.signatures:
+            differ.append("signatures")
+        if differ:
+            what = ", ".join(differ)
+            raise LedgerInvalid(
+                f"{self.location}: the server recorded entry {answer.index} with other "
+                f"{what} than were sent"
+            )
+        if block.current_hash != seed_hash(
+            block.index, block.timestamp, block.model_hash, block.previous_hash
+        ):
+            raise LedgerInvalid(
+                f"{self.location}: entry {answer.index}: current_hash does not match its contents"
+            )
+        self._accept_remote(answer.note, checkpoint, previously)
+        return block
+
     # -- proofs -----------------------------------------------------------------------------
 
     def leaf_hash(self, index: int) -> bytes:
@@ -864,6 +1418,8 @@ class Ledger:
 
     def signed_checkpoint(self, keys: Sequence[Verifier] = ()) -> Checkpoint:
         """The newest checkpoint, its signature verified (not a full audit)."""
+        if not keys:
+            return self.read_checkpoint()[1]
         return self._open_checkpoint(self.checkpoint(), self.store.origin(), keys)
 
     def signed_size(self) -> int:
@@ -875,7 +1431,17 @@ class Ledger:
         if not 0 <= index < size:
             raise UsageError(f"block {index} is not in a tree of {n_blocks(size)}")
         self._check_size(size)
-        return merkle.inclusion_proof(index, _StoreSubtrees(self.store, size))
+        return merkle.inclusion_proof(index, self._subtrees(size))
+
+    def inclusion_proofs(self, indices: Sequence[int], size: int) -> list[list[bytes]]:
+        """Proofs of several blocks into one tree, each stored node read once: the blocks of
+        one appended batch share most of their proofs."""
+        for index in indices:
+            if not 0 <= index < size:
+                raise UsageError(f"block {index} is not in a tree of {n_blocks(size)}")
+        self._check_size(size)
+        tree = _CachedSubtrees(self.store, size, self.node_cache)
+        return [merkle.inclusion_proof(index, tree) for index in indices]
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """RFC 9162 consistency proof from `old_size` to `new_size` (default: signed)."""
@@ -883,7 +1449,12 @@ class Ledger:
         if not 0 <= old_size <= new_size:
             raise UsageError(f"old size {old_size} must be between 0 and {new_size}")
         self._check_size(new_size)
-        return merkle.consistency_proof(old_size, _StoreSubtrees(self.store, new_size))
+        return merkle.consistency_proof(old_size, self._subtrees(new_size))
+
+    def _subtrees(self, size: int) -> _StoreSubtrees:
+        if self.node_cache is None:
+            return _StoreSubtrees(self.store, size)
+        return _CachedSubtrees(self.store, size, self.node_cache)
 
     def root_hash(self, size: int | None = None) -> bytes:
         """The signed root for the signed size; for an older size, the root of that prefix
@@ -975,6 +1546,77 @@ def _parse_block(data: bytes, position: int) -> Block:
     return Block.from_raw(raw, position)
 
 
+def _require_signers(block: Block, required: Sequence[PublicKey | str]) -> None:
+    """Each required key must have made a valid signature over the block's claim."""
+    if not required:
+        return
+    from .provenance import describe, matches
+
+    checked = block.signature_problems()
+    valid = [s for s, problem in checked if problem is None]
+    for key in required:
+        if any(matches(key, s) for s in valid):
+            continue
+        if not block.signatures:
+            who = "it carries no registration signature"
+        else:
+            parts = [f"{s.keyid[:16]} ({s.key_type})" for s in valid]
+            if len(valid) < len(checked):
+                parts.append(f"{len(checked) - len(valid)} signature(s) that do not verify")
+            who = "signed by " + ", ".join(parts)
+        raise SignatureError(f"{block.label} is not signed by key {describe(key)}: {who}")
+
+
+def _as_provenance(value: Provenance | Mapping[str, Any]) -> Provenance:
+    return value if isinstance(value, Provenance) else Provenance.from_json(dict(value))
+
+
+def _sign_claim(
+    name: str,
+    model_hash: str,
+    kind: str,
+    size: int,
+    manifest: Manifest | None,
+    metadata: Mapping[str, Any] | None,
+    provenance: Mapping[str, Any] | None,
+    sign_keys: Sequence[PrivateKey],
+    signatures: Sequence[RegistrationSignature],
+) -> tuple[RegistrationSignature, ...]:
+    """Sign the claim with each key (before the write lock: ECDSA is not free), and check
+    the signatures made elsewhere against the very same claim."""
+    if not sign_keys and not signatures:
+        return ()
+    from .provenance import claim, sign, signed_message
+
+    message = signed_message(
+        claim(
+            name=name,
+            model_hash=model_hash,
+            kind=kind,
+            size=size,
+            manifest=None if manifest is None else manifest_to_json(manifest),
+            metadata=metadata,
+            provenance=provenance,
+        )
+    )
+    for signature in signatures:
+        problem = signature.problem(message)
+        if problem is not None:
+            raise SignatureError(f"refusing to register {name!r}: {problem}")
+    out = {s.keyid: s for s in signatures}
+    for made in sign(sign_keys, message):
+        out.setdefault(made.keyid, made)
+    return tuple(out.values())
+
+
+def _check_signatures(block: Block) -> None:
+    """A registration signature that does not verify makes the ledger invalid: the ledger
+    must never vouch for a claim its signer did not make."""
+    for _signature, problem in block.signature_problems():
+        if problem is not None:
+            raise LedgerInvalid(f"block {block.index} ({block.name} v{block.version}): {problem}")
+
+
 def _flush_pending(home: Home, pending: list[tuple[str, int, str]]) -> None:
     if pending:
         origin, size, note = pending.pop()
@@ -994,6 +1636,22 @@ def default_name(path: str | os.PathLike[str]) -> str:
     if not name:
         raise UsageError(f"cannot derive a model name from {path!r}: pass --name")
     return name
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """`NAME`, `NAME@VERSION` or `NAME@latest` -> (name, version or None). A name may
+    itself hold '@': only a trailing `@<digits>` or `@latest` is a version."""
+    name, sep, tail = ref.rpartition("@")
+    if not sep or not name:
+        return ref, None
+    if tail == "latest":
+        return name, None
+    if tail.isascii() and tail.isdigit():
+        version = int(tail)
+        if version < 1:
+            raise UsageError(f"{ref!r}: versions count from 1")
+        return name, version
+    return ref, None
 
 
 def _matches(block: Block, digest: PathDigest) -> bool:

@@ -17,10 +17,12 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 MODEL_FILE = "iris_model.joblib"
 LEDGER_FILE = "blockchain_data.json"
+#: what train_model.py knows about the model it made (an in-toto statement); main.py records it
+PROVENANCE_FILE = "iris_model.provenance.json"
 
 VERIFIED = "Model Integrity Verified ✅"
 TAMPERED = "Model Tampered ❌"
@@ -29,7 +31,7 @@ UNVERIFIED = "Model Integrity Unverified ⚠️ (the blockchain is not valid)"
 
 def train(directory: str | os.PathLike[str] = ".", *, max_iter: int = 200) -> float:
     """Train Logistic Regression on the Iris data bundled with scikit-learn; save it with
-    joblib; return the test accuracy."""
+    joblib, and its provenance beside it (`PROVENANCE_FILE`); return the test accuracy."""
     try:
         import joblib
         from sklearn.datasets import load_iris
@@ -44,7 +46,76 @@ def train(directory: str | os.PathLike[str] = ".", *, max_iter: int = 200) -> fl
     model = LogisticRegression(max_iter=max_iter)
     model.fit(x_train, y_train)
     joblib.dump(model, Path(directory) / MODEL_FILE)
-    return float(model.score(x_test, y_test))
+    accuracy = float(model.score(x_test, y_test))
+    _write_provenance(Path(directory), x, y, model.get_params(), accuracy)
+    return accuracy
+
+
+def _write_provenance(
+    directory: Path, x: Any, y: Any, params: dict[str, Any], accuracy: float
+) -> None:
+    """An in-toto statement about the saved model: which data (the digest of the arrays'
+    bytes, with their dtype and shape), which hyperparameters, what test accuracy."""
+    import hashlib
+
+    from .digest import hash_file
+    from .provenance import Provenance, collect, statement
+
+    data = hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()
+    predicate = {
+        "trainingData": [
+            {
+                "name": "sklearn.datasets.load_iris",
+                "digest": {"sha256": data},
+                "encoding": "X.tobytes() + y.tobytes()",
+                "arrays": {
+                    "X": {"dtype": str(x.dtype), "shape": list(x.shape)},
+                    "y": {"dtype": str(y.dtype), "shape": list(y.shape)},
+                },
+                "split": {"test_size": 0.2, "random_state": 42},
+            }
+        ],
+        "hyperparameters": {
+            "model": "sklearn.linear_model.LogisticRegression",
+            **_jsonable(params),
+        },
+        "metrics": {"test_accuracy": accuracy},
+    }
+    model = directory / MODEL_FILE
+    full = collect(model, base=Provenance.from_json(predicate))
+    assert full is not None
+    text = json.dumps(statement(MODEL_FILE, hash_file(model).sha256, full.predicate), indent=2)
+    (directory / PROVENANCE_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    """get_params() as JSON: numbers, strings, booleans and None as they are, others as text."""
+    import math
+
+    def plain(value: Any) -> bool:
+        if isinstance(value, float):
+            return math.isfinite(value)
+        return value is None or isinstance(value, bool | int | str)
+
+    return {key: value if plain(value) else repr(value) for key, value in params.items()}
+
+
+def training_provenance(model: Path) -> Any:
+    """The statement train_model.py wrote beside `model`, if it is there, readable, and
+    about these very bytes; else None (the first registration then records none)."""
+    from .digest import hash_file
+    from .errors import ModelchainError
+    from .provenance import Provenance
+
+    path = model.parent / PROVENANCE_FILE
+    if not path.is_file():
+        return None
+    try:
+        provenance = Provenance.load(path)
+        provenance.check_subject(hash_file(model).sha256)
+    except ModelchainError:
+        return None
+    return provenance
 
 
 def train_main() -> int:
@@ -91,7 +162,9 @@ def check(directory: str | os.PathLike[str] = ".", out: TextIO | None = None) ->
         valid, model_ok, reason = True, False, ""
         try:
             if not ledger.store.exists():
-                block = ledger.register(model, name=MODEL_FILE)
+                block = ledger.register(
+                    model, name=MODEL_FILE, provenance=training_provenance(model)
+                )
                 say(f"Model hash stored in block {block.index}: {block.model_hash}")
                 ledger.audit()
                 model_ok = True
@@ -160,6 +233,22 @@ def _recompute_chain(ledger_path: Path, model_hash: str) -> None:
     ledger_path.write_text(json.dumps(blocks, indent=4) + "\n")
 
 
+def _show_provenance(console: Any, ledger_path: Path) -> None:
+    """What the first registration recorded about how the model was made."""
+    from .ledger import Ledger
+    from .provenance import provenance_lines
+
+    with Ledger.open(ledger_path) as led:
+        block = led.registration(MODEL_FILE)
+    if block.provenance is None:
+        return
+    console.print(
+        f"  $ modelchain --ledger {LEDGER_FILE} show {MODEL_FILE}  [dim]# provenance[/dim]"
+    )
+    for line in provenance_lines(block.provenance):
+        console.print(f"  {line if len(line) <= 100 else line[:99] + '…'}", markup=False)
+
+
 def run_demo(directory: str | os.PathLike[str] | None = None, out: TextIO | None = None) -> bool:
     """Tell the seed story in a fresh directory, step by step; True if every step behaved."""
     from rich.console import Console
@@ -215,6 +304,7 @@ def run_demo(directory: str | os.PathLike[str] | None = None, out: TextIO | None
             step("Register", "First run of main.py: hash the model, store it in a block, sign.")
             run_main(expect_verified=None, expect_valid=True)
             results[-1] = results[-1] and ledger.exists()
+            _show_provenance(console, ledger)
 
             step("Verify", "Second run, nothing touched.")
             run_main(expect_verified=True, expect_valid=True)
