@@ -179,3 +179,33 @@ def db(path: Path) -> Iterator[sqlite3.Connection]:
         conn.commit()
     finally:
         conn.close()
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+PG_DSN_VAR = "MODELCHAIN_TEST_PG_DSN"
+PG_SKIP_REASON = f"{PG_DSN_VAR} is not set (PostgreSQL tests need a server)"
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """The test server's DSN; the test is skipped (never silently passed) when it is unset."""
+    dsn = os.environ.get(PG_DSN_VAR, "")
+    if not dsn:
+        pytest.skip(PG_SKIP_REASON)
+    return dsn
+
+
+@pytest.fixture
+def pg_ledger(pg_dsn: str) -> Iterator[str]:
+    """A `postgresql://...?schema=...` ledger location in a fresh schema of its own (other
+    test runs may share the server), dropped afterwards."""
+    import secrets
+
+    import psycopg
+
+    schema = f"mc_test_{secrets.token_hex(6)}"
+    sep = "&" if "?" in pg_dsn else "?"
+    yield f"{pg_dsn}{sep}schema={schema}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -207,7 +207,12 @@ def test_broken_sqlite_ledger(run, db_ledger, command, damage, needle):
     ("location", "needle"),
     [
         pytest.param("ftp://x", "ftp", id="ftp"),
-        pytest.param("postgresql://modelchain@localhost/ledger", "PostgreSQL", id="postgresql"),
+        # a server that is not there (or refuses us): one line, exit 2, nothing created
+        pytest.param(
+            "postgresql://modelchain@127.0.0.1:1/ledger",
+            "cannot open postgresql://",
+            id="postgresql",
+        ),
     ],
 )
 def test_unsupported_ledger_location(run, model, workdir, command, location, needle):
@@ -217,8 +222,8 @@ def test_unsupported_ledger_location(run, model, workdir, command, location, nee
 
 
 def test_unsupported_ledger_location_from_environment(run, model, workdir):
-    result = run("register", MODEL_FILE, MODELCHAIN_LEDGER="postgres://db/ledger")
-    assert_clean_error(result, 2, "PostgreSQL")
+    result = run("register", MODEL_FILE, MODELCHAIN_LEDGER="postgres://md@127.0.0.1:1/ledger")
+    assert_clean_error(result, 2, "cannot open postgresql://md@127.0.0.1:1/ledger")
     assert sorted(p.name for p in workdir.iterdir()) == [MODEL_FILE]
 
 

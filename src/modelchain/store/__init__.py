@@ -14,6 +14,7 @@ __all__ = [
     "StoredBlock",
     "Tip",
     "Writer",
+    "display_location",
     "local_path",
     "open_store",
     "resolve_location",
@@ -35,19 +36,34 @@ def local_path(location: str | os.PathLike[str] | None) -> str | None:
     return None if "://" in loc else str(Path(loc).resolve())
 
 
+def display_location(location: str | os.PathLike[str] | None) -> str:
+    """The ledger's location as it may be shown: a database URL loses its password."""
+    loc = resolve_location(location)
+    if loc.split("://", 1)[0].lower() in ("postgresql", "postgres") and "://" in loc:
+        from .postgres import PgLocation
+
+        return PgLocation(loc).display
+    return loc
+
+
 def open_store(location: str | os.PathLike[str] | None, *, create: bool = False) -> Store:
     """Open the ledger named by `location`: `*.json` is the seed's format, `postgresql://`
-    a PostgreSQL database, any other path an SQLite file."""
+    a PostgreSQL database, `https://` (or `http://` on loopback) a `modelchain serve`
+    server, any other path an SQLite file."""
     loc = resolve_location(location)
     if "://" in loc:
         scheme = loc.split("://", 1)[0].lower()
         if scheme in ("postgresql", "postgres"):
-            raise LedgerUnreadable(
-                f"PostgreSQL ledgers are not available in this version of modelchain: {scheme}://"
-            )
+            from .postgres import PostgresStore  # psycopg is imported only here
+
+            return PostgresStore(loc, create=create)
+        if scheme in ("http", "https"):
+            from .http import HTTPStore  # a server: read over its API, every answer checked
+
+            return HTTPStore(loc)
         raise LedgerUnreadable(
             f"unknown ledger scheme {scheme!r}: use a path ending in .json, an SQLite file path, "
-            "or postgresql://"
+            "postgresql:// or https://"
         )
     if loc.lower().endswith(".json"):
         from .jsonfile import JSONFileStore

@@ -115,6 +115,8 @@ class Store(ABC):
     location: str
     #: whether the store lives in a local file, so the trust state must live elsewhere
     local_path: str | None = None
+    #: a server's ledger (`store.http`): read through proofs, written by `submit`
+    remote: bool = False
 
     @abstractmethod
     def exists(self) -> bool:

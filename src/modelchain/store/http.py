@@ -1,0 +1,572 @@
+"""A ledger served by `modelchain serve`, read (and appended to) over its HTTP API.
+
+The server is not trusted. This store only fetches: the newest checkpoint note, the entries
+with their exact leaf data, inclusion and consistency proofs. `modelchain.ledger.Ledger`
+checks all of it with the same rules as for a local ledger: the checkpoint signature with
+the pinned verifier key, every leaf it reads against the signed root, and that each new
+checkpoint extends the newest one accepted before (the trust state in MODELCHAIN_HOME).
+
+The store keeps no Merkle nodes (there is nothing stored here to check), it cannot be
+written through a `Writer` (the operator key lives on the server), and it pins each log's
+verifier key on first use, like SSH's known_hosts.
+
+Only the standard library is used (urllib), so a client needs no extra dependency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import ipaddress
+import json
+import os
+import socket
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    KeyFileError,
+    LedgerUnreadable,
+    NoteFormatError,
+    SignatureError,
+    UsageError,
+)
+from .base import Store, StoredBlock, Writer, unique_object
+
+if TYPE_CHECKING:
+    from ..home import Home
+    from ..note import Verifier
+
+API = "/api/v1"
+PAGE = 1000  # the API's largest page (entries, search)
+DEFAULT_TIMEOUT = 30.0
+MAX_ANSWER = 256 << 20  # bytes; a page of 1000 entries with large manifests fits
+RETRIES = (0.2, 0.6)  # pauses before the 2nd and 3rd attempt of an idempotent GET
+TOKEN_ENV = "MODELCHAIN_TOKEN"
+TOKEN_FILE_ENV = "MODELCHAIN_TOKEN_FILE"
+CA_BUNDLE_ENV = "MODELCHAIN_CA_BUNDLE"
+TIMEOUT_ENV = "MODELCHAIN_HTTP_TIMEOUT"
+PINS_FILE = "pinned_keys.json"
+
+
+def is_remote(location: str) -> bool:
+    """Is `location` an http(s):// server address (rather than a file or a database)?"""
+    return location.split("://", 1)[0].lower() in ("http", "https") and "://" in location
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalise_url(location: str) -> str:
+    """`http(s)://host[:port][/prefix]`, checked: plain http only to a loopback address."""
+    try:
+        parts = urllib.parse.urlsplit(location.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"{location}: not a valid server address ({exc})") from None
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    if scheme not in ("http", "https") or not host:
+        raise UsageError(f"{location}: not a server address (use https://host:port)")
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(
+            f"{location}: do not put credentials in the address; set {TOKEN_ENV} instead"
+        )
+    if parts.query or parts.fragment:
+        raise UsageError(f"{location}: a server address has no query or fragment")
+    if scheme == "http" and not _is_loopback(host):
+        raise UsageError(
+            f"{location}: plain http:// is allowed only to a loopback address "
+            "(127.0.0.1, ::1, localhost); use https:// for another host"
+        )
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The server's answer to a registration: to be checked, not believed."""
+
+    index: int
+    raw: Any
+    data: bytes
+    note: str
+    size: int
+    proof: list[bytes]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer to report, not to follow (it could leave https or the host)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class HTTPStore(Store):
+    """A read-only view of a server's ledger; writes go through `submit`."""
+
+    remote = True
+
+    def __init__(self, location: str, *, timeout: float | None = None) -> None:
+        self.location = normalise_url(location)
+        self.timeout = timeout if timeout is not None else _env_timeout()
+        self._opener = urllib.request.build_opener(
+            _NoRedirect(), urllib.request.HTTPSHandler(context=_tls_context())
+        )
+        #: the last /log answer: origin, size, checkpoint and verifier key, read together
+        self._log: dict[str, Any] | None = None
+        #: entries already fetched (by search); each is still proven before it is used
+        self._entries: dict[int, StoredBlock] = {}
+        #: (origin, verifier key, trusted on first use) to pin once a checkpoint is accepted
+        self._unpinned: tuple[str, str, bool] | None = None
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes, str]:
+        url = self.location + API + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+        attempts = len(RETRIES) + 1 if method == "GET" else 1
+        for attempt in range(attempts):
+            try:
+                with self._opener.open(request, timeout=self.timeout) as response:
+                    data = response.read(MAX_ANSWER + 1)
+                    kind = response.headers.get("Content-Type", "")
+                    status = response.status
+                break
+            except urllib.error.HTTPError as exc:
+                with contextlib.closing(exc):
+                    data = exc.read(1 << 16)
+                    kind = exc.headers.get("Content-Type", "") if exc.headers else ""
+                self._refuse(exc.code, data, kind, path, exc.headers)
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+                if attempt + 1 < attempts and _transient(reason):
+                    time.sleep(RETRIES[attempt])
+                    continue
+                raise LedgerUnreadable(
+                    f"{self.location}: {_describe(reason, self.timeout)}"
+                ) from None
+        if len(data) > MAX_ANSWER:
+            raise LedgerUnreadable(f"{self.location}: the answer to {path} is too large")
+        return status, data, kind
+
+    def _refuse(self, status: int, data: bytes, kind: str, path: str, headers: Any) -> None:
+        """Every non-2xx answer as one error naming what to do about it."""
+        message = _error_message(data) or f"HTTP {status}"
+        where = f"{self.location}: {API}{path}"
+        if 300 <= status < 400:
+            target = headers.get("Location", "?") if headers else "?"
+            raise LedgerUnreadable(f"{where}: the server redirects to {target}; use that address")
+        if status == 401:
+            raise UsageError(
+                f"{self.location}: the server refused the token ({message}): set {TOKEN_ENV} "
+                "to a token made on the server with `modelchain token create --scope write`"
+            )
+        if status == 403:
+            raise UsageError(
+                f"{self.location}: the token may not do this ({message}): "
+                "use a token with write scope"
+            )
+        if status == 404 and path == "/log":
+            raise LedgerUnreadable(
+                f"{self.location}: not a modelchain server (no {API}/log); check the address"
+            )
+        if status >= 500:
+            raise LedgerUnreadable(f"{where}: server error {status}: {message}")
+        raise UsageError(f"{where}: the server refused the request ({status}): {message}")
+
+    def _get_json(self, path: str, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        _status, data, _kind = self._request("GET", path, query)
+        return self._parse(data, path)
+
+    def _parse(self, data: bytes, path: str) -> dict[str, Any]:
+        try:
+            value = json.loads(data, object_pairs_hook=unique_object)
+        except (ValueError, RecursionError):
+            raise LedgerUnreadable(
+                f"{self.location}: the answer to {API}{path} is not JSON "
+                "(is this a modelchain server?)"
+            ) from None
+        if not isinstance(value, dict):
+            raise LedgerUnreadable(f"{self.location}: the answer to {API}{path} is not an object")
+        return value
+
+    def _field(
+        self, obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], path: str
+    ) -> Any:
+        value = obj.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise LedgerUnreadable(
+                f"{self.location}: malformed answer to {API}{path}: field {key!r} is missing "
+                "or of the wrong type"
+            )
+        return value
+
+    def _hashes(self, obj: Mapping[str, Any], path: str) -> list[bytes]:
+        values = self._field(obj, "hashes", list, path)
+        out = []
+        for value in values:
+            try:
+                digest = bytes.fromhex(value) if isinstance(value, str) else b""
+            except ValueError:
+                digest = b""
+            if len(digest) != 32:
+                raise LedgerUnreadable(
+                    f"{self.location}: malformed answer to {API}{path}: a proof hash is not "
+                    "64 hex digits"
+                )
+            out.append(digest)
+        return out
+
+    def _stored(self, entry: Any, position: int, path: str) -> StoredBlock:
+        """An entry's exact leaf data (its `block` convenience copy is ignored)."""
+        if not isinstance(entry, dict):
+            raise LedgerUnreadable(f"{self.location}: malformed answer to {API}{path}")
+        text = self._field(entry, "data", str, path)
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise LedgerUnreadable(
+                f"{self.location}: entry {position}: data is not UTF-8"
+            ) from None
+        try:
+            raw = json.loads(text, object_pairs_hook=unique_object)
+        except (ValueError, RecursionError):
+            raw = text  # the ledger's validator reports it as a non-object block
+        return StoredBlock(position, raw, data)
+
+    # -- what the server says ---------------------------------------------------------------
+
+    def refresh(self) -> dict[str, Any]:
+        """Read /log again: origin, size, checkpoint and advertised key, from one answer."""
+        path = "/log"
+        log = self._get_json(path)
+        self._field(log, "origin", str, path)
+        self._field(log, "size", int, path)
+        self._field(log, "checkpoint", str, path)
+        self._log = log
+        return log
+
+    def _snapshot(self) -> dict[str, Any]:
+        return self._log if self._log is not None else self.refresh()
+
+    def exists(self) -> bool:
+        self._snapshot()
+        return True
+
+    def size(self) -> int:
+        return int(self._snapshot()["size"])
+
+    def origin(self) -> str | None:
+        return str(self._snapshot()["origin"])
+
+    def checkpoint(self) -> str | None:
+        """The newest checkpoint note, as the server says now (callers verify it)."""
+        return str(self.refresh()["checkpoint"])
+
+    def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]:
+        """Entries in index order, up to the size of the checkpoint last read."""
+        stop = self.size() if stop is None else stop
+        position = start
+        while position < stop:
+            limit = min(PAGE, stop - position)
+            page = self._get_json("/entries", {"start": position, "limit": limit})
+            entries = self._field(page, "entries", list, "/entries")
+            if not entries:
+                return  # the server has fewer entries than it signed: audit says so
+            for entry in entries[:limit]:
+                yield self._stored(entry, position, "/entries")
+                position += 1
+
+    def entry(self, index: int) -> StoredBlock:
+        """One entry's leaf data (not yet proven: see `Ledger`)."""
+        cached = self._entries.get(index)
+        if cached is not None:
+            return cached
+        path = f"/entries/{index}"
+        return self._stored(self._get_json(path), index, path)
+
+    def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
+        """Indices by name and/or digest, via the server's search (a lookup aid: the ledger
+        proves every entry it then reads). A search that fills a whole page may have been cut
+        short, so then every entry is read and matched here instead."""
+        query: dict[str, Any] = {}
+        if name is not None:
+            query["name"] = name
+        if digest is not None:
+            query["digest"] = digest
+        if not query:
+            return []
+        query["limit"] = PAGE
+        path = "/search"
+        entries = self._field(self._get_json(path, query), "entries", list, path)
+        if len(entries) < PAGE:
+            out = []
+            for entry in entries:
+                index = self._field(entry, "index", int, path) if isinstance(entry, dict) else -1
+                if index < 0:
+                    raise LedgerUnreadable(f"{self.location}: malformed answer to {API}{path}")
+                self._entries[index] = self._stored(entry, index, path)
+                out.append(index)
+            return sorted(set(out))
+        found = []
+        for stored in self.blocks():
+            raw = stored.raw if isinstance(stored.raw, dict) else {}
+            if (name is None or raw.get("name") == name) and (
+                digest is None or raw.get("model_hash") == digest
+            ):
+                found.append(stored.position)
+        return found
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        path = "/proof/inclusion"
+        answer = self._get_json(path, {"index": index, "size": size})
+        if answer.get("index") != index or answer.get("size") != size:
+            raise LedgerUnreadable(
+                f"{self.location}: asked for the proof of entry {index} in a tree of {size}, "
+                f"got one for entry {answer.get('index')} in a tree of {answer.get('size')}"
+            )
+        return self._hashes(answer, path)
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        path = "/proof/consistency"
+        answer = self._get_json(path, {"old": old, "new": new})
+        if answer.get("old") != old or answer.get("new") != new:
+            raise LedgerUnreadable(
+                f"{self.location}: asked for a consistency proof from {old} to {new}, "
+                f"got one from {answer.get('old')} to {answer.get('new')}"
+            )
+        return self._hashes(answer, path)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def token(self) -> str:
+        """The bearer token for writes: MODELCHAIN_TOKEN, else the file MODELCHAIN_TOKEN_FILE."""
+        token = os.environ.get(TOKEN_ENV, "").strip()
+        file = os.environ.get(TOKEN_FILE_ENV, "")
+        if not token and file:
+            try:
+                with open(file, encoding="utf-8") as fh:
+                    token = fh.read(4096).strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise KeyFileError(f"{file}: cannot read the token file: {exc}") from None
+        if not token:
+            raise UsageError(
+                f"registering at {self.location} needs a token: set {TOKEN_ENV} (or "
+                f"{TOKEN_FILE_ENV}) to one made on the server with "
+                "`modelchain token create --scope write`"
+            )
+        return token
+
+    def submit(self, payload: Mapping[str, Any]) -> Submitted:
+        """POST one registration; the answer is returned for the ledger to check."""
+        path = "/entries"
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        headers = {
+            "Authorization": f"Bearer {self.token()}",
+            "Content-Type": "application/json",
+        }
+        _status, data, _kind = self._request("POST", path, body=body, headers=headers)
+        self._log = None  # the log has grown
+        answer = self._parse(data, path)
+        entry = self._field(answer, "entry", dict, path)
+        proof = self._field(answer, "inclusion_proof", dict, path)
+        index = self._field(entry, "index", int, path)
+        stored = self._stored(entry, index, path)
+        return Submitted(
+            index=self._field(proof, "index", int, path),
+            raw=stored.raw,
+            data=stored.data,
+            note=self._field(answer, "checkpoint", str, path),
+            size=self._field(proof, "size", int, path),
+            proof=self._hashes(proof, path),
+        )
+
+    # -- the verifier key -------------------------------------------------------------------
+
+    def verifier(self, origin: str, keys: Sequence[Verifier], home: Home) -> Verifier:
+        """The key that must sign `origin`'s checkpoints: the one given, else the one pinned
+        before, else -- trust on first use -- the key the server advertises. A key not yet
+        pinned is pinned by `pin`, once the ledger has accepted a checkpoint signed by it
+        (so a mistyped --key or a server's bogus key is never remembered)."""
+        from ..note import Verifier
+
+        pins = _read_pins(home)
+        if keys:
+            chosen = next((k for k in keys if k.name == origin), None)
+            if chosen is None:
+                names = ", ".join(k.name for k in keys)
+                raise SignatureError(f"none of the given keys ({names}) is for log {origin!r}")
+            if pins.get(origin) != chosen.string():
+                self._unpinned = (origin, chosen.string(), False)
+            return chosen
+        pinned = pins.get(origin)
+        if pinned is not None:
+            try:
+                return Verifier.from_string(pinned)
+            except (NoteFormatError, UsageError) as exc:
+                raise KeyFileError(
+                    f"the pinned key of log {origin!r} is unreadable: {exc}"
+                ) from None
+        log = self._snapshot()
+        try:
+            advertised = Verifier.from_string(str(log.get("verifier_key", "")))
+        except (NoteFormatError, UsageError) as exc:
+            raise LedgerUnreadable(f"{self.location}: advertises no usable key: {exc}") from None
+        if advertised.name != origin:
+            raise SignatureError(
+                f"{self.location}: advertises a key for log {advertised.name!r}, not {origin!r}"
+            )
+        self._unpinned = (origin, advertised.string(), True)
+        return advertised
+
+    def pin(self, home: Home) -> None:
+        """Remember the key that signed the checkpoint just accepted (see `verifier`); on
+        first use, say so on stderr, as SSH does for a new host key."""
+        if self._unpinned is None:
+            return
+        origin, vkey, first_use = self._unpinned
+        self._unpinned = None
+        _write_pin(home, origin, vkey)
+        if first_use:
+            print(
+                f"modelchain: pinned the verifier key of log {origin} served by "
+                f"{self.location} (trust on first use): {vkey}; pin it yourself with "
+                "--key VKEY or MODELCHAIN_VERIFIER_KEY",
+                file=sys.stderr,
+            )
+
+    # -- what a remote store does not have --------------------------------------------------
+
+    def node(self, level: int, index: int) -> bytes:
+        raise LedgerUnreadable(
+            f"{self.location}: a server's Merkle nodes are not read one by one; "
+            "ask the server for proofs"
+        )
+
+    def peaks(self, size: int) -> tuple[bytes, ...]:
+        return (self.node(0, 0),)
+
+    def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        """Nothing is stored here to check: audit recomputes the root from the leaves."""
+        return iter(())
+
+    def writer(self) -> AbstractContextManager[Writer]:
+        raise UsageError(
+            f"{self.location} is a server: register models there with `modelchain register "
+            "--ledger URL` (initialising, importing and exporting into it run on the server)"
+        )
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _env_timeout() -> float:
+    text = os.environ.get(TIMEOUT_ENV, "")
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise UsageError(f"{TIMEOUT_ENV}={text!r}: give seconds, between 0 and 3600")
+    return value
+
+
+def _tls_context() -> ssl.SSLContext:
+    """Certificates are verified; MODELCHAIN_CA_BUNDLE names a private CA if there is one."""
+    bundle = os.environ.get(CA_BUNDLE_ENV) or None
+    try:
+        return ssl.create_default_context(cafile=bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise KeyFileError(f"{CA_BUNDLE_ENV}={bundle}: cannot load CA bundle: {exc}") from None
+
+
+def _transient(reason: object) -> bool:
+    """Worth another try: the server is (re)starting or dropped the connection."""
+    return isinstance(
+        reason, ConnectionRefusedError | ConnectionResetError | http.client.RemoteDisconnected
+    )
+
+
+def _describe(reason: object, timeout: float) -> str:
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused (is `modelchain serve` running there?)"
+    if isinstance(reason, socket.gaierror):
+        return f"cannot resolve the host name ({reason.strerror or reason})"
+    if isinstance(reason, TimeoutError):
+        return f"no answer within {timeout:g} s (set {TIMEOUT_ENV} to wait longer)"
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        detail = reason.verify_message or reason.reason or reason
+        return f"TLS certificate not trusted ({detail}); set {CA_BUNDLE_ENV} to its CA file"
+    if isinstance(reason, ssl.SSLError):
+        return f"TLS failed ({reason.reason or reason})"
+    if isinstance(reason, http.client.RemoteDisconnected):
+        return "the server closed the connection without answering"
+    if isinstance(reason, http.client.HTTPException):
+        return f"not an HTTP answer ({type(reason).__name__})"
+    if isinstance(reason, OSError):
+        return f"cannot connect ({reason.strerror or reason})"
+    return f"cannot connect ({reason})"
+
+
+def _error_message(data: bytes) -> str:
+    """The message of the API's error body `{"error": {"code", "message"}}`, if it is one."""
+    try:
+        body = json.loads(data)
+        message = body["error"]["message"]
+    except (ValueError, TypeError, KeyError):
+        return ""
+    return " ".join(str(message).split())[:300]
+
+
+def _pins_path(home: Home) -> Any:
+    return home.trust_dir / PINS_FILE
+
+
+def _read_pins(home: Home) -> dict[str, str]:
+    path = _pins_path(home)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise KeyFileError(f"{path}: not a JSON object of verifier keys")
+    return data
+
+
+def _write_pin(home: Home, origin: str, vkey: str) -> None:
+    from ..home import _write_private
+
+    with home._trust_lock():
+        pins = _read_pins(home)
+        pins[origin] = vkey
+        _write_private(_pins_path(home), json.dumps(pins, indent=2, sort_keys=True) + "\n")
