@@ -1,0 +1,727 @@
+"""The FastAPI application behind `modelchain serve` (the contract is docs/api.md).
+
+A thin layer: every answer comes from `modelchain.Ledger` (entries, proofs, `lookup`,
+`append_many`); the app only parses, authorises, limits and encodes. Threads: SQLite
+connections belong to the thread that opened them, so reads of a local ledger run on the
+event loop's thread with one connection (they are short indexed lookups), reads of a
+database ledger run in the thread pool with one connection per thread, and every write goes
+through the single writer thread of `Batcher` (group commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import Depends, FastAPI, Path, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__, merkle
+from ..errors import (
+    InputError,
+    KeyFileError,
+    LedgerUnreadable,
+    ModelchainError,
+    UsageError,
+    VerificationError,
+)
+from ..home import Home
+from ..ledger import Block, Ledger, n_blocks
+from .batcher import Appended, Batcher
+from .explorer import mount_explorer
+from .metrics import Metrics
+from .tokens import TokenStore
+
+log = logging.getLogger("modelchain.server")
+
+API = "/api/v1"
+MAX_INDEX = 2**63 - 1
+DEFAULT_MAX_BODY = 1 << 20
+DEFAULT_MAX_BATCH = 256
+HEX64 = "^[0-9a-f]{64}$"
+T = TypeVar("T")
+BEARER = HTTPBearer(auto_error=False, description="A token from `modelchain token create`.")
+
+# -- JSON shapes (documented in the OpenAPI schema; answers are built as plain dicts) -------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(_Strict):
+    code: str
+    message: str
+
+
+class ErrorBody(_Strict):
+    error: ErrorDetail
+
+
+class Entry(_Strict):
+    index: int
+    leaf_hash: str = Field(pattern=HEX64)
+    data: str = Field(description="The block's canonical JSON: the exact Merkle leaf data.")
+    block: dict[str, Any]
+
+
+class EntryPage(_Strict):
+    entries: list[Entry]
+    start: int
+    size: int
+    next: int | None
+
+
+class EntryList(_Strict):
+    entries: list[Entry]
+
+
+class InclusionProof(_Strict):
+    index: int
+    size: int
+    leaf_hash: str = Field(pattern=HEX64)
+    root_hash: str = Field(pattern=HEX64)
+    hashes: list[str]
+
+
+class ConsistencyProof(_Strict):
+    old: int
+    new: int
+    old_root: str = Field(pattern=HEX64)
+    new_root: str = Field(pattern=HEX64)
+    hashes: list[str]
+
+
+class Health(_Strict):
+    status: Literal["ok"]
+    size: int
+    origin: str
+    version: str
+
+
+class LogInfo(_Strict):
+    origin: str
+    size: int
+    root_hash: str = Field(pattern=HEX64)
+    checkpoint: str
+    verifier_key: str
+
+
+class Registered(_Strict):
+    entry: Entry
+    checkpoint: str
+    inclusion_proof: InclusionProof
+
+
+class Verdict(_Strict):
+    verified: bool
+    reason: Literal["not_registered", "digest_mismatch", "older_version"] | None
+    message: str
+    name: str
+    digest: str
+    entry: Entry | None
+    matched_entry: Entry | None
+    inclusion_proof: InclusionProof | None
+    checkpoint: str
+
+
+class RegisterRequest(_Strict):
+    name: str = Field(min_length=1, max_length=256, description="Model name.")
+    digest: str = Field(pattern=HEX64, description="Lowercase hex SHA-256 (manifest digest).")
+    kind: Literal["file", "directory"] = "file"
+    size: int = Field(0, ge=0, le=2**53 - 1, description="Size in bytes.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    manifest: list[dict[str, Any]] | None = Field(
+        None, description='A directory\'s files: [{"path", "size", "sha256"}, ...].'
+    )
+
+
+class VerifyRequest(_Strict):
+    name: str = Field(min_length=1, max_length=256)
+    digest: str = Field(pattern=HEX64)
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorBody} for code in codes}
+
+
+READ_ERRORS = _errors(400, 422, 503)
+WRITE_ERRORS = _errors(400, 401, 403, 413, 415, 422, 503)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """A 4xx/5xx answer with the documented error body."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def _error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def entry_json(block: Block, data: bytes) -> dict[str, Any]:
+    text = data.decode("utf-8")
+    return {
+        "index": block.index,
+        "leaf_hash": merkle.leaf_hash(data).hex(),
+        "data": text,
+        "block": json.loads(text),
+    }
+
+
+def _proof_json(index: int, size: int, data: bytes, root: bytes, proof: list[bytes]) -> dict:
+    return {
+        "index": index,
+        "size": size,
+        "leaf_hash": merkle.leaf_hash(data).hex(),
+        "root_hash": root.hex(),
+        "hashes": [h.hex() for h in proof],
+    }
+
+
+class _Readers:
+    """Ledger objects for reading, one per thread that reads."""
+
+    def __init__(self, open_ledger: Callable[[], Ledger]) -> None:
+        self._open = open_ledger
+        self._local = threading.local()
+        self.inline = True
+
+    def get(self) -> Ledger:
+        ledger = getattr(self._local, "ledger", None)
+        if ledger is None:
+            ledger = self._local.ledger = self._open()
+        return ledger
+
+    async def run(self, fn: Callable[[Ledger], T]) -> T:
+        if self.inline:
+            return fn(self.get())
+        return await run_in_threadpool(lambda: fn(self.get()))
+
+
+# -- the application ----------------------------------------------------------------------
+
+
+def create_app(
+    location: str,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    max_batch: int = DEFAULT_MAX_BATCH,
+) -> FastAPI:
+    """The app for one ledger. `home` holds the operator key and tokens.json."""
+    home_obj = Home(home) if home is not None else Home()
+    tokens = TokenStore(home_obj)
+    metrics = Metrics()
+
+    def open_ledger() -> Ledger:
+        ledger = Ledger.open(location, home=home_obj)
+        ledger.node_cache = {}  # proofs share their upper nodes: keep them in memory
+        return ledger
+
+    readers = _Readers(open_ledger)
+    batcher = Batcher(open_ledger, max_batch=max_batch, on_batch=metrics.batch)
+    verifier_keys: dict[str, str] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
+        first = readers.get()  # on the loop's thread: opened, so a bad ledger fails now
+        readers.inline = first.store.local_path is not None
+        await run_in_threadpool(batcher.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(batcher.stop)
+            first.close()
+
+    app = FastAPI(
+        title="modelchain",
+        version=__version__,
+        summary="A tamper-evident ledger of ML model digests: entries, proofs, checkpoints.",
+        lifespan=lifespan,
+    )
+
+    # -- errors -----------------------------------------------------------------------------
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_r: Request, exc: ApiError) -> JSONResponse:
+        return _error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_r: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        code = codes.get(exc.status_code, "bad_request")
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = "no such endpoint (see /docs)"
+        return _error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return _error_response(400, "malformed_json", "the request body is not valid JSON")
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+        if first.get("type") == "extra_forbidden":
+            message = f"{where}: unknown field"
+        else:
+            message = f"{where}: {first.get('msg', 'invalid')}"
+        return _error_response(422, "validation_error", message)
+
+    @app.exception_handler(ModelchainError)
+    async def _ledger_error(_r: Request, exc: ModelchainError) -> JSONResponse:
+        if isinstance(exc, LedgerUnreadable | KeyFileError | VerificationError):
+            log.error("ledger unavailable: %s", exc)
+            return _error_response(503, "ledger_unavailable", str(exc))
+        if isinstance(exc, UsageError | InputError):
+            return _error_response(422, "validation_error", str(exc))
+        return _error_response(503, "ledger_unavailable", str(exc))
+
+    @app.exception_handler(Exception)
+    async def _bug(_r: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return _error_response(500, "internal", f"internal error: {type(exc).__name__}")
+
+    # -- auth -------------------------------------------------------------------------------
+
+    def authorise(creds: HTTPAuthorizationCredentials | None, scope: str) -> None:
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if creds is None or not creds.credentials:
+            raise ApiError(
+                401, "unauthorized", f"a bearer token with {scope} scope is required", challenge
+            )
+        record = tokens.authenticate(creds.credentials)
+        if record is None:
+            raise ApiError(401, "unauthorized", "unknown, revoked or expired token", challenge)
+        if not record.allows(scope):
+            raise ApiError(403, "forbidden", f"this token has {record.scope} scope, not {scope}")
+
+    async def require_write(
+        creds: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    ) -> None:
+        """A dependency, so that it runs before the body's fields are validated."""
+        authorise(creds, "write")
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def signed(ledger: Ledger) -> tuple[str, Any]:
+        note, checkpoint = ledger.read_checkpoint()
+        metrics.size(checkpoint.size)
+        return note, checkpoint
+
+    @app.get(f"{API}/health", response_model=Health, responses=_errors(503), tags=["log"])
+    async def health() -> JSONResponse:
+        """Liveness and the signed size of the ledger."""
+        _note, cp = await readers.run(signed)
+        return JSONResponse(
+            {"status": "ok", "size": cp.size, "origin": cp.origin, "version": __version__}
+        )
+
+    @app.get(f"{API}/log", response_model=LogInfo, responses=_errors(503), tags=["log"])
+    async def log_info() -> JSONResponse:
+        """The log's origin, size, root hash, checkpoint note and the operator's verifier key."""
+
+        def read(ledger: Ledger) -> dict[str, Any]:
+            note, cp = signed(ledger)
+            if cp.origin not in verifier_keys:
+                verifier_keys[cp.origin] = ledger.verifier_for(cp.origin).string()
+            return {
+                "origin": cp.origin,
+                "size": cp.size,
+                "root_hash": cp.root_hash.hex(),
+                "checkpoint": note,
+                "verifier_key": verifier_keys[cp.origin],
+            }
+
+        return JSONResponse(await readers.run(read))
+
+    @app.get(
+        f"{API}/checkpoint",
+        response_class=PlainTextResponse,
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+            **_errors(503),
+        },
+        tags=["log"],
+    )
+    async def checkpoint() -> PlainTextResponse:
+        """The newest signed checkpoint: a C2SP tlog-checkpoint in a signed note."""
+        note, _cp = await readers.run(signed)
+        return PlainTextResponse(note)
+
+    @app.get(f"{API}/entries", response_model=EntryPage, responses=READ_ERRORS, tags=["entries"])
+    async def list_entries(
+        start: int = Query(0, ge=0, le=MAX_INDEX, description="First index."),
+        limit: int = Query(100, ge=1, le=1000, description="At most this many entries."),
+    ) -> JSONResponse:
+        """A page of entries in index order."""
+
+        def read(ledger: Ledger) -> dict[str, Any]:
+            _note, cp = signed(ledger)
+            stop = min(start + limit, cp.size)
+            entries = (
+                [entry_json(b, d) for b, d in ledger.entries(start, stop)] if start < stop else []
+            )
+            return {
+                "entries": entries,
+                "start": start,
+                "size": cp.size,
+                "next": stop if stop < cp.size else None,
+            }
+
+        return JSONResponse(await readers.run(read))
+
+    @app.get(
+        f"{API}/entries/{{index}}",
+        response_model=Entry,
+        responses=_errors(404, 422, 503),
+        tags=["entries"],
+    )
+    async def get_entry(index: int = Path(ge=0, le=MAX_INDEX)) -> JSONResponse:
+        """One entry, with its exact leaf data."""
+
+        def read(ledger: Ledger) -> dict[str, Any]:
+            _note, cp = signed(ledger)
+            if index >= cp.size:
+                raise ApiError(
+                    404, "not_found", f"no entry {index}: the ledger has {n_blocks(cp.size)}"
+                )
+            for block, data in ledger.entries(index, index + 1):
+                return entry_json(block, data)
+            raise LedgerUnreadable(f"{ledger.location}: block {index} is missing")
+
+        return JSONResponse(await readers.run(read))
+
+    @app.get(f"{API}/search", response_model=EntryList, responses=READ_ERRORS, tags=["entries"])
+    async def search(
+        name: str | None = Query(None, min_length=1, max_length=256),
+        digest: str | None = Query(None, pattern=HEX64),
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> JSONResponse:
+        """Entries by model name and/or digest, oldest first."""
+        if name is None and digest is None:
+            raise ApiError(400, "bad_request", "give name, digest, or both")
+
+        def read(ledger: Ledger) -> dict[str, Any]:
+            _note, cp = signed(ledger)
+            found = [i for i in ledger.store.find(name=name, digest=digest) if i < cp.size]
+            out = []
+            for index in found[:limit]:
+                for block, data in ledger.entries(index, index + 1):
+                    out.append(entry_json(block, data))
+            return {"entries": out}
+
+        return JSONResponse(await readers.run(read))
+
+    @app.get(
+        f"{API}/proof/inclusion",
+        response_model=InclusionProof,
+        responses=READ_ERRORS,
+        tags=["proofs"],
+    )
+    async def inclusion(
+        index: int = Query(ge=0, le=MAX_INDEX),
+        size: int | None = Query(None, ge=1, le=MAX_INDEX, description="Default: signed size."),
+    ) -> JSONResponse:
+        """RFC 9162 inclusion proof of entry `index` in the tree of `size` entries."""
+
+        def read(ledger: Ledger) -> dict[str, Any]:
+            _note, cp = signed(ledger)
+            tree = cp.size if size is None else size
+            if tree > cp.size:
+                raise ApiError(
+                    422, "validation_error", f"size {tree} is beyond the tree ({n_blocks(cp.size)})"
+                )
+            if index >= tree:
+                raise ApiError(
+                    422, "validation_error", f"entry {index} is not in a tree of {n_blocks(tree)}"
+                )
+            proof = ledger.inclusion_proof(index, tree)
+            root = cp.root_hash if tree == cp.size else ledger.root_hash(tree)
+            data = next(ledger.entries(index, index + 1))[1]
+            return _proof_json(index, tree, data, root, proof)
+
+        return JSONResponse(await readers.run(read))
+
+    @app.get(
+        f"{API}/proof/consistency",
+        response_model=ConsistencyProof,
+        responses=READ_ERRORS,
+        tags=["proofs"],
+    )
+    async def consistency(
+        old: int = Query(ge=0, le=MAX_INDEX),
+        new: int | None = Query(None, ge=0, le=MAX_INDEX, description="Default: signed size."),
+    ) -> JSONResponse:
+        """RFC 9162 consistency proof from the tree of `old` entries to the tree of `new`."""
+
+        def read(ledger: Ledger) -> dict[str, Any]:
+            _note, cp = signed(ledger)
+            tree = cp.size if new is None else new
+            if tree > cp.size:
+                raise ApiError(
+                    422,
+                    "validation_error",
+                    f"new size {tree} is beyond the tree ({n_blocks(cp.size)})",
+                )
+            if old > tree:
+                raise ApiError(
+                    422, "validation_error", f"old size {old} is larger than new size {tree}"
+                )
+            proof = ledger.consistency_proof(old, tree)
+            new_root = cp.root_hash if tree == cp.size else ledger.root_hash(tree)
+            old_root = ledger.root_hash(old) if old else merkle.EMPTY_ROOT
+            return {
+                "old": old,
+                "new": tree,
+                "old_root": old_root.hex(),
+                "new_root": new_root.hex(),
+                "hashes": [h.hex() for h in proof],
+            }
+
+        return JSONResponse(await readers.run(read))
+
+    @app.post(
+        f"{API}/verify",
+        response_model=Verdict,
+        responses=_errors(400, 413, 415, 422, 503),
+        tags=["verify"],
+    )
+    async def verify(body: VerifyRequest) -> JSONResponse:
+        """Is `digest` the newest registered version of `name`? With the proof to check it."""
+
+        def read(ledger: Ledger) -> dict[str, Any]:
+            found = ledger.lookup(body.name, body.digest)
+            metrics.size(found.checkpoint.size)
+            size, root = found.checkpoint.size, found.checkpoint.root_hash
+            entry = matched = proof = None
+            if found.newest is not None and found.newest_proof is not None:
+                block, data = found.newest
+                entry = entry_json(block, data)
+                proof = _proof_json(block.index, size, data, root, found.newest_proof)
+            if found.matched is not None:
+                matched = entry_json(*found.matched)
+            return {
+                "verified": found.verified,
+                "reason": found.reason,
+                "message": found.message,
+                "name": body.name,
+                "digest": body.digest,
+                "entry": entry,
+                "matched_entry": matched,
+                "inclusion_proof": proof,
+                "checkpoint": found.note,
+            }
+
+        return JSONResponse(await readers.run(read))
+
+    # -- writes -----------------------------------------------------------------------------
+
+    @app.post(
+        f"{API}/entries",
+        status_code=201,
+        response_model=Registered,
+        responses=WRITE_ERRORS,
+        tags=["entries"],
+        dependencies=[Depends(require_write)],
+    )
+    async def register(body: RegisterRequest) -> JSONResponse:
+        """Append a registration (write scope). Answered once it is committed and signed."""
+        manifest = None
+        if body.manifest is not None:
+            from ..digest import manifest_from_json
+
+            manifest = manifest_from_json(body.manifest)
+        entry = (
+            readers.get().prepare(
+                name=body.name,
+                model_hash=body.digest,
+                kind=body.kind,
+                size=body.size,
+                manifest=manifest,
+                metadata=body.metadata,
+            )
+            if readers.inline
+            else await run_in_threadpool(
+                lambda: readers.get().prepare(
+                    name=body.name,
+                    model_hash=body.digest,
+                    kind=body.kind,
+                    size=body.size,
+                    manifest=manifest,
+                    metadata=body.metadata,
+                )
+            )
+        )
+        done: Appended = await asyncio.wrap_future(batcher.submit(entry))
+        metrics.size(done.size)
+        return JSONResponse(
+            {
+                "entry": entry_json(done.block, done.data),
+                "checkpoint": done.note,
+                "inclusion_proof": _proof_json(
+                    done.block.index, done.size, done.data, done.root_hash, done.proof
+                ),
+            },
+            status_code=201,
+        )
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        include_in_schema=True,
+        tags=["ops"],
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def prometheus() -> Response:
+        """Prometheus text format, for this worker process."""
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    mount_explorer(app)  # the web explorer at /explorer/ (explorer.py), / redirects there
+    return _Guard(app, max_body=max_body, metrics=metrics)  # type: ignore[return-value]
+
+
+# -- request guard: body limit, content type, metrics (pure ASGI: cheap on the hot path) ---
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class _Guard:
+    """Refuses oversize and non-JSON bodies before FastAPI parses them, and times requests.
+
+    It wraps the FastAPI app; attribute access falls through to it (`app.openapi()` etc.)."""
+
+    def __init__(self, app: FastAPI, *, max_body: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.metrics = metrics
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if scope["method"] in ("POST", "PUT", "PATCH"):
+                body, refused = await self._read_body(scope, receive)
+                if refused is None and body:
+                    refused = _check_content_type(scope)
+                if refused is not None:
+                    await refused(scope, receive, send_wrapper)
+                    return
+                receive = _replay(body, receive)
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            self.metrics.request(label, scope["method"], status, time.perf_counter() - started)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, Response | None]:
+        too_big = _error_response(
+            413, "payload_too_large", f"the request body is over {self.max_body} bytes"
+        )
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length":
+                try:
+                    if int(value) > self.max_body:
+                        return b"", too_big
+                except ValueError:
+                    return b"", _error_response(400, "bad_request", "bad Content-Length")
+        chunks, total = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > self.max_body:
+                return b"", too_big
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks), None
+
+
+def _check_content_type(scope: Scope) -> Response | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"content-type":
+            media = value.split(b";", 1)[0].strip().lower()
+            if media == b"application/json" or media.endswith(b"+json"):
+                return None
+            break
+    return _error_response(
+        415, "unsupported_media_type", "send the request body as application/json"
+    )
+
+
+def _replay(body: bytes, original: Receive) -> Receive:
+    """A `receive` that hands the app the body already read, then the client's own events."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await original()
+
+    return receive
+
+
+# -- for uvicorn ----------------------------------------------------------------------------
+
+ENV_LEDGER = "MODELCHAIN_SERVE_LEDGER"
+ENV_MAX_BODY = "MODELCHAIN_SERVE_MAX_BODY"
+ENV_MAX_BATCH = "MODELCHAIN_SERVE_MAX_BATCH"
+
+
+def app_from_env() -> FastAPI:
+    """The app factory uvicorn calls in each worker process (`serve --workers N`)."""
+    location = os.environ.get(ENV_LEDGER)
+    if not location:
+        raise UsageError(f"{ENV_LEDGER} is not set")
+    return create_app(
+        location,
+        max_body=int(os.environ.get(ENV_MAX_BODY, DEFAULT_MAX_BODY)),
+        max_batch=int(os.environ.get(ENV_MAX_BATCH, DEFAULT_MAX_BATCH)),
+    )
