@@ -421,6 +421,17 @@ def test_cli_sign_and_verify(run, cli_model, pem):
     assert json.loads(result.stdout)["changed"] == ["sub/b.txt"]
 
 
+def test_cli_key_ring_names_for_both_keys(run, cli_model):
+    """A key made with `modelchain key generate` signs and verifies by name; an ID does not
+    serve as a public key (it cannot check a signature)."""
+    assert_ok(run("key", "generate", "ci-signer", "--type", "p256"))
+    assert_ok(run("sign", "m", "--private-key", "ci-signer"))
+    out = assert_ok(run("verify", "m", "--signature", "model.sig", "--public-key", "ci-signer"))
+    assert "(4 files," in out.stdout
+    result = run("verify", "m", "--signature", "model.sig", "--public-key", "0123abcd")
+    assert_clean_error(result, 2, "key ID", "public key file or key name")
+
+
 def test_cli_password_protected_key(run, cli_model, workdir):
     _, private, public = write_keys(workdir / "keys", "p256", password=b"s3cret")
     old = workdir / "model.sig"

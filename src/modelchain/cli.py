@@ -387,7 +387,12 @@ def register(
     help="Check PATH against this OpenSSF model-signing bundle (needs --public-key); "
     "the ledger is then checked only if --ledger or MODELCHAIN_LEDGER is given.",
 )
-@click.option("--public-key", "public_key", metavar="PUB", help="PEM public key for --signature.")
+@click.option(
+    "--public-key",
+    "public_key",
+    metavar="PUB",
+    help="Public key for --signature: a PEM file or a key name from `modelchain key list`.",
+)
 @click.option(
     "--ignore-paths",
     "ignore_paths",
@@ -1147,7 +1152,7 @@ def sign(
         _emit(result.as_dict())
         return
     click.echo(
-        f"Signed {model} ({result.files} files, {_fmt_size(result.size)}): {result.signature}"
+        f"Signed {model} ({_files(result.files)}, {_fmt_size(result.size)}): {result.signature}"
     )
     click.echo(f"  subject sha256 {result.statement.digest}")
     click.echo(f"  key {result.key.key_id[:16]} ({result.key.kind})")
@@ -1171,16 +1176,21 @@ def _check_bundle(
     if signature is None or public_key is None:
         raise UsageError("--signature and --public-key go together")
     from .bundle import verify_model
-    from .keys import load_public_key
+    from .home import Home
+    from .keys import public_key_for
 
     return verify_model(
         path,
         signature,
-        load_public_key(public_key),
+        public_key_for(public_key, Home().path),
         ignore_paths=ignore_paths,
         follow_symlinks=follow_symlinks,
         allow_outside=allow_outside,
     )
+
+
+def _files(n: int) -> str:
+    return "1 file" if n == 1 else f"{n} files"
 
 
 def _ledger_given() -> bool:
@@ -1193,7 +1203,7 @@ def _echo_bundle(result: Any) -> None:
     how = s.method if s.method == "files" else f"shards of {s.shard_size} bytes"
     click.echo(
         f"OK: {result.model} matches signature {result.signature} "
-        f"({result.files} files, {_fmt_size(result.size)}, {s.hash_type} {how})"
+        f"({_files(result.files)}, {_fmt_size(result.size)}, {s.hash_type} {how})"
     )
     click.echo(f"Signed by key {result.key.key_id[:16]} ({result.key.kind})")
     if result.not_covered:

@@ -343,6 +343,14 @@ def resolve_public_key(spec: str, home_path: str | os.PathLike[str]) -> PublicKe
     )
 
 
+def public_key_for(spec: str, home_path: str | os.PathLike[str]) -> PublicKey:
+    """A public key (not just an ID): a key file, a key-ring name or a verifier key string."""
+    found = resolve_public_key(spec, home_path)
+    if isinstance(found, str):
+        raise UsageError(f"{spec!r} looks like a key ID; a public key file or key name is needed")
+    return found
+
+
 def require_signature(key: PublicKey, signature: bytes, message: bytes, what: str) -> None:
     """Raise SignatureError unless `signature` by `key` over `message` verifies."""
     if not key.verify(signature, message):
