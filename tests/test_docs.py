@@ -30,3 +30,12 @@ def test_cli_reference_is_up_to_date() -> None:
 def test_ci_runs_make_test_with_postgres_dsn() -> None:
     text = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "make test" in text and "MODELCHAIN_TEST_PG_DSN" in text
+
+
+def test_every_docs_page_is_linked_from_the_readme() -> None:
+    """A page nobody can find from the README does not help anyone."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    pages = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+    assert pages, "docs/ is empty"
+    missing = [name for name in pages if f"docs/{name}" not in readme]
+    assert not missing, f"not linked from README.md: {missing}"
