@@ -51,6 +51,7 @@ from .errors import (
     UsageError,
     VerificationError,
 )
+from .inputs import read_small_file
 from .keys import PrivateKey, PublicKey
 
 __all__ = [
@@ -69,7 +70,6 @@ __all__ = [
     "pae",
     "parse_size",
     "read_bundle",
-    "read_password_file",
     "sign_model",
     "verify_model",
 ]
@@ -184,19 +184,6 @@ def parse_size(text: str) -> int:
     if value < 1:
         raise UsageError("the shard size must be at least 1 byte")
     return value
-
-
-def read_password_file(path: str | os.PathLike[str]) -> bytes:
-    """The first line of a password file, without its line ending."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(64 * 1024)
-    except OSError as e:
-        raise InputError(f"cannot read password file {path}: {e.strerror or e}") from None
-    line = data.split(b"\n", 1)[0].rstrip(b"\r")
-    if not line:
-        raise InputError(f"password file {path} is empty")
-    return line
 
 
 # --------------------------------------------------------------------------- ignore paths
@@ -682,19 +669,7 @@ def parse_bundle(data: bytes) -> Envelope:
 def read_bundle(path: str | os.PathLike[str]) -> Envelope:
     """Read and parse a bundle file (InputError naming the file for anything unreadable)."""
     p = os.fspath(path)
-    try:
-        if os.path.isdir(p):
-            raise InputError(f"{p}: is a directory, not a signature bundle")
-        with open(p, "rb") as fh:
-            data = fh.read(MAX_BUNDLE + 1)
-    except FileNotFoundError:
-        raise InputError(f"no such signature file: {p}") from None
-    except OSError as e:
-        raise InputError(f"cannot read signature {p}: {e.strerror or e}") from None
-    if len(data) > MAX_BUNDLE:
-        raise InputError(f"{p}: too large for a signature bundle")
-    if not data.strip():
-        raise InputError(f"{p}: signature file is empty")
+    data = read_small_file(p, limit=MAX_BUNDLE, what="signature file")
     try:
         return parse_bundle(data)
     except InputError as e:

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from .errors import KeyFileError, SignatureError, UsageError
+from .inputs import read_small_file
 
 KeyType = Literal["ed25519", "p256", "p384", "p521"]
 KEY_TYPES: tuple[KeyType, ...] = ("ed25519", "p256", "p384", "p521")
@@ -159,23 +160,16 @@ def generate(kind: KeyType = "ed25519") -> PrivateKey:
 
 
 def _read_key_file(path: str | os.PathLike[str]) -> bytes:
-    p = Path(path)
-    try:
-        if p.is_dir():
-            raise KeyFileError(f"{p}: is a directory, not a key file")
-        if p.exists() and not p.is_file():
-            raise KeyFileError(f"{p}: not a regular file")  # a FIFO would block the read
-        with p.open("rb") as fh:
-            data = fh.read(MAX_KEY_FILE + 1)
-    except FileNotFoundError:
-        raise KeyFileError(f"{p}: no such key file") from None
-    except OSError as exc:
-        raise KeyFileError(f"{p}: cannot read key file: {exc.strerror or exc}") from None
-    if len(data) > MAX_KEY_FILE:
-        raise KeyFileError(f"{p}: too large for a key file")
-    if not data.strip():
-        raise KeyFileError(f"{p}: key file is empty")
-    return data
+    return read_small_file(path, limit=MAX_KEY_FILE, what="key file", error=KeyFileError)
+
+
+def read_password_file(path: str | os.PathLike[str]) -> bytes:
+    """The first line of a password file, without its line ending."""
+    data = read_small_file(path, limit=4096, what="password file", error=KeyFileError)
+    line = data.split(b"\n", 1)[0].rstrip(b"\r")
+    if not line:
+        raise KeyFileError(f"{path}: the password file's first line is empty")
+    return line
 
 
 def _password_bytes(password: str | bytes | None) -> bytes | None:

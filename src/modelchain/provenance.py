@@ -33,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .canonical import canonical_json
 from .errors import InputError, KeyFileError, LedgerInvalid, SignatureError, UsageError
+from .inputs import read_small_file
 from .keys import KEY_TYPES, PrivateKey, PublicKey, parse_public_key
 
 PAYLOAD_TYPE = "application/vnd.modelchain.registration.v1+json"
@@ -134,19 +135,7 @@ class Provenance:
         """Read a provenance file (see `from_json`), refusing anything that is not small,
         well-formed JSON."""
         p = Path(path)
-        try:
-            if p.is_dir():
-                raise InputError(f"{p}: is a directory, not a provenance file")
-            if p.exists() and not p.is_file():  # a FIFO or device would block or never end
-                raise InputError(f"{p}: not a regular file")
-            with p.open("rb") as fh:
-                data = fh.read(MAX_PROVENANCE_BYTES + 1)
-        except FileNotFoundError:
-            raise InputError(f"{p}: no such provenance file") from None
-        except OSError as exc:
-            raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from None
-        if len(data) > MAX_PROVENANCE_BYTES:
-            raise InputError(f"{p}: too large for a provenance file (limit 1 MiB)")
+        data = read_small_file(p, limit=MAX_PROVENANCE_BYTES, what="provenance file")
         from .store.base import unique_object
 
         try:
