@@ -3,6 +3,7 @@ and against a lying server that answers from a script, each lie refused with its
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -464,7 +465,7 @@ def test_search_that_leaves_out_a_version_is_refused(
     assert_clean_error(bad, 1, "versions were left out")
 
 
-def _register(run: Run, fake: FakeServer, log: FakeLog, model: Path, **env: str) -> Any:
+def _register(run: Run, fake: FakeServer, log: FakeLog, model: Path, *args: str, **env: str) -> Any:
     return run(
         "--ledger",
         fake.url,
@@ -475,6 +476,8 @@ def _register(run: Run, fake: FakeServer, log: FakeLog, model: Path, **env: str)
         "--key",
         log.vkey,
         "--json",
+        "--no-provenance",  # the fake's entries were registered without any
+        *args,
         MODELCHAIN_TOKEN="mc_fake",
         **env,
     )
@@ -647,3 +650,110 @@ def test_long_listings_are_checked_by_recomputing_the_root(
     with Ledger.open(fake.url, home=home, keys=[Verifier.from_string(main.vkey)]) as ledger:
         with pytest.raises(LedgerInvalid, match="do not match the signed checkpoint"):
             list(ledger.blocks(1))
+
+
+# -- provenance and registration signatures over HTTP ----------------------------------------
+
+
+def _statement(subject: str, path: Path) -> Path:
+    """An in-toto Statement about the artifact with digest `subject`, with a predicate of ours."""
+    from modelchain.provenance import statement
+
+    body = statement("model", subject, {"hyperparameters": {"epochs": 3}, "team": "vision"})
+    path.write_text(json.dumps(body))
+    return path
+
+
+def test_signed_registration_with_provenance_over_http(
+    server: Server, run: Run, workdir: Path, home: Path
+) -> None:
+    """The client builds and signs the claim; the server stores exactly it; `verify --signer`
+    and `audit` through the server check the signature like a local ledger's."""
+    from modelchain.keys import KeyRing
+    from modelchain.provenance import signed_message
+
+    ring = KeyRing(home)
+    alice, bob = ring.generate("alice"), ring.generate("bob", "p256")
+    model = write_model(workdir / "signed.bin", b"a model its trainer vouches for")
+    data = write_model(workdir / "train.csv", b"x,y\n1,2\n")
+    digest = json.loads(assert_ok(run("hash", model, "--json")).stdout)["sha256"]
+    at = ("--ledger", server.url, "--key", server.vkey)
+    reg = run(
+        "register", model, *at, "--name", "signed", "--sign-key", "alice", "--json",
+        "--provenance", _statement(digest, workdir / "stmt.json"), "--data", data,
+        "--param", "C=1.0", "--metric", "accuracy=0.97", MODELCHAIN_TOKEN=server.token,
+    )  # fmt: skip
+    block = json.loads(assert_ok(reg).stdout)["block"]
+    predicate = block["provenance"]["predicate"]
+    assert predicate["hyperparameters"] == {"epochs": 3, "C": 1.0}
+    assert predicate["metrics"] == {"accuracy": 0.97} and predicate["team"] == "vision"
+    assert predicate["trainingData"][0]["digest"]["sha256"] == sha256_of(data)
+    assert "scikit-learn" in predicate["libraries"]  # recorded automatically, as locally
+    assert [s["keyid"] for s in block["signatures"]] == [alice.public.key_id]
+
+    # what the server serves is what was signed: its leaf data, checked here independently
+    entry = json.loads(
+        urllib.request.urlopen(f"{server.url}/api/v1/entries/{block['index']}").read()
+    )
+    stored = json.loads(entry["data"])
+    assert stored["provenance"] == block["provenance"]
+    assert stored["signatures"] == block["signatures"]
+    from modelchain.ledger import Block
+
+    claim = signed_message(Block.from_raw(stored, block["index"]).claim())
+    assert alice.public.verify(base64.b64decode(stored["signatures"][0]["sig"]), claim)
+
+    ok = assert_ok(run("verify", model, *at, "--name", "signed", "--signer", "alice"))
+    assert "Proved into the signed checkpoint of" in ok.stdout
+    assert "Ledger valid" not in ok.stdout  # only proofs were checked, not every block
+    assert f"Registration signed by: {alice.public.key_id[:16]}" in ok.stdout
+    as_json = json.loads(
+        assert_ok(
+            run("verify", model, *at, "--name", "signed", "--signer", "alice", "--json")
+        ).stdout
+    )
+    assert as_json["signed_by"] == [alice.public.key_id]
+    assert as_json["ledger"]["checked"] == "inclusion proofs"
+    not_bob = run("verify", model, *at, "--name", "signed", "--signer", "bob")
+    assert_clean_error(not_bob, 1, "is not signed by key", bob.public.key_id[:16])
+    audit = json.loads(assert_ok(run("audit", *at, "--json")).stdout)
+    assert audit["valid"] is True and audit["checked"] == "every block"
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_provenance_about_another_model_is_refused_before_sending(
+    server: Server, run: Run, workdir: Path
+) -> None:
+    model = write_model(workdir / "mine.bin", b"my model")
+    other = _statement("ab" * 32, workdir / "other.json")
+    at = ("--ledger", server.url, "--key", server.vkey)
+    bad = run("register", model, *at, "--name", "mine", "--provenance", other,
+              MODELCHAIN_TOKEN=server.token)  # fmt: skip
+    assert_clean_error(bad, 2, "do not include this model")
+    assert json.loads(assert_ok(run("log", *at, "--name", "mine", "--json")).stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--sign-key", "alice"), "other signatures than were sent"),
+        (("--param", "lr=0.1"), "other provenance than were sent"),
+    ],
+)
+def test_a_server_that_drops_signatures_or_provenance_is_caught(
+    run: Run, fake: FakeServer, logs: dict[str, Any], home: Path, args: tuple[str, ...],
+    needle: str,
+) -> None:  # fmt: skip
+    from modelchain.keys import KeyRing
+
+    KeyRing(home).generate("alice")
+    main: FakeLog = logs["main"]
+    fake.routes = {**main.routes(2), "POST /api/v1/entries": (201, main.registered(2))}
+    bad = _register(run, fake, main, logs["models"] / "m.bin", *args)
+    assert_clean_error(bad, 1, needle)
+    assert fake.posts == 1

@@ -7,6 +7,7 @@ opened with the operator's verifier key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import assert_clean_error, assert_ok, sha256sum
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from server_util import (
     PG_ENV,
     Server,
@@ -525,3 +528,169 @@ def test_serve_refuses_bad_setups(workdir: Path, home: Path, run) -> None:
         port = server.url.rsplit(":", 1)[1]
         assert_clean_error(run("--ledger", "l.db", "serve", "--port", port), 2, "cannot listen")
     assert run("--ledger", "l.db", "serve", "--workers", "0").code == 2
+
+
+# -- provenance and registration signatures in POST /entries ------------------------------
+
+PROVENANCE = {
+    "predicateType": "https://modelchain.dev/provenance/v1",
+    "predicate": {"hyperparameters": {"lr": 0.1}, "metrics": {"accuracy": 0.97}},
+}
+
+
+def signed_body(name: str, digest: str, keys: list, provenance: dict | None = None) -> dict:
+    """A registration signed by `keys` the way the client signs one: over the claim."""
+    from modelchain.provenance import claim, sign, signed_message
+
+    message = signed_message(
+        claim(name=name, model_hash=digest, kind="file", size=0, provenance=provenance)
+    )
+    body: dict = {"name": name, "digest": digest, "signatures": []}
+    if provenance is not None:
+        body["provenance"] = provenance
+    body["signatures"] = [s.to_json() for s in sign(keys, message)]
+    return body
+
+
+def test_provenance_and_signatures_are_stored_as_sent(fresh: Server, run) -> None:
+    from modelchain.keys import generate
+
+    keys = [generate("ed25519"), generate("p256")]
+    body = signed_body("signed", digest_of("s1"), keys, PROVENANCE)
+    with fresh.client() as c:
+        r = c.post("/entries", json=body, headers=fresh.auth())
+    assert r.status_code == 201, r.text
+    answer = r.json()
+    check_entry(answer["entry"])
+    check_proof(fresh, answer["entry"], answer["inclusion_proof"], answer["checkpoint"])
+    stored = json.loads(answer["entry"]["data"])
+    assert stored["provenance"] == PROVENANCE
+    assert stored["signatures"] == body["signatures"]
+    assert [s["key_type"] for s in stored["signatures"]] == ["ed25519", "p256"]
+    # the ledger's own audit checks each registration signature again
+    audit = run("--ledger", fresh.ledger, "audit", "--json", MODELCHAIN_HOME=str(fresh.home))
+    assert json.loads(assert_ok(audit).stdout)["size"] == 1
+
+
+def _bad_signature_bodies() -> list:
+    from modelchain.keys import generate
+
+    key, other = generate(), generate()
+    digest = digest_of("bad")
+
+    def body(**change) -> dict:
+        out = signed_body("bad", digest, [key], PROVENANCE)
+        sig = out["signatures"][0]
+        for field_name, value in change.items():
+            if value is None:
+                del sig[field_name]
+            else:
+                sig[field_name] = value
+        return out
+
+    over_other_claim = signed_body("another-name", digest, [key], PROVENANCE)
+    over_other_claim["name"] = "bad"
+    keyid_of_other = body(keyid=other.key_id)
+    return [
+        pytest.param(over_other_claim, 422, "bad_signature", "does not verify", id="other-claim"),
+        pytest.param(keyid_of_other, 422, "bad_signature", "keyid does not match", id="keyid"),
+        pytest.param(body(sig="@@@"), 422, "bad_signature", "not base64", id="not-base64"),
+        pytest.param(
+            body(public_key="-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"),
+            422,
+            "bad_signature",
+            "not a readable PEM",
+            id="garbage-key",
+        ),
+        pytest.param(body(sig=None), 422, "validation_error", "exactly keyid", id="no-sig"),
+        pytest.param(body(key_type="rsa"), 422, "validation_error", "key_type", id="key-type"),
+        pytest.param(
+            {**body(), "signatures": "sig"}, 422, "validation_error", "signatures", id="not-list"
+        ),
+        pytest.param(
+            {**body(), "signatures": body()["signatures"] * 17},
+            422,
+            "validation_error",
+            "signatures",
+            id="too-many",
+        ),
+        pytest.param(
+            {**body(), "provenance": {"predicateType": 5}},
+            422,
+            "validation_error",
+            "predicateType",
+            id="provenance-type",
+        ),
+        pytest.param(
+            {
+                **body(),
+                "provenance": {
+                    "_type": "https://in-toto.io/Statement/v1",
+                    "subject": [{"name": "x", "digest": {"sha256": H}}],
+                    **PROVENANCE,
+                },
+            },
+            422,
+            "validation_error",
+            "do not include this model",
+            id="statement-about-another-model",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("body", "status", "code", "needle"), _bad_signature_bodies())
+def test_bad_signatures_and_provenance_are_refused_and_append_nothing(
+    shared: Server, body: dict, status: int, code: str, needle: str
+) -> None:
+    before = httpx.get(shared.api + "/health").json()["size"]
+    with shared.client() as c:
+        message = error_of(c.post("/entries", json=body, headers=shared.auth()), status, code)
+    assert needle in message, message
+    assert httpx.get(shared.api + "/health").json()["size"] == before
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=12,
+)
+signature_like = st.fixed_dictionaries(
+    {
+        "keyid": st.sampled_from(["0" * 64, "zz", H]),
+        "key_type": st.sampled_from(["ed25519", "p256", "rsa"]),
+        "public_key": st.text(max_size=40) | st.just("-----BEGIN PUBLIC KEY-----\n"),
+        "sig": st.text(max_size=40),
+    }
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    signatures=st.lists(json_values | signature_like, max_size=3),
+    provenance=st.none() | json_values,
+)
+def test_any_json_in_signatures_or_provenance_is_a_clean_refusal(
+    tmp_path_factory: pytest.TempPathFactory, signatures: list, provenance: object
+) -> None:
+    """What a request body can hold reaches `Ledger.prepare` as is: whatever it is, the
+    answer is a ModelchainError (a 422 from the server), never another exception (a 500)."""
+    from modelchain.errors import ModelchainError
+    from modelchain.ledger import Ledger
+
+    base = tmp_path_factory.getbasetemp()
+    location = base / "fuzz-data" / "ledger.db"
+    with Ledger.open(location, home=base / "fuzz-home", create=True) as ledger:
+        with contextlib.suppress(ModelchainError):
+            ledger.prepare(
+                name="fuzz",
+                model_hash=H,
+                provenance=provenance,  # type: ignore[arg-type]
+                signatures=signatures,
+            )
+
+
+def test_serve_refuses_a_server_address_as_its_ledger(workdir: Path, run) -> None:
+    """A server holds its ledger; it cannot serve (and sign for) another server's."""
+    for location in ("https://ledger.example.com:8443", "http://127.0.0.1:8080"):
+        bad = run("--ledger", location, "serve", "--port", "0")
+        assert_clean_error(bad, 2, location, "is a server")

@@ -137,23 +137,9 @@ def _read_password(path: str | None) -> bytes | None:
     MODELCHAIN_KEY_PASSWORD)."""
     if path is None:
         return None
-    from .errors import KeyFileError
+    from .keys import read_password_file
 
-    if os.path.exists(path) and not os.path.isfile(path):
-        raise KeyFileError(f"{path}: not a regular file")
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(4097)
-    except FileNotFoundError:
-        raise KeyFileError(f"{path}: no such password file") from None
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read password file: {exc.strerror or exc}") from None
-    if len(data) > 4096:
-        raise KeyFileError(f"{path}: too large for a password file")
-    password = data.splitlines()[0] if data.strip() else b""
-    if not password:
-        raise KeyFileError(f"{path}: the password file is empty")
-    return password
+    return read_password_file(path)
 
 
 def _private_keys(specs: Sequence[str], password_file: str | None, home: Any) -> list[Any]:
@@ -195,13 +181,6 @@ def _open_ledger(*, create: bool = False, keys: Sequence[str] = ()) -> Any:
 
     state = click.get_current_context().ensure_object(_State)
     return Ledger.open(state.ledger, create=create, keys=_verifiers(keys))
-
-
-def _is_remote() -> bool:
-    from .store import resolve_location
-    from .store.http import is_remote
-
-    return is_remote(resolve_location(click.get_current_context().ensure_object(_State).ledger))
 
 
 def _fmt_size(n: int) -> str:
@@ -331,7 +310,7 @@ def register(
     hyper, measured = parse_assignments(params, "--param"), parse_assignments(metrics, "--metric")
     base = Provenance.load(provenance_file) if provenance_file is not None else None
     keys = _private_keys(sign_keys, password_file, Home().path)
-    automatic = not no_provenance and not _is_remote()  # a server takes no provenance (yet)
+    automatic = not no_provenance
     provenance = collect(
         path, base=base, data=data, params=hyper, metrics=measured, automatic=automatic
     )
@@ -465,10 +444,16 @@ def verify(
         )
         from .ledger import n_blocks
 
-        click.echo(
-            f"Ledger valid: {n_blocks(result.audit.size)}, "
-            f"checkpoint signed by {result.audit.origin}"
-        )
+        if result.audit.proofs_only:  # a server's ledger: proven, not audited in full
+            click.echo(
+                f"Proved into the signed checkpoint of {n_blocks(result.audit.size)} "
+                f"(log {result.audit.origin}); `modelchain audit` checks every entry"
+            )
+        else:
+            click.echo(
+                f"Ledger valid: {n_blocks(result.audit.size)}, "
+                f"checkpoint signed by {result.audit.origin}"
+            )
         if signers:
             signed = ", ".join(f"{s.keyid[:16]} ({s.key_type})" for s in result.block.signatures)
             click.echo(f"Registration signed by: {signed}")
@@ -1127,7 +1112,7 @@ def sign(
       modelchain sign model.joblib --private-key alice --password-file pw.txt
       modelchain sign models/llm --private-key signer.pem --shard-size 256M --json
     """
-    from .bundle import parse_size, read_password_file, sign_model
+    from .bundle import parse_size, sign_model
     from .errors import UsageError
     from .home import Home
     from .keys import resolve_private_key
@@ -1135,7 +1120,7 @@ def sign(
     if shard_size is not None and whole_files:
         raise UsageError("--shard-size and --files exclude each other")
     size = parse_size(shard_size) if shard_size is not None else None
-    password = read_password_file(password_file) if password_file else None
+    password = _read_password(password_file)
     key = resolve_private_key(private_key, Home().path, password)
     result = sign_model(
         model,

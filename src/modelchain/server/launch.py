@@ -65,9 +65,15 @@ def serve(
 
     from ..ledger import Ledger, n_blocks
     from ..store import local_path, resolve_location
+    from ..store.http import is_remote
     from .app import ENV_LEDGER, ENV_MAX_BATCH, ENV_MAX_BODY, create_app
 
     resolved = resolve_location(location)
+    if is_remote(resolved):  # it would sign nothing and could only relay another's answers
+        raise UsageError(
+            f"{resolved} is a server: `modelchain serve` serves a ledger it holds (a file or "
+            "postgresql://); run it where the ledger is"
+        )
     resolved = local_path(resolved) or resolved  # workers may not share our idea of "."
     with Ledger.open(resolved) as ledger:
         if not ledger.store.exists():
