@@ -31,6 +31,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.dev-installed
+	tools/ensure-wrk
 	$(BIN)/python benchmarks/run.py
 
 format: $(VENV)/.dev-installed

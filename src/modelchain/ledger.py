@@ -297,6 +297,9 @@ class AuditReport:
     checkpoint: str
     #: size of the checkpoint this verifier had accepted before (None: first sight)
     previously_trusted: int | None
+    #: True when only some entries were proven into the signed checkpoint (a server's
+    #: ledger in `verify`), not every block checked: reports must not claim a full audit
+    proofs_only: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         import base64
@@ -308,6 +311,7 @@ class AuditReport:
             "size": self.size,
             "root_hash": base64.b64encode(self.root_hash).decode(),
             "previously_trusted_size": self.previously_trusted,
+            "checked": "inclusion proofs" if self.proofs_only else "every block",
         }
 
 
@@ -393,6 +397,69 @@ class _CachedSubtrees(_StoreSubtrees):
         return found
 
 
+@dataclass(frozen=True)
+class _NameState:
+    """What `lookup` read about one name (or one older digest) under one checkpoint."""
+
+    indices: tuple[int, ...]
+    newest: tuple[Block, bytes] | None
+    proof: list[bytes] | None
+
+
+class LookupCache:
+    """What `Ledger.lookup` read under one signed checkpoint, which cannot change until the
+    next append: the newest version of each name asked about, its proof, older matches.
+
+    Keyed by the checkpoint note, so an append by any process (a new note) empties it; a
+    service checks the current note (one cheap read) before it trusts an answer from here.
+    One object may be shared by the `Ledger`s of a process's threads (dict operations are
+    atomic; a reset replaces the tables whole)."""
+
+    #: emptied when it holds this many names and digests (a few KB each)
+    LIMIT = 50_000
+
+    def __init__(self) -> None:
+        self._state: tuple[str, Checkpoint, dict[Any, _NameState], dict[Any, _NameState]] | None
+        self._state = None
+
+    def checkpoint(self, note: str, checkpoint: Checkpoint | None = None) -> Checkpoint | None:
+        """The checkpoint of `note` if the cache is for it; given one, start a new cache
+        for it (when the note differs from the cached one)."""
+        state = self._state
+        if state is not None and state[0] == note:
+            return state[1]
+        if checkpoint is not None:
+            self._state = (note, checkpoint, {}, {})
+        return checkpoint
+
+    def _tables(self, note: str) -> tuple[dict[Any, _NameState], dict[Any, _NameState]] | None:
+        state = self._state
+        return (state[2], state[3]) if state is not None and state[0] == note else None
+
+    def name(self, note: str, name: str) -> _NameState | None:
+        tables = self._tables(note)
+        return None if tables is None else tables[0].get(name)
+
+    def older(self, note: str, key: tuple[str, str]) -> _NameState | None:
+        tables = self._tables(note)
+        return None if tables is None else tables[1].get(key)
+
+    def put_name(self, note: str, name: str, state: _NameState) -> None:
+        self._put(note, 0, name, state)
+
+    def put_older(self, note: str, key: tuple[str, str], state: _NameState) -> None:
+        self._put(note, 1, key, state)
+
+    def _put(self, note: str, which: int, key: Any, value: _NameState) -> None:
+        tables = self._tables(note)
+        if tables is None:
+            return  # a newer checkpoint took over meanwhile
+        table = tables[which]
+        if len(table) >= self.LIMIT:
+            table.clear()
+        table[key] = value
+
+
 # -- the ledger ---------------------------------------------------------------------------
 
 
@@ -423,6 +490,8 @@ class Ledger:
         #: opt-in (a long-running reader such as the server): Merkle nodes read for proofs,
         #: kept across calls -- a stored node never changes once written
         self.node_cache: dict[tuple[int, int], bytes] | None = None
+        #: opt-in, may be shared by a process's Ledgers: `lookup` answers per checkpoint
+        self.lookup_cache: LookupCache | None = None
         self._finalizer = weakref.finalize(self, _flush_pending, self.home, self._pending)
 
     @classmethod
@@ -592,10 +661,6 @@ class Ledger:
                 allow_outside=allow_outside,
                 progress=progress,
             )
-        if provenance is not None:
-            provenance = _as_provenance(provenance)
-            files = [f.sha256 for f in digest.manifest.files] if digest.manifest else []
-            provenance.check_subject(digest.sha256, files)
         return self.append(
             name=name or default_name(path),
             model_hash=digest.sha256,
@@ -652,10 +717,13 @@ class Ledger:
         metadata: Mapping[str, Any] | None = None,
         provenance: Provenance | Mapping[str, Any] | None = None,
         sign_keys: Sequence[PrivateKey] = (),
-        signatures: Sequence[RegistrationSignature] = (),
+        signatures: Sequence[RegistrationSignature | Mapping[str, Any]] = (),
     ) -> NewEntry:
         """Check one registration (and sign its claim) before any write lock is taken, so
-        that a batch given to `append_many` cannot fail halfway on one bad entry."""
+        that a batch given to `append_many` cannot fail halfway on one bad entry.
+
+        `provenance` and `signatures` may come as JSON (a service's request body): they are
+        checked here exactly as a local registration's are, so a server holds no rule."""
         if not name or not isinstance(name, str):
             raise UsageError("a model name must be a non-empty string")
         if not isinstance(model_hash, str) or not _HEX64.match(model_hash):
@@ -673,7 +741,13 @@ class Ledger:
             raise UsageError("a file registration has no manifest")
         metadata = dict(metadata or {})
         canonical_json({"name": name, "metadata": metadata})  # fail now, not mid-batch
-        stored_provenance = None if provenance is None else _as_provenance(provenance).to_json()
+        stored_provenance = None
+        if provenance is not None:
+            parsed = _as_provenance(provenance)
+            files = [f.sha256 for f in manifest.files] if manifest is not None else []
+            parsed.check_subject(model_hash, files)  # a statement about other artifacts: no
+            stored_provenance = parsed.to_json()
+        given = [_as_signature(s, i) for i, s in enumerate(signatures)]
         claim_signatures = _sign_claim(
             name,
             model_hash,
@@ -683,7 +757,7 @@ class Ledger:
             metadata,
             stored_provenance,
             sign_keys,
-            signatures,
+            given,
         )
         return NewEntry(
             name=name,
@@ -755,6 +829,11 @@ class Ledger:
                 w.append_many(items, nodes, note)
         self._remember(note, signed, previous, frontier)
         self._accept_own(checkpoint.origin, frontier.size, note)
+        if self.node_cache is not None:  # committed: the batch's proofs need these next
+            if len(self.node_cache) + len(nodes) > _CachedSubtrees.LIMIT:
+                self.node_cache.clear()
+            for level, index, digest in nodes:
+                self.node_cache[(level, index)] = digest
         return blocks
 
     def _check_tip(self, tip: Tip) -> tuple[merkle.Frontier, Checkpoint, str]:
@@ -938,32 +1017,84 @@ class Ledger:
         self._read_cache = (note, checkpoint)
         return note, checkpoint
 
-    def lookup(self, name: str, model_hash: str) -> Lookup:
+    def lookup(
+        self, name: str, model_hash: str, *, signed: tuple[str, Checkpoint] | None = None
+    ) -> Lookup:
         """Is `model_hash` the newest registered version of `name`, as of the newest signed
         checkpoint? Answered from the store's index with an inclusion proof of the newest
-        version -- not an audit: this is for clients that check the proof themselves."""
-        note, checkpoint = self.read_checkpoint()
+        version -- not an audit: this is for clients that check the proof themselves.
+
+        `signed`: a (note, checkpoint) that `read_checkpoint` returned just before, to
+        answer as of it without reading it again."""
+        note, checkpoint = self.read_checkpoint() if signed is None else signed
+        if self.lookup_cache is not None:
+            self.lookup_cache.checkpoint(note, checkpoint)
+        found = self._lookup(name, model_hash, note, checkpoint, read=True)
+        assert found is not None
+        return found
+
+    def cached_lookup(self, name: str, model_hash: str, note: str) -> Lookup | None:
+        """`lookup` as of the checkpoint `note`, answered from `lookup_cache` alone (no I/O,
+        so an event loop may call it), or None when the store must be read."""
+        cache = self.lookup_cache
+        checkpoint = None if cache is None else cache.checkpoint(note)
+        if checkpoint is None:
+            return None
+        return self._lookup(name, model_hash, note, checkpoint, read=False)
+
+    def _lookup(
+        self, name: str, model_hash: str, note: str, checkpoint: Checkpoint, *, read: bool
+    ) -> Lookup | None:
         size = checkpoint.size
+        cache = self.lookup_cache
         base = {"name": name, "model_hash": model_hash, "note": note, "checkpoint": checkpoint}
-        indices = [i for i in self.store.find(name=name) if i < size]
-        if not indices:
+        state = None if cache is None else cache.name(note, name)
+        if state is None:
+            if not read:
+                return None
+            indices = tuple(i for i in self.store.find(name=name) if i < size)
+            if indices:
+                newest, data = self._entry_at(indices[-1], name)
+                proof = self.inclusion_proof(newest.index, size)
+                state = _NameState(indices, (newest, data), proof)
+            else:
+                state = _NameState(indices, None, None)
+            if cache is not None:
+                cache.put_name(note, name, state)
+        if state.newest is None:
             return Lookup(**base, reason="not_registered", message=f"{name!r} is not registered")
-        newest, data = self._entry_at(indices[-1], name)
-        base.update(newest=(newest, data), newest_proof=self.inclusion_proof(newest.index, size))
+        newest = state.newest[0]
+        base.update(newest=state.newest, newest_proof=state.proof)
         if newest.model_hash == model_hash:
             return Lookup(**base, verified=True, message=f"{newest.label} matches")
-        older = [i for i in self.store.find(name=name, digest=model_hash) if i < newest.index]
-        if older:
-            match, match_data = self._entry_at(older[-1], name)
-            if match.model_hash == model_hash:
-                return Lookup(
-                    **base,
-                    reason="older_version",
-                    message=f"{model_hash} is {match.label}, not the newest registered "
-                    f"version v{newest.version} (block {newest.index})",
-                    matched=(match, match_data),
-                    matched_proof=self.inclusion_proof(match.index, size),
-                )
+        older: _NameState | None = None
+        if len(state.indices) > 1:  # only then can an older version match
+            key = (name, model_hash)
+            older = None if cache is None else cache.older(note, key)
+            if older is None:
+                if not read:
+                    return None
+                older = _NameState((), None, None)
+                found = [
+                    i for i in self.store.find(name=name, digest=model_hash) if i < newest.index
+                ]
+                if found:
+                    match, match_data = self._entry_at(found[-1], name)
+                    if match.model_hash == model_hash:
+                        proof = self.inclusion_proof(match.index, size)
+                        older = _NameState((match.index,), (match, match_data), proof)
+                if cache is not None:
+                    cache.put_older(note, key, older)
+        if older is not None and older.newest is not None:
+            match = older.newest[0]
+            return Lookup(
+                **base,
+                reason="older_version",
+                message=f"{model_hash} is {match.label}, not the newest registered "
+                f"version v{newest.version} (block {newest.index})",
+                matched=older.newest,
+                matched_proof=older.proof,
+            )
         return Lookup(
             **base,
             reason="digest_mismatch",
@@ -1334,21 +1465,18 @@ class Ledger:
             root_hash=checkpoint.root_hash,
             checkpoint=note,
             previously_trusted=previously,
+            proofs_only=True,
         )
         return history, report
 
     def _submit_remote(self, entry: NewEntry) -> Block:
         """Register on a server, then check its answer: the checkpoint is signed by the
         log's key and extends the one accepted before, the entry is proven into it, and the
-        entry records exactly what was sent."""
-        if entry.provenance is not None or entry.signatures:
-            raise UsageError(
-                f"{self.location}: the server's API does not take provenance or registration "
-                "signatures; register with --no-provenance and without --sign-key"
-            )
+        entry records exactly what was sent: the claim, its provenance and the signatures
+        made here (a server that drops, adds or alters one is caught)."""
         _note, before, _previously = self._remote_checkpoint()
         manifest = None if entry.manifest is None else manifest_to_json(entry.manifest)
-        sent = {
+        sent: dict[str, Any] = {
             "name": entry.name,
             "digest": entry.model_hash,
             "kind": entry.kind,
@@ -1356,6 +1484,10 @@ class Ledger:
             "metadata": dict(entry.metadata),
             "manifest": manifest,
         }
+        if entry.provenance is not None:
+            sent["provenance"] = dict(entry.provenance)
+        if entry.signatures:
+            sent["signatures"] = [s.to_json() for s in entry.signatures]
         answer = self._http().submit(sent)
         checkpoint = self._open_checkpoint(answer.note, before.origin, ())
         if answer.size != checkpoint.size or not 0 <= answer.index < checkpoint.size:
@@ -1379,7 +1511,7 @@ class Ledger:
         self._remote_accepted = None
         previously = self._check_trusted(checkpoint, self._prove_remote_extends(checkpoint))
         block = Block.from_raw(answer.raw, answer.index)
-        got = {
+        got: dict[str, Any] = {
             "name": block.name,
             "digest": block.model_hash,
             "kind": block.kind,
@@ -1387,12 +1519,16 @@ class Ledger:
             "metadata": dict(block.metadata),
             "manifest": None if block.manifest is None else manifest_to_json(block.manifest),
         }
-        differ = [k for k in sent if canonical_json(sent[k]) != canonical_json(got[k])]
-        differ += sorted(block.extra)  # fields nobody sent
         if block.provenance is not None:
-            differ.append("provenance")
+            got["provenance"] = dict(block.provenance)
         if block.signatures:
-            differ.append("signatures")
+            got["signatures"] = [s.to_json() for s in block.signatures]
+        differ = [
+            k
+            for k in {**sent, **got}
+            if k not in sent or k not in got or canonical_json(sent[k]) != canonical_json(got[k])
+        ]
+        differ += sorted(block.extra)  # fields nobody sent
         if differ:
             what = ", ".join(differ)
             raise LedgerInvalid(
@@ -1568,7 +1704,19 @@ def _require_signers(block: Block, required: Sequence[PublicKey | str]) -> None:
 
 
 def _as_provenance(value: Provenance | Mapping[str, Any]) -> Provenance:
-    return value if isinstance(value, Provenance) else Provenance.from_json(dict(value))
+    if isinstance(value, Provenance):
+        return value
+    return Provenance.from_json(dict(value) if isinstance(value, Mapping) else value)
+
+
+def _as_signature(value: RegistrationSignature | Any, position: int) -> RegistrationSignature:
+    """A signature given as JSON (as stored in a block) is input: its shape is an InputError."""
+    if isinstance(value, RegistrationSignature):
+        return value
+    try:
+        return RegistrationSignature.from_raw(value, f"signatures[{position}]")
+    except LedgerInvalid as exc:
+        raise InputError(str(exc)) from None
 
 
 def _sign_claim(

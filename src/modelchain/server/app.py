@@ -14,9 +14,11 @@ import asyncio
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -34,15 +36,23 @@ from ..errors import (
     KeyFileError,
     LedgerUnreadable,
     ModelchainError,
+    SignatureError,
     UsageError,
     VerificationError,
 )
 from ..home import Home
-from ..ledger import Block, Ledger, n_blocks
+from ..ledger import Block, Ledger, Lookup, LookupCache, NewEntry, n_blocks
+from ..note import Checkpoint
+from ..store import local_path
 from .batcher import Appended, Batcher
 from .explorer import mount_explorer
 from .metrics import Metrics
 from .tokens import TokenStore
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - the server extra installs it
+    orjson = None  # type: ignore[assignment]
 
 log = logging.getLogger("modelchain.server")
 
@@ -50,8 +60,18 @@ API = "/api/v1"
 MAX_INDEX = 2**63 - 1
 DEFAULT_MAX_BODY = 1 << 20
 DEFAULT_MAX_BATCH = 256
+MAX_SIGNATURES = 16  # registration signatures per request (each costs a verification)
 HEX64 = "^[0-9a-f]{64}$"
+_HEX64 = re.compile("[0-9a-f]{64}")
+MAX_NAME = 256
+MAX_SIZE = 2**53 - 1
 T = TypeVar("T")
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+#: a fast path: (scope, body) -> (status, JSON bytes), or None to let the routes answer
+FastHandler = Callable[[Scope, bytes], Awaitable[tuple[int, bytes] | None]]
 BEARER = HTTPBearer(auto_error=False, description="A token from `modelchain token create`.")
 
 # -- JSON shapes (documented in the OpenAPI schema; answers are built as plain dicts) -------
@@ -146,6 +166,17 @@ class RegisterRequest(_Strict):
     manifest: list[dict[str, Any]] | None = Field(
         None, description='A directory\'s files: [{"path", "size", "sha256"}, ...].'
     )
+    provenance: dict[str, Any] | None = Field(
+        None,
+        description='How the model was made: {"predicateType", "predicate"} as stored in a '
+        "block, or an in-toto Statement whose subject is this model.",
+    )
+    signatures: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=MAX_SIGNATURES,
+        description='Registrants\' signatures over the claim: [{"keyid", "key_type", '
+        '"public_key", "sig"}, ...], each checked before anything is written.',
+    )
 
 
 class VerifyRequest(_Strict):
@@ -182,44 +213,208 @@ def _error_response(
     )
 
 
+#: index -> (leaf data, its entry JSON): the same block is sent again and again (verify
+#: answers), and parsing its JSON was the costliest part of an answer. Checked against the
+#: data on every hit, so a cache shared by several ledgers in one process is still exact.
+_ENTRIES: dict[int, tuple[bytes, dict[str, Any]]] = {}
+_ENTRIES_LIMIT = 50_000
+
+
+def _ledger_error_parts(exc: ModelchainError) -> tuple[int, str, str]:
+    """Status, code and message of the answer to a ledger error."""
+    if isinstance(exc, LedgerUnreadable | KeyFileError | VerificationError):
+        log.error("ledger unavailable: %s", exc)
+        return 503, "ledger_unavailable", str(exc)
+    if isinstance(exc, UsageError | InputError):
+        return 422, "validation_error", str(exc)
+    return 503, "ledger_unavailable", str(exc)
+
+
 def entry_json(block: Block, data: bytes) -> dict[str, Any]:
+    """The entry as the API shows it. The dict may be shared: callers must not change it."""
+    cached = _ENTRIES.get(block.index)
+    if cached is not None and cached[0] == data:
+        return cached[1]
     text = data.decode("utf-8")
-    return {
+    entry = {
         "index": block.index,
         "leaf_hash": merkle.leaf_hash(data).hex(),
         "data": text,
         "block": json.loads(text),
     }
+    if len(_ENTRIES) >= _ENTRIES_LIMIT:
+        _ENTRIES.clear()
+    _ENTRIES[block.index] = (data, entry)
+    return entry
 
 
-def _proof_json(index: int, size: int, data: bytes, root: bytes, proof: list[bytes]) -> dict:
+def _dumps(value: Any) -> bytes:
+    """Compact JSON as Starlette's JSONResponse writes it (UTF-8, no spaces), but by orjson:
+    several times faster, and encoding was a good share of every answer."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(value)
+        except TypeError:  # an integer beyond 64 bits: orjson has no bignums
+            pass
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+class _FastJSON(JSONResponse):
+    """JSONResponse rendered by `_dumps` (the routes' answers are plain dicts)."""
+
+    def render(self, content: Any) -> bytes:
+        return _dumps(content)
+
+
+def verdict_json(found: Lookup, name: str, digest: str) -> dict[str, Any]:
+    """A `Ledger.lookup` answer as POST /verify sends it."""
+    size, root = found.checkpoint.size, found.checkpoint.root_hash
+    entry = matched = proof = None
+    if found.newest is not None and found.newest_proof is not None:
+        block, data = found.newest
+        entry = entry_json(block, data)
+        proof = _proof_json(block.index, size, data, root, found.newest_proof, entry)
+    if found.matched is not None:
+        matched = entry_json(*found.matched)
+    return {
+        "verified": found.verified,
+        "reason": found.reason,
+        "message": found.message,
+        "name": name,
+        "digest": digest,
+        "entry": entry,
+        "matched_entry": matched,
+        "inclusion_proof": proof,
+        "checkpoint": found.note,
+    }
+
+
+def registered_json(done: Appended) -> dict[str, Any]:
+    """A committed registration as POST /entries sends it."""
+    entry = entry_json(done.block, done.data)
+    return {
+        "entry": entry,
+        "checkpoint": done.note,
+        "inclusion_proof": _proof_json(
+            done.block.index, done.size, done.data, done.root_hash, done.proof, entry
+        ),
+    }
+
+
+def _proof_json(
+    index: int,
+    size: int,
+    data: bytes,
+    root: bytes,
+    proof: list[bytes],
+    entry: dict[str, Any] | None = None,
+) -> dict:
     return {
         "index": index,
         "size": size,
-        "leaf_hash": merkle.leaf_hash(data).hex(),
+        "leaf_hash": entry["leaf_hash"] if entry is not None else merkle.leaf_hash(data).hex(),
         "root_hash": root.hex(),
         "hashes": [h.hex() for h in proof],
     }
 
 
 class _Readers:
-    """Ledger objects for reading, one per thread that reads."""
+    """Ledger objects for reading, one per thread that reads: the loop's own thread for a
+    file ledger, else a few threads of their own (each Ledger holds a connection pool, so
+    Starlette's 40-thread pool would open far more connections than reads need)."""
+
+    THREADS = 4
 
     def __init__(self, open_ledger: Callable[[], Ledger]) -> None:
         self._open = open_ledger
         self._local = threading.local()
         self.inline = True
+        self._pool: ThreadPoolExecutor | None = None
+        self._opened: list[Ledger] = []
 
     def get(self) -> Ledger:
         ledger = getattr(self._local, "ledger", None)
         if ledger is None:
             ledger = self._local.ledger = self._open()
+            self._opened.append(ledger)
         return ledger
 
     async def run(self, fn: Callable[[Ledger], T]) -> T:
         if self.inline:
             return fn(self.get())
-        return await run_in_threadpool(lambda: fn(self.get()))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.THREADS, thread_name_prefix="modelchain-read")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(self.get()))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for ledger in self._opened:
+            try:
+                ledger.close()
+            except Exception:  # a database gone at shutdown: nothing left to save
+                log.debug("closing a reader failed", exc_info=True)
+
+
+class _Signed:
+    """The newest signed checkpoint, as a request must see it: read after the request
+    arrived, so an answer never predates a registration another worker acknowledged.
+
+    A file ledger's note is one indexed read on the loop's thread. On a database, requests
+    that arrive while a read is in flight share the next one (at most one in flight and one
+    waiting), so a busy worker pays one round trip per batch of requests, not per request.
+    The signature is checked once per new note (`Ledger.read_checkpoint`)."""
+
+    def __init__(self, readers: _Readers) -> None:
+        self.readers = readers
+        self._known: tuple[str, Checkpoint] | None = None
+        self._running: asyncio.Future[str] | None = None
+        self._queued: asyncio.Future[str] | None = None
+
+    async def current(self) -> tuple[str, Checkpoint]:
+        if self.readers.inline:
+            note = self.readers.get().checkpoint()
+        else:
+            note = await asyncio.shield(self._next_read())
+        known = self._known
+        if known is not None and known[0] == note:
+            return known
+        known = await self.readers.run(lambda ledger: ledger.read_checkpoint())
+        self._known = known
+        return known
+
+    def _next_read(self) -> asyncio.Future[str]:
+        """A read that starts now if none is in flight, else right after the one that is."""
+        if self._running is None:
+            self._running = self._start()
+            return self._running
+        if self._queued is None:
+            self._queued = asyncio.get_running_loop().create_future()
+        return self._queued
+
+    def _start(self) -> asyncio.Future[str]:
+        task = asyncio.ensure_future(self.readers.run(lambda ledger: ledger.checkpoint()))
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, _done: asyncio.Future[str]) -> None:
+        self._running = None
+        queued, self._queued = self._queued, None
+        if queued is None:
+            return
+        self._running = running = self._start()
+
+        def relay(done: asyncio.Future[str]) -> None:
+            if queued.done():
+                return
+            if done.cancelled():
+                queued.cancel()
+            elif (exc := done.exception()) is not None:
+                queued.set_exception(exc)
+            else:
+                queued.set_result(done.result())
+
+        running.add_done_callback(relay)
 
 
 # -- the application ----------------------------------------------------------------------
@@ -237,13 +432,28 @@ def create_app(
     tokens = TokenStore(home_obj)
     metrics = Metrics()
 
+    node_cache: dict[tuple[int, int], bytes] = {}
+    lookup_cache = LookupCache()
+
     def open_ledger() -> Ledger:
         ledger = Ledger.open(location, home=home_obj)
-        ledger.node_cache = {}  # proofs share their upper nodes: keep them in memory
+        # shared by this process's readers: proofs share their upper nodes (which never
+        # change once written), and lookups repeat until the next checkpoint
+        ledger.node_cache = node_cache
+        ledger.lookup_cache = lookup_cache
         return ledger
 
     readers = _Readers(open_ledger)
-    batcher = Batcher(open_ledger, max_batch=max_batch, on_batch=metrics.batch)
+    signed_view = _Signed(readers)
+    file = local_path(location)
+    batcher = Batcher(
+        open_ledger,
+        max_batch=max_batch,
+        on_batch=metrics.batch,
+        # several workers on one SQLite file take turns by a lock beside it (not on it:
+        # closing a descriptor of the ledger itself would drop SQLite's own locks)
+        turn_file=None if file is None or os.name != "posix" else file + ".writer-turn",
+    )
     verifier_keys: dict[str, str] = {}
 
     @asynccontextmanager
@@ -255,7 +465,7 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(batcher.stop)
-            first.close()
+            readers.close()  # on this thread: SQLite's connection belongs to it
 
     app = FastAPI(
         title="modelchain",
@@ -294,12 +504,7 @@ def create_app(
 
     @app.exception_handler(ModelchainError)
     async def _ledger_error(_r: Request, exc: ModelchainError) -> JSONResponse:
-        if isinstance(exc, LedgerUnreadable | KeyFileError | VerificationError):
-            log.error("ledger unavailable: %s", exc)
-            return _error_response(503, "ledger_unavailable", str(exc))
-        if isinstance(exc, UsageError | InputError):
-            return _error_response(422, "validation_error", str(exc))
-        return _error_response(503, "ledger_unavailable", str(exc))
+        return _error_response(*_ledger_error_parts(exc))
 
     @app.exception_handler(Exception)
     async def _bug(_r: Request, exc: Exception) -> JSONResponse:
@@ -517,27 +722,9 @@ def create_app(
         def read(ledger: Ledger) -> dict[str, Any]:
             found = ledger.lookup(body.name, body.digest)
             metrics.size(found.checkpoint.size)
-            size, root = found.checkpoint.size, found.checkpoint.root_hash
-            entry = matched = proof = None
-            if found.newest is not None and found.newest_proof is not None:
-                block, data = found.newest
-                entry = entry_json(block, data)
-                proof = _proof_json(block.index, size, data, root, found.newest_proof)
-            if found.matched is not None:
-                matched = entry_json(*found.matched)
-            return {
-                "verified": found.verified,
-                "reason": found.reason,
-                "message": found.message,
-                "name": body.name,
-                "digest": body.digest,
-                "entry": entry,
-                "matched_entry": matched,
-                "inclusion_proof": proof,
-                "checkpoint": found.note,
-            }
+            return verdict_json(found, body.name, body.digest)
 
-        return JSONResponse(await readers.run(read))
+        return _FastJSON(await readers.run(read))
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -556,39 +743,26 @@ def create_app(
             from ..digest import manifest_from_json
 
             manifest = manifest_from_json(body.manifest)
-        entry = (
-            readers.get().prepare(
-                name=body.name,
-                model_hash=body.digest,
-                kind=body.kind,
-                size=body.size,
-                manifest=manifest,
-                metadata=body.metadata,
-            )
-            if readers.inline
-            else await run_in_threadpool(
-                lambda: readers.get().prepare(
+
+        def prepare() -> NewEntry:  # every rule, provenance and signatures too, is the ledger's
+            try:
+                return readers.get().prepare(
                     name=body.name,
                     model_hash=body.digest,
                     kind=body.kind,
                     size=body.size,
                     manifest=manifest,
                     metadata=body.metadata,
+                    provenance=body.provenance,
+                    signatures=body.signatures,
                 )
-            )
-        )
+            except SignatureError as exc:  # the request's fault, not the ledger's: no 503
+                raise ApiError(422, "bad_signature", str(exc)) from None
+
+        entry = prepare() if readers.inline else await run_in_threadpool(prepare)
         done: Appended = await asyncio.wrap_future(batcher.submit(entry))
         metrics.size(done.size)
-        return JSONResponse(
-            {
-                "entry": entry_json(done.block, done.data),
-                "checkpoint": done.note,
-                "inclusion_proof": _proof_json(
-                    done.block.index, done.size, done.data, done.root_hash, done.proof
-                ),
-            },
-            status_code=201,
-        )
+        return _FastJSON(registered_json(done), status_code=201)
 
     # -- metrics ----------------------------------------------------------------------------
 
@@ -603,16 +777,120 @@ def create_app(
         """Prometheus text format, for this worker process."""
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    # -- fast paths -------------------------------------------------------------------------
+    # The busiest requests, answered without FastAPI's routing, dependency injection and
+    # pydantic (which cost more than the answer itself). They take only the plain, valid
+    # form of a request; anything else (a bad token, an unknown field, a manifest, a value
+    # out of range, a ledger error before any write) returns None and goes to the routes
+    # above, so every refusal and every error is the documented one, from one place.
+
+    async def fast_health(_scope: Scope, _body: bytes) -> tuple[int, bytes] | None:
+        try:
+            _note, cp = await signed_view.current()
+        except ModelchainError:
+            return None
+        metrics.size(cp.size)
+        answer = {"status": "ok", "size": cp.size, "origin": cp.origin, "version": __version__}
+        return 200, _dumps(answer)
+
+    async def fast_verify(_scope: Scope, body: bytes) -> tuple[int, bytes] | None:
+        request = _json_object(body)
+        if request is None or request.keys() != {"name", "digest"}:
+            return None
+        name, digest = request["name"], request["digest"]
+        if not _valid_name(name) or not _valid_digest(digest):
+            return None
+        try:
+            signed = await signed_view.current()
+            found = readers.get().cached_lookup(name, digest, signed[0])
+            if found is None:
+                found = await readers.run(lambda ledger: ledger.lookup(name, digest, signed=signed))
+        except ModelchainError:
+            return None
+        metrics.size(found.checkpoint.size)
+        return 200, _dumps(verdict_json(found, name, digest))
+
+    async def fast_register(scope: Scope, body: bytes) -> tuple[int, bytes] | None:
+        token = _bearer_token(scope)
+        if token is None:
+            return None
+        record = tokens.authenticate(token)
+        if record is None or not record.allows("write"):
+            return None
+        request = _json_object(body)
+        if request is None or not request.keys() <= _PLAIN_REGISTRATION:
+            return None
+        name, digest = request.get("name"), request.get("digest")
+        kind, size = request.get("kind", "file"), request.get("size", 0)
+        metadata = request.get("metadata", {})
+        if not _valid_name(name) or not _valid_digest(digest) or kind != "file":
+            return None
+        if type(size) is not int or not 0 <= size <= MAX_SIZE or type(metadata) is not dict:
+            return None
+        try:
+            entry = readers.get().prepare(
+                name=name, model_hash=digest, kind="file", size=size, metadata=metadata
+            )
+        except ModelchainError:
+            return None
+        try:  # from here on it may be written: answer, never retry through the route
+            done: Appended = await asyncio.wrap_future(batcher.submit(entry))
+        except ModelchainError as exc:
+            status, code, message = _ledger_error_parts(exc)
+            return status, _dumps({"error": {"code": code, "message": message}})
+        except Exception as exc:
+            log.exception("internal error")
+            message = f"internal error: {type(exc).__name__}"
+            return 500, _dumps({"error": {"code": "internal", "message": message}})
+        metrics.size(done.size)
+        return 201, _dumps(registered_json(done))
+
+    fast: dict[tuple[str, str], FastHandler] = {
+        ("GET", f"{API}/health"): fast_health,
+        ("POST", f"{API}/verify"): fast_verify,
+        ("POST", f"{API}/entries"): fast_register,
+    }
+
     mount_explorer(app)  # the web explorer at /explorer/ (explorer.py), / redirects there
-    return _Guard(app, max_body=max_body, metrics=metrics)  # type: ignore[return-value]
+    return _Guard(app, max_body=max_body, metrics=metrics, fast=fast)  # type: ignore[return-value]
+
+
+_PLAIN_REGISTRATION = frozenset({"name", "digest", "kind", "size", "metadata"})
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None (not JSON, not an object, or orjson missing)."""
+    if orjson is None:
+        return None
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return value if type(value) is dict else None
+
+
+def _valid_name(name: Any) -> bool:
+    return type(name) is str and 1 <= len(name) <= MAX_NAME
+
+
+def _valid_digest(digest: Any) -> bool:
+    return type(digest) is str and _HEX64.fullmatch(digest) is not None
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header in exactly that form."""
+    for key, value in scope.get("headers", ()):
+        if key == b"authorization":
+            if value.startswith(b"Bearer ") and len(value) > 7:
+                try:
+                    return value[7:].decode("latin-1")
+                except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes anything
+                    return None
+            return None
+    return None
 
 
 # -- request guard: body limit, content type, metrics (pure ASGI: cheap on the hot path) ---
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 class _Guard:
@@ -620,10 +898,18 @@ class _Guard:
 
     It wraps the FastAPI app; attribute access falls through to it (`app.openapi()` etc.)."""
 
-    def __init__(self, app: FastAPI, *, max_body: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        *,
+        max_body: int,
+        metrics: Metrics,
+        fast: dict[tuple[str, str], FastHandler] | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.metrics = metrics
+        self.fast = fast or {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
@@ -634,6 +920,7 @@ class _Guard:
             return
         started = time.perf_counter()
         status = 500
+        label: str | None = None
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -642,6 +929,7 @@ class _Guard:
             await send(message)
 
         try:
+            body = b""
             if scope["method"] in ("POST", "PUT", "PATCH"):
                 body, refused = await self._read_body(scope, receive)
                 if refused is None and body:
@@ -650,10 +938,19 @@ class _Guard:
                     await refused(scope, receive, send_wrapper)
                     return
                 receive = _replay(body, receive)
+            handler = self.fast.get((scope["method"], scope["path"]))
+            if handler is not None and not scope.get("query_string"):
+                answer = await handler(scope, body)
+                if answer is not None:
+                    label = scope["path"]
+                    status = answer[0]
+                    await _send_json(send, *answer)
+                    return
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            label = getattr(route, "path", None) or "unmatched"
+            if label is None:
+                route = scope.get("route")
+                label = getattr(route, "path", None) or "unmatched"
             self.metrics.request(label, scope["method"], status, time.perf_counter() - started)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, Response | None]:
@@ -680,6 +977,13 @@ class _Guard:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks), None
+
+
+async def _send_json(send: Send, status: int, body: bytes) -> None:
+    """What JSONResponse sends, without building one."""
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _check_content_type(scope: Scope) -> Response | None:

@@ -9,10 +9,12 @@ registration is durable.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -49,9 +51,15 @@ class Batcher:
         *,
         max_batch: int = 256,
         on_batch: Callable[[int], None] | None = None,
+        turn_file: str | None = None,
     ) -> None:
         self._open = open_ledger
         self._max = max(1, max_batch)
+        #: a file the writers of several processes take turns on (flock) before SQLite's
+        #: own lock: a waiter wakes when the lock is free, where SQLite's busy handler
+        #: polls with sleeps of up to 100 ms, and a busy neighbour can starve it for seconds
+        self._turn_file = turn_file
+        self._turn_fd: int | None = None
         self._on_batch = on_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._ready = threading.Event()
@@ -88,6 +96,11 @@ class Batcher:
             self._ready.set()
             return
         self._ready.set()
+        if self._turn_file is not None:
+            try:
+                self._turn_fd = os.open(self._turn_file, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:  # a read-only directory: SQLite's lock alone still holds
+                log.warning("cannot open %s (%s): writers will poll", self._turn_file, exc)
         try:
             stopping = False
             while not stopping:
@@ -107,10 +120,26 @@ class Batcher:
                 self._commit(ledger, jobs)
         finally:
             ledger.close()
+            if self._turn_fd is not None:
+                os.close(self._turn_fd)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        if self._turn_fd is None:
+            yield
+            return
+        import fcntl
+
+        fcntl.flock(self._turn_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._turn_fd, fcntl.LOCK_UN)
 
     def _commit(self, ledger: Ledger, jobs: list[_Job]) -> None:
         try:
-            blocks = ledger.append_many([j.entry for j in jobs])
+            with self._turn():
+                blocks = ledger.append_many([j.entry for j in jobs])
         except ModelchainError as exc:
             if len(jobs) == 1:
                 jobs[0].future.set_exception(exc)

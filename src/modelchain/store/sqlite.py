@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,13 @@ from .base import Store, StoredBlock, Tip, Writer, unique_object
 FORMAT = "modelchain-ledger"
 SCHEMA_VERSION = "2"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+
+#: ledger files this process holds open (resolved path -> stores). Their header is not read
+#: again with open(): closing *any* descriptor of a file drops every POSIX lock the process
+#: holds on it, its SQLite connections' included, and another process closing the ledger
+#: may then checkpoint and reset the WAL under them (they go on reading an old snapshot).
+_OPEN: dict[str, int] = {}
+_OPEN_LOCK = threading.Lock()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,7 +78,9 @@ class SQLiteStore(Store):
         fresh = not p.exists() or p.stat().st_size == 0
         if fresh and not create:
             raise LedgerUnreadable(f"no ledger at {path} (run `modelchain init`)")
-        if not fresh:
+        with _OPEN_LOCK:
+            checked = _OPEN.get(self.local_path, 0) > 0
+        if not fresh and not checked:
             try:
                 with open(p, "rb") as fh:
                     head = fh.read(len(_SQLITE_MAGIC))
@@ -89,6 +99,9 @@ class SQLiteStore(Store):
             if fresh:
                 self._create_schema()
             self._check_schema()
+        with _OPEN_LOCK:
+            _OPEN[self.local_path] = _OPEN.get(self.local_path, 0) + 1
+        self._counted = True
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -200,6 +213,14 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         self._conn.close()
+        if getattr(self, "_counted", False):
+            self._counted = False
+            with _OPEN_LOCK:
+                left = _OPEN.get(self.local_path, 1) - 1
+                if left > 0:
+                    _OPEN[self.local_path] = left
+                else:
+                    _OPEN.pop(self.local_path, None)
 
 
 def _stored(position: int, body: str) -> StoredBlock:
