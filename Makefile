@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# `make bench` measures PostgreSQL here (this machine kind's local server); `BENCH_PG_DSN=` skips it
+BENCH_PG_DSN ?= postgresql://postgres@127.0.0.1:5432/test
 
 .PHONY: demo test bench lint format install clean
 
@@ -32,7 +34,7 @@ test: lint
 
 bench: $(VENV)/.dev-installed
 	tools/ensure-wrk
-	$(BIN)/python benchmarks/run.py
+	MODELCHAIN_TEST_PG_DSN="$${MODELCHAIN_TEST_PG_DSN:-$(BENCH_PG_DSN)}" $(BIN)/python benchmarks/run.py
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("bench_hash", "bench_ledger", "bench_scan", "bench_sign", "bench_server")
+BENCHMARKS = (
+    "bench_hash",
+    "bench_ledger",
+    "bench_scan",
+    "bench_sign",
+    "bench_postgres",
+    "bench_server",
+)
 QUICK_HASH_MIB = "256"
 STATUS = re.compile(r"(?:^|\s)(PASS|MISS|SKIP|ERROR)(?:\s|$)")
 RULE = re.compile(r"^[- ]*-{3}[- ]*$")
