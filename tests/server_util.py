@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 PG_ENV = "MODELCHAIN_TEST_PG_DSN"
 
@@ -130,3 +132,33 @@ def drop_schema(location: str) -> None:
     dsn, _, schema = location.rpartition("schema=")
     with psycopg.connect(dsn.rstrip("?&"), autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+#: the backends a server test runs on: SQLite always, PostgreSQL when a test DSN is set
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "pg",
+        marks=pytest.mark.skipif(
+            not os.environ.get(PG_ENV), reason=f"{PG_ENV} is not set (no PostgreSQL to test)"
+        ),
+    ),
+]
+
+
+def served_backend(backend: str, tmp_path: Path, prefix: str) -> Iterator[Server]:
+    """A fresh, initialised ledger of `backend` served by a real server; a PostgreSQL schema
+    (named `prefix` + random) is dropped afterwards."""
+    home = tmp_path / "srv-home"
+    if backend == "pg":
+        location = pg_location(prefix + secrets.token_hex(6))
+        assert location is not None
+    else:
+        location = str(tmp_path / "srv-data" / "ledger.db")
+    init_ledger(location, home)
+    try:
+        with running_server(location, home) as server:
+            yield server
+    finally:
+        if backend == "pg":
+            drop_schema(location)

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import shutil
 import stat
 import threading
@@ -25,12 +24,11 @@ from conftest import assert_clean_error, assert_ok, sha256sum
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from server_util import (
-    PG_ENV,
+    BACKENDS,
     Server,
-    drop_schema,
     init_ledger,
-    pg_location,
     running_server,
+    served_backend,
 )
 
 from modelchain import merkle
@@ -106,32 +104,10 @@ def fresh(tmp_path: Path) -> Iterator[Server]:
         yield server
 
 
-def _backends() -> list:
-    pg = pytest.param(
-        "pg",
-        marks=pytest.mark.skipif(
-            not os.environ.get(PG_ENV), reason=f"{PG_ENV} is not set (no PostgreSQL to test)"
-        ),
-    )
-    return ["sqlite", pg]
-
-
-@pytest.fixture(params=_backends())
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     """A fresh server over SQLite, and over PostgreSQL when MODELCHAIN_TEST_PG_DSN is set."""
-    home = tmp_path / "srv-home"
-    if request.param == "pg":
-        location = pg_location("mc_test_" + secrets.token_hex(6))
-        assert location is not None
-    else:
-        location = str(tmp_path / "srv-data" / "ledger.db")
-    init_ledger(location, home)
-    try:
-        with running_server(location, home) as server:
-            yield server
-    finally:
-        if request.param == "pg":
-            drop_schema(location)
+    yield from served_backend(request.param, tmp_path, "mc_test_")
 
 
 # -- registering and reading --------------------------------------------------------------

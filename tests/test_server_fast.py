@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,12 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_util import PG_ENV, Server, drop_schema, init_ledger, pg_location, running_server
+from server_util import (
+    BACKENDS,
+    Server,
+    init_ledger,
+    served_backend,
+)
 
 from modelchain import Ledger, merkle
 from modelchain.ledger import LookupCache
@@ -33,31 +36,10 @@ def digest_of(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _backends() -> list:
-    pg = pytest.param(
-        "pg",
-        marks=pytest.mark.skipif(
-            not os.environ.get(PG_ENV), reason=f"{PG_ENV} is not set (no PostgreSQL to test)"
-        ),
-    )
-    return ["sqlite", pg]
-
-
-@pytest.fixture(params=_backends())
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    home = tmp_path / "srv-home"
-    if request.param == "pg":
-        location = pg_location("mc_fast_" + secrets.token_hex(6))
-        assert location is not None
-    else:
-        location = str(tmp_path / "srv-data" / "ledger.db")
-    init_ledger(location, home)
-    try:
-        with running_server(location, home) as server:
-            yield server
-    finally:
-        if request.param == "pg":
-            drop_schema(location)
+    """A fresh server over SQLite, and over PostgreSQL when MODELCHAIN_TEST_PG_DSN is set."""
+    yield from served_backend(request.param, tmp_path, "mc_fast_")
 
 
 def _verify(c: httpx.Client, name: str, digest: str, routed: bool = False) -> dict[str, Any]:
