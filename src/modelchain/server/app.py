@@ -486,7 +486,7 @@ def create_app(
         code = codes.get(exc.status_code, "bad_request")
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
-            message = "no such endpoint (see /docs)"
+            message = "no such endpoint (see /openapi.json)"
         return _error_response(exc.status_code, code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
