@@ -544,3 +544,28 @@ def test_cli_verify_bundle_and_ledger(run, cli_model, pem, workdir):
     result = run(*args, "--ignore-paths", "m/notes.txt", "--ledger", ledger)
     assert "matches signature" in result.stdout
     assert_clean_error(result, 1, "notes.txt")
+
+
+def test_bundle_digests_stand_in_for_the_ledger_hash(model_dir, tmp_path, key):
+    """`verify --signature --ledger` reads each file once: the SHA-256s the bundle check
+    computed give exactly the digest the ledger would, or None when the file sets differ."""
+    from modelchain.digest import digest_from_known, digest_path
+
+    private, public = key, key.public
+    sig = tmp_path / "m.sig"
+    bundle.sign_model(str(model_dir), private, signature=str(sig))
+    result = bundle.verify_model(str(model_dir), str(sig), public)
+    assert set(result.sha256s) == set(FILES)
+    assert digest_from_known(model_dir, result.sha256s, ignore=(".git",)) == digest_path(
+        model_dir, ignore=(".git",)
+    )
+    assert digest_from_known(model_dir, result.sha256s, ignore=()) is None  # .git/HEAD unknown
+    assert digest_from_known(model_dir, result.sha256s, ignore=("*.bin",)) is None
+    one = tmp_path / "one.bin"
+    one.write_bytes(b"weights")
+    bundle.sign_model(str(one), private, signature=str(sig))
+    single = bundle.verify_model(str(one), str(sig), public)
+    assert digest_from_known(one, single.sha256s) == digest_path(one)
+    sharded = tmp_path / "sharded.sig"
+    bundle.sign_model(str(model_dir), private, signature=str(sharded), shard_size=4)
+    assert bundle.verify_model(str(model_dir), str(sharded), public).sha256s == {}

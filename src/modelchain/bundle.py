@@ -806,6 +806,9 @@ class VerifyResult:
     files: int
     size: int
     not_covered: tuple[str, ...]
+    #: relative path ("." for a file model) -> (size, SHA-256) of what was verified, when the
+    #: bundle hashes whole files with SHA-256 (then the ledger check can reuse them)
+    sha256s: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -902,6 +905,10 @@ def verify_model(
             **diff,
         }
         raise error
+    sha256s: dict[str, tuple[int, str]] = {}
+    if settings.method == "files" and settings.hash_type == "sha256":
+        sizes = {f.rel: f.size for f in hashed.files}
+        sha256s = {r.name: (sizes[r.name], r.digest) for r in hashed.resources}
     return VerifyResult(
         model,
         signature,
@@ -910,4 +917,5 @@ def verify_model(
         len(hashed.files),
         sum(f.size for f in hashed.files),
         tuple(hashed.not_covered),
+        sha256s,
     )

@@ -423,6 +423,17 @@ def verify(
         return
     if bundle is not None and not as_json:
         _echo_bundle(bundle)
+    known = None
+    if bundle is not None and bundle.sha256s:  # the bundle check read every file already
+        from .digest import digest_from_known
+
+        known = digest_from_known(
+            path,
+            bundle.sha256s,
+            ignore=_ignores(ignore),
+            follow_symlinks=follow_symlinks,
+            allow_outside=allow_outside,
+        )
     with _open_ledger() as ledger:
         result = ledger.verify(
             path,
@@ -432,6 +443,7 @@ def verify(
             follow_symlinks=follow_symlinks,
             allow_outside=allow_outside,
             signers=signers,
+            digest=known,
         )
         loaded = _load_in_child(ledger, path, result.name, trusted) if test_load else None
         if as_json:

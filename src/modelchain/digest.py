@@ -702,6 +702,37 @@ def digest_path(
     return PathDigest("file", file_digest.sha256, file_digest.size, None)
 
 
+def digest_from_known(
+    path: StrPath,
+    known: Mapping[str, tuple[int, str]],
+    *,
+    ignore: Iterable[str] = (),
+    follow_symlinks: bool = False,
+    allow_outside: bool = False,
+) -> PathDigest | None:
+    """The digest `digest_path` would compute, from SHA-256s another pass already read
+    (`known`: relative path, or "." for a file, -> (size, sha256)); None when the files this
+    walk finds are not exactly those, so the caller hashes instead. Saves hashing a model
+    twice when one command checks it two ways (a signature bundle and the ledger)."""
+    p = _fspath(path)
+    if not os.path.isdir(p):
+        entry = known.get(".")
+        return None if entry is None else PathDigest("file", entry[1], entry[0], None)
+    found = scan_directory(
+        p, ignore=ignore, follow_symlinks=follow_symlinks, allow_outside=allow_outside
+    )
+    entries = []
+    for item in found:
+        entry = known.get(item.rel)
+        if entry is None or entry[0] != item.size:
+            return None
+        entries.append(ManifestEntry(item.rel, entry[0], entry[1]))
+    if len(entries) != len(known):
+        return None
+    manifest = Manifest.from_entries(entries)
+    return PathDigest("directory", manifest.digest, manifest.size, manifest)
+
+
 # --------------------------------------------------------------------------- manifests
 
 
