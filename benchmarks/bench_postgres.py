@@ -15,7 +15,6 @@ the ratio between the two. The script always exits 0.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import multiprocessing
 import os
@@ -27,9 +26,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import modelchain
 from modelchain import merkle
@@ -38,9 +35,11 @@ from modelchain.home import Home
 from modelchain.ledger import Block, Ledger, seed_hash
 from modelchain.note import Checkpoint, sign_checkpoint
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ledger import Row, block_args, fmt_rate, print_table
+
 DSN_VAR = "MODELCHAIN_TEST_PG_DSN"
 BATCH = 100
-NAMES = 1_000
 TARGET_BATCH_RATE = 1_000.0  # registrations/s, the issue's target for the service on PG
 
 
@@ -48,45 +47,8 @@ def log(message: str) -> None:
     print(f"[bench_postgres] {message}", file=sys.stderr, flush=True)
 
 
-@dataclass
-class Row:
-    metric: str
-    value: str
-    reference: str = ""
-    ratio: str = ""
-    target: str = ""
-    status: str = "info"
-
-
-def print_table(rows: list[Row]) -> None:
-    head = Row("metric", "measured", "reference (same run)", "ratio", "target", "status")
-    table = [head, *rows]
-    widths = [max(len(getattr(r, f)) for r in table) for f in Row.__dataclass_fields__]
-    for n, r in enumerate(table):
-        cells = [
-            getattr(r, f).ljust(w) for f, w in zip(Row.__dataclass_fields__, widths, strict=True)
-        ]
-        print("  ".join(cells).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-
-
-def fmt_rate(r: float) -> str:
-    return f"{r:,.0f}/s" if r >= 100 else f"{r:,.1f}/s"
-
-
 def fmt_ms(s: float) -> str:
     return f"{s * 1e3:.2f} ms"
-
-
-def block_args(i: int) -> dict[str, Any]:
-    """The i-th registration: deterministic, 1000 model names (as bench_ledger's)."""
-    return {
-        "name": f"model-{i % NAMES:04d}",
-        "model_hash": hashlib.sha256(i.to_bytes(8, "big")).hexdigest(),
-        "kind": "file",
-        "size": 1_000_000 + i,
-    }
 
 
 # -- measurements ----------------------------------------------------------------------------
