@@ -207,8 +207,8 @@ def _fmt_time(ts: float) -> str:
     "--ledger",
     metavar="LOCATION",
     envvar="MODELCHAIN_LEDGER",
-    help="Ledger: a *.json path (seed format), another path (SQLite), a server "
-    "(https://host:port). Default: .modelchain/ledger.db",
+    help="Ledger: a *.json path (seed format), postgresql://host/db?schema=NAME, a server "
+    "(https://host:port), any other path (SQLite). Default: .modelchain/ledger.db",
 )
 @click.pass_context
 def cli(ctx: click.Context, ledger: str | None) -> None:
