@@ -139,6 +139,14 @@ def test_register_verify_audit_log_checkpoint(
     newer.write_bytes(b"the second model, edited")
     assert_clean_error(run(*at, "verify", newer, "--name", "e2e"), 1, "does not match")
 
+    # proofs from the real server, checked before they are printed
+    proved = assert_ok(run(*at, "prove", "inclusion", str(block["index"]), "--json"))
+    proof = json.loads(proved.stdout)
+    signed = json.loads(assert_ok(run(*at, "checkpoint", "--json")).stdout)
+    assert proof["tree_size"] == signed["size"]
+    grown = json.loads(assert_ok(run(*at, "prove", "consistency", "1", "--json")).stdout)
+    assert grown["new_size"] == signed["size"]
+
 
 def test_directory_model_names_the_changed_file(server: Server, run: Run, workdir: Path) -> None:
     model = workdir / "llm"
@@ -757,3 +765,30 @@ def test_a_server_that_drops_signatures_or_provenance_is_caught(
     bad = _register(run, fake, main, logs["models"] / "m.bin", *args)
     assert_clean_error(bad, 1, needle)
     assert fake.posts == 1
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def test_prove_over_http_checks_what_it_prints(
+    run: Run, fake: FakeServer, logs: dict[str, Any]
+) -> None:
+    """`prove` against a server prints the server's proofs only after checking them: an
+    inclusion proof against the signed root, an older root by a consistency proof to it."""
+    main: FakeLog = logs["main"]
+    fake.routes = main.routes(4)
+    at = ("--ledger", fake.url, "--key", main.vkey)
+    shown = json.loads(assert_ok(run("prove", "inclusion", "2", "--json", *at)).stdout)
+    assert shown["root_hash"] == b64(main.roots[4]) and shown["tree_size"] == 4
+    assert shown["proof"] == [b64(h) for h in main.inclusion[(2, 4)]]
+    older = run("prove", "inclusion", "1", "--size", "2", "--json", *at)
+    assert json.loads(assert_ok(older).stdout)["root_hash"] == b64(main.roots[2])
+    grown = json.loads(assert_ok(run("prove", "consistency", "1", "--json", *at)).stdout)
+    assert grown["old_root"] == b64(main.roots[1]) and grown["new_root"] == b64(main.roots[4])
+    # lies: a wrong proof hash, a wrong root for an older size
+    fake.routes[_q("/proof/inclusion", index=2, size=4)][1]["hashes"][0] = "00" * 32
+    assert_clean_error(run("prove", "inclusion", "2", *at), 1)
+    fake.routes[_q("/proof/consistency", old=2, new=4)][1]["old_root"] = "11" * 32
+    bad_root = run("prove", "inclusion", "1", "--size", "2", *at)
+    assert_clean_error(bad_root, 1, "not consistent with its signed checkpoint")

@@ -708,13 +708,14 @@ def _print_proof(fields: dict[str, int | bytes], proof: Sequence[bytes], as_json
 @prove.command("inclusion")
 @click.argument("index", type=click.IntRange(min=0))
 @click.option("--size", type=click.IntRange(min=1), help="Tree size (default: the signed size).")
+@key_option
 @ledger_option
 @json_option
-def prove_inclusion(index: int, size: int | None, as_json: bool) -> None:
+def prove_inclusion(index: int, size: int | None, keys: Sequence[str], as_json: bool) -> None:
     """Inclusion proof of block INDEX."""
     from . import merkle
 
-    with _open_ledger() as ledger:
+    with _open_ledger(keys=keys) as ledger:
         size = size or ledger.signed_size()
         proof = ledger.inclusion_proof(index, size)
         leaf = ledger.leaf_hash(index)
@@ -730,13 +731,16 @@ def prove_inclusion(index: int, size: int | None, as_json: bool) -> None:
 @prove.command("consistency")
 @click.argument("old_size", type=click.IntRange(min=0))
 @click.argument("new_size", type=click.IntRange(min=0), required=False)
+@key_option
 @ledger_option
 @json_option
-def prove_consistency(old_size: int, new_size: int | None, as_json: bool) -> None:
+def prove_consistency(
+    old_size: int, new_size: int | None, keys: Sequence[str], as_json: bool
+) -> None:
     """Consistency proof from OLD_SIZE to NEW_SIZE (default: the signed size)."""
     from . import merkle
 
-    with _open_ledger() as ledger:
+    with _open_ledger(keys=keys) as ledger:
         new_size = ledger.signed_size() if new_size is None else new_size
         proof = ledger.consistency_proof(old_size, new_size)
         old_root, new_root = ledger.root_hash(old_size), ledger.root_hash(new_size)

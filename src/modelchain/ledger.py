@@ -1548,6 +1548,8 @@ class Ledger:
 
     def leaf_hash(self, index: int) -> bytes:
         """The Merkle leaf hash of block `index`, over its stored canonical encoding."""
+        if self.store.remote and 0 <= index < len(self):
+            return merkle.leaf_hash(self._http().entry(index).data)
         for stored in self.store.blocks(index, index + 1):
             return merkle.leaf_hash(stored.data)
         raise UsageError(f"no block {index}: the ledger has {n_blocks(len(self))}")
@@ -1567,6 +1569,8 @@ class Ledger:
         if not 0 <= index < size:
             raise UsageError(f"block {index} is not in a tree of {n_blocks(size)}")
         self._check_size(size)
+        if self.store.remote:  # the server's proof: `prove` checks it against a signed root
+            return self._http().inclusion_proof(index, size)
         return merkle.inclusion_proof(index, self._subtrees(size))
 
     def inclusion_proofs(self, indices: Sequence[int], size: int) -> list[list[bytes]]:
@@ -1585,6 +1589,8 @@ class Ledger:
         if not 0 <= old_size <= new_size:
             raise UsageError(f"old size {old_size} must be between 0 and {new_size}")
         self._check_size(new_size)
+        if self.store.remote:
+            return self._http().consistency_proof(old_size, new_size)
         return merkle.consistency_proof(old_size, self._subtrees(new_size))
 
     def _subtrees(self, size: int) -> _StoreSubtrees:
@@ -1599,11 +1605,24 @@ class Ledger:
         if size is None or size == signed.size:
             return signed.root_hash
         self._check_size(size)
-        return (
-            merkle.subtree_hash(_StoreSubtrees(self.store, size), 0, size)
-            if size
-            else merkle.EMPTY_ROOT
-        )
+        if not size:
+            return merkle.EMPTY_ROOT
+        if self.store.remote:
+            return self._remote_prefix_root(size, signed)
+        return merkle.subtree_hash(_StoreSubtrees(self.store, size), 0, size)
+
+    def _remote_prefix_root(self, size: int, signed: Checkpoint) -> bytes:
+        """A server's root of an older tree size, believed only once a consistency proof ties
+        it to the signed checkpoint this client accepted."""
+        root, proof = self._http().prefix_root(size, signed.size)
+        try:
+            merkle.verify_consistency(size, signed.size, root, signed.root_hash, proof)
+        except InvalidProof as exc:
+            raise InvalidProof(
+                f"{self.location}: the root the server gives for the tree of "
+                f"{n_blocks(size)} is not consistent with its signed checkpoint ({exc})"
+            ) from None
+        return root
 
     def _check_size(self, size: int) -> None:
         have = len(self)

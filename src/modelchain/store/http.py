@@ -354,6 +354,16 @@ class HTTPStore(Store):
         return self._hashes(answer, path)
 
     def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        return self._consistency(old, new)[1]
+
+    def prefix_root(self, old: int, new: int) -> tuple[bytes, list[bytes]]:
+        """The root the server gives for the tree of `old` leaves, and the consistency proof
+        from it to `new` (unchecked: the ledger checks it against the signed root)."""
+        answer, proof = self._consistency(old, new)
+        (root,) = self._hashes({"hashes": [answer.get("old_root")]}, "/proof/consistency")
+        return root, proof
+
+    def _consistency(self, old: int, new: int) -> tuple[dict[str, Any], list[bytes]]:
         path = "/proof/consistency"
         answer = self._get_json(path, {"old": old, "new": new})
         if answer.get("old") != old or answer.get("new") != new:
@@ -361,7 +371,7 @@ class HTTPStore(Store):
                 f"{self.location}: asked for a consistency proof from {old} to {new}, "
                 f"got one from {answer.get('old')} to {answer.get('new')}"
             )
-        return self._hashes(answer, path)
+        return answer, self._hashes(answer, path)
 
     # -- writing ----------------------------------------------------------------------------
 
