@@ -13,7 +13,7 @@ import rfc8785
 
 from modelchain.errors import InputError
 
-__all__ = ["canonical_json"]
+__all__ = ["canonical_json", "json_type"]
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -32,3 +32,18 @@ def canonical_json(obj: Any) -> bytes:
         raise InputError("cannot encode as canonical JSON: string is not valid Unicode") from None
     except RecursionError:
         raise InputError("cannot encode as canonical JSON: value is nested too deeply") from None
+
+
+def json_type(value: Any) -> str:
+    """What kind of JSON value `value` is, for messages ("found a string")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, dict) else type(value).__name__

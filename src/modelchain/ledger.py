@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from . import merkle
-from .canonical import canonical_json
+from .canonical import canonical_json, json_type
 from .digest import (
     Manifest,
     ManifestDiff,
@@ -156,7 +156,7 @@ class Block:
         """Validate a stored block; every problem is a `LedgerInvalid` naming block and field."""
         where = f"block {position}"
         if not isinstance(raw, dict):
-            kind = _json_type(raw)
+            kind = json_type(raw)
             raise LedgerInvalid(f"{where}: expected a JSON object, found {kind}")
         for key in (*SEED_FIELDS, "name", "version", "kind", "size"):
             if key not in raw:
@@ -169,7 +169,7 @@ class Block:
         timestamp = raw["timestamp"]
         if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
             raise LedgerInvalid(
-                f"{where}: field 'timestamp' must be a number, found {_json_type(timestamp)}"
+                f"{where}: field 'timestamp' must be a number, found {json_type(timestamp)}"
             )
         if isinstance(timestamp, float) and not math.isfinite(timestamp):
             raise LedgerInvalid(f"{where}: field 'timestamp' must be finite")
@@ -236,33 +236,17 @@ class Block:
         )
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
 def _int_field(raw: dict[str, Any], key: str, where: str) -> int:
     value = raw[key]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise LedgerInvalid(f"{where}: field {key!r} must be an integer, found {_json_type(value)}")
+        raise LedgerInvalid(f"{where}: field {key!r} must be an integer, found {json_type(value)}")
     return value
 
 
 def _hex_field(raw: dict[str, Any], key: str, where: str) -> str:
     value = raw[key]
     if not isinstance(value, str):
-        raise LedgerInvalid(f"{where}: field {key!r} must be a string, found {_json_type(value)}")
+        raise LedgerInvalid(f"{where}: field {key!r} must be a string, found {json_type(value)}")
     if not _HEX64.match(value):
         raise LedgerInvalid(f"{where}: field {key!r} is not a lowercase hex SHA-256")
     return value

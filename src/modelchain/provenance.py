@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .canonical import canonical_json
+from .canonical import canonical_json, json_type
 from .errors import InputError, KeyFileError, LedgerInvalid, SignatureError, UsageError
 from .inputs import read_small_file
 from .keys import KEY_TYPES, PrivateKey, PublicKey, parse_public_key
@@ -105,7 +105,7 @@ class Provenance:
         """An in-toto Statement, a `{predicateType, predicate}` pair, or a bare predicate of
         our own type. Raises InputError naming what is wrong."""
         if not isinstance(obj, dict):
-            raise InputError(f"{where}: expected a JSON object, found {_json_type(obj)}")
+            raise InputError(f"{where}: expected a JSON object, found {json_type(obj)}")
         subjects: tuple[str, ...] = ()
         if "_type" in obj:
             if obj["_type"] not in STATEMENT_TYPES:
@@ -149,20 +149,6 @@ class Provenance:
 
 def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def _subject_digests(subjects: Any, where: str) -> tuple[str, ...]:
