@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shared import SHARED, missing
 
 from modelchain import merkle
 from modelchain.errors import InvalidProof, UsageError
@@ -34,10 +35,7 @@ from modelchain.merkle import (
 # RFC 9162 vectors (transparency-dev/merkle testdata)
 # --------------------------------------------------------------------------------------------
 
-VECTORS = Path(
-    os.environ.get("MODELCHAIN_VECTORS")
-    or Path(__file__).resolve().parents[2] / "shared" / "vectors" / "rfc9162"
-)
+VECTORS = Path(os.environ.get("MODELCHAIN_VECTORS") or SHARED / "vectors" / "rfc9162")
 
 # Leaf inputs of the vectors' trees, from the vectors' README: tree size n uses the first n.
 README_LEAVES = [
@@ -81,9 +79,10 @@ VECTOR_FILES = _vector_files()
 
 def _load(rel: str) -> dict[str, Any]:
     if rel == _MISSING:
-        pytest.fail(
-            f"RFC 9162 test vectors not found (or empty) at {VECTORS}; "
-            "set MODELCHAIN_VECTORS to the rfc9162 vectors folder"
+        missing(
+            "RFC 9162 test vectors (transparency-dev/merkle testdata)",
+            VECTORS,
+            "MODELCHAIN_VECTORS",
         )
     data: dict[str, Any] = json.loads((VECTORS / rel).read_text(encoding="utf-8"))
     return data
@@ -124,6 +123,12 @@ def test_vector(rel: str) -> None:
 
 
 def test_vectors_cover_both_kinds() -> None:
+    if not VECTORS.is_dir():
+        missing(
+            "RFC 9162 test vectors (transparency-dev/merkle testdata)",
+            VECTORS,
+            "MODELCHAIN_VECTORS",
+        )
     assert _happy("inclusion"), f"no inclusion happy-path vectors under {VECTORS}"
     assert _happy("consistency"), f"no consistency happy-path vectors under {VECTORS}"
 
