@@ -236,9 +236,10 @@ def test_home_refuses_to_live_with_the_ledger(tmp_path: Path) -> None:
     from modelchain.errors import UsageError
 
     for home in (tmp_path, tmp_path / ".modelchain" / "keys", tmp_path / "l.db-home"):
-        with pytest.raises(UsageError, match="must not hold the ledger"):
+        inside = "the ledger's folder" if home != tmp_path else "MODELCHAIN_HOME"
+        with pytest.raises(UsageError, match=f"must not lie inside {inside}"):
             Ledger.open(tmp_path / "l.db", home=Home(home), create=True)
-        with pytest.raises(UsageError, match="must not hold the ledger"):
+        with pytest.raises(UsageError, match="must not lie inside MODELCHAIN_HOME"):
             Ledger.open(home / "l.json", home=Home(home), create=True)
     assert not (tmp_path / "l.db").exists()  # refused before anything was created
     Ledger.open(tmp_path / "a" / "l.db", home=Home(tmp_path / "b"), create=True).close()

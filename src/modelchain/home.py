@@ -72,17 +72,22 @@ class Home:
         The exception is a ledger kept in the user's home directory or above it (the seed
         demo run from ~), where the default home, ~/.config/modelchain, necessarily lies.
         """
-        if ledger_path is None:
-            return
+        if ledger_path is None or os.path.isdir(ledger_path):
+            return  # a folder is no ledger: the store says so, in those words
         home = self.path.resolve()
         ledger = Path(ledger_path).resolve()
         directory = ledger.parent
         user = Path.home().resolve()
-        under = directory in home.parents and directory != user and directory not in user.parents
-        if home == directory or under or home in ledger.parents:
+        why = "whoever can write the ledger could then replace the key and trust state"
+        if home == directory or home in ledger.parents:
             raise UsageError(
-                f"MODELCHAIN_HOME ({self.path}) must not hold the ledger ({ledger_path}): "
-                "whoever can write the ledger could then replace the key and trust state"
+                f"the ledger ({ledger_path}) must not lie inside MODELCHAIN_HOME ({self.path}): "
+                f"{why}; keep the ledger elsewhere, or set MODELCHAIN_HOME to another folder"
+            )
+        if directory in home.parents and directory != user and directory not in user.parents:
+            raise UsageError(
+                f"MODELCHAIN_HOME ({self.path}) must not lie inside the ledger's folder "
+                f"({directory}): {why}; set MODELCHAIN_HOME to a folder outside it"
             )
 
     # -- the operator key -------------------------------------------------------------------

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import LedgerUnreadable
-from .base import Store, StoredBlock, Tip, Writer
+from .base import DEFAULT_LEDGER, Store, StoredBlock, Tip, Writer, no_ledger_message
 
 __all__ = [
     "DEFAULT_LEDGER",
@@ -15,19 +15,49 @@ __all__ = [
     "Tip",
     "Writer",
     "display_location",
+    "find_ledger",
     "local_path",
+    "no_ledger_message",
     "open_store",
     "resolve_location",
 ]
 
-DEFAULT_LEDGER = os.path.join(".modelchain", "ledger.db")
-
 
 def resolve_location(location: str | os.PathLike[str] | None) -> str:
-    """`--ledger`, else `MODELCHAIN_LEDGER`, else `.modelchain/ledger.db` here."""
+    """`--ledger`, else `MODELCHAIN_LEDGER`, else the nearest `.modelchain/ledger.db` in this
+    folder or a parent (as git finds its repository), else `.modelchain/ledger.db` here."""
     if location is None or str(location) == "":
-        location = os.environ.get("MODELCHAIN_LEDGER") or DEFAULT_LEDGER
+        location = os.environ.get("MODELCHAIN_LEDGER") or find_ledger() or DEFAULT_LEDGER
     return str(location)
+
+
+def find_ledger(start: str | os.PathLike[str] | None = None) -> str | None:
+    """The nearest `.modelchain/ledger.db` in `start` (default: here) or a parent folder.
+
+    The search stops at the user's home folder (checked, not passed) and where the file
+    system changes, as git's does: a ledger above them belongs to someone else's tree. One in
+    the current folder is returned as the relative default, one above it as an absolute path.
+    """
+    here = Path(start) if start is not None else Path.cwd()
+    if os.path.lexists(here / DEFAULT_LEDGER):
+        return DEFAULT_LEDGER if start is None else str(here / DEFAULT_LEDGER)
+    try:
+        folder = here.resolve()
+        device = folder.stat().st_dev
+        user_home = Path.home().resolve()
+    except (OSError, RuntimeError):
+        return None
+    while folder != user_home and folder.parent != folder:
+        folder = folder.parent
+        try:
+            if folder.stat().st_dev != device:
+                return None
+        except OSError:
+            return None
+        candidate = folder / DEFAULT_LEDGER
+        if os.path.lexists(candidate):
+            return str(candidate)
+    return None
 
 
 def local_path(location: str | os.PathLike[str] | None) -> str | None:

@@ -9,11 +9,25 @@ writers (several processes may append at once).
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
+
+#: where a ledger is when none is named: this folder or the nearest parent that has one
+DEFAULT_LEDGER = os.path.join(".modelchain", "ledger.db")
+
+
+def no_ledger_message(location: str | os.PathLike[str]) -> str:
+    """The "no ledger here" message, with the ways out: init, --ledger, MODELCHAIN_LEDGER."""
+    where = str(location)
+    searched = " (nor in a parent folder)" if where == DEFAULT_LEDGER else ""
+    return (
+        f"no ledger at {where}{searched}: run `modelchain init` to create one, or name "
+        "another with --ledger or MODELCHAIN_LEDGER"
+    )
 
 
 class DuplicateKey(ValueError):

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..canonical import canonical_json
 from ..errors import InputError, LedgerInvalid, LedgerUnreadable
-from .base import DuplicateKey, Store, StoredBlock, Tip, Writer, unique_object
+from .base import DuplicateKey, Store, StoredBlock, Tip, Writer, no_ledger_message, unique_object
 
 
 def _reject_constant(name: str) -> Any:
@@ -81,7 +81,7 @@ class JSONFileStore(Store):
         if self._path.is_dir():
             raise LedgerUnreadable(f"{path}: is a directory, not a ledger file")
         if not create and not self._path.exists() and not self._sidecar.exists():
-            raise LedgerUnreadable(f"no ledger at {path} (run `modelchain init`)")
+            raise LedgerUnreadable(no_ledger_message(path))
         self._cache: tuple[tuple[int, ...], _Snapshot] | None = None
 
     # -- reading ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from ..errors import LedgerUnreadable, UsageError
+from ..errors import LedgerUnreadable, UsageError, install_hint
 from .base import Store, StoredBlock, Tip, Writer, unique_object
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -153,7 +153,7 @@ def _import_driver() -> tuple[Any, Any]:
         import psycopg_pool
     except ImportError as exc:
         raise LedgerUnreadable(
-            "PostgreSQL ledgers need the psycopg driver: pip install 'modelchain[postgres]'"
+            f"PostgreSQL ledgers need the psycopg driver: {install_hint('postgres')}"
         ) from exc
     # the pool logs retries itself; without this Python prints them raw on stderr
     logging.getLogger("psycopg").addHandler(logging.NullHandler())

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LedgerUnreadable
-from .base import Store, StoredBlock, Tip, Writer, unique_object
+from .base import Store, StoredBlock, Tip, Writer, no_ledger_message, unique_object
 
 FORMAT = "modelchain-ledger"
 SCHEMA_VERSION = "2"
@@ -77,7 +77,7 @@ class SQLiteStore(Store):
             raise LedgerUnreadable(f"{path}: is a directory, not a ledger file")
         fresh = not p.exists() or p.stat().st_size == 0
         if fresh and not create:
-            raise LedgerUnreadable(f"no ledger at {path} (run `modelchain init`)")
+            raise LedgerUnreadable(no_ledger_message(path))
         with _OPEN_LOCK:
             checked = _OPEN.get(self.local_path, 0) > 0
         if not fresh and not checked:
