@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # `make bench` measures PostgreSQL here (this machine kind's local server); `BENCH_PG_DSN=` skips it
 BENCH_PG_DSN ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test bench lint format install clean
+.PHONY: demo test bench lint format install install-all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.demo-installed
 
 install: $(VENV)/.demo-installed
+
+# every optional part (server, PostgreSQL, formats, ONNX, BLAKE3), without the test tools
+install-all: | $(BIN)/python
+	$(PIP) -e '.[all]'
 
 demo: $(VENV)/.demo-installed
 	$(BIN)/modelchain demo

@@ -50,6 +50,7 @@ from .errors import (
     SignatureError,
     UsageError,
     VerificationError,
+    install_hint,
 )
 from .inputs import read_small_file
 from .keys import PrivateKey, PublicKey
@@ -279,7 +280,7 @@ def _new_hasher(hash_type: str) -> Any:
         import blake3
     except ImportError:
         raise UsageError(
-            "BLAKE3 hashing needs the blake3 package: pip install 'modelchain[signing]'"
+            f"BLAKE3 hashing needs the blake3 package: {install_hint('signing')}"
         ) from None
     return blake3.blake3(max_threads=blake3.blake3.AUTO)
 

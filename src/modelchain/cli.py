@@ -336,6 +336,25 @@ def register(
             click.echo(f"Signed by key {signature.keyid[:16]} ({signature.key_type})")
 
 
+def _with_verdict(command: Callable[..., None]) -> Callable[..., None]:
+    """`verify --json` says `"verified": false` in every failure too, not only `error`, so a
+    script can read one field whatever happened."""
+    import functools
+
+    from .errors import ModelchainError
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except ModelchainError as exc:
+            details = getattr(exc, "details", None) or {}
+            exc.details = {"verified": False, **details}  # type: ignore[attr-defined]
+            raise
+
+    return wrapper
+
+
 @cli.command()
 @click.argument("path", type=click.Path(path_type=str))
 @click.option("--name", help="Registered name to check against (default: PATH's base name).")
@@ -383,6 +402,7 @@ def register(
 @hashing_options
 @ledger_option
 @json_option
+@_with_verdict
 def verify(
     path: str,
     name: str | None,
@@ -569,37 +589,84 @@ def log(name: str | None, limit: int | None, keys: Sequence[str], as_json: bool)
 
 
 @cli.command("hash")
-@click.argument("path", type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str, allow_dash=True))
 @click.option("--manifest", is_flag=True, help="For a directory, list every file's digest too.")
 @hashing_options
 @json_option
 def hash_(
-    path: str,
+    paths: Sequence[str],
     manifest: bool,
     ignore: Sequence[str],
     follow_symlinks: bool,
     allow_outside: bool,
     as_json: bool,
 ) -> None:
-    """Print a model's digest (a file: its SHA-256, as sha256sum prints it)."""
+    """Print models' digests (a file: its SHA-256, as sha256sum prints it; - reads stdin).
+
+    Like sha256sum, every PATH is hashed even when one cannot be; the exit status is then 2.
+    With --json, one PATH gives an object, several a list.
+
+    \b
+    Examples:
+      modelchain hash model.joblib models/llm/
+      cat model.joblib | modelchain hash -
+    """
+    from .errors import ModelchainError
+
+    results: list[dict[str, Any]] = []
+    failed: ModelchainError | None = None
+    for path in paths:
+        try:
+            results.append(_hash_one(path, ignore, follow_symlinks, allow_outside))
+        except ModelchainError as exc:
+            if len(paths) == 1:
+                raise
+            failed = exc
+            results.append({"path": path, "error": str(exc), "exit_code": exc.exit_code})
+            if not as_json:
+                click.echo(f"modelchain: error: {exc}", err=True)
+            continue
+        if not as_json:
+            _print_digest(results[-1], manifest)
+    if as_json:
+        _emit(results[0] if len(paths) == 1 else results)
+    if failed is not None:
+        sys.exit(max(r.get("exit_code", 0) for r in results))
+
+
+def _hash_one(
+    path: str, ignore: Sequence[str], follow_symlinks: bool, allow_outside: bool
+) -> dict[str, Any]:
+    """One digest as the JSON `hash` prints: a file or folder, or standard input for `-`."""
     from .digest import digest_path, manifest_to_json
 
+    if path == "-":
+        import hashlib
+
+        h, size = hashlib.sha256(), 0
+        stdin = sys.stdin.buffer
+        while chunk := stdin.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+        return {"path": "-", "kind": "file", "sha256": h.hexdigest(), "size": size}
     d = digest_path(
         path, ignore=_ignores(ignore), follow_symlinks=follow_symlinks, allow_outside=allow_outside
     )
-    if as_json:
-        out: dict[str, Any] = {"path": path, "kind": d.kind, "sha256": d.sha256, "size": d.size}
-        if d.manifest is not None:
-            out["manifest"] = manifest_to_json(d.manifest)
-        _emit(out)
+    out: dict[str, Any] = {"path": path, "kind": d.kind, "sha256": d.sha256, "size": d.size}
+    if d.manifest is not None:
+        out["manifest"] = manifest_to_json(d.manifest)
+    return out
+
+
+def _print_digest(result: dict[str, Any], manifest: bool) -> None:
+    path = result["path"]
+    if result["kind"] == "file":
+        click.echo(f"{result['sha256']}  {path}")
         return
-    if d.kind == "file":
-        click.echo(f"{d.sha256}  {path}")
-        return
-    if manifest and d.manifest is not None:
-        for entry in d.manifest.files:
-            click.echo(f"{entry.sha256}  {entry.path}")
-    click.echo(f"{d.sha256}  {path.rstrip('/')}/")
+    if manifest and "manifest" in result:
+        for entry in result["manifest"]:
+            click.echo(f"{entry['sha256']}  {entry['path']}")
+    click.echo(f"{result['sha256']}  {path.rstrip('/')}/")
 
 
 @cli.command()

@@ -70,3 +70,12 @@ class NotRegistered(VerificationError):
 
 class UnsafePath(VerificationError):
     """A directory holds something that must not be hashed silently (symlink, device, escape)."""
+
+
+def install_hint(extra: str) -> str:
+    """How to add an optional part: modelchain is installed from its checkout (it is on no
+    package index), so the advice names the checkout's own commands."""
+    return (
+        f"install the {extra!r} extra from the modelchain checkout: "
+        f"`.venv/bin/pip install -e '.[{extra}]'` (or `make install-all` for every extra)"
+    )

@@ -42,6 +42,7 @@ from .errors import (
     NotRegistered,
     UsageError,
     VerificationError,
+    install_hint,
 )
 from .store.base import DuplicateKey, unique_object
 
@@ -282,9 +283,7 @@ def _load_joblib(data: bytes, trusted: tuple[str, ...]) -> Any:
     try:
         from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
     except ImportError:
-        raise UsageError(
-            "loading joblib files needs joblib: pip install 'modelchain[sklearn]'"
-        ) from None
+        raise UsageError(f"loading joblib files needs joblib: {install_hint('sklearn')}") from None
     unpickler = _restricted_joblib_unpickler()
     with _validate_fileobject_and_memmap(io.BytesIO(data), "", None) as (fobj, _):
         if isinstance(fobj, str):

@@ -38,9 +38,9 @@ def train(directory: str | os.PathLike[str] = ".", *, max_iter: int = 200) -> fl
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import train_test_split
     except ImportError as exc:
-        from .errors import UsageError
+        from .errors import UsageError, install_hint
 
-        raise UsageError("training needs scikit-learn: pip install 'modelchain[sklearn]'") from exc
+        raise UsageError(f"training needs scikit-learn: {install_hint('sklearn')}") from exc
     x, y = load_iris(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=42)
     model = LogisticRegression(max_iter=max_iter)
@@ -127,6 +127,8 @@ def train_main() -> int:
     except ModelchainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ImportError as exc:
+        return _not_installed(exc, "train_model.py")
     print(f"Model trained (test accuracy {accuracy:.2f}) and saved to {MODEL_FILE}")
     return 0
 
@@ -197,6 +199,21 @@ def main() -> int:
     except ModelchainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ImportError as exc:
+        return _not_installed(exc, "main.py")
+
+
+def _not_installed(exc: ImportError, script: str) -> int:
+    """The seed scripts run from a Python without modelchain's dependencies (outside the
+    virtual environment): one line that says how to run them, not a traceback."""
+    missing = exc.name or str(exc)
+    print(
+        f"error: {script} needs modelchain and its dependencies ({missing} is not installed "
+        f"in {sys.executable}): run `make install` in the modelchain checkout, then "
+        f"`.venv/bin/python {script}` (or `. .venv/bin/activate` first)",
+        file=sys.stderr,
+    )
+    return 2
 
 
 # -- the narrated demo ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ import os
 import socket
 import sys
 
-from ..errors import UsageError
+from ..errors import UsageError, install_hint
 
 
 def _is_loopback(host: str) -> bool:
@@ -60,7 +60,7 @@ def serve(
     except ImportError as exc:
         raise UsageError(
             f"the HTTP service needs the server extra ({exc.name} is missing): "
-            "pip install 'modelchain[server]'"
+            + install_hint("server")
         ) from None
 
     from ..ledger import Ledger, n_blocks
@@ -78,6 +78,12 @@ def serve(
     with Ledger.open(resolved) as ledger:
         if not ledger.store.exists():
             raise UsageError(f"{resolved} is not initialised: run `modelchain init` first")
+        if not ledger.home.has_operator_key():  # it signs every checkpoint it publishes
+            raise UsageError(
+                f"no operator key at {ledger.home.key_path}: the service signs the checkpoints "
+                "of the ledger it serves, so run it with the MODELCHAIN_HOME that holds the "
+                "key `modelchain init` made for this ledger"
+            )
         checkpoint = ledger.signed_checkpoint()
     _check_port(host, port)
     if workers > 1 and local_path(resolved) is not None:
