@@ -286,10 +286,17 @@ class KeyRing:
             raise UsageError(f"a key named {name!r} already exists in {self.dir}")
         key = generate(kind)
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key.pem(password))
-        public_path.write_bytes(key.public.pem())
+        from .fsio import atomic_write
+
+        try:  # never through a link planted at either name, never over an existing file
+            atomic_write(private_path, key.pem(password), 0o600, overwrite=False)
+            try:
+                atomic_write(public_path, key.public.pem(), 0o644, overwrite=False)
+            except BaseException:
+                private_path.unlink()  # ours: made just now, and no half pair is left behind
+                raise
+        except FileExistsError:
+            raise UsageError(f"a key named {name!r} already exists in {self.dir}") from None
         return StoredKey(name, private_path, key.public)
 
     def get(self, name: str) -> StoredKey:
