@@ -127,7 +127,7 @@ def provenance_options(f: Callable[..., Any]) -> Callable[..., Any]:
         multiple=True,
         metavar="KEY",
         help="Sign the registration with this private key: a key name (modelchain key list) "
-        "or a PEM file; repeatable.",
+        "or a PEM file given as a path (./ci.pem); repeatable.",
     )(f)
     return f
 
@@ -357,8 +357,9 @@ def register(
     "signers",
     multiple=True,
     metavar="KEY",
-    help="Require a valid registration signature by this key: a key ID (8+ hex digits), "
-    "public key file, key name or Ed25519 verifier key; repeatable (all are required).",
+    help="Require a valid registration signature by this key: a key name, a full key ID "
+    "(or 32+ hex digits), a public key file given as a path (./alice.pub) or an Ed25519 "
+    "verifier key; repeatable (all are required).",
 )
 @click.option(
     "--signature",
@@ -370,7 +371,8 @@ def register(
     "--public-key",
     "public_key",
     metavar="PUB",
-    help="Public key for --signature: a PEM file or a key name from `modelchain key list`.",
+    help="Public key for --signature: a PEM file given as a path (./signer.pub) or a key "
+    "name from `modelchain key list`.",
 )
 @click.option(
     "--ignore-paths",
@@ -1050,7 +1052,8 @@ def demo(directory: str | None) -> None:
     "private_key",
     required=True,
     metavar="KEY",
-    help="PEM private key (EC P-256/P-384/P-521 or Ed25519), or a key name in MODELCHAIN_HOME.",
+    help="PEM private key (EC P-256/P-384/P-521 or Ed25519) given as a path (./signer.pem), "
+    "or a key name in MODELCHAIN_HOME.",
 )
 @click.option(
     "--password-file",

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .canonical import canonical_json, json_type
 from .errors import InputError, KeyFileError, LedgerInvalid, SignatureError, UsageError
 from .inputs import read_small_file
-from .keys import KEY_TYPES, PrivateKey, PublicKey, parse_public_key
+from .keys import KEY_TYPES, MIN_KEY_ID_HEX, PrivateKey, PublicKey, parse_public_key
 
 PAYLOAD_TYPE = "application/vnd.modelchain.registration.v1+json"
 PREDICATE_TYPE = "https://modelchain.dev/provenance/v1"
@@ -487,12 +487,12 @@ def stored_signatures(raw: Any, where: str) -> tuple[RegistrationSignature, ...]
 
 
 def matches(key: PublicKey | str, signature: RegistrationSignature) -> bool:
-    """Whether `key` (a public key, or a key ID prefix of at least 8 hex digits) is the key
-    that made `signature`."""
+    """Whether `key` (a public key, or a key ID prefix of at least `MIN_KEY_ID_HEX` hex
+    digits: shorter ones can be collided) is the key that made `signature`."""
     if isinstance(key, PublicKey):
         return key.key_id == signature.keyid
     ident = key.strip().lower()
-    return len(ident) >= 8 and signature.keyid.startswith(ident)
+    return len(ident) >= MIN_KEY_ID_HEX and signature.keyid.startswith(ident)
 
 
 def describe(key: PublicKey | str) -> str:
