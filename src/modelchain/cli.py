@@ -875,7 +875,7 @@ def show(ref: str, as_json: bool) -> None:
     name, version = parse_ref(ref)
     with _open_ledger() as ledger:
         block = ledger.registration(name, version)
-        view = registration_view(block, ledger.home.path)
+        view = registration_view(block, ledger.home.path, ledger.store.origin())
     if as_json:
         _emit(view)
         return
@@ -903,6 +903,8 @@ def show(ref: str, as_json: bool) -> None:
         for sig in view["signatures"]:
             status = "valid" if sig["valid"] else "INVALID"
             named = f"  ({sig['key_name']})" if "key_name" in sig else ""
+            if not sig["bound"]:
+                named += "  [unbound: names no log or version]"
             click.echo(f"  {status:8} {sig['key_type']:8} {sig['keyid']}{named}")
             if not sig["valid"]:
                 click.echo(f"           {sig['problem']}")
