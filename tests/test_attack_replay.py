@@ -79,6 +79,23 @@ def test_the_same_log_refuses_a_replayed_signature(
         ledger.verify(withdrawn, name="m", signers=["alice"])
 
 
+@pytest.mark.parametrize("backend", ["json", "sqlite", "postgres"])
+def test_every_store_refuses_the_replay(
+    request: pytest.FixtureRequest, home: Path, workdir: Path, alice, backend: str
+) -> None:
+    """The rule is the ledger's, so it holds whatever stores the blocks."""
+    location = {"json": str(workdir / "l.json"), "sqlite": str(workdir / "l.db")}.get(backend)
+    if location is None:
+        location = request.getfixturevalue("pg_ledger")
+    with Ledger.open(location, create=True) as ledger:
+        v1 = ledger.append(name="m", model_hash="a" * 64, size=1, sign_keys=[alice])
+        ledger.append(name="m", model_hash="b" * 64, size=1, sign_keys=[alice])
+        with pytest.raises(SignatureError, match="already holds"):
+            ledger.append(**_replay_fields(v1))
+        assert len(ledger) == 2
+        ledger.audit()
+
+
 def test_an_unbound_copy_is_refused(home: Path, workdir: Path, model: Path, alice) -> None:
     """Stripping the payload type makes the signature claim the old unbound kind: refused
     for any new registration (and it would not verify as one either)."""
