@@ -428,7 +428,7 @@ def test_cli_key_ring_names_for_both_keys(run, cli_model):
     assert_ok(run("sign", "m", "--private-key", "ci-signer"))
     out = assert_ok(run("verify", "m", "--signature", "model.sig", "--public-key", "ci-signer"))
     assert "(4 files," in out.stdout
-    result = run("verify", "m", "--signature", "model.sig", "--public-key", "0123abcd")
+    result = run("verify", "m", "--signature", "model.sig", "--public-key", "0123abcd" * 8)
     assert_clean_error(result, 2, "key ID", "public key file or key name")
 
 

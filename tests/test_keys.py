@@ -146,11 +146,18 @@ def test_resolve_public_key_from_what_a_user_types(tmp_path, generated):
     for spec in ("alice", str(pub_file), vkey):
         resolved = keys.resolve_public_key(spec, tmp_path)
         assert isinstance(resolved, keys.PublicKey) and resolved.key_id == alice.key_id
-    assert keys.resolve_public_key(alice.key_id[:8].upper(), tmp_path) == alice.key_id[:8]
-    for junk in ("abc", "1234567", "not a key!", "zzzzzzzzzz"):
+    # a 128-bit prefix names the ring's key; an unknown one is kept as an ID to match
+    assert keys.resolve_public_key(alice.key_id[:32].upper(), tmp_path) == alice
+    assert keys.resolve_public_key("ab" * 16, tmp_path) == "ab" * 16
+    with pytest.raises(UsageError, match="too short"):
+        keys.resolve_public_key(alice.key_id[:31], tmp_path)
+    for junk in ("not a key!", "a b"):
         with pytest.raises(UsageError, match="not a public key file"):
             keys.resolve_public_key(junk, tmp_path)
-    assert alice.matches(alice.key_id[:8]) and not alice.matches(alice.key_id[:7])
+    for unknown in ("abc", "1234567", "zzzzzzzzzz"):
+        with pytest.raises(KeyFileError, match="no key named"):
+            keys.resolve_public_key(unknown, tmp_path)
+    assert alice.matches(alice.key_id[:32]) and not alice.matches(alice.key_id[:31])
 
 
 def test_resolve_private_key_by_name_or_file(tmp_path, generated):

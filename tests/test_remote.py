@@ -708,7 +708,8 @@ def test_signed_registration_with_provenance_over_http(
     assert stored["signatures"] == block["signatures"]
     from modelchain.ledger import Block
 
-    claim = signed_message(Block.from_raw(stored, block["index"]).claim())
+    health = json.loads(urllib.request.urlopen(f"{server.url}/api/v1/health").read())
+    claim = signed_message(Block.from_raw(stored, block["index"]).claim(health["origin"]))
     assert alice.public.verify(base64.b64decode(stored["signatures"][0]["sig"]), claim)
 
     ok = assert_ok(run("verify", model, *at, "--name", "signed", "--signer", "alice"))
@@ -762,6 +763,7 @@ def test_a_server_that_drops_signatures_or_provenance_is_caught(
     KeyRing(home).generate("alice")
     main: FakeLog = logs["main"]
     fake.routes = {**main.routes(2), "POST /api/v1/entries": (201, main.registered(2))}
+    fake.routes.setdefault(_q("/search", name="m", limit=1000), (200, {"entries": []}))
     bad = _register(run, fake, main, logs["models"] / "m.bin", *args)
     assert_clean_error(bad, 1, needle)
     assert fake.posts == 1

@@ -514,17 +514,33 @@ PROVENANCE = {
 }
 
 
-def signed_body(name: str, digest: str, keys: list, provenance: dict | None = None) -> dict:
-    """A registration signed by `keys` the way the client signs one: over the claim."""
-    from modelchain.provenance import claim, sign, signed_message
+def signed_body(
+    name: str,
+    digest: str,
+    keys: list,
+    provenance: dict | None = None,
+    origin: str = "example.com/unknown",
+    version: int = 1,
+) -> dict:
+    """A registration signed by `keys` the way the client signs one: over the claim bound to
+    the log's origin and the version it makes."""
+    from modelchain.provenance import BOUND_PAYLOAD_TYPE, claim, sign, signed_message
 
     message = signed_message(
-        claim(name=name, model_hash=digest, kind="file", size=0, provenance=provenance)
+        claim(
+            name=name,
+            model_hash=digest,
+            kind="file",
+            size=0,
+            provenance=provenance,
+            log=origin,
+            version=version,
+        )
     )
     body: dict = {"name": name, "digest": digest, "signatures": []}
     if provenance is not None:
         body["provenance"] = provenance
-    body["signatures"] = [s.to_json() for s in sign(keys, message)]
+    body["signatures"] = [s.to_json() for s in sign(keys, message, BOUND_PAYLOAD_TYPE)]
     return body
 
 
@@ -532,7 +548,8 @@ def test_provenance_and_signatures_are_stored_as_sent(fresh: Server, run) -> Non
     from modelchain.keys import generate
 
     keys = [generate("ed25519"), generate("p256")]
-    body = signed_body("signed", digest_of("s1"), keys, PROVENANCE)
+    origin = httpx.get(fresh.api + "/health").json()["origin"]
+    body = signed_body("signed", digest_of("s1"), keys, PROVENANCE, origin)
     with fresh.client() as c:
         r = c.post("/entries", json=body, headers=fresh.auth())
     assert r.status_code == 201, r.text

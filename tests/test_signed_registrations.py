@@ -48,7 +48,7 @@ def test_signed_registration_end_to_end(run, model, alice, bob, workdir):
     bob_pub = workdir / "bob.pub"
     bob_pub.write_bytes(bob.public.pem())
     vkey = alice.public.verifier_string("alice")
-    for signer in ("alice", alice.public.key_id[:8], vkey, bob_pub, alice.public.key_id):
+    for signer in ("alice", alice.public.key_id[:32], vkey, bob_pub, alice.public.key_id):
         out = assert_ok(run("verify", model, "--signer", signer)).stdout
         assert "Registration signed by:" in out
     both = json.loads(
@@ -72,7 +72,7 @@ def test_verify_signer_refuses_another_key(run, model, alice, home):
     assert carol.public.key_id[:16] in line and alice.public.key_id[:16] in line
     result = run("verify", model, "--signer", "carol", "--json")
     assert result.code == 1 and json.loads(result.stdout)["exit_code"] == 1
-    assert_clean_error(run("verify", model, "--signer", "0123456789abcdef"), 1, "not signed")
+    assert_clean_error(run("verify", model, "--signer", "0123456789abcdef" * 2), 1, "not signed")
 
 
 def test_verify_signer_on_an_unsigned_registration(run, model, alice):
@@ -92,7 +92,7 @@ def test_the_newest_version_must_be_the_signed_one(run, model, alice):
 
 @pytest.mark.parametrize(
     ("signer", "needle"),
-    [("abc", "not a public key file"), ("nobody", "not a public key file"), ("a+b+c", "verifier")],
+    [("abc", "no key named"), ("nobody", "no key named"), ("a+b+c", "verifier")],
 )
 def test_bad_signer_spec_is_a_usage_error(run, model, alice, signer, needle):
     assert_ok(run("register", model, "--sign-key", "alice"))
@@ -110,26 +110,31 @@ def test_bad_sign_key_registers_nothing(run, model, workdir, tmp_path):
     assert not ledger.exists()
 
 
-def test_a_signature_covers_the_claim_not_the_ledgers_fields(home, workdir, model, alice):
-    """The same registrant signature is valid in any ledger, at any index and time: it is
-    made over what the registrant decided, so a server may assign the rest."""
+def test_a_signature_covers_the_bound_claim_not_the_ledgers_fields(home, workdir, model, alice):
+    """A registrant signature names the log and the version it makes, and nothing else the
+    ledger assigns (index, timestamp, hashes): it can be made before a server appends it,
+    at whatever index, and is good for exactly that one registration."""
     key = keys.KeyRing(home).private("alice")
     digest = modelchain.ledger.digest_path(model)
     fields = dict(name="m", model_hash=digest.sha256, kind="file", size=digest.size)
-    claim = provenance.claim(**fields, metadata={"team": "a"})
-    (signature,) = provenance.sign([key], signed_message(claim))
-    with Ledger.open(workdir / "one.db", create=True) as one:
-        one.register(model)  # shifts the index
-        block_one = one.append(**fields, metadata={"team": "a"}, signatures=[signature])
     with Ledger.open(workdir / "two.db", create=True) as two:
-        block_two = two.append(**fields, metadata={"team": "a"}, signatures=[signature])
-        assert block_two.index != block_one.index
+        two.init("example.com/two")
+        two.register(model)  # shifts the index
+        claim = provenance.claim(**fields, metadata={"team": "a"}, log="example.com/two", version=1)
+        (signature,) = provenance.sign([key], signed_message(claim), provenance.BOUND_PAYLOAD_TYPE)
+        block = two.append(**fields, metadata={"team": "a"}, signatures=[signature])
+        assert block.index == 1 and block.version == 1
         two.audit()
-        # a signature over another claim is refused, and nothing is written
+        # the same signature again is a replay; one over another claim does not verify
+        with pytest.raises(SignatureError, match="already holds"):
+            two.append(**fields, metadata={"team": "a"}, signatures=[signature])
+        v2 = provenance.claim(**fields, metadata={"team": "a"}, log="example.com/two", version=2)
+        (other,) = provenance.sign([key], signed_message(v2), provenance.BOUND_PAYLOAD_TYPE)
         with pytest.raises(SignatureError, match="does not verify"):
-            two.append(**fields, metadata={"team": "b"}, signatures=[signature])
-        assert len(two) == 1
-    assert [p for _, p in block_one.signature_problems()] == [None]
+            two.append(**fields, metadata={"team": "b"}, signatures=[other])
+        assert len(two) == 2  # nothing was written
+    assert [p for _, p in block.signature_problems("example.com/two")] == [None]
+    assert block.signature_problems("example.com/one")[0][1] is not None
 
 
 @settings(max_examples=25, deadline=None)
@@ -243,7 +248,7 @@ def test_library_verify_and_load_with_signers(home, workdir, model, alice):
         ledger.register(model, sign_keys=[key])
         assert ledger.verify(model, signers=["alice"]).block.signatures
         assert ledger.verify(model, signers=[key.public]).block.version == 1
-    clf = modelchain.load(model, ledger=location, signers=[alice.public.key_id[:12]])
+    clf = modelchain.load(model, ledger=location, signers=[alice.public.key_id[:32]])
     assert type(clf).__name__ == "LogisticRegression"
     other = keys.generate("ed25519")
     with pytest.raises(SignatureError, match="not signed by key"):

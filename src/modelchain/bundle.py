@@ -783,16 +783,12 @@ def sign_model(
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """The bundle is public: 0644, written without ever following a planted link."""
+    from .fsio import atomic_write
+
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, data, 0o644)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise InputError(f"cannot write signature {path}: {e.strerror or e}") from None
 
 

@@ -127,7 +127,7 @@ def provenance_options(f: Callable[..., Any]) -> Callable[..., Any]:
         multiple=True,
         metavar="KEY",
         help="Sign the registration with this private key: a key name (modelchain key list) "
-        "or a PEM file; repeatable.",
+        "or a PEM file given as a path (./ci.pem); repeatable.",
     )(f)
     return f
 
@@ -376,8 +376,9 @@ def _with_verdict(command: Callable[..., None]) -> Callable[..., None]:
     "signers",
     multiple=True,
     metavar="KEY",
-    help="Require a valid registration signature by this key: a key ID (8+ hex digits), "
-    "public key file, key name or Ed25519 verifier key; repeatable (all are required).",
+    help="Require a valid registration signature by this key: a key name, a full key ID "
+    "(or 32+ hex digits), a public key file given as a path (./alice.pub) or an Ed25519 "
+    "verifier key; repeatable (all are required).",
 )
 @click.option(
     "--signature",
@@ -389,7 +390,8 @@ def _with_verdict(command: Callable[..., None]) -> Callable[..., None]:
     "--public-key",
     "public_key",
     metavar="PUB",
-    help="Public key for --signature: a PEM file or a key name from `modelchain key list`.",
+    help="Public key for --signature: a PEM file given as a path (./signer.pub) or a key "
+    "name from `modelchain key list`.",
 )
 @click.option(
     "--ignore-paths",
@@ -940,7 +942,7 @@ def show(ref: str, as_json: bool) -> None:
     name, version = parse_ref(ref)
     with _open_ledger() as ledger:
         block = ledger.registration(name, version)
-        view = registration_view(block, ledger.home.path)
+        view = registration_view(block, ledger.home.path, ledger.store.origin())
     if as_json:
         _emit(view)
         return
@@ -968,6 +970,8 @@ def show(ref: str, as_json: bool) -> None:
         for sig in view["signatures"]:
             status = "valid" if sig["valid"] else "INVALID"
             named = f"  ({sig['key_name']})" if "key_name" in sig else ""
+            if not sig["bound"]:
+                named += "  [unbound: names no log or version]"
             click.echo(f"  {status:8} {sig['key_type']:8} {sig['keyid']}{named}")
             if not sig["valid"]:
                 click.echo(f"           {sig['problem']}")
@@ -1117,7 +1121,8 @@ def demo(directory: str | None) -> None:
     "private_key",
     required=True,
     metavar="KEY",
-    help="PEM private key (EC P-256/P-384/P-521 or Ed25519), or a key name in MODELCHAIN_HOME.",
+    help="PEM private key (EC P-256/P-384/P-521 or Ed25519) given as a path (./signer.pem), "
+    "or a key name in MODELCHAIN_HOME.",
 )
 @click.option(
     "--password-file",

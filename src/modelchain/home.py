@@ -14,11 +14,11 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import KeyFileError, UsageError
+from .fsio import atomic_write
 
 OPERATOR_KEY_NAME = "modelchain-operator"
 
@@ -34,16 +34,8 @@ def default_home() -> Path:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Atomically write a file only its owner can read."""
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomically write a file only its owner can read (see `fsio.atomic_write`)."""
+    atomic_write(path, text, 0o600)
 
 
 class Home:
@@ -107,10 +99,8 @@ class Home:
                 )
             self._ensure_dir(self.path)
             signer = Signer.generate(OPERATOR_KEY_NAME)
-            with contextlib.suppress(FileExistsError):
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(signer.private_key_string() + "\n")
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                atomic_write(path, signer.private_key_string() + "\n", 0o600, overwrite=False)
         try:
             st = path.stat()
             if not stat.S_ISREG(st.st_mode):

@@ -108,9 +108,10 @@ class PublicKey:
         return True
 
     def matches(self, identity: str) -> bool:
-        """Whether `identity` (a key ID, or a prefix of at least 8 hex digits) names this key."""
+        """Whether `identity` (a key ID, or a prefix of at least `MIN_KEY_ID_HEX` hex digits)
+        names this key."""
         ident = identity.strip().lower()
-        return len(ident) >= 8 and self.key_id.startswith(ident)
+        return len(ident) >= MIN_KEY_ID_HEX and self.key_id.startswith(ident)
 
 
 @dataclass(frozen=True)
@@ -286,10 +287,17 @@ class KeyRing:
             raise UsageError(f"a key named {name!r} already exists in {self.dir}")
         key = generate(kind)
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key.pem(password))
-        public_path.write_bytes(key.public.pem())
+        from .fsio import atomic_write
+
+        try:  # never through a link planted at either name, never over an existing file
+            atomic_write(private_path, key.pem(password), 0o600, overwrite=False)
+            try:
+                atomic_write(public_path, key.public.pem(), 0o644, overwrite=False)
+            except BaseException:
+                private_path.unlink()  # ours: made just now, and no half pair is left behind
+                raise
+        except FileExistsError:
+            raise UsageError(f"a key named {name!r} already exists in {self.dir}") from None
         return StoredKey(name, private_path, key.public)
 
     def get(self, name: str) -> StoredKey:
@@ -309,31 +317,82 @@ class KeyRing:
         return load_private_key(stored.private_path, password)
 
 
+#: a key ID given on its own must be at least this many hex digits (128 bits): a shorter
+#: prefix is one an attacker can find a key for (32 bits takes minutes), and a key they made
+#: would then pass for the one the user meant
+MIN_KEY_ID_HEX = 32
+_KEY_ID = re.compile(rf"[0-9a-fA-F]{{{MIN_KEY_ID_HEX},64}}")
+#: a C2SP verifier key string, `name+hash+base64` (its base64 may hold a `/`)
+_VERIFIER = re.compile(r"[^+\s./~][^+\s]*\+[0-9a-fA-F]{8}\+[A-Za-z0-9+/]+={0,2}")
+_HEX_WORD = re.compile(r"[0-9a-fA-F]{1,64}")
+_PATH_SUFFIXES = (".pem", ".pub", ".key", ".crt")
+
+
+def is_path_spec(spec: str) -> bool:
+    """Whether a key argument names a file: it has a path separator, starts with `.` or `~`,
+    or ends in `.pem`, `.pub`, `.key` or `.crt`. Anything else is a key-ring name or key ID.
+
+    A bare word is never looked up as a file in the current directory: an unpacked model
+    (or any folder someone else wrote) could hold a file named `alice` that would otherwise
+    supply the key `--signer alice` trusts."""
+    return (
+        os.sep in spec
+        or "/" in spec
+        or (os.altsep is not None and os.altsep in spec)
+        or spec.startswith((".", "~"))
+        or spec.lower().endswith(_PATH_SUFFIXES)
+    )
+
+
+def _not_in_ring(spec: str, ring: KeyRing) -> KeyFileError:
+    return KeyFileError(
+        f"no key named {spec!r} in {ring.dir} (see `modelchain key list`); "
+        f"a key file must be given as a path, e.g. ./{spec}"
+    )
+
+
 def resolve_private_key(
     spec: str, home_path: str | os.PathLike[str], password: str | bytes | None = None
 ) -> PrivateKey:
-    """`spec` is a path to a PEM private key, or the name of a key in the home's key ring."""
-    path = Path(spec).expanduser()
-    if path.exists() or os.sep in spec or spec.endswith((".pem", ".key")):
-        return load_private_key(path, password)
-    return KeyRing(home_path).private(spec, password)
+    """`spec` is a path to a PEM private key (see `is_path_spec`), or the name of a key in
+    the home's key ring; a bare name is never read from the current directory."""
+    if is_path_spec(spec):
+        return load_private_key(Path(spec).expanduser(), password)
+    ring = KeyRing(home_path)
+    check_key_name(spec)
+    if not (ring.dir / f"{spec}.pub").exists():
+        raise _not_in_ring(spec, ring)
+    return ring.private(spec, password)
 
 
 def resolve_public_key(spec: str, home_path: str | os.PathLike[str]) -> PublicKey | str:
-    """A public key from a file path, a key-ring name or a verifier key string; otherwise the
-    spec itself, lower-cased, as a key ID (prefix) to match against."""
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return load_public_key(path)
-    if "+" in spec and "\n" not in spec:
+    """A public key from a file path (see `is_path_spec`), a key-ring name or a verifier key
+    string; otherwise a key ID of at least `MIN_KEY_ID_HEX` hex digits, returned lower-cased
+    to match against (a prefix that names one key of the ring becomes that key; one that
+    names several is refused). A bare name is never read from the current directory."""
+    if _VERIFIER.fullmatch(spec):
         return parse_public_key(spec.encode(), "verifier key")
-    if _KEY_NAME.fullmatch(spec) and (KeyRing(home_path).dir / f"{spec}.pub").exists():
-        return KeyRing(home_path).get(spec).public
-    if re.fullmatch(r"[0-9a-fA-F]{8,64}", spec):
-        return spec.lower()
+    if is_path_spec(spec):
+        return load_public_key(Path(spec).expanduser())
+    ring = KeyRing(home_path)
+    if _KEY_NAME.fullmatch(spec) and (ring.dir / f"{spec}.pub").exists():
+        return ring.get(spec).public
+    if _KEY_ID.fullmatch(spec):
+        ident = spec.lower()
+        found = {k.public.key_id: k.public for k in ring if k.public.key_id.startswith(ident)}
+        if len(found) > 1:
+            raise UsageError(f"key ID {ident} is ambiguous: it names {len(found)} keys")
+        return next(iter(found.values())) if found else ident
+    if _HEX_WORD.fullmatch(spec) and len(spec) >= 8:
+        raise UsageError(
+            f"key ID {spec!r} is too short: give at least {MIN_KEY_ID_HEX} hex digits "
+            "(a shorter prefix can be matched by a key made for the purpose)"
+        )
+    if _KEY_NAME.fullmatch(spec):
+        raise _not_in_ring(spec, ring)
     raise UsageError(
         f"{spec!r} is not a public key file, a key name, a verifier key or a key ID "
-        "(at least 8 hex digits)"
+        f"(at least {MIN_KEY_ID_HEX} hex digits)"
     )
 
 

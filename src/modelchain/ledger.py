@@ -120,8 +120,9 @@ class Block:
             out.setdefault(key, value)
         return out
 
-    def claim(self) -> dict[str, Any]:
-        """What the registrant signed: the block minus what the ledger assigned."""
+    def claim(self, origin: str | None = None) -> dict[str, Any]:
+        """What the registrant signed: the block minus what the ledger assigned. With the
+        log's `origin`, the bound claim: it also names the log and this block's version."""
         from .provenance import claim
 
         return claim(
@@ -132,16 +133,31 @@ class Block:
             manifest=None if self.manifest is None else manifest_to_json(self.manifest),
             metadata=self.metadata,
             provenance=self.provenance,
+            log=origin,
+            version=self.version if origin is not None else None,
         )
 
-    def signature_problems(self) -> list[tuple[RegistrationSignature, str | None]]:
-        """Each signature with None (valid) or the reason it is not."""
+    def signature_problems(
+        self, origin: str | None = None
+    ) -> list[tuple[RegistrationSignature, str | None]]:
+        """Each signature with None (valid) or the reason it is not. A bound signature is
+        checked against the claim naming `origin` (the log this block is in) and the block's
+        version; without `origin` it cannot be checked, and says so."""
         if not self.signatures:
             return []
         from .provenance import signed_message
 
-        message = signed_message(self.claim())
-        return [(s, s.problem(message)) for s in self.signatures]
+        messages: dict[bool, bytes] = {}
+        out: list[tuple[RegistrationSignature, str | None]] = []
+        for s in self.signatures:
+            if s.bound and origin is None:
+                unknown = f"signature by key {s.keyid[:16]} names its log: checking it needs one"
+                out.append((s, unknown))
+                continue
+            if s.bound not in messages:
+                messages[s.bound] = signed_message(self.claim(origin if s.bound else None))
+            out.append((s, s.problem(messages[s.bound])))
+        return out
 
     def leaf_data(self) -> bytes:
         """The Merkle leaf's data: the canonical (RFC 8785) encoding of the whole block."""
@@ -265,6 +281,9 @@ class NewEntry:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     provenance: Mapping[str, Any] | None = None
     signatures: tuple[RegistrationSignature, ...] = ()
+    #: the log (origin) and version the signatures are bound to: the registration must be
+    #: exactly that one when it is appended (None: no signatures)
+    binding: tuple[str, int] | None = None
 
 
 # -- results ------------------------------------------------------------------------------
@@ -732,6 +751,10 @@ class Ledger:
             parsed.check_subject(model_hash, files)  # a statement about other artifacts: no
             stored_provenance = parsed.to_json()
         given = [_as_signature(s, i) for i, s in enumerate(signatures)]
+        binding: tuple[str, int] | None = None
+        held: set[str] = set()
+        if given or sign_keys:
+            binding, held = self._binding(name)
         claim_signatures = _sign_claim(
             name,
             model_hash,
@@ -742,6 +765,8 @@ class Ledger:
             stored_provenance,
             sign_keys,
             given,
+            binding,
+            held,
         )
         return NewEntry(
             name=name,
@@ -752,7 +777,27 @@ class Ledger:
             metadata=metadata,
             provenance=stored_provenance,
             signatures=claim_signatures,
+            binding=binding if claim_signatures else None,
         )
+
+    def _binding(self, name: str) -> tuple[tuple[str, int], set[str]]:
+        """The log and the version a registration of `name` made now gets -- what its
+        signatures are bound to -- and the signature values the log already holds for
+        `name`. A server's are read from proofs of its entries for `name` (the checkpoint
+        gives the origin); `append_many` checks the binding again under the write lock."""
+        if self.store.remote:
+            history, report = self._remote_history(name, ())
+            origin: str | None = report.origin
+        else:
+            origin = self.store.origin()
+            if origin is None:  # a new ledger: make it now, a signature must name its log
+                self.init()
+                origin = self.store.origin()
+            if origin is None:
+                raise LedgerInvalid(f"{self.location}: has no origin")
+            history = [self.block(i) for i in self.store.find(name=name)]
+        version = history[-1].version + 1 if history else 1
+        return (origin, version), {s.sig for b in history for s in b.signatures}
 
     def append_many(self, entries: Sequence[NewEntry]) -> list[Block]:
         """Append several prepared entries in one transaction under one signed checkpoint.
@@ -783,6 +828,8 @@ class Ledger:
                 if version is None:
                     version = w.latest_version(entry.name)
                 versions[entry.name] = version + 1
+                if entry.binding is not None:
+                    _check_binding(entry, checkpoint.origin, version + 1)
                 block = Block(
                     index=index,
                     timestamp=timestamp,
@@ -1142,7 +1189,7 @@ class Ledger:
                 )
             versions[block.name] = block.version
             if block.signatures:
-                _check_signatures(block)
+                _check_signatures(block, origin)
             previous = block.current_hash
             for level, index, digest in frontier.append(merkle.leaf_hash(stored.data)):
                 computed_nodes[(level, index)] = digest
@@ -1271,7 +1318,7 @@ class Ledger:
             raise NotRegistered(f"{name!r} is not registered in {self.location}")
         newest = history[-1]
         if _matches(newest, digest):
-            _require_signers(newest, required)
+            _require_signers(newest, required, report.origin)
             return Verification(str(path), name, digest, newest, report)
         details: dict[str, Any] = {
             "verified": False,
@@ -1525,6 +1572,11 @@ class Ledger:
             raise LedgerInvalid(
                 f"{self.location}: entry {answer.index}: current_hash does not match its contents"
             )
+        for _signature, problem in block.signature_problems(checkpoint.origin):
+            if problem is not None:  # recorded as another version than the one signed
+                raise LedgerInvalid(
+                    f"{self.location}: entry {answer.index} ({block.label}): {problem}"
+                )
         self._accept_remote(answer.note, checkpoint, previously)
         return block
 
@@ -1685,17 +1737,34 @@ def _parse_block(data: bytes, position: int) -> Block:
     return Block.from_raw(raw, position)
 
 
-def _require_signers(block: Block, required: Sequence[PublicKey | str]) -> None:
-    """Each required key must have made a valid signature over the block's claim."""
+def _require_signers(
+    block: Block, required: Sequence[PublicKey | str], origin: str | None = None
+) -> None:
+    """Each required key must have made a valid signature over the block's bound claim (log
+    `origin`, this version). A valid signature of the old unbound kind is not enough: it
+    names no log and no version, so it may be a copy of another registration's."""
     if not required:
         return
-    from .provenance import describe, matches
+    from .provenance import BOUND_PAYLOAD_TYPE, describe, matches
 
-    checked = block.signature_problems()
+    checked = block.signature_problems(origin)
     valid = [s for s, problem in checked if problem is None]
     for key in required:
-        if any(matches(key, s) for s in valid):
+        named = {s.keyid for s in block.signatures if matches(key, s)}
+        if len(named) > 1:
+            raise SignatureError(
+                f"{block.label}: key ID {describe(key)} is ambiguous: it names "
+                f"{len(named)} of its signers"
+            )
+        if any(matches(key, s) and s.bound for s in valid):
             continue
+        if any(matches(key, s) for s in valid):
+            raise SignatureError(
+                f"{block.label} is signed by key {describe(key)} only with an unbound "
+                "signature (made before signatures named their log and version, so it may "
+                "be a replay of another registration); register it again with --sign-key "
+                f"to get a {BOUND_PAYLOAD_TYPE} signature"
+            )
         if not block.signatures:
             who = "it carries no registration signature"
         else:
@@ -1732,13 +1801,20 @@ def _sign_claim(
     provenance: Mapping[str, Any] | None,
     sign_keys: Sequence[PrivateKey],
     signatures: Sequence[RegistrationSignature],
+    binding: tuple[str, int] | None = None,
+    held: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[RegistrationSignature, ...]:
-    """Sign the claim with each key (before the write lock: ECDSA is not free), and check
-    the signatures made elsewhere against the very same claim."""
+    """Sign the bound claim (this log, this version) with each key (before the write lock:
+    ECDSA is not free), and check the signatures made elsewhere against the very same claim.
+
+    One place refuses a replay: a signature of the old unbound kind, a signature value the
+    log already holds for this name, and one made for another log or version."""
     if not sign_keys and not signatures:
         return ()
-    from .provenance import claim, sign, signed_message
+    assert binding is not None
+    from .provenance import BOUND_PAYLOAD_TYPE, claim, sign, signed_message
 
+    origin, version = binding
     message = signed_message(
         claim(
             name=name,
@@ -1748,22 +1824,52 @@ def _sign_claim(
             manifest=None if manifest is None else manifest_to_json(manifest),
             metadata=metadata,
             provenance=provenance,
+            log=origin,
+            version=version,
         )
     )
     for signature in signatures:
+        who = f"the signature by key {signature.keyid[:16]}"
+        if not signature.bound:
+            raise SignatureError(
+                f"refusing to register {name!r}: {who} is of the old, unbound kind (it names "
+                f"no log and no version, so it could be a replay); sign the "
+                f"{BOUND_PAYLOAD_TYPE} claim"
+            )
+        if signature.sig in held:
+            raise SignatureError(
+                f"refusing to register {name!r}: log {origin!r} already holds {who} "
+                "(a replay of an earlier registration)"
+            )
         problem = signature.problem(message)
         if problem is not None:
-            raise SignatureError(f"refusing to register {name!r}: {problem}")
+            raise SignatureError(
+                f"refusing to register {name!r} as v{version} of log {origin!r}: {problem} "
+                "(was it made for another log or version?)"
+            )
     out = {s.keyid: s for s in signatures}
-    for made in sign(sign_keys, message):
+    for made in sign(sign_keys, message, BOUND_PAYLOAD_TYPE):
         out.setdefault(made.keyid, made)
     return tuple(out.values())
 
 
-def _check_signatures(block: Block) -> None:
+def _check_binding(entry: NewEntry, origin: str, version: int) -> None:
+    """Under the write lock: the registration being made is the one the signatures name
+    (the name may have been registered again since `prepare`; then they must be redone)."""
+    assert entry.binding is not None
+    bound_origin, bound_version = entry.binding
+    if (bound_origin, bound_version) != (origin, version):
+        raise SignatureError(
+            f"refusing to register {entry.name!r}: its signatures are for v{bound_version} "
+            f"of log {bound_origin!r}, but it would be v{version} of log {origin!r} "
+            "(registered again meanwhile? sign it again)"
+        )
+
+
+def _check_signatures(block: Block, origin: str | None = None) -> None:
     """A registration signature that does not verify makes the ledger invalid: the ledger
     must never vouch for a claim its signer did not make."""
-    for _signature, problem in block.signature_problems():
+    for _signature, problem in block.signature_problems(origin):
         if problem is not None:
             raise LedgerInvalid(f"block {block.index} ({block.name} v{block.version}): {problem}")
 

@@ -8,9 +8,13 @@ Two things live here, both stored in a block and so covered by the signed Merkle
   is kept as given.
 - **Registration signatures**: a registrant's key signs the *claim* -- name, digest, kind,
   size, manifest, metadata, provenance -- not the fields a ledger (or, later, a server)
-  assigns (index, timestamp, hashes, version). The claim is RFC 8785 JSON wrapped in DSSE's
-  pre-authentication encoding under `PAYLOAD_TYPE`, so such a signature can never be replayed
-  as a signature over any other kind of message.
+  assigns (index, timestamp, hashes) -- except the two that make it one registration: the
+  log's origin and the version it creates (`BOUND_PAYLOAD_TYPE`), so a signature copied out
+  of a public log can never be registered again, here or in another log. The claim is
+  RFC 8785 JSON wrapped in DSSE's pre-authentication encoding under its payload type, so such
+  a signature can never be replayed as a signature over any other kind of message. The older
+  `PAYLOAD_TYPE` claims (no log, no version) still verify as what they are, but are no
+  longer accepted for new registrations nor by `verify --signer`.
 """
 
 from __future__ import annotations
@@ -34,9 +38,13 @@ from urllib.parse import urlsplit, urlunsplit
 from .canonical import canonical_json, json_type
 from .errors import InputError, KeyFileError, LedgerInvalid, SignatureError, UsageError
 from .inputs import read_small_file
-from .keys import KEY_TYPES, PrivateKey, PublicKey, parse_public_key
+from .keys import KEY_TYPES, MIN_KEY_ID_HEX, PrivateKey, PublicKey, parse_public_key
 
+#: the first, unbound claim: no log and no version, so it can be replayed (kept to audit old
+#: blocks; refused for new registrations)
 PAYLOAD_TYPE = "application/vnd.modelchain.registration.v1+json"
+#: the claim bound to one registration: it names the log (origin) and the version it makes
+BOUND_PAYLOAD_TYPE = "application/vnd.modelchain.registration.v2+json"
 PREDICATE_TYPE = "https://modelchain.dev/provenance/v1"
 STATEMENT_TYPES = ("https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1")
 STATEMENT_TYPE = STATEMENT_TYPES[0]
@@ -61,6 +69,7 @@ LIBRARIES = (
 )
 GIT_TIMEOUT = 5.0
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+_SIGNATURE_FIELDS = {"keyid", "key_type", "public_key", "sig"}
 
 
 # -- provenance ---------------------------------------------------------------------------
@@ -368,9 +377,19 @@ def claim(
     manifest: Any = None,
     metadata: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
+    log: str | None = None,
+    version: int | None = None,
 ) -> dict[str, Any]:
-    """The registrant's claim: every field the registrant decides, none a ledger assigns."""
-    out: dict[str, Any] = {
+    """The registrant's claim: every field the registrant decides, none a ledger assigns.
+
+    With `log` (the log's origin) and `version` (the version this registration makes) it is
+    the bound claim (`BOUND_PAYLOAD_TYPE`); without, the old unbound one."""
+    out: dict[str, Any] = {}
+    if log is not None:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise UsageError("a bound claim needs the version it registers (1 or more)")
+        out.update(log=log, version=version)
+    out |= {
         "name": name,
         "model_hash": model_hash,
         "kind": kind,
@@ -384,9 +403,14 @@ def claim(
     return out
 
 
+def payload_type_of(claim_obj: Mapping[str, Any]) -> str:
+    """A claim that names its log is the bound kind."""
+    return BOUND_PAYLOAD_TYPE if "log" in claim_obj else PAYLOAD_TYPE
+
+
 def signed_message(claim_obj: Mapping[str, Any]) -> bytes:
     """The bytes a registration signature covers."""
-    return pae(PAYLOAD_TYPE, canonical_json(dict(claim_obj)))
+    return pae(payload_type_of(claim_obj), canonical_json(dict(claim_obj)))
 
 
 @dataclass(frozen=True)
@@ -397,32 +421,46 @@ class RegistrationSignature:
     key_type: str
     public_key: str
     sig: str
+    #: what kind of claim it signs: `BOUND_PAYLOAD_TYPE` (stored as `payload_type`) or the
+    #: old `PAYLOAD_TYPE` (stored as no field at all, as before)
+    payload_type: str = PAYLOAD_TYPE
     _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def bound(self) -> bool:
+        """Whether it signs a claim bound to one log and version (so it cannot be replayed)."""
+        return self.payload_type == BOUND_PAYLOAD_TYPE
+
     def to_json(self) -> dict[str, str]:
-        return {
+        out = {
             "keyid": self.keyid,
             "key_type": self.key_type,
             "public_key": self.public_key,
             "sig": self.sig,
         }
+        if self.bound:
+            out["payload_type"] = self.payload_type
+        return out
 
     @classmethod
-    def make(cls, key: PrivateKey, message: bytes) -> RegistrationSignature:
+    def make(
+        cls, key: PrivateKey, message: bytes, payload_type: str = PAYLOAD_TYPE
+    ) -> RegistrationSignature:
         return cls(
             key.key_id,
             key.kind,
             key.public.pem().decode("ascii"),
             base64.b64encode(key.sign(message)).decode("ascii"),
+            payload_type,
         )
 
     @classmethod
     def from_raw(cls, raw: Any, where: str) -> RegistrationSignature:
         """Structure only (types, hex, base64); `problem` does the cryptography."""
-        if not isinstance(raw, dict) or set(raw) != {"keyid", "key_type", "public_key", "sig"}:
+        if not isinstance(raw, dict) or set(raw) - {"payload_type"} != _SIGNATURE_FIELDS:
             raise LedgerInvalid(
                 f"{where}: a signature must be an object of exactly keyid, key_type, "
-                "public_key and sig"
+                "public_key and sig (and payload_type)"
             )
         if not all(isinstance(v, str) for v in raw.values()):
             raise LedgerInvalid(f"{where}: signature fields must be strings")
@@ -430,7 +468,13 @@ class RegistrationSignature:
             raise LedgerInvalid(f"{where}: signature keyid is not a lowercase hex SHA-256")
         if raw["key_type"] not in KEY_TYPES:
             raise LedgerInvalid(f"{where}: unknown signature key_type {raw['key_type'][:20]!r}")
-        return cls(raw["keyid"], raw["key_type"], raw["public_key"], raw["sig"])
+        payload_type = raw.get("payload_type", PAYLOAD_TYPE)
+        if "payload_type" in raw and payload_type != BOUND_PAYLOAD_TYPE:
+            raise LedgerInvalid(
+                f"{where}: unknown signature payload_type {str(payload_type)[:60]!r} "
+                f"(expected {BOUND_PAYLOAD_TYPE})"
+            )
+        return cls(raw["keyid"], raw["key_type"], raw["public_key"], raw["sig"], payload_type)
 
     def public(self) -> PublicKey:
         """The signer's key, checked against the stored key ID and type."""
@@ -467,12 +511,15 @@ def _public_key(pem: str, keyid: str, key_type: str) -> PublicKey:
     return key
 
 
-def sign(keys: Sequence[PrivateKey], message: bytes) -> tuple[RegistrationSignature, ...]:
-    """Each key's signature of `message`; a key given twice signs once."""
+def sign(
+    keys: Sequence[PrivateKey], message: bytes, payload_type: str = PAYLOAD_TYPE
+) -> tuple[RegistrationSignature, ...]:
+    """Each key's signature of `message` (a claim of `payload_type`); a key given twice
+    signs once."""
     seen: dict[str, RegistrationSignature] = {}
     for key in keys:
         if key.key_id not in seen:
-            seen[key.key_id] = RegistrationSignature.make(key, message)
+            seen[key.key_id] = RegistrationSignature.make(key, message, payload_type)
     return tuple(seen.values())
 
 
@@ -487,12 +534,12 @@ def stored_signatures(raw: Any, where: str) -> tuple[RegistrationSignature, ...]
 
 
 def matches(key: PublicKey | str, signature: RegistrationSignature) -> bool:
-    """Whether `key` (a public key, or a key ID prefix of at least 8 hex digits) is the key
-    that made `signature`."""
+    """Whether `key` (a public key, or a key ID prefix of at least `MIN_KEY_ID_HEX` hex
+    digits: shorter ones can be collided) is the key that made `signature`."""
     if isinstance(key, PublicKey):
         return key.key_id == signature.keyid
     ident = key.strip().lower()
-    return len(ident) >= 8 and signature.keyid.startswith(ident)
+    return len(ident) >= MIN_KEY_ID_HEX and signature.keyid.startswith(ident)
 
 
 def describe(key: PublicKey | str) -> str:
@@ -503,11 +550,12 @@ def describe(key: PublicKey | str) -> str:
 
 
 def registration_view(
-    block: Any, home_path: str | os.PathLike[str] | None = None
+    block: Any, home_path: str | os.PathLike[str] | None = None, origin: str | None = None
 ) -> dict[str, Any]:
     """A block as `modelchain show` presents it: its fields, a manifest summary, its
-    provenance, and each signature with whether it verifies (and, when the signer's key is
-    in the local key ring, that key's name)."""
+    provenance, and each signature with whether it verifies (a bound one against `origin`,
+    the log's) and is bound, and, when the signer's key is in the local key ring, that key's
+    name."""
     import datetime as dt
 
     names: dict[str, str] = {}
@@ -519,11 +567,12 @@ def registration_view(
         except (KeyFileError, UsageError):
             names = {}
     signatures = []
-    for signature, problem in block.signature_problems():
+    for signature, problem in block.signature_problems(origin):
         entry: dict[str, Any] = {
             "keyid": signature.keyid,
             "key_type": signature.key_type,
             "valid": problem is None,
+            "bound": signature.bound,
         }
         if problem is not None:
             entry["problem"] = problem

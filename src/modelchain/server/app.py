@@ -222,6 +222,8 @@ _ENTRIES_LIMIT = 50_000
 
 def _ledger_error_parts(exc: ModelchainError) -> tuple[int, str, str]:
     """Status, code and message of the answer to a ledger error."""
+    if isinstance(exc, SignatureError):  # signatures for another version: the request's
+        return 422, "bad_signature", str(exc)
     if isinstance(exc, LedgerUnreadable | KeyFileError | VerificationError):
         log.error("ledger unavailable: %s", exc)
         return 503, "ledger_unavailable", str(exc)

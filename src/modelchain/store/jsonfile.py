@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 
 from ..canonical import canonical_json
 from ..errors import InputError, LedgerInvalid, LedgerUnreadable
+from ..fsio import atomic_write
 from .base import DuplicateKey, Store, StoredBlock, Tip, Writer, no_ledger_message, unique_object
 
 
@@ -211,21 +211,7 @@ class JSONFileStore(Store):
 
     def _replace(self, path: Path, text: str) -> None:
         """Write `text` to `path` atomically: readers see the old file or the new one."""
-        fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dirfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
+        atomic_write(path, text, 0o600)
 
 
 class _JSONWriter(Writer):
