@@ -5,6 +5,7 @@ cut off within the deadline or refused unread, with one line and its exit status
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -18,6 +19,7 @@ import pytest
 from conftest import Run, assert_clean_error, assert_ok
 from test_remote import FakeLog, FakeServer, write_model
 
+from modelchain import bundle, keys
 from modelchain.errors import LedgerInvalid, UsageError
 from modelchain.store import http as store_http
 from modelchain.store.http import HTTPStore, _check_loopback_peer
@@ -434,3 +436,82 @@ def test_plain_http_to_a_name_that_resolves_elsewhere_sends_nothing(address: str
     """`localhost` counts as loopback by name; the address connected to must agree."""
     with pytest.raises(UsageError, match=f"connected to {address}, not a loopback"):
         _check_loopback_peer(_Peer(address), "http://localhost")  # type: ignore[arg-type]
+
+
+# -- signature bundles ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def signed(tmp_path: Path) -> dict[str, Any]:
+    model = write_model(tmp_path / "model" / "w.bin", b"weights").parent
+    key = keys.generate("ed25519")
+    pub = tmp_path / "signer.pub"
+    pub.write_bytes(key.public.pem())
+    sig = tmp_path / "model.sig"
+    bundle.sign_model(str(model), key, signature=str(sig))
+    return {"model": model, "key": key, "pub": pub, "sig": sig}
+
+
+def _verify(run: Run, signed: dict[str, Any]) -> Any:
+    return run(
+        "verify", signed["model"], "--signature", signed["sig"], "--public-key", signed["pub"]
+    )
+
+
+def test_an_honest_bundle_verifies(run: Run, signed: dict[str, Any]) -> None:
+    assert_ok(_verify(run, signed))
+
+
+def test_an_oversized_signature_file_is_refused_unread(run: Run, signed: dict[str, Any]) -> None:
+    honest = signed["sig"].read_bytes()
+    signed["sig"].write_bytes(b" " * (bundle.MAX_BUNDLE + 1 - len(honest)) + honest)
+    assert_clean_error(_verify(run, signed), 2, "too large for a signature file (limit 16 MiB)")
+
+
+def _resigned(signed: dict[str, Any], payload: bytes) -> None:
+    signed["sig"].write_bytes(bundle.make_bundle(payload, signed["key"]))
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda b: b"[" * 5000 + b"]" * 5000, "bundle: JSON beyond limits: nested 5000 levels"),
+        (
+            lambda b: b.replace(b'"mediaType"', b'"n": ' + b"9" * 4000 + b', "mediaType"', 1),
+            "integer of 4000 digits",
+        ),
+    ],
+    ids=["deep", "long-int"],
+)
+def test_a_bundle_beyond_json_limits_is_refused(
+    run: Run, signed: dict[str, Any], edit: Any, needle: str
+) -> None:
+    signed["sig"].write_bytes(edit(signed["sig"].read_bytes()))
+    assert_clean_error(_verify(run, signed), 2, needle)
+
+
+def test_a_signed_payload_beyond_json_limits_is_refused(run: Run, signed: dict[str, Any]) -> None:
+    _resigned(signed, b"{" + b'"a":[' * 40 + b"1" + b"]" * 40 + b"}")
+    assert_clean_error(_verify(run, signed), 2, "DSSE payload: JSON beyond limits: nested 41")
+
+
+def test_a_bundle_with_thousands_of_signatures_is_refused(run: Run, signed: dict[str, Any]) -> None:
+    data = json.loads(signed["sig"].read_bytes())
+    sigs = data["dsseEnvelope"]["signatures"]
+    fake = {"sig": base64.b64encode(b"\0" * 64).decode(), "keyid": ""}
+    data["dsseEnvelope"]["signatures"] = [fake] * 5000 + sigs
+    signed["sig"].write_text(json.dumps(data))
+    assert_clean_error(_verify(run, signed), 2, "5001 signatures; at most 16")
+
+
+def test_sign_never_writes_a_bundle_verify_would_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "many"
+    for i in range(50):
+        write_model(model / f"shard-{i:03}.bin", b"w%d" % i)
+    monkeypatch.setattr(bundle, "MAX_BUNDLE", 4096)
+    sig = tmp_path / "model.sig"
+    with pytest.raises(UsageError, match=r"more than the .* a verifier reads"):
+        bundle.sign_model(str(model), keys.generate("ed25519"), signature=str(sig))
+    assert not sig.exists()
