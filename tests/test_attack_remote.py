@@ -135,6 +135,28 @@ def test_a_dripping_server_cannot_hold_verify(run: Run, raw_server: Any, workdir
     assert time.monotonic() - start < 10
 
 
+def test_a_whole_command_can_be_given_a_deadline(run: Run, raw_server: Any) -> None:
+    server = raw_server(drip_body)
+    start = time.monotonic()
+    result = run(
+        "--ledger",
+        server.url,
+        "audit",
+        MODELCHAIN_HTTP_TIMEOUT="60",
+        MODELCHAIN_HTTP_DEADLINE="1.5",
+        timeout=30,
+    )
+    assert_clean_error(result, 2, "did not finish within 1.5 s", "MODELCHAIN_HTTP_DEADLINE")
+    assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize("name", ["MODELCHAIN_HTTP_TIMEOUT", "MODELCHAIN_HTTP_DEADLINE"])
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "nan", "1e9"])
+def test_bad_deadlines_are_usage_errors(run: Run, name: str, value: str) -> None:
+    result = run("--ledger", "http://127.0.0.1:9", "audit", **{name: value})
+    assert_clean_error(result, 2, f"{name}={value!r}: give seconds")
+
+
 def _huge(announce: bool) -> Callable[[socket.socket, RawServer], None]:
     """256 MiB of answer, announced by Content-Length or not (then ended by closing)."""
 

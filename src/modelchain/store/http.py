@@ -86,6 +86,7 @@ TOKEN_ENV = "MODELCHAIN_TOKEN"
 TOKEN_FILE_ENV = "MODELCHAIN_TOKEN_FILE"
 CA_BUNDLE_ENV = "MODELCHAIN_CA_BUNDLE"
 TIMEOUT_ENV = "MODELCHAIN_HTTP_TIMEOUT"
+DEADLINE_ENV = "MODELCHAIN_HTTP_DEADLINE"
 PINS_FILE = "pinned_keys.json"
 
 
@@ -163,6 +164,9 @@ class HTTPStore(Store):
     def __init__(self, location: str, *, timeout: float | None = None) -> None:
         self.location = normalise_url(location)
         self.timeout = timeout if timeout is not None else _env_timeout()
+        #: all requests of this command end by then (MODELCHAIN_HTTP_DEADLINE), if it is set
+        overall = _env_seconds(DEADLINE_ENV, None, 86400)
+        self._overall = None if overall is None else (overall, time.monotonic() + overall)
         parts = urllib.parse.urlsplit(self.location)
         self._scheme = parts.scheme
         self._host = parts.hostname or ""
@@ -197,6 +201,8 @@ class HTTPStore(Store):
         if query:
             target += "?" + urllib.parse.urlencode(query)
         deadline = time.monotonic() + self.timeout
+        if self._overall is not None and self._overall[1] < deadline:
+            deadline = self._overall[1]
         attempts = len(RETRIES) + 1 if method == "GET" else 1
         for attempt in range(attempts):
             try:
@@ -209,6 +215,16 @@ class HTTPStore(Store):
                 if pause and _transient(exc) and time.monotonic() + pause < deadline:
                     time.sleep(pause)
                     continue
+                overall = self._overall
+                if (
+                    isinstance(exc, TimeoutError)
+                    and overall is not None
+                    and time.monotonic() >= overall[1] - 0.05
+                ):
+                    raise LedgerUnreadable(
+                        f"{self.location}: the command did not finish within {overall[0]:g} s "
+                        f"(set {DEADLINE_ENV} to allow longer)"
+                    ) from None
                 raise LedgerUnreadable(f"{self.location}: {_describe(exc, self.timeout)}") from None
         if not 200 <= status < 300:
             self._refuse(status, data, kind, path, answer_headers)
@@ -762,15 +778,21 @@ def _size(n: int) -> str:
 
 
 def _env_timeout() -> float:
-    text = os.environ.get(TIMEOUT_ENV, "")
+    value = _env_seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT, 3600)
+    assert value is not None
+    return value
+
+
+def _env_seconds(name: str, default: float | None, most: float) -> float | None:
+    text = os.environ.get(name, "")
     if not text:
-        return DEFAULT_TIMEOUT
+        return default
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 < value <= 3600:
-        raise UsageError(f"{TIMEOUT_ENV}={text!r}: give seconds, between 0 and 3600")
+    if not 0 < value <= most:
+        raise UsageError(f"{name}={text!r}: give seconds, between 0 and {most:g}")
     return value
 
 
