@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import operator
 import re
 from collections.abc import Callable
 from typing import Any
@@ -27,14 +28,10 @@ MAX_INT_CHARS = 24
 #: characters of the longest float text ("-1.7976931348623157e+308" is 24)
 MAX_FLOAT_CHARS = 40
 
-# a JSON string, unrolled so the regex engine does not backtrack per character
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+# a JSON string, unrolled and possessive so the regex engine never backtracks
+_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.S)
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
-_STEP = [0] * 256
-for _b in b"[{":
-    _STEP[_b] = 1
-for _b in b"]}":
-    _STEP[_b] = -1
+_OPEN_IS_ONE = bytes(1 if b in b"[{" else 0 for b in range(256))
 
 
 class JSONLimitError(ValueError):
@@ -47,9 +44,12 @@ def nesting_depth(data: bytes) -> int:
     Computed without parsing (so it is safe on any input); for text that is not JSON it is
     only an estimate, and the parser then reports the real error."""
     brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
-    if brackets.count(b"[") + brackets.count(b"{") <= 1:
-        return min(1, len(brackets))
-    return max(0, max(itertools.accumulate(_STEP[b] for b in brackets)))
+    if not brackets:
+        return 0
+    # after k brackets the depth is opens - closes = 2 * opens - k; all of it in C
+    opens = itertools.accumulate(brackets.translate(_OPEN_IS_ONE))
+    doubled = map(operator.mul, opens, itertools.repeat(2))
+    return max(0, max(map(operator.sub, doubled, itertools.count(1))))
 
 
 def _int(text: str) -> int:
@@ -82,9 +82,10 @@ def loads_within(
     Raises ValueError: UnicodeDecodeError, json.JSONDecodeError, JSONLimitError, or what the
     hook raises (`unique_object`'s DuplicateKey)."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    depth = nesting_depth(raw)
-    if depth > max_depth:
-        raise JSONLimitError(f"nested {depth} levels deep (the limit is {max_depth})")
+    if raw.count(b"[") + raw.count(b"{") > max_depth:  # else it cannot be deeper: skip the scan
+        depth = nesting_depth(raw)
+        if depth > max_depth:
+            raise JSONLimitError(f"nested {depth} levels deep (the limit is {max_depth})")
     text = data if isinstance(data, str) else data.decode("utf-8")
     try:
         return json.loads(
