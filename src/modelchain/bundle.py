@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .boundedjson import JSONLimitError, loads_within
 from .canonical import canonical_json
 from .digest import (
     ScannedFile,
@@ -87,7 +88,16 @@ GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")
 HashType = Literal["sha256", "blake2b", "blake3"]
 HASH_TYPES: tuple[HashType, ...] = ("sha256", "blake2b", "blake3")
 _DIGEST_SIZE = {"sha256": 32, "blake2b": 64, "blake3": 32}
-MAX_BUNDLE = 256 * 1024 * 1024  # a sharded bundle of a huge model is a few MB at most
+#: The largest signature bundle read or written. Each resource (a file, or a shard of one)
+#: costs about 200 bytes in the statement plus a third for base64: 16 MiB holds some 60,000
+#: resources with 100-byte paths, beyond any real model (the largest have a few thousand
+#: files; a 1 TB model in the default 1 GiB shards is about 1,000). `sign` refuses to write
+#: more, so everything it writes can be verified.
+MAX_BUNDLE = 16 << 20
+#: DSSE signatures in one bundle (model_signing writes one; each costs a verification)
+MAX_BUNDLE_SIGNATURES = 16
+#: nesting of a bundle or its statement (an honest one is 5 levels deep)
+MAX_BUNDLE_DEPTH = 32
 _BUFFER = 1 << 20
 _BLAKE3_BUFFER = 8 << 20  # blake3 spreads one update over its threads: give it big ones
 _HEX = re.compile(r"[0-9a-f]+")
@@ -558,18 +568,14 @@ def _load_json(data: bytes, where: str) -> Any:
             out[key] = value
         return out
 
-    def no_constant(name: str) -> Any:
-        raise InputError(f"{where}: {name} is not JSON")
-
     try:
-        text = data.decode("utf-8")
-        return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constant)
+        return loads_within(data, max_depth=MAX_BUNDLE_DEPTH, object_pairs_hook=no_duplicates)
     except UnicodeDecodeError:
         raise InputError(f"{where}: not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise InputError(f"{where}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    except RecursionError:
-        raise InputError(f"{where}: JSON nested too deeply") from None
+    except JSONLimitError as e:
+        raise InputError(f"{where}: JSON beyond limits: {e}") from None
 
 
 # --------------------------------------------------------------------------- DSSE bundle
@@ -660,6 +666,10 @@ def parse_bundle(data: bytes) -> Envelope:
     sigs = envelope.get("signatures")
     if not isinstance(sigs, list) or not sigs:
         raise InputError("bundle: dsseEnvelope.signatures must be a non-empty list")
+    if len(sigs) > MAX_BUNDLE_SIGNATURES:
+        raise InputError(
+            f"bundle: {len(sigs)} signatures; at most {MAX_BUNDLE_SIGNATURES} are checked"
+        )
     signatures = tuple(
         _b64(_object(s, "bundle: signature").get("sig"), f"bundle: signature {i}")
         for i, s in enumerate(sigs)
@@ -771,6 +781,12 @@ def sign_model(
         tuple(hashed.resources),
     )
     bundle = make_bundle(canonical_json(statement.to_json()), key)
+    if len(bundle) > MAX_BUNDLE:
+        raise UsageError(
+            f"the signature bundle would be {len(bundle) >> 20} MiB, more than the "
+            f"{MAX_BUNDLE >> 20} MiB a verifier reads ({len(statement.resources)} resources); "
+            "sign fewer files, or with larger shards"
+        )
     _write_atomic(sig_path, bundle)
     return SignResult(
         model,

@@ -10,21 +10,26 @@ The store keeps no Merkle nodes (there is nothing stored here to check), it cann
 written through a `Writer` (the operator key lives on the server), and it pins each log's
 verifier key on first use, like SSH's known_hosts.
 
-Only the standard library is used (urllib), so a client needs no extra dependency.
+Only the standard library is used (http.client), so a client needs no extra dependency.
+Every request has a deadline and every answer a size cap near what an honest server can
+send for it (see MAX_* below); JSON is parsed within limits (`modelchain.boundedjson`).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import functools
 import http.client
+import io
 import ipaddress
 import json
 import os
 import socket
 import ssl
 import sys
+import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,14 +37,16 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..boundedjson import JSONLimitError, loads_within
 from ..errors import (
     KeyFileError,
+    LedgerInvalid,
     LedgerUnreadable,
     NoteFormatError,
     SignatureError,
     UsageError,
 )
-from .base import Store, StoredBlock, Writer, unique_object
+from .base import Store, StoredBlock, Writer
 
 if TYPE_CHECKING:
     from ..home import Home
@@ -48,12 +55,38 @@ if TYPE_CHECKING:
 API = "/api/v1"
 PAGE = 1000  # the API's largest page (entries, search)
 DEFAULT_TIMEOUT = 30.0
-MAX_ANSWER = 256 << 20  # bytes; a page of 1000 entries with large manifests fits
+
+# -- answer caps: near what an honest server can send for each request ---------------------
+# Anything larger is refused unread (exit 1) and nothing is parsed before it is known to fit.
+#: a block's canonical leaf data. The ledger (ledger.py) bounds what it registers; the
+#: server takes one registration in a request body of at most MODELCHAIN_SERVE_MAX_BODY
+#: (1 MiB by default). 4 MiB leaves room for a server run with a larger body limit or a
+#: ledger imported from a file (a directory manifest of ~30,000 files). Keep this at least
+#: the ledger's own block bound.
+MAX_BLOCK = 4 << 20
+#: /log: origin, size, root, verifier key and a checkpoint note (a few hundred bytes, plus
+#: about 100 bytes per signature line)
+MAX_LOG = 64 << 10
+#: /proof/*: at most MAX_PROOF_HASHES hashes of 64 hex digits and a few numbers
+MAX_PROOF_HASHES = 64
+MAX_PROOF = 16 << 10
+#: /entries/N: the leaf data as a JSON string (escaping at most doubles it), the parsed
+#: block beside it, and a few small fields
+MAX_ENTRY = 3 * MAX_BLOCK + (16 << 10)
+#: a page of /entries or /search: asked for PAGE entries, but never read beyond this; an
+#: honest page that is larger is asked for again in smaller pages, down to one entry
+MAX_PAGE = 16 << 20
+#: POST /entries: the new entry, its checkpoint note and its inclusion proof
+MAX_SUBMITTED = MAX_ENTRY + MAX_LOG + MAX_PROOF
+#: an error answer: only its message is shown, so only its start is read
+MAX_ERROR = 64 << 10
+_CHUNK = 64 << 10
 RETRIES = (0.2, 0.6)  # pauses before the 2nd and 3rd attempt of an idempotent GET
 TOKEN_ENV = "MODELCHAIN_TOKEN"
 TOKEN_FILE_ENV = "MODELCHAIN_TOKEN_FILE"
 CA_BUNDLE_ENV = "MODELCHAIN_CA_BUNDLE"
 TIMEOUT_ENV = "MODELCHAIN_HTTP_TIMEOUT"
+DEADLINE_ENV = "MODELCHAIN_HTTP_DEADLINE"
 PINS_FILE = "pinned_keys.json"
 
 
@@ -111,11 +144,16 @@ class Submitted:
     proof: list[bytes]
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer to report, not to follow (it could leave https or the host)."""
+class AnswerTooLarge(LedgerInvalid):
+    """A server sent more than an honest answer to that request can be: it is lying (or is
+    not a modelchain server), and the rest of its answer is not read."""
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    def __init__(self, location: str, path: str, cap: int) -> None:
+        super().__init__(
+            f"{location}: the answer to {API}{path} is over {_size(cap)}, more than an honest "
+            "server sends; refused"
+        )
+        self.path = path
 
 
 class HTTPStore(Store):
@@ -126,9 +164,15 @@ class HTTPStore(Store):
     def __init__(self, location: str, *, timeout: float | None = None) -> None:
         self.location = normalise_url(location)
         self.timeout = timeout if timeout is not None else _env_timeout()
-        self._opener = urllib.request.build_opener(
-            _NoRedirect(), urllib.request.HTTPSHandler(context=_tls_context())
-        )
+        #: all requests of this command end by then (MODELCHAIN_HTTP_DEADLINE), if it is set
+        overall = _env_seconds(DEADLINE_ENV, None, 86400)
+        self._overall = None if overall is None else (overall, time.monotonic() + overall)
+        parts = urllib.parse.urlsplit(self.location)
+        self._scheme = parts.scheme
+        self._host = parts.hostname or ""
+        self._port = parts.port or (443 if self._scheme == "https" else 80)
+        self._prefix = parts.path
+        self._tls = _tls_context() if self._scheme == "https" else None
         #: the last /log answer: origin, size, checkpoint and verifier key, read together
         self._log: dict[str, Any] | None = None
         #: entries already fetched (by search); each is still proven before it is used
@@ -145,35 +189,130 @@ class HTTPStore(Store):
         query: Mapping[str, Any] | None = None,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        *,
+        cap: int,
     ) -> tuple[int, bytes, str]:
-        url = self.location + API + path
+        """One request, its whole answer read within the deadline and at most `cap` bytes.
+
+        The deadline (MODELCHAIN_HTTP_TIMEOUT) is wall time for the request, retries
+        included: a server that drips its answer a byte at a time is cut off, not waited
+        for. An answer over `cap` is refused as a lie (`AnswerTooLarge`, exit 1)."""
+        target = self._prefix + API + path
         if query:
-            url += "?" + urllib.parse.urlencode(query)
-        request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+            target += "?" + urllib.parse.urlencode(query)
+        deadline = time.monotonic() + self.timeout
+        if self._overall is not None and self._overall[1] < deadline:
+            deadline = self._overall[1]
         attempts = len(RETRIES) + 1 if method == "GET" else 1
         for attempt in range(attempts):
             try:
-                with self._opener.open(request, timeout=self.timeout) as response:
-                    data = response.read(MAX_ANSWER + 1)
-                    kind = response.headers.get("Content-Type", "")
-                    status = response.status
+                status, data, kind, answer_headers = self._exchange(
+                    method, target, body, dict(headers or {}), deadline, cap, path
+                )
                 break
-            except urllib.error.HTTPError as exc:
-                with contextlib.closing(exc):
-                    data = exc.read(1 << 16)
-                    kind = exc.headers.get("Content-Type", "") if exc.headers else ""
-                self._refuse(exc.code, data, kind, path, exc.headers)
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-                if attempt + 1 < attempts and _transient(reason):
-                    time.sleep(RETRIES[attempt])
+            except (OSError, http.client.HTTPException) as exc:
+                pause = RETRIES[attempt] if attempt + 1 < attempts else 0.0
+                if pause and _transient(exc) and time.monotonic() + pause < deadline:
+                    time.sleep(pause)
                     continue
-                raise LedgerUnreadable(
-                    f"{self.location}: {_describe(reason, self.timeout)}"
-                ) from None
-        if len(data) > MAX_ANSWER:
-            raise LedgerUnreadable(f"{self.location}: the answer to {path} is too large")
+                overall = self._overall
+                if (
+                    isinstance(exc, TimeoutError)
+                    and overall is not None
+                    and time.monotonic() >= overall[1] - 0.05
+                ):
+                    raise LedgerUnreadable(
+                        f"{self.location}: the command did not finish within {overall[0]:g} s "
+                        f"(set {DEADLINE_ENV} to allow longer)"
+                    ) from None
+                raise LedgerUnreadable(f"{self.location}: {_describe(exc, self.timeout)}") from None
+        if not 200 <= status < 300:
+            self._refuse(status, data, kind, path, answer_headers)
         return status, data, kind
+
+    def _exchange(
+        self,
+        method: str,
+        target: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        deadline: float,
+        cap: int,
+        path: str,
+    ) -> tuple[int, bytes, str, http.client.HTTPMessage]:
+        """Connect (never through a proxy to a loopback host), send, read the answer."""
+        conn = self._connection(_remaining(deadline))
+        conn.response_class = functools.partial(_DeadlineResponse, deadline=deadline)
+        try:
+            self._connect(conn, deadline)
+            sock = conn.sock
+            assert sock is not None
+            if self._scheme == "http":
+                _check_loopback_peer(sock, self.location)
+            sock.settimeout(_remaining(deadline))  # sendall: total time, since Python 3.5
+            conn.request(method, target, body=body, headers={**_HEADERS, **headers})
+            response = conn.getresponse()
+            ok = 200 <= response.status < 300
+            limit = cap if ok else MAX_ERROR
+            length = response.getheader("Content-Length")
+            if ok and length is not None and length.strip().isdigit() and int(length) > cap:
+                raise AnswerTooLarge(self.location, path, cap)
+            data = _read_at_most(response, limit)
+            if len(data) > limit:
+                if ok:
+                    raise AnswerTooLarge(self.location, path, cap)
+                data = data[:limit]
+            return response.status, data, response.getheader("Content-Type", ""), response.msg
+        finally:
+            conn.close()
+
+    def _connect(self, conn: http.client.HTTPConnection, deadline: float) -> None:
+        """Connect within the deadline. A TLS handshake waits per read, not in total, so a
+        watchdog shuts the socket down at the deadline if the handshake is still going."""
+        if self._scheme != "https":
+            conn.connect()
+            return
+        opened: list[socket.socket] = []
+
+        def create(*args: Any, **kwargs: Any) -> socket.socket:
+            sock = socket.create_connection(*args, **kwargs)
+            opened.append(sock)
+            return sock
+
+        def cut() -> None:
+            for sock in opened:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        conn._create_connection = create  # type: ignore[attr-defined]
+        watchdog = threading.Timer(_remaining(deadline), cut)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            conn.connect()
+        except (OSError, http.client.HTTPException):
+            if time.monotonic() >= deadline:
+                raise TimeoutError("the request's deadline passed") from None
+            raise
+        finally:
+            watchdog.cancel()
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        """http.client, not urllib: no redirect is followed, no proxy is used for a loopback
+        host (a proxy there would see the write token in clear), and https elsewhere goes
+        through `https_proxy` only as a CONNECT tunnel, so TLS still ends at the server."""
+        if self._scheme == "http":
+            return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        context = self._tls
+        proxy = None if _is_loopback(self._host) else _proxy_for(self._host)
+        if proxy is None:
+            return http.client.HTTPSConnection(
+                self._host, self._port, timeout=timeout, context=context
+            )
+        proxy_host, proxy_port, proxy_headers = proxy
+        conn = http.client.HTTPSConnection(proxy_host, proxy_port, timeout=timeout, context=context)
+        conn.set_tunnel(self._host, self._port, headers=proxy_headers)
+        return conn
 
     def _refuse(self, status: int, data: bytes, kind: str, path: str, headers: Any) -> None:
         """Every non-2xx answer as one error naming what to do about it."""
@@ -200,14 +339,21 @@ class HTTPStore(Store):
             raise LedgerUnreadable(f"{where}: server error {status}: {message}")
         raise UsageError(f"{where}: the server refused the request ({status}): {message}")
 
-    def _get_json(self, path: str, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        _status, data, _kind = self._request("GET", path, query)
+    def _get_json(
+        self, path: str, query: Mapping[str, Any] | None = None, *, cap: int
+    ) -> dict[str, Any]:
+        _status, data, _kind = self._request("GET", path, query, cap=cap)
         return self._parse(data, path)
 
     def _parse(self, data: bytes, path: str) -> dict[str, Any]:
         try:
-            value = json.loads(data, object_pairs_hook=unique_object)
-        except (ValueError, RecursionError):
+            value = loads_within(data)
+        except JSONLimitError as exc:
+            raise LedgerInvalid(
+                f"{self.location}: the answer to {API}{path} is not what an honest server "
+                f"sends: {exc}"
+            ) from None
+        except ValueError:
             raise LedgerUnreadable(
                 f"{self.location}: the answer to {API}{path} is not JSON "
                 "(is this a modelchain server?)"
@@ -229,6 +375,11 @@ class HTTPStore(Store):
 
     def _hashes(self, obj: Mapping[str, Any], path: str) -> list[bytes]:
         values = self._field(obj, "hashes", list, path)
+        if len(values) > MAX_PROOF_HASHES:
+            raise LedgerInvalid(
+                f"{self.location}: the answer to {API}{path} has {len(values)} proof hashes; "
+                f"a proof in a tree of at most 2**64 entries has at most {MAX_PROOF_HASHES}"
+            )
         out = []
         for value in values:
             try:
@@ -254,9 +405,14 @@ class HTTPStore(Store):
             raise LedgerUnreadable(
                 f"{self.location}: entry {position}: data is not UTF-8"
             ) from None
+        if len(data) > MAX_BLOCK:
+            raise LedgerInvalid(
+                f"{self.location}: entry {position} in the answer to {API}{path} is over "
+                f"{_size(MAX_BLOCK)}, larger than any block a ledger holds"
+            )
         try:
-            raw = json.loads(text, object_pairs_hook=unique_object)
-        except (ValueError, RecursionError):
+            raw = loads_within(data)
+        except ValueError:
             raw = text  # the ledger's validator reports it as a non-object block
         return StoredBlock(position, raw, data)
 
@@ -265,7 +421,7 @@ class HTTPStore(Store):
     def refresh(self) -> dict[str, Any]:
         """Read /log again: origin, size, checkpoint and advertised key, from one answer."""
         path = "/log"
-        log = self._get_json(path)
+        log = self._get_json(path, cap=MAX_LOG)
         self._field(log, "origin", str, path)
         self._field(log, "size", int, path)
         self._field(log, "checkpoint", str, path)
@@ -293,9 +449,17 @@ class HTTPStore(Store):
         """Entries in index order, up to the size of the checkpoint last read."""
         stop = self.size() if stop is None else stop
         position = start
+        page_size = PAGE
         while position < stop:
-            limit = min(PAGE, stop - position)
-            page = self._get_json("/entries", {"start": position, "limit": limit})
+            limit = min(page_size, stop - position)
+            query = {"start": position, "limit": limit}
+            try:
+                page = self._get_json("/entries", query, cap=_page_cap(limit))
+            except AnswerTooLarge:
+                if limit == 1:
+                    raise
+                page_size = limit // 2  # large entries, perhaps: ask for fewer at a time
+                continue
             entries = self._field(page, "entries", list, "/entries")
             if not entries:
                 return  # the server has fewer entries than it signed: audit says so
@@ -309,7 +473,7 @@ class HTTPStore(Store):
         if cached is not None:
             return cached
         path = f"/entries/{index}"
-        return self._stored(self._get_json(path), index, path)
+        return self._stored(self._get_json(path, cap=MAX_ENTRY), index, path)
 
     def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
         """Indices by name and/or digest, via the server's search (a lookup aid: the ledger
@@ -324,7 +488,10 @@ class HTTPStore(Store):
             return []
         query["limit"] = PAGE
         path = "/search"
-        entries = self._field(self._get_json(path, query), "entries", list, path)
+        try:
+            entries = self._field(self._get_json(path, query, cap=MAX_PAGE), "entries", list, path)
+        except AnswerTooLarge:
+            entries = [None] * PAGE  # as if cut short: read and match every entry here
         if len(entries) < PAGE:
             out = []
             for entry in entries:
@@ -345,7 +512,7 @@ class HTTPStore(Store):
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         path = "/proof/inclusion"
-        answer = self._get_json(path, {"index": index, "size": size})
+        answer = self._get_json(path, {"index": index, "size": size}, cap=MAX_PROOF)
         if answer.get("index") != index or answer.get("size") != size:
             raise LedgerUnreadable(
                 f"{self.location}: asked for the proof of entry {index} in a tree of {size}, "
@@ -365,7 +532,7 @@ class HTTPStore(Store):
 
     def _consistency(self, old: int, new: int) -> tuple[dict[str, Any], list[bytes]]:
         path = "/proof/consistency"
-        answer = self._get_json(path, {"old": old, "new": new})
+        answer = self._get_json(path, {"old": old, "new": new}, cap=MAX_PROOF)
         if answer.get("old") != old or answer.get("new") != new:
             raise LedgerUnreadable(
                 f"{self.location}: asked for a consistency proof from {old} to {new}, "
@@ -374,6 +541,16 @@ class HTTPStore(Store):
         return answer, self._hashes(answer, path)
 
     # -- writing ----------------------------------------------------------------------------
+
+    def _check_token_transport(self) -> None:
+        """The write token goes only where nobody else can read it: over https (through a
+        proxy only as a CONNECT tunnel), or plain http to this machine, never via a proxy
+        (`_connection` uses none for loopback; `_exchange` checks the address connected to)."""
+        if self._scheme != "https" and not _is_loopback(self._host):
+            raise UsageError(
+                f"{self.location}: a write token is sent only over https:// or to a loopback "
+                "address; refusing to send it in clear"
+            )
 
     def token(self) -> str:
         """The bearer token for writes: MODELCHAIN_TOKEN, else the file MODELCHAIN_TOKEN_FILE."""
@@ -396,12 +573,15 @@ class HTTPStore(Store):
     def submit(self, payload: Mapping[str, Any]) -> Submitted:
         """POST one registration; the answer is returned for the ledger to check."""
         path = "/entries"
+        self._check_token_transport()
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         headers = {
             "Authorization": f"Bearer {self.token()}",
             "Content-Type": "application/json",
         }
-        _status, data, _kind = self._request("POST", path, body=body, headers=headers)
+        _status, data, _kind = self._request(
+            "POST", path, body=body, headers=headers, cap=MAX_SUBMITTED
+        )
         self._log = None  # the log has grown
         answer = self._parse(data, path)
         entry = self._field(answer, "entry", dict, path)
@@ -495,17 +675,124 @@ class HTTPStore(Store):
 
 # -- helpers --------------------------------------------------------------------------------
 
+_HEADERS = {"Accept": "application/json", "Connection": "close", "User-Agent": "modelchain"}
+
+
+def _remaining(deadline: float) -> float:
+    """Seconds left before `deadline`; past it, the request has timed out."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the request's deadline passed")
+    return left
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket reader whose every read waits at most until the request's deadline, so the
+    deadline holds over headers and body however slowly the bytes come."""
+
+    def __init__(self, file: Any, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._file, self._raw, self._sock, self._deadline = file, file.raw, sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._sock.settimeout(_remaining(self._deadline))
+        return int(self._raw.readinto(buffer))
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    """An HTTP response read under a deadline (status line, headers, body)."""
+
+    def __init__(self, sock: socket.socket, *args: Any, deadline: float, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self.fp = io.BufferedReader(_DeadlineReader(self.fp, sock, deadline))
+
+
+def _read_at_most(response: http.client.HTTPResponse, limit: int) -> bytes:
+    """The body, but never more than `limit` + 1 bytes of it (one more shows it is over)."""
+    chunks: list[bytes] = []
+    total = 0
+    while total <= limit:
+        chunk = response.read(min(_CHUNK, limit + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def _check_loopback_peer(sock: socket.socket, location: str) -> None:
+    """Plain http only ever talks to this machine: the address actually connected to must
+    be loopback (a name like localhost could resolve elsewhere), else nothing is sent."""
+    peer = str(sock.getpeername()[0]).split("%", 1)[0]
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        address = None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address is None or not address.is_loopback:
+        raise UsageError(
+            f"{location}: connected to {peer}, not a loopback address; plain http:// is "
+            "allowed only to this machine (use https://)"
+        )
+
+
+def _proxy_for(host: str) -> tuple[str, int, dict[str, str]] | None:
+    """The https proxy to tunnel through (`https_proxy`, unless `no_proxy` names the host)."""
+    url = urllib.request.getproxies().get("https", "")
+    if not url or urllib.request.proxy_bypass(host):
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
+        port = parts.port or 80
+    except ValueError:
+        raise UsageError(f"https_proxy={url!r}: not a proxy address") from None
+    if parts.scheme.lower() != "http" or not parts.hostname:
+        raise UsageError(f"https_proxy={url!r}: give an http://host:port proxy (CONNECT)")
+    headers: dict[str, str] = {}
+    if parts.username is not None:
+        user, password = parts.username, parts.password or ""
+        secret = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(secret.encode()).decode()
+    return parts.hostname, port, headers
+
+
+def _page_cap(entries: int) -> int:
+    """The most a page of `entries` entries is read to: MAX_PAGE, or one entry's bound."""
+    return MAX_ENTRY if entries == 1 else MAX_PAGE
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} bytes"
+
 
 def _env_timeout() -> float:
-    text = os.environ.get(TIMEOUT_ENV, "")
+    value = _env_seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT, 3600)
+    assert value is not None
+    return value
+
+
+def _env_seconds(name: str, default: float | None, most: float) -> float | None:
+    text = os.environ.get(name, "")
     if not text:
-        return DEFAULT_TIMEOUT
+        return default
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 < value <= 3600:
-        raise UsageError(f"{TIMEOUT_ENV}={text!r}: give seconds, between 0 and 3600")
+    if not 0 < value <= most:
+        raise UsageError(f"{name}={text!r}: give seconds, between 0 and {most:g}")
     return value
 
 
@@ -549,7 +836,7 @@ def _describe(reason: object, timeout: float) -> str:
 def _error_message(data: bytes) -> str:
     """The message of the API's error body `{"error": {"code", "message"}}`, if it is one."""
     try:
-        body = json.loads(data)
+        body = loads_within(data)
         message = body["error"]["message"]
     except (ValueError, TypeError, KeyError):
         return ""
