@@ -28,6 +28,7 @@ from test_explorer import browser, settled, sha  # noqa: F401  (browser is a fix
 
 from modelchain import merkle
 
+TWIN = b"the same weights under two names\n"
 BIG = 1005  # versions of one name: more than one page (1000) of /search
 VECTORS = Path(
     os.environ.get("MODELCHAIN_VECTORS")
@@ -111,6 +112,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             [
                 NewEntry(name="resnet", model_hash=sha(v1)),
                 NewEntry(name="resnet", model_hash=sha(v2)),
+                # one file registered under two names: the newer block is named first
+                NewEntry(name="twin-a", model_hash=sha(TWIN)),
+                NewEntry(name="twin-b", model_hash=sha(TWIN)),
             ]
             + [NewEntry(name="big", model_hash=sha(f"big {i}".encode())) for i in range(1, BIG + 1)]
         )
@@ -275,6 +279,40 @@ def test_the_proven_verdict_is_green_and_names_the_newest_matching_version(
     )
     assert tab.locator(f"#check-matches a[href='#/entry/{later}']").count() == 1
     assert "false" not in tab.inner_text("#check-result")
+
+
+def test_without_webcrypto_a_registered_file_is_amber_not_green(
+    tab: Any, site: dict[str, Any], tmp_path: Path
+) -> None:
+    """Over plain HTTP from another machine: the proof folds, the signature is unchecked."""
+    tab.add_init_script(
+        "Object.defineProperty(Crypto.prototype, 'subtle', {get: () => undefined});"
+    )
+    older = tmp_path / "resnet"
+    older.write_bytes(site["v1"])
+    status = drop(tab, older)
+    assert status.get_attribute("data-ok") == "unknown", status.inner_text()
+    assert "registered as resnet v1" in status.inner_text()
+    assert "signature was not checked" in status.inner_text()
+    tab.goto("/explorer/#/model/resnet")
+    assert settled(tab, "#history-status").get_attribute("data-ok") == "unknown"
+    assert green(tab) == []
+
+
+def test_a_file_registered_twice_is_named_by_its_newest_matching_block(
+    tab: Any, site: dict[str, Any], tmp_path: Path
+) -> None:
+    twin = tmp_path / "twin"
+    twin.write_bytes(TWIN)
+    status = drop(tab, twin)
+    newer = index_of(site["server"], "twin-b", 1)
+    assert status.get_attribute("data-ok") == "true", status.inner_text()
+    assert f"registered as twin-b v1 (block {newer})" in status.inner_text()
+    items = tab.locator("#check-matches li").all_inner_texts()
+    assert [item.split(" (")[0] for item in items] == [
+        "registered as twin-b v1",
+        "registered as twin-a v1",
+    ]
 
 
 # -- past one page of search -------------------------------------------------------------------
