@@ -245,7 +245,8 @@ def test_model_history_and_hostile_names_stay_text(page: Any) -> None:
     page.fill("#model-name", "resnet")
     page.press("#model-name", "Enter")
     status = settled(page, "#history-status")
-    assert "2 version(s); the newest is v2" in status.inner_text()
+    assert "resnet v2 (block 2) is in the signed log: proven" in status.inner_text()
+    assert "newest among the 2 version(s)" in page.inner_text("#history-newest")
     assert page.locator("tbody tr").count() == 2
     page.goto("/explorer/#/model/" + quote(EVIL, safe=""))
     settled(page, "#history-status")
@@ -265,13 +266,17 @@ def test_dropped_file_is_hashed_locally_and_looked_up(
     status = settled(page, "#check-status")
     assert status.get_attribute("data-ok") == "true"
     assert "registered as resnet v2" in status.inner_text()
-    assert "the newest version" in page.inner_text("#check-matches")
+    assert "the newest among the 2 version(s) the server listed (not proven" in (
+        page.inner_text("#check-matches")
+    )
 
     older = tmp_path / "old.bin"
     older.write_bytes(b"weights v1\n" * 100)
     page.set_input_files("#file-input", str(older))
     page.wait_for_selector("#check-status:has-text('resnet v1')")
-    assert "the newest version of resnet is v2" in page.inner_text("#check-matches")
+    assert "not the newest: resnet v2 (block 2) is a later version (proven)" in (
+        page.inner_text("#check-matches")
+    )
 
     unknown = tmp_path / "unknown.bin"
     unknown.write_bytes(os.urandom(3000))

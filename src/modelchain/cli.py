@@ -1324,7 +1324,8 @@ def serve(
     max_batch: int,
     log_level: str,
 ) -> None:
-    """Serve the ledger over HTTP: the /api/v1 JSON API (OpenAPI at /docs) and /metrics.
+    """Serve the ledger over HTTP: the /api/v1 JSON API (OpenAPI at /openapi.json), /metrics
+    and the web explorer at /.
 
     Reads are public; registering needs a token from `modelchain token create`.
 

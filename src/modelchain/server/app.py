@@ -106,6 +106,9 @@ class EntryPage(_Strict):
 
 class EntryList(_Strict):
     entries: list[Entry]
+    next: int | None = Field(
+        None, description="More match: pass this as `after` for the next page, else null."
+    )
 
 
 class InclusionProof(_Strict):
@@ -474,6 +477,10 @@ def create_app(
         version=__version__,
         summary="A tamper-evident ledger of ML model digests: entries, proofs, checkpoints.",
         lifespan=lifespan,
+        # the Swagger and ReDoc pages load their scripts from a CDN (blank offline); the
+        # document itself stays at /openapi.json
+        docs_url=None,
+        redoc_url=None,
     )
 
     # -- errors -----------------------------------------------------------------------------
@@ -628,19 +635,27 @@ def create_app(
         name: str | None = Query(None, min_length=1, max_length=256),
         digest: str | None = Query(None, pattern=HEX64),
         limit: int = Query(100, ge=1, le=1000),
+        after: int | None = Query(
+            None, ge=0, le=MAX_INDEX, description="Only entries after this index (paging)."
+        ),
     ) -> JSONResponse:
-        """Entries by model name and/or digest, oldest first."""
+        """Entries by model name and/or digest, oldest first, `limit` a page."""
         if name is None and digest is None:
             raise ApiError(400, "bad_request", "give name, digest, or both")
 
         def read(ledger: Ledger) -> dict[str, Any]:
             _note, cp = signed(ledger)
-            found = [i for i in ledger.store.find(name=name, digest=digest) if i < cp.size]
+            found = [
+                i
+                for i in ledger.store.find(name=name, digest=digest)
+                if i < cp.size and (after is None or i > after)
+            ]
             out = []
             for index in found[:limit]:
                 for block, data in ledger.entries(index, index + 1):
                     out.append(entry_json(block, data))
-            return {"entries": out}
+            more = len(found) > limit and bool(out)
+            return {"entries": out, "next": out[-1]["index"] if more else None}
 
         return JSONResponse(await readers.run(read))
 

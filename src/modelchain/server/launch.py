@@ -99,6 +99,9 @@ def serve(
         file=sys.stderr,
         flush=True,
     )
+    if port != 0:  # port 0: the system picks one, known only once uvicorn has bound it
+        shown = f"[{host}]" if ":" in host else host
+        print(f"explorer: http://{shown}:{port}/", file=sys.stderr, flush=True)
     options = {
         "host": host,
         "port": port,

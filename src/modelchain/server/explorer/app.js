@@ -58,6 +58,10 @@
     return Uint8Array.from(raw, (c) => c.charCodeAt(0));
   }
 
+  function toBase64(bytes) {
+    return btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""));
+  }
+
   function concat(...parts) {
     const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
     let at = 0;
@@ -388,6 +392,11 @@
       throw new Error("the proof's index or size is not a usable integer");
     }
     if (index >= size) throw new Error(`index ${index} is not in a tree of ${size}`);
+    // every hash is SHA-256: a shorter or longer one (even an empty leaf and root) is refused
+    if (leaf.length !== 32) throw new Error("the leaf hash is not 32 bytes");
+    proof.forEach((p, i) => {
+      if (p.length !== 32) throw new Error(`proof hash ${i} is not 32 bytes`);
+    });
     let fn = BigInt(index);
     let sn = BigInt(size - 1);
     let r = leaf;
@@ -407,6 +416,109 @@
     }
     if (sn !== 0n) throw new Error("the proof has fewer hashes than the tree needs");
     return r;
+  }
+
+  /** Does `proof` prove `leaf` at `index` in the tree of `size` whose root is `root`? */
+  async function verifyInclusion(index, size, leaf, proof, root) {
+    if (root.length !== 32) return false;
+    try {
+      return equal(await rootFromInclusionProof(index, size, leaf, proof), root);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Thrown for a block number at or beyond the signed tree's size: not a failed proof. */
+  class NoSuchBlock extends Error {}
+
+  /**
+   * Prove block `index` is in the signed tree `cp`: fetch its exact leaf bytes and its
+   * inclusion proof, hash the leaf here and fold the proof up to the signed root. Returns the
+   * block parsed from those bytes (the only fields a verdict may use); throws naming the step
+   * that failed. `got` receives the entry and proof as they arrive, for display.
+   */
+  async function proveEntry(index, cp, step = () => {}, got = {}) {
+    if (!Number.isSafeInteger(index) || index < 0) {
+      throw new Error(`the server named block ${index}, which is not a block number`);
+    }
+    if (index >= cp.size) {
+      throw new NoSuchBlock(`the signed tree has ${cp.size} blocks, so there is no block ${index}`);
+    }
+    const [entry, proof] = await Promise.all([
+      api(`/entries/${index}`),
+      api(`/proof/inclusion?index=${index}&size=${cp.size}`),
+    ]);
+    got.entry = entry;
+    got.proof = proof;
+    if (typeof entry.data !== "string") throw new Error(`block ${index} has no leaf data`);
+    let block;
+    try {
+      block = JSON.parse(entry.data);
+    } catch {
+      throw new Error(`the leaf data of block ${index} is not JSON`);
+    }
+    if (entry.index !== index || !block || block.index !== index) {
+      throw new Error(`the server sent block ${block && block.index} for block ${index}`);
+    }
+    step("true", `the leaf data is block ${index}`);
+    const leaf = await leafHash(entry.data);
+    if (hex(leaf) !== entry.leaf_hash || hex(leaf) !== proof.leaf_hash) {
+      throw new Error("the leaf hash the server sent is not SHA-256(0x00 || data)");
+    }
+    step("true", `leaf hash SHA-256(0x00 || data) = ${short(hex(leaf))}`);
+    if (proof.index !== index || proof.size !== cp.size) {
+      throw new Error(`the proof is for block ${proof.index} of ${proof.size}, not ` +
+        `${index} of ${cp.size}`);
+    }
+    if (!Array.isArray(proof.hashes)) throw new Error("the proof has no hashes");
+    const hashes = proof.hashes.map((x, i) => fromHex(x, `proof hash ${i}`));
+    const root = await rootFromInclusionProof(index, cp.size, leaf, hashes);
+    if (!equal(root, cp.root)) {
+      throw new Error(`the proof leads to root ${short(hex(root))}, not the signed root ` +
+        `${short(hex(cp.root))}`);
+    }
+    step("true", `the ${hashes.length} proof hashes lead to the signed root ` +
+      `${short(hex(cp.root))} of ${cp.size} blocks`);
+    return { entry, proof, block };
+  }
+
+  /** The signed checkpoint, checked; throws unless its signature verified or is unknown. */
+  async function signedTree() {
+    const check = await checkCheckpoint(await api("/log"));
+    if (check.state === "false" || !check.checkpoint) throw new Error(check.message);
+    return check;
+  }
+
+  // A lying server could page forever: past this many pages the list is called incomplete.
+  const MAX_PAGES = 200;
+
+  /**
+   * Every entry `/search` lists for `query`, following its pages (1000 a page). These are
+   * the server's word only: a verdict proves the entries it relies on with `proveEntry`.
+   */
+  async function searchAll(query, size) {
+    const entries = [];
+    let after = null;
+    for (let pages = 0; pages < MAX_PAGES; pages++) {
+      const q = new URLSearchParams({ ...query, limit: "1000" });
+      if (after !== null) q.set("after", String(after));
+      const got = await api(`/search?${q}`);
+      if (!got || !Array.isArray(got.entries)) throw new Error("the search answer has no list");
+      for (const entry of got.entries) {
+        if (!Number.isSafeInteger(entry.index) || (after !== null && entry.index <= after)) {
+          throw new Error("the search answer is not in index order");
+        }
+        after = entry.index;
+        if (entry.index < size) entries.push(entry);
+      }
+      if (got.next === null || got.next === undefined || got.entries.length === 0) {
+        return { entries, complete: true };
+      }
+      if (!Number.isSafeInteger(got.next) || got.next !== after) {
+        throw new Error("the search answer's next page does not follow its last entry");
+      }
+    }
+    return { entries, complete: false };
   }
 
   // -- pages ------------------------------------------------------------------------------
@@ -442,16 +554,19 @@
     }
   }
 
+  /** Wide tables scroll inside their box on a narrow screen, not the whole page. */
+  const scroller = (table) => h("div", { class: "table-scroll" }, table);
+
   function blocksTable(entries, caption) {
-    return h("table", {},
+    return scroller(h("table", {},
       h("caption", {}, caption),
       h("thead", {}, h("tr", {},
         h("th", { scope: "col", class: "num" }, "Block"),
         h("th", { scope: "col" }, "Model"),
         h("th", { scope: "col", class: "num" }, "Version"),
         h("th", { scope: "col" }, "Digest (SHA-256)"),
-        h("th", { scope: "col" }, "Kind"),
-        h("th", { scope: "col" }, "Registered"))),
+        h("th", { scope: "col", class: "wide-only" }, "Kind"),
+        h("th", { scope: "col", class: "wide-only" }, "Registered"))),
       h("tbody", {}, entries.map((entry) => {
         const b = blockOf(entry);
         return h("tr", { "data-index": entry.index },
@@ -459,9 +574,9 @@
           h("td", {}, b.name === undefined ? "—" : modelLink(b.name)),
           h("td", { class: "num" }, b.version === undefined ? "—" : `v${b.version}`),
           h("td", { class: "hash" }, h("code", { title: b.model_hash }, short(b.model_hash))),
-          h("td", {}, b.kind || "file"),
-          h("td", {}, when(b.timestamp)));
-      })));
+          h("td", { class: "wide-only" }, b.kind || "file"),
+          h("td", { class: "wide-only" }, when(b.timestamp)));
+      }))));
   }
 
   async function homePage() {
@@ -493,6 +608,8 @@
         h("dd", { id: "size" }, `${cp ? cp.size : log.size} blocks`),
         h("dt", {}, "Root hash"),
         h("dd", { id: "root-hash", class: "hash" }, cp ? hex(cp.root) : String(log.root_hash)),
+        cp && h("dt", {}, "Root hash (base64, as in the note)"),
+        cp && h("dd", { id: "root-hash-b64", class: "hash" }, toBase64(cp.root)),
         h("dt", {}, "Verifier key"),
         h("dd", { id: "verifier-key", class: "hash" }, String(log.verifier_key))),
       h("h2", {}, "Checkpoint note"),
@@ -573,22 +690,71 @@
     return text !== null && /^[0-9]{1,15}$/.test(text) ? Number(text) : fallback;
   }
 
+  /**
+   * The newest version of `name` among the blocks the server lists, proven: its leaf is
+   * hashed and its inclusion proof folded here, and its name read from those bytes. That no
+   * later version exists is the server's word only (a signed index of newest versions would
+   * prove it), so the pages say "newest listed", never "newest", of it.
+   */
+  async function newestListed(name, cp) {
+    const listed = await searchAll({ name }, cp.size);
+    if (listed.entries.length === 0) return { listed, newest: null };
+    const index = listed.entries[listed.entries.length - 1].index;
+    const { block } = await proveEntry(index, cp);
+    if (block.name !== name) {
+      throw new Error(`the server lists block ${index} as ${name}, but its leaf names ` +
+        `${JSON.stringify(block.name)}`);
+    }
+    return { listed, newest: { index, block } };
+  }
+
+  function listedNote(listed) {
+    return `the ${listed.entries.length} version(s) the server listed` +
+      (listed.complete ? "" : " (the list was too long to read to its end)");
+  }
+
+  const NOT_PROVEN_NEWEST = "not proven: a server can leave a later version out of its list";
+
   async function modelPage(name) {
     const box = page(`Model ${name}`);
+    box.append(statusLine("history-status", "pending", "Checking the newest listed version…"));
     try {
-      const got = await api(`/search?name=${encodeURIComponent(name)}&limit=1000`);
-      if (got.entries.length === 0) {
-        box.append(statusLine("history-status", "false", `No model named ${name} is registered.`));
+      const check = await signedTree();
+      const cp = check.checkpoint;
+      const listed = await searchAll({ name }, cp.size);
+      if (listed.entries.length === 0) {
+        box.replaceChildren(box.firstChild, statusLine("history-status", "false",
+          `No model named ${name} is registered (the server lists no block for it).`));
         return;
       }
-      const newest = got.entries[got.entries.length - 1];
-      const b = blockOf(newest);
-      box.append(
-        statusLine("history-status", "true",
-          `${got.entries.length} version(s); the newest is v${b.version} (block ${newest.index}).`),
-        blocksTable(got.entries.slice().reverse(), `Versions of ${name}, newest first`),
-      );
+      const index = listed.entries[listed.entries.length - 1].index;
+      const lines = [];
+      try {
+        const { block } = await proveEntry(index, cp);
+        if (block.name !== name) {
+          throw new Error(`its leaf names ${JSON.stringify(block.name)}, not ${name}`);
+        }
+        const proven = check.state === "true"
+          ? "proven in your browser (leaf hash, inclusion proof, signed checkpoint)."
+          : "its inclusion proof leads to the checkpoint's root, but the checkpoint " +
+            "signature was not checked here.";
+        lines.push(
+          statusLine("history-status", check.state,
+            `${name} v${block.version} (block ${index}) is in the signed log: ${proven}`),
+          statusLine("history-newest", "unknown",
+            `v${block.version} is the newest among ${listedNote(listed)} ` +
+            `(${NOT_PROVEN_NEWEST}).`),
+        );
+      } catch (err) {
+        lines.push(statusLine("history-status", "false",
+          `The server lists block ${index} as the newest version of ${name}, but it is NOT ` +
+          `proven: ${err.message}`));
+      }
+      box.replaceChildren(box.firstChild, ...lines,
+        blocksTable(listed.entries.slice().reverse(),
+          `Versions of ${name} the server listed, newest first (open a block to prove it)`));
     } catch (err) {
+      box.replaceChildren(box.firstChild);
       failure(box, err);
     }
   }
@@ -633,7 +799,7 @@
 
   function manifestView(manifest) {
     const files = Array.isArray(manifest) ? manifest : (manifest && manifest.files) || [];
-    return h("table", { id: "manifest" },
+    return scroller(h("table", { id: "manifest" },
       h("caption", {}, `${files.length} file(s)`),
       h("thead", {}, h("tr", {},
         h("th", { scope: "col" }, "Path"),
@@ -642,7 +808,7 @@
       h("tbody", {}, files.map((f) => h("tr", {},
         h("td", {}, String(f.path)),
         h("td", { class: "num" }, bytesText(Number(f.size))),
-        h("td", { class: "hash" }, String(f.sha256))))));
+        h("td", { class: "hash" }, String(f.sha256)))))));
   }
 
   async function entryPage(indexText) {
@@ -658,8 +824,7 @@
     const step = (state, text) => steps.push({ state, text });
     let state = "false";
     let message;
-    let entry = null;
-    let proof = null;
+    const got = {};
     let check = null;
     try {
       const log = await api("/log");
@@ -667,35 +832,7 @@
       steps.push(...check.steps);
       if (!check.checkpoint) throw new Error("the checkpoint cannot be read");
       const cp = check.checkpoint;
-      if (index >= cp.size) {
-        throw new Error(`the signed tree has ${cp.size} blocks: there is no block ${index}`);
-      }
-      [entry, proof] = await Promise.all([
-        api(`/entries/${index}`),
-        api(`/proof/inclusion?index=${index}&size=${cp.size}`),
-      ]);
-      const block = JSON.parse(entry.data);
-      if (entry.index !== index || block.index !== index) {
-        throw new Error(`the server sent block ${block.index} for block ${index}`);
-      }
-      step("true", `the leaf data is block ${index}`);
-      const leaf = await leafHash(entry.data);
-      if (hex(leaf) !== entry.leaf_hash || hex(leaf) !== proof.leaf_hash) {
-        throw new Error("the leaf hash the server sent is not SHA-256(0x00 || data)");
-      }
-      step("true", `leaf hash SHA-256(0x00 || data) = ${short(hex(leaf))}`);
-      if (proof.index !== index || proof.size !== cp.size) {
-        throw new Error(`the proof is for block ${proof.index} of ${proof.size}, not ` +
-          `${index} of ${cp.size}`);
-      }
-      const hashes = proof.hashes.map((x, i) => fromHex(x, `proof hash ${i}`));
-      const root = await rootFromInclusionProof(index, cp.size, leaf, hashes);
-      if (!equal(root, cp.root)) {
-        throw new Error(`the proof leads to root ${short(hex(root))}, not the signed root ` +
-          `${short(hex(cp.root))}`);
-      }
-      step("true", `the ${hashes.length} proof hashes lead to the signed root ` +
-        `${short(hex(cp.root))} of ${cp.size} blocks`);
+      await proveEntry(index, cp, step, got);
       if (check.state === "true") {
         state = "true";
         message = `Proof verified: block ${index} is in the tree of ${cp.size} blocks whose ` +
@@ -708,8 +845,15 @@
       }
     } catch (err) {
       step("false", err.message);
-      message = `Proof NOT verified: ${err.message}`;
+      if (err instanceof NoSuchBlock && check && check.state !== "false") {
+        message = `No such block: ${err.message}` +
+          (check.state === "true" ? " (a size signed by the log's key)." : ".");
+      } else {
+        message = `Proof NOT verified: ${err.message}`;
+      }
     }
+    const entry = got.entry || null;
+    const proof = got.proof || null;
     pending.replaceWith(statusLine("proof-status", state, message));
     box.append(stepsList(steps));
     if (entry === null) return;
@@ -741,40 +885,119 @@
   }
 
   let checkRun = 0;
+  const MAX_PROVEN = 20; // matching blocks proven per lookup (newest first)
 
-  async function checkDigest(digest, out, label) {
+  /**
+   * Is `digest` registered? Green only for a block proven here whose leaf bytes hold this
+   * digest; "newest" only ever as "newest listed" unless a later version is proven.
+   * `name` (a file's base name, or typed) is used to explain a digest that matches nothing.
+   */
+  async function checkDigest(digest, out, label, name) {
     const run = ++checkRun;
-    const got = await api(`/search?digest=${digest}&limit=1000`);
+    const check = await signedTree();
+    const cp = check.checkpoint;
+    const matches = await searchAll({ digest }, cp.size);
     if (run !== checkRun) return;
-    if (got.entries.length === 0) {
-      out.replaceChildren(statusLine("check-status", "false",
-        `${label}: not registered (SHA-256 ${digest}).`));
+    const proven = []; // newest first
+    const failed = [];
+    for (const entry of matches.entries.slice().reverse().slice(0, MAX_PROVEN)) {
+      try {
+        const { block } = await proveEntry(entry.index, cp);
+        if (block.model_hash !== digest) {
+          throw new Error(`its leaf holds digest ${short(String(block.model_hash))}, not this one`);
+        }
+        proven.push({ index: entry.index, block });
+      } catch (err) {
+        failed.push({ index: entry.index, message: err.message });
+      }
+    }
+    if (run !== checkRun) return;
+    const shaLine = h("p", { class: "muted hash" }, `SHA-256 ${digest}`);
+    if (proven.length === 0) {
+      if (failed.length > 0) {
+        out.replaceChildren(statusLine("check-status", "false",
+          `${label}: NOT proven to be registered: the server lists block ` +
+          `${failed[0].index} for this digest, but ${failed[0].message}.`), shaLine);
+        return;
+      }
+      const why = name ? await whyNot(name, digest, cp) : { text: "", note: null };
+      if (run !== checkRun) return;
+      out.replaceChildren(
+        statusLine("check-status", "false",
+          `${label}: not registered (SHA-256 ${digest}).${why.text}`),
+        ...(why.note ? [h("p", { class: "muted", id: "check-note" }, why.note)] : []),
+      );
       return;
     }
+    const newestOf = new Map(); // one history per model name
     const items = [];
-    const newestOf = new Map(); // one history lookup per model name
-    for (const entry of got.entries) {
-      const b = blockOf(entry);
+    for (const match of proven) {
+      const b = match.block;
       if (!newestOf.has(b.name)) {
-        const history = await api(`/search?name=${encodeURIComponent(b.name)}&limit=1000`);
-        newestOf.set(b.name, history.entries[history.entries.length - 1]);
+        try {
+          newestOf.set(b.name, await newestListed(b.name, cp));
+        } catch (err) {
+          newestOf.set(b.name, { error: err.message });
+        }
       }
-      const newest = newestOf.get(b.name);
-      const latest = newest && newest.index === entry.index;
+      const got = newestOf.get(b.name);
+      let newest;
+      if (got.error) {
+        newest = `; a later version the server lists is NOT proven: ${got.error}`;
+      } else if (!got.newest || got.newest.index <= match.index) {
+        newest = `; the newest among ${listedNote(got.listed)} (${NOT_PROVEN_NEWEST})`;
+      } else {
+        newest = [`; not the newest: ${b.name} v${got.newest.block.version} (block `,
+          entryLink(got.newest.index), ") is a later version (proven)"];
+      }
       items.push(h("li", {}, "registered as ", modelLink(b.name), ` v${b.version} (block `,
-        entryLink(entry.index), ")",
-        latest ? ", the newest version" : newest
-          ? `; the newest version of ${b.name} is v${blockOf(newest).version} (block ${newest.index})`
-          : ""));
+        entryLink(match.index), ", proven)", newest));
+    }
+    for (const bad of failed) {
+      items.push(h("li", { class: "bad" }, `block ${bad.index}: NOT proven: ${bad.message}`));
     }
     if (run !== checkRun) return;
-    const first = blockOf(got.entries[0]);
+    const first = proven[0];
+    const how = check.state === "true"
+      ? "proven in your browser."
+      : "the inclusion proof leads to the checkpoint's root, but its signature was not checked.";
     out.replaceChildren(
-      statusLine("check-status", "true",
-        `${label}: registered as ${first.name} v${first.version} (block ${got.entries[0].index}).`),
+      statusLine("check-status", check.state,
+        `${label}: registered as ${first.block.name} v${first.block.version} ` +
+        `(block ${first.index}), ${how}`),
       h("ul", { id: "check-matches" }, items),
-      h("p", { class: "muted hash" }, `SHA-256 ${digest}`),
+      ...(matches.entries.length > MAX_PROVEN
+        ? [h("p", { class: "muted" }, `The ${MAX_PROVEN} newest of ${matches.entries.length} ` +
+          "matching blocks were checked.")]
+        : []),
+      shaLine,
     );
+  }
+
+  /**
+   * For a digest that matches nothing: does `name` exist, and which version is it not?
+   * Returns text to follow the verdict, and a note on what was not proven.
+   */
+  async function whyNot(name, digest, cp) {
+    let got;
+    try {
+      got = await newestListed(name, cp);
+    } catch (err) {
+      return { text: ` The server lists a model named ${name}, but its newest block is NOT ` +
+        `proven: ${err.message}.`, note: null };
+    }
+    if (!got.newest) return { text: ` The server lists no model named ${name} either.`, note: null };
+    const b = got.newest.block;
+    if (b.model_hash === digest) {
+      return { text: ` Yet block ${got.newest.index} (${name} v${b.version}, proven) holds ` +
+        "this digest: the server's answers disagree.", note: null };
+    }
+    return {
+      text: ` A model named ${name} is registered, but this is not ${name} v${b.version} ` +
+        `(block ${got.newest.index}, proven), nor any other version the server listed.`,
+      note: `${name} v${b.version} is the newest among ${listedNote(got.listed)} ` +
+        `(${NOT_PROVEN_NEWEST}).`,
+    };
   }
 
   function checkPage() {
@@ -787,14 +1010,23 @@
       h("strong", {}, "Drop a model file here, or choose one"), h("br", {}), input);
     const digestInput = h("input", { type: "text", id: "digest-input", maxlength: 64,
       spellcheck: "false", autocomplete: "off", placeholder: "64 lowercase hex digits" });
+    const nameInput = h("input", { type: "text", id: "check-name", maxlength: 256,
+      spellcheck: "false", autocomplete: "off", placeholder: "the file's name" });
+    const nameRow = h("p", {},
+      h("label", { for: "check-name" }, "Registered name (optional) "), nameInput,
+      h("br", {}), h("span", { class: "muted" },
+        "If the file matches nothing, the page says which version of this model it is not. ",
+        "A file's default is its own name, as with ", h("code", {}, "modelchain verify"), "."));
     const form = h("form", { id: "digest-form" },
       h("label", { for: "digest-input" }, "…or paste a SHA-256 digest "), digestInput, " ",
       h("button", { type: "submit" }, "Look up"));
     box.append(
       h("p", { class: "note", id: "privacy" },
         "Your file is hashed here, in your browser, and is never uploaded: only its SHA-256 ",
-        "digest is sent, as a lookup (GET /api/v1/search?digest=…)."),
-      drop, bar, out, form,
+        "digest is sent, as a lookup (GET /api/v1/search?digest=…), then the matching blocks ",
+        "and their proofs are fetched to be checked here. If the digest matches nothing, the ",
+        "model name (the file's name unless you type one) is looked up too."),
+      nameRow, drop, bar, out, form,
       h("p", { class: "muted" },
         `Files up to ${SUBTLE_LIMIT / 1024 / 1024} MiB are hashed with WebCrypto in one `,
         "piece; larger ones are read in slices by this page's own SHA-256 (slower, any size). ",
@@ -813,7 +1045,7 @@
           bar.value = done;
         });
         if (run !== checkRun) return;
-        await checkDigest(digest, out, file.name);
+        await checkDigest(digest, out, file.name, nameInput.value.trim() || file.name);
       } catch (err) {
         if (run === checkRun) {
           out.replaceChildren(statusLine("check-status", "false", `${file.name}: ${err.message}`));
@@ -845,7 +1077,7 @@
         return;
       }
       try {
-        await checkDigest(digest, out, "That digest");
+        await checkDigest(digest, out, "That digest", nameInput.value.trim());
       } catch (err) {
         out.replaceChildren(statusLine("check-status", "false", err.message));
       }
@@ -900,6 +1132,7 @@
     Sha256,
     hashFile,
     rootFromInclusionProof,
+    verifyInclusion,
     checkCheckpoint,
     hex,
   });
