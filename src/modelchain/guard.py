@@ -195,68 +195,84 @@ def _check_import(module: str, name: str, trusted: tuple[str, ...]) -> None:
         raise _unsafe(f"unsafe model: {verdict.reason}", key)
 
 
-def _check_imported(module: str, name: str, obj: object) -> None:
-    from .allowlist import allowed_by_shape, looks_like_class
+def _refused(exc: Exception) -> UnsafeModel:
+    return _unsafe(f"unsafe model: {exc}")
 
-    if allowed_by_shape(module, name) and not looks_like_class(obj):
-        raise _unsafe(
-            f"unsafe model: refused: {module}.{name} is not a scikit-learn class",
-            f"{module}.{name}",
-        )
-    try:
-        from joblib.numpy_pickle_compat import NDArrayWrapper, ZNDArrayWrapper
-    except ImportError:  # pragma: no cover - joblib is optional
-        return
-    if obj is NDArrayWrapper or obj is ZNDArrayWrapper:
-        raise _unsafe(
-            f"unsafe model: refused: {module}.{name} (joblib < 0.10 arrays are read from "
-            "companion files on disk, which modelchain.load never opens)",
-            f"{module}.{name}",
-        )
+
+def _restricted_unpickler() -> type:
+    from .restore import CheckedUnpicklerMixin
+
+    class RestrictedUnpickler(CheckedUnpicklerMixin, pickle._Unpickler):  # type: ignore[misc]
+        """The pure-Python unpickler (its memo is a dict, every opcode can be checked) that
+        imports only what the allowlist allows and checks every call and state."""
+
+        def __init__(self, file: Any, trusted: tuple[str, ...], size: int) -> None:
+            super().__init__(file)
+            self._trusted = trusted
+            self._size = size
+
+        def find_class(self, module: str, name: str) -> Any:
+            _check_import(module, name, self._trusted)
+            if (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
+                raise _NeedsJoblib
+            obj = super().find_class(module, name)
+            self._admit(module, name, obj)
+            return obj
+
+        def persistent_load(self, pid: Any) -> Any:
+            return _refuse_persistent_id(pid)
+
+    RestrictedUnpickler.dispatch = RestrictedUnpickler.checked_dispatch(
+        pickle._Unpickler.dispatch  # type: ignore[attr-defined]
+    )
+    return RestrictedUnpickler
 
 
 def _refuse_persistent_id(pid: Any) -> Any:
     raise _unsafe("unsafe model: refused: a persistent id (the loader decides what it means)")
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """`pickle.Unpickler` that imports only what the allowlist allows."""
-
-    def __init__(self, file: Any, trusted: tuple[str, ...]) -> None:
-        super().__init__(file)
-        self._trusted = trusted
-
-    def find_class(self, module: str, name: str) -> Any:
-        _check_import(module, name, self._trusted)
-        if (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
-            raise _NeedsJoblib
-        obj = super().find_class(module, name)
-        _check_imported(module, name, obj)
-        return obj
-
-    def persistent_load(self, pid: Any) -> Any:
-        return _refuse_persistent_id(pid)
-
-
 def _restricted_joblib_unpickler() -> type:
-    from joblib.numpy_pickle import NumpyUnpickler
+    from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 
-    class RestrictedNumpyUnpickler(NumpyUnpickler):
-        """joblib's unpickler (arrays read from the stream), restricted like the one above."""
+    from .restore import CheckedUnpicklerMixin, read_joblib_array
 
-        def __init__(self, file: Any, trusted: tuple[str, ...]) -> None:
+    class RestrictedNumpyUnpickler(CheckedUnpicklerMixin, NumpyUnpickler):
+        """joblib's unpickler, restricted like the one above; the arrays that follow joblib's
+        placeholders are read by `read_joblib_array`, never by joblib."""
+
+        def __init__(self, file: Any, trusted: tuple[str, ...], size: int) -> None:
             super().__init__("", file, ensure_native_byte_order=True, mmap_mode=None)
             self._trusted = trusted
+            self._size = size
 
         def find_class(self, module: str, name: str) -> Any:
             _check_import(module, name, self._trusted)
             obj = super().find_class(module, name)
-            _check_imported(module, name, obj)
+            self._admit(module, name, obj)
             return obj
 
         def persistent_load(self, pid: Any) -> Any:
             return _refuse_persistent_id(pid)
 
+        def _build(self, inst: Any) -> None:
+            pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+            if isinstance(self.stack[-1], NumpyArrayWrapper):
+                wrapper = self.stack.pop()
+                fh = self.file_handle
+                self.stack.append(
+                    read_joblib_array(
+                        wrapper,
+                        fh,
+                        lambda: self._size - fh.tell(),
+                        self._size,
+                        lambda f: _restricted_unpickler()(f, self._trusted, self._size).load(),
+                    )
+                )
+
+    RestrictedNumpyUnpickler.dispatch = RestrictedNumpyUnpickler.checked_dispatch(
+        NumpyUnpickler.dispatch
+    )
     return RestrictedNumpyUnpickler
 
 
@@ -269,11 +285,15 @@ def _no_trailing(f: Any, what: str) -> None:
 
 
 def _load_pickle(data: bytes, trusted: tuple[str, ...]) -> Any:
+    from .restore import RestoreRefused
+
     f = io.BytesIO(data)
     try:
-        obj = _RestrictedUnpickler(f, trusted).load()
+        obj = _restricted_unpickler()(f, trusted, len(data)).load()
     except _NeedsJoblib:
         return _load_joblib(data, trusted)
+    except RestoreRefused as e:
+        raise _refused(e) from None
     _no_trailing(f, "pickle")
     return obj
 
@@ -285,14 +305,23 @@ def _load_joblib(data: bytes, trusted: tuple[str, ...]) -> Any:
         raise UsageError(
             "loading joblib files needs joblib: pip install 'modelchain[sklearn]'"
         ) from None
+    from .restore import RestoreRefused
+
     unpickler = _restricted_joblib_unpickler()
     with _validate_fileobject_and_memmap(io.BytesIO(data), "", None) as (fobj, _):
         if isinstance(fobj, str):
             raise ModelUnreadable(
                 "a joblib < 0.10 file (its arrays live in companion files): not supported"
             )
-        obj = unpickler(fobj, trusted).load()
-        _no_trailing(fobj, "joblib pickle")
+        # the scan before loading capped the decompressed size: hold it all, so every
+        # bound below is relative to the bytes really there
+        raw = fobj.read() if not isinstance(fobj, io.BytesIO) else data
+    stream = io.BytesIO(raw)
+    try:
+        obj = unpickler(stream, trusted, len(raw)).load()
+    except RestoreRefused as e:
+        raise _refused(e) from None
+    _no_trailing(stream, "joblib pickle")
     return obj
 
 
