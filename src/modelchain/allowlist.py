@@ -101,11 +101,11 @@ def _entries(role: str, reason: str, module: str, names: str, aliases: Iterable[
 
 
 _UFUNCS = (
-    "abs absolute add arccos arccosh arcsin arcsinh arctan arctan2 arctanh cbrt ceil clip "
+    "absolute add arccos arccosh arcsin arcsinh arctan arctan2 arctanh cbrt ceil clip "
     "conjugate cos cosh deg2rad degrees divide exp exp2 expm1 fabs floor floor_divide fmax "
-    "fmin fmod hypot log log10 log1p log2 logaddexp logaddexp2 maximum minimum mod multiply "
+    "fmin fmod hypot log log10 log1p log2 logaddexp logaddexp2 maximum minimum multiply "
     "negative positive power rad2deg radians reciprocal remainder rint sign sin sinh sqrt "
-    "square subtract tan tanh true_divide trunc isnan isfinite isinf"
+    "square subtract tan tanh trunc isnan isfinite isinf"
 )
 
 _ESTIMATOR = (
