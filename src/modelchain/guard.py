@@ -691,7 +691,7 @@ def _refusal(path: str, name: str | None, exc: BaseException, code: int) -> dict
         "loaded": False,
         "path": path,
         "name": name,
-        "error": str(exc) or type(exc).__name__,
+        "error": " ".join(str(exc).split()) or type(exc).__name__,
         "error_type": type(exc).__name__,
         "exit_code": code,
     }
