@@ -10,28 +10,23 @@ The rule, in order:
 1. Names are first mapped as the unpickler maps them for Python 2 pickles
    (``__builtin__`` -> ``builtins``, ``copy_reg`` -> ``copyreg``; `pickle`'s own table).
 2. **Refused, always** (even if the caller trusts them): any name in a module tree of
-   `DENIED_PREFIXES` (os, posix, subprocess, importlib, marshal, pickle, dill, joblib's loaders,
-   runpy, code, ctypes, socket, shutil, sys, ...), and the exact names of `DENIED` (builtins
-   that evaluate, import, open or reach attributes: eval, exec, compile, getattr, __import__,
-   open, ...; operator.attrgetter/methodcaller/itemgetter; functools.partial; numpy.load, ...).
-3. **Allowed**: an exact entry of `DEFAULT_ALLOWED` ("module.qualname"): numpy and scipy
-   reconstruction, numpy random generators, pure math numpy ufuncs, joblib's array wrappers,
-   safe builtins constructors (set, frozenset, slice, complex, bytes, bytearray, range,
-   object), collections containers, copyreg._reconstructor, _codecs.encode.
-4. **Allowed by shape**: in a module under one of `ALLOWED_PREFIXES` (``sklearn.``), a name
-   that *looks like a class* -- one identifier in CapWords, optionally with one leading
-   underscore (``LogisticRegression``, ``Tree``, ``_BinMapper``, ``CyHalfMultinomialLoss``) --
-   or Cython's class-restoring helper ``__pyx_unpickle_<Class>``; modules whose code is not
-   data (``sklearn.utils._testing``, ``sklearn.externals``, ``sklearn.datasets``, test
-   packages, ...) are excluded. The decision is static, by name only, so the scanner never
-   imports anything; the restricted unpickler additionally checks that the object it
-   imported under such a name is really a class (see `looks_like_class`).
-5. Names the caller trusts (`trusted=`, strings from `parse_trusted`): an exact
-   "module.qualname", or "module.*" for every name in a module tree.
-6. Everything else is refused.
+   `DENIED_PREFIXES` (os, posix, subprocess, importlib, marshal, pickle, multiprocessing,
+   socket, ...), any dotted name with a step in such a tree (``sklearn.x.os.system``), and
+   the exact names of `DENIED` (eval, exec, getattr, functools.partial, numpy.load, ...).
+3. **Allowed**: an entry of `ENTRIES`, an explicit list where every entry says in one line
+   why restoring it cannot act (no I/O, no process, no code, no allocation the file's size
+   does not pay for), and in which `role` it may be used: a ``value`` is only referenced,
+   never called; a ``class`` may be instantiated and given its state; a ``call`` is a
+   reconstruction function whose arguments the restricted unpickler checks. There is no
+   rule "by shape" or "by package": a class is allowed because it is listed.
+4. Names the caller trusts (`trusted=`, strings from `parse_trusted`): an exact
+   "module.qualname", or "module.*" for every *plain* name (no dots) in a module tree.
+5. Everything else is refused (`NOT_ALLOWED` documents some refusals people ask about).
 
-Dotted qualnames (``Pipeline.__init__``) never match rule 4, and exact entries match only
-themselves, so attribute traversal cannot reach past an allowed name.
+The restricted unpickler also checks what it imported: the object must be defined where the
+pickle says (``obj.__module__``/``__qualname__`` equal the entry, so a re-export such as
+joblib's `Parallel` seen through an sklearn module does not match), must not be a module,
+and an object reached through a trusted name must not itself be a refused name.
 """
 
 from __future__ import annotations
@@ -43,13 +38,16 @@ from dataclasses import dataclass
 from modelchain.errors import UsageError
 
 __all__ = [
-    "ALLOWED_PREFIXES",
     "DEFAULT_ALLOWED",
     "DENIED",
     "DENIED_PREFIXES",
+    "ENTRIES",
+    "NOT_ALLOWED",
+    "Entry",
     "Verdict",
     "check",
-    "looks_like_class",
+    "entry",
+    "identity_problem",
     "normalize",
     "parse_trusted",
 ]
@@ -66,122 +64,358 @@ class Verdict:
         return self.allowed
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One allowed global: where it is defined, how it may be used, and why that is safe.
+
+    `key` is "module.qualname" where the object is defined; `aliases` are other names a
+    pickle may use for the very same object (``numpy.core`` for ``numpy._core``, a public
+    re-export); `role` is "value", "class" or "call" (see the module docstring).
+    """
+
+    key: str
+    role: str
+    reason: str
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def module(self) -> str:
+        return self.key.rpartition(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.key.rpartition(".")[2]
+
+
 def _names(module: str, *names: str) -> set[str]:
     return {f"{module}.{n}" for n in names}
 
 
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
+def _entries(role: str, reason: str, module: str, names: str, aliases: Iterable[str] = ()) -> list:
+    """One Entry per name of `names` (space separated) in `module`; `aliases` are other
+    modules the same objects may be requested from."""
+    return [
+        Entry(f"{module}.{n}", role, reason, tuple(f"{a}.{n}" for a in aliases))
+        for n in names.split()
+    ]
 
 
-_NUMPY_UFUNCS = _words(
-    # pure elementwise math: no I/O, no callbacks, nothing that calls back into Python
-    "abs absolute add arccos arccosh arcsin arcsinh arctan arctan2 arctanh cbrt ceil clip "
+_UFUNCS = (
+    "absolute add arccos arccosh arcsin arcsinh arctan arctan2 arctanh cbrt ceil clip "
     "conjugate cos cosh deg2rad degrees divide exp exp2 expm1 fabs floor floor_divide fmax "
-    "fmin fmod hypot log log10 log1p log2 logaddexp logaddexp2 maximum minimum mod multiply "
+    "fmin fmod hypot log log10 log1p log2 logaddexp logaddexp2 maximum minimum multiply "
     "negative positive power rad2deg radians reciprocal remainder rint sign sin sinh sqrt "
-    "square subtract tan tanh true_divide trunc isnan isfinite isinf"
+    "square subtract tan tanh trunc isnan isfinite isinf"
 )
 
-_NUMPY_SCALARS = [
-    "bool_",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float16",
-    "float32",
-    "float64",
-    "longdouble",
-    "complex64",
-    "complex128",
-    "clongdouble",
-    "str_",
-    "bytes_",
-    "void",
-    "datetime64",
-    "timedelta64",
-    "intc",
-    "uintc",
-    "intp",
-    "uintp",
-]
+_ESTIMATOR = (
+    "estimator: restoring sets attributes through BaseEstimator.__setstate__ (a version "
+    "warning at most); no I/O, no process, no code"
+)
+_PLAIN = "plain Python class: restoring sets instance attributes only"
 
-DEFAULT_ALLOWED: frozenset[str] = frozenset(
-    _names("builtins", "set", "frozenset", "slice", "complex", "bytes", "bytearray", "range")
-    | _names("builtins", "object", "int", "float", "bool", "str", "list", "dict", "tuple")
-    | _names("collections", "OrderedDict", "defaultdict", "deque", "Counter")
-    | _names("copyreg", "_reconstructor")
-    | _names("_codecs", "encode")
-    | _names("datetime", "datetime", "date", "time", "timedelta", "timezone")
-    | _names("numpy", "ndarray", "dtype", "matrix", *_NUMPY_UFUNCS, *_NUMPY_SCALARS)
-    | _names("numpy.core.multiarray", "_reconstruct", "scalar")
-    | _names("numpy._core.multiarray", "_reconstruct", "scalar")
-    | _names("numpy.core.numeric", "_frombuffer")
-    | _names("numpy._core.numeric", "_frombuffer")
-    | _names("numpy.ma.core", "_mareconstruct", "MaskedArray")
-    | _names(
+#: Everything the default allowlist admits, with the reason restoring it cannot act.
+ENTRIES: tuple[Entry, ...] = tuple(
+    # -- Python builtins and the standard library's reconstruction helpers
+    _entries(
+        "class",
+        "builds a container from items already decoded from the file",
+        "builtins",
+        "set frozenset list tuple dict",
+    )
+    + _entries(
+        "class",
+        "builds a number or string from a value already in the file",
+        "builtins",
+        "int float complex bool str",
+    )
+    + _entries("class", "a slice object: three values, no action", "builtins", "slice")
+    + _entries(
+        "class",
+        "bytes from a string in the file (an integer size, a zero-filled "
+        "allocation the file does not pay for, is refused)",
+        "builtins",
+        "bytes bytearray",
+    )
+    + _entries(
+        "class", "only as copyreg._reconstructor's base: object.__new__(cls)", "builtins", "object"
+    )
+    + _entries(
+        "call",
+        "cls.__new__ for a class and base that are themselves allowed; "
+        "size arguments are checked like bytes()",
+        "copyreg",
+        "_reconstructor",
+    )
+    + _entries(
+        "call",
+        "latin-1 text to bytes, how protocol 2 writes bytes (other codecs are refused)",
+        "_codecs",
+        "encode",
+    )
+    + _entries(
+        "class",
+        "a container of items already in the file; a defaultdict's factory "
+        "is only called on a missing key, after loading",
+        "collections",
+        "OrderedDict defaultdict deque Counter",
+    )
+    + _entries(
+        "class",
+        "a date or time value from bytes in the file",
+        "datetime",
+        "datetime date time timedelta timezone",
+    )
+    # -- numpy
+    + _entries(
+        "value",
+        "only as the class argument of _reconstruct; calling it with a "
+        "shape, buffer or strides is refused",
+        "numpy",
+        "ndarray",
+    )
+    + _entries(
+        "class",
+        "a dtype from a type string; its state is checked (no object "
+        "fields unless it is the plain object dtype, fields inside the item size)",
+        "numpy",
+        "dtype",
+    )
+    + _entries(
+        "call",
+        "an empty ndarray of shape (0,), then filled by its checked state "
+        "(data exactly the size of the shape, objects only from a list)",
+        "numpy._core.multiarray",
+        "_reconstruct",
+        ("numpy.core.multiarray",),
+    )
+    + _entries(
+        "call",
+        "a scalar from bytes in the file, for a checked dtype without object fields",
+        "numpy._core.multiarray",
+        "scalar",
+        ("numpy.core.multiarray",),
+    )
+    + _entries(
+        "call",
+        "an array over bytes in the file, for a checked dtype without object fields",
+        "numpy._core.numeric",
+        "_frombuffer",
+        ("numpy.core.numeric",),
+    )
+    + _entries(
+        "value",
+        "a pure elementwise math ufunc, only referenced (a pickle cannot call "
+        "it: broadcasting could allocate far more than the file)",
+        "numpy",
+        _UFUNCS,
+    )
+    + _entries(
+        "call",
+        "looks up a bit generator by name among numpy's own",
         "numpy.random._pickle",
         "__bit_generator_ctor",
-        "__generator_ctor",
-        "__randomstate_ctor",
     )
-    | _names("numpy.random._mt19937", "MT19937")
-    | _names("numpy.random._pcg64", "PCG64", "PCG64DXSM")
-    | _names("numpy.random._philox", "Philox")
-    | _names("numpy.random._sfc64", "SFC64")
-    | _names("numpy.random.bit_generator", "SeedSequence", "__pyx_unpickle_SeedSequence")
-    | _names("numpy.random.mtrand", "RandomState")
-    | _names("numpy.random._generator", "Generator")
-    | _names("joblib.numpy_pickle", "NumpyArrayWrapper")
-    | _names("joblib.numpy_pickle_compat", "NDArrayWrapper", "ZNDArrayWrapper")
-    | _names("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper")
-    # PyTorch checkpoints (zip): tensor and storage reconstruction only
-    | _names("torch._utils", "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter")
-    | _names("torch", "Size", "device", "float32", "float64", "float16", "bfloat16", "int64")
-    | _names("torch", "int32", "int16", "int8", "uint8", "bool")
-    | {
-        f"torch.{t}Storage"
-        for t in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte")
-    }
-    | _names("torch", "BoolStorage")
-    | _names("torch.storage", "UntypedStorage", "TypedStorage")
-    # sklearn's Cython binary trees restore themselves with `newObj(cls) = cls.__new__(cls)`
-    | _names("sklearn.metrics._dist_metrics", "newObj")
-    | _names("sklearn.neighbors._kd_tree", "newObj")
-    | _names("sklearn.neighbors._ball_tree", "newObj")
-    | _names("sklearn.neighbors._binary_tree", "newObj")
-    | {
-        f"{module}.{fmt}_{kind}"
-        for fmt in ("csr", "csc", "coo", "bsr", "dia", "dok", "lil")
-        for kind in ("matrix", "array")
-        for module in (f"scipy.sparse._{fmt}", f"scipy.sparse.{fmt}", "scipy.sparse")
-    }
+    + _entries(
+        "call",
+        "a Generator or RandomState over a bit generator from "
+        "__bit_generator_ctor (any other factory is refused)",
+        "numpy.random._pickle",
+        "__generator_ctor __randomstate_ctor",
+    )
+    + _entries(
+        "class",
+        "bit generator: __setstate__ checks and copies a fixed-size state",
+        "numpy.random._mt19937",
+        "MT19937",
+    )
+    + _entries(
+        "class",
+        "bit generator: __setstate__ checks and copies a fixed-size state",
+        "numpy.random._pcg64",
+        "PCG64 PCG64DXSM",
+    )
+    + _entries(
+        "class",
+        "bit generator: __setstate__ checks and copies a fixed-size state",
+        "numpy.random._philox",
+        "Philox",
+    )
+    + _entries(
+        "class",
+        "bit generator: __setstate__ checks and copies a fixed-size state",
+        "numpy.random._sfc64",
+        "SFC64",
+    )
+    + _entries(
+        "class",
+        "seed sequence: entropy and pool values only",
+        "numpy.random.bit_generator",
+        "SeedSequence",
+    )
+    + _entries(
+        "call",
+        "Cython's restore of SeedSequence (checks a layout checksum, sets fields)",
+        "numpy.random.bit_generator",
+        "__pyx_unpickle_SeedSequence",
+    )
+    + _entries(
+        "class",
+        "legacy random state over a checked bit generator",
+        "numpy.random.mtrand",
+        "RandomState",
+    )
+    + _entries(
+        "class",
+        "random generator over a checked bit generator",
+        "numpy.random._generator",
+        "Generator",
+    )
+    # -- joblib
+    + _entries(
+        "class",
+        "joblib's array placeholder: modelchain reads the array that follows "
+        "it itself, bounded by the bytes left and with a checked dtype",
+        "joblib.numpy_pickle",
+        "NumpyArrayWrapper",
+    )
+    # -- scipy sparse
+    + _entries(
+        "class",
+        "sparse matrix of arrays in the file; its index structure is checked "
+        "(check_format(full_check=True)) before use",
+        "scipy.sparse._csr",
+        "csr_matrix csr_array",
+        ("scipy.sparse", "scipy.sparse.csr"),
+    )
+    + _entries(
+        "class",
+        "sparse matrix of arrays in the file; its index structure is checked "
+        "(check_format(full_check=True)) before use",
+        "scipy.sparse._csc",
+        "csc_matrix csc_array",
+        ("scipy.sparse", "scipy.sparse.csc"),
+    )
+    # -- scikit-learn: the estimators and internals the benign corpus needs
+    + _entries("class", _ESTIMATOR, "sklearn.linear_model._logistic", "LogisticRegression")
+    + _entries("class", _ESTIMATOR, "sklearn.linear_model._base", "LinearRegression")
+    + _entries("class", _ESTIMATOR, "sklearn.linear_model._ridge", "Ridge")
+    + _entries("class", _ESTIMATOR, "sklearn.linear_model._coordinate_descent", "Lasso")
+    + _entries(
+        "class",
+        _ESTIMATOR,
+        "sklearn.tree._classes",
+        "DecisionTreeClassifier DecisionTreeRegressor ExtraTreeClassifier",
+    )
+    + _entries(
+        "class",
+        _ESTIMATOR,
+        "sklearn.ensemble._forest",
+        "RandomForestClassifier ExtraTreesClassifier",
+    )
+    + _entries("class", _ESTIMATOR, "sklearn.ensemble._gb", "GradientBoostingClassifier")
+    + _entries(
+        "class",
+        _ESTIMATOR,
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting",
+        "HistGradientBoostingClassifier",
+    )
+    + _entries(
+        "class",
+        "bin thresholds (arrays); binning happens at predict time",
+        "sklearn.ensemble._hist_gradient_boosting.binning",
+        "_BinMapper",
+    )
+    + _entries("class", _ESTIMATOR, "sklearn.svm._classes", "SVC LinearSVC")
+    + _entries("class", _ESTIMATOR, "sklearn.cluster._kmeans", "KMeans")
+    + _entries("class", _ESTIMATOR, "sklearn.neighbors._classification", "KNeighborsClassifier")
+    + _entries("class", _ESTIMATOR, "sklearn.naive_bayes", "GaussianNB")
+    + _entries(
+        "class", _ESTIMATOR, "sklearn.neural_network._multilayer_perceptron", "MLPClassifier"
+    )
+    + _entries("class", _PLAIN, "sklearn.neural_network._stochastic_optimizers", "AdamOptimizer")
+    + _entries("class", _ESTIMATOR, "sklearn.pipeline", "Pipeline")
+    + _entries("class", _ESTIMATOR, "sklearn.compose._column_transformer", "ColumnTransformer")
+    + _entries("class", _ESTIMATOR, "sklearn.preprocessing._data", "StandardScaler MinMaxScaler")
+    + _entries(
+        "class", _ESTIMATOR, "sklearn.preprocessing._function_transformer", "FunctionTransformer"
+    )
+    + _entries("class", _ESTIMATOR, "sklearn.preprocessing._label", "LabelBinarizer LabelEncoder")
+    + _entries("class", _ESTIMATOR, "sklearn.dummy", "DummyClassifier")
+    + _entries(
+        "class",
+        "Cython decision tree: __setstate__ checks the node array's dtype and "
+        "shape; modelchain checks every child and feature index before use",
+        "sklearn.tree._tree",
+        "Tree",
+    )
+    + _entries(
+        "class",
+        "Cython KD-tree: arrays only; modelchain checks its index arrays before use",
+        "sklearn.neighbors._kd_tree",
+        "KDTree",
+    )
+    + _entries(
+        "call",
+        "Cython's cls.__new__(cls) for an allowed class",
+        "sklearn.neighbors._kd_tree",
+        "newObj",
+    )
+    + _entries(
+        "class",
+        "distance metric: a few scalars and arrays",
+        "sklearn.metrics._dist_metrics",
+        "EuclideanDistance64",
+    )
+    + _entries(
+        "call",
+        "Cython's cls.__new__(cls) for an allowed class",
+        "sklearn.metrics._dist_metrics",
+        "newObj",
+    )
+    + _entries("class", "loss object without state", "sklearn._loss._loss", "CyHalfMultinomialLoss")
+    + _entries(
+        "call",
+        "Cython's restore of CyHalfMultinomialLoss (checks a layout checksum)",
+        "sklearn._loss._loss",
+        "__pyx_unpickle_CyHalfMultinomialLoss",
+    )
+    + _entries("class", _PLAIN, "sklearn._loss.loss", "HalfMultinomialLoss")
+    + _entries("class", _PLAIN, "sklearn._loss.link", "Interval MultinomialLogit")
 )
 
-#: Module trees whose *classes* are data-only model parts (rule 4 above).
-ALLOWED_PREFIXES: tuple[str, ...] = ("sklearn.",)
+_BY_KEY: dict[str, Entry] = {}
+for _e in ENTRIES:
+    for _k in (_e.key, *_e.aliases):
+        _BY_KEY[_k] = _e
 
-#: Module trees under an allowed prefix that are never allowed (test helpers, data fetchers,
-#: vendored code, parallelism and build machinery).
-EXCLUDED_PREFIXES: tuple[str, ...] = (
-    "sklearn.utils._testing",
-    "sklearn.utils.estimator_checks",
-    "sklearn.utils._joblib",
-    "sklearn.utils.parallel",
-    "sklearn.utils.fixes",
-    "sklearn.utils._show_versions",
-    "sklearn.externals",
-    "sklearn.datasets",
-    "sklearn.experimental",
-    "sklearn.conftest",
-    "sklearn._build_utils",
-    "sklearn.__check_build",
-    "sklearn._config",
+#: Every "module.name" of `ENTRIES` (and their aliases): the default allowlist as a set.
+DEFAULT_ALLOWED: frozenset[str] = frozenset(_BY_KEY)
+
+#: Names people ask about that the default allowlist refuses, and why (for the docs).
+NOT_ALLOWED: tuple[tuple[str, str], ...] = (
+    (
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "skops refuses it too: its node array is indexed without bounds checks at predict "
+        "time; pass it with --trust for a file you trust",
+    ),
+    (
+        "joblib.numpy_pickle_compat.NDArrayWrapper / ZNDArrayWrapper",
+        "joblib < 0.10 arrays: joblib.load would call numpy.load(<path from the pickle>, "
+        "allow_pickle=True)",
+    ),
+    ("builtins.range", "list(range(N)) allocates without bound from a few bytes"),
+    ("numpy.void, numpy.bytes_", "numpy.void(N) allocates N zero bytes"),
+    ("numpy.ma.core, numpy.matrix", "not needed by scikit-learn models; not reviewed"),
+    (
+        "multiprocessing.connection.Client (and all of multiprocessing)",
+        "connects to an address from the file when restored, and waits",
+    ),
+    (
+        "any other class in sklearn",
+        "not reviewed; there is no 'everything in sklearn' rule (re-exports such as "
+        "sklearn.pipeline.Parallel and classes that act on restore would pass it)",
+    ),
 )
 
 #: Module trees refused even when a caller trusts them.
@@ -239,6 +473,7 @@ DENIED_PREFIXES: tuple[str, ...] = (
     "commands",
     "popen2",
     "joblib.numpy_pickle_utils",
+    "joblib.numpy_pickle_compat",
     "numpy.testing",
     "numpy.lib.npyio",
     "numpy.distutils",
@@ -311,6 +546,7 @@ DENIED: frozenset[str] = frozenset(
         "savez",
     )
     | _names("numpy.core.multiarray", "_load")
+    | _names("numpy._core.multiarray", "_load")
     | _names("torch", "load", "loads", "compile")
     | _names("torch.storage", "_load_from_bytes")
 )
@@ -347,30 +583,9 @@ try:  # pickle's own Python 2 -> 3 table, the one the unpickler applies
 except ImportError:  # pragma: no cover - always present in CPython
     pass
 
-#: Class-like names that sklearn modules re-export from libraries whose objects run code.
-_SHAPE_DENIED = frozenset(
-    [
-        "Parallel",
-        "Memory",
-        "Path",
-        "PurePath",
-        "Popen",
-        "Thread",
-        "Pool",
-        "ThreadPool",
-        "ThreadPoolExecutor",
-        "ProcessPoolExecutor",
-        "ZipFile",
-        "TemporaryDirectory",
-        "NamedTemporaryFile",
-        "Logger",
-    ]
-)
-
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_CLASS_NAME = re.compile(r"_?[A-Z][A-Za-z0-9_]*")
-_PYX_UNPICKLE = re.compile(r"__pyx_unpickle_(_?[A-Z][A-Za-z0-9_]*)")
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_DENIED_TOPS = frozenset(p.split(".")[0] for p in DENIED_PREFIXES if "." not in p)
 
 
 def normalize(module: str, name: str) -> tuple[str, str]:
@@ -389,6 +604,9 @@ def _under(module: str, prefixes: Iterable[str]) -> str | None:
 
 
 def _denied(module: str, name: str) -> Verdict | None:
+    """Rule 2, checked for the name and for every attribute step of a dotted name: the
+    unpickler resolves ``a.b.c`` by getattr, so ``sklearn.x`` + ``os.system`` reaches
+    whatever ``sklearn.x.os`` is."""
     key = f"{module}.{name}"
     top = _under(module, DENIED_PREFIXES)
     if top is not None:
@@ -397,7 +615,23 @@ def _denied(module: str, name: str) -> Verdict | None:
     if key in DENIED:
         why = _REASONS.get(module.split(".")[0], "can run code")
         return Verdict(False, f"refused: {key} ({why})")
+    steps = name.split(".")
+    for i, step in enumerate(steps):
+        inner = ".".join([module, *steps[:i]])
+        if step in _DENIED_TOPS or _under(f"{inner}.{step}", DENIED_PREFIXES) is not None:
+            return Verdict(
+                False,
+                f"refused: {key} (attribute step {step!r} reaches a module that is always refused)",
+            )
+        if i and f"{inner}.{step}" in DENIED:
+            return Verdict(False, f"refused: {key} (reaches {inner}.{step})")
     return None
+
+
+def entry(module: str, name: str) -> Entry | None:
+    """The `ENTRIES` entry a (normalized) pickle reference names, if any."""
+    module, name = normalize(module, name)
+    return _BY_KEY.get(f"{module}.{name}")
 
 
 def check(module: str, name: str, trusted: Iterable[str] = ()) -> Verdict:
@@ -411,23 +645,45 @@ def check(module: str, name: str, trusted: Iterable[str] = ()) -> Verdict:
     denied = _denied(module, name)
     if denied is not None:
         return denied
-    if key in DEFAULT_ALLOWED:
+    if key in _BY_KEY:
         return Verdict(True, "allowed: default allowlist")
-    if (
-        _under(module, ALLOWED_PREFIXES) is not None
-        and _under(module, EXCLUDED_PREFIXES) is None
-        and not any(part.startswith("test") for part in module.split("."))
-        and name not in _SHAPE_DENIED
-        and (_CLASS_NAME.fullmatch(name) or _PYX_UNPICKLE.fullmatch(name))
-    ):
-        return Verdict(True, "allowed: scikit-learn class")
-    for entry in trusted:
-        if entry.endswith(".*"):
-            if _under(module, (entry[:-2],)) is not None:
-                return Verdict(True, f"allowed: trusted by caller ({entry})")
-        elif entry == key:
+    for item in trusted:
+        if item.endswith(".*"):
+            if "." not in name and _under(module, (item[:-2],)) is not None:
+                return Verdict(True, f"allowed: trusted by caller ({item})")
+        elif item == key:
             return Verdict(True, "allowed: trusted by caller")
+    if "." in name:
+        return Verdict(False, f"refused: {key} (a dotted name is allowed only when listed exactly)")
     return Verdict(False, f"refused: {key} is not in the allowlist")
+
+
+def identity_problem(
+    module: str, name: str, obj: object, trusted: Iterable[str] = ()
+) -> str | None:
+    """For the restricted unpickler, after importing: why `obj` is not what the allowed name
+    promised (None when it is). The object must be defined where its entry says (no
+    re-exports), must not be a module, and what a trusted name reaches must itself pass."""
+    import types
+
+    module, name = normalize(module, name)
+    key = f"{module}.{name}"
+    if isinstance(obj, types.ModuleType):
+        return f"refused: {key} is a module"
+    home_module = getattr(obj, "__module__", None)
+    home_name = getattr(obj, "__qualname__", None)
+    if not isinstance(home_module, str) or not isinstance(home_name, str):
+        return f"refused: {key} does not say where it is defined"
+    home = f"{home_module}.{home_name}"
+    found = _BY_KEY.get(key)
+    if found is not None:
+        if home not in (found.key, *found.aliases):
+            return f"refused: {key} is {home}, not the object the allowlist names"
+        return None
+    verdict = check(home_module, home_name, trusted)
+    if not verdict.allowed:
+        return f"refused: {key} is {home} ({verdict.reason})"
+    return None
 
 
 def parse_trusted(text: str) -> str:
@@ -459,21 +715,3 @@ def parse_trusted(text: str) -> str:
     if denied is not None:
         raise UsageError(f"cannot trust {module}.{name}: it is always {denied.reason}")
     return f"{module}.{name}"
-
-
-def looks_like_class(obj: object) -> bool:
-    """For the restricted unpickler: an object allowed by shape (rule 4) must be a class
-    *defined* under an allowed prefix (not one re-exported from elsewhere, such as joblib's
-    `Parallel` imported into `sklearn.pipeline`), or Cython's `__pyx_unpickle_*` helper."""
-    module = getattr(obj, "__module__", None)
-    if not isinstance(module, str) or _under(module, ALLOWED_PREFIXES) is None:
-        return False
-    if isinstance(obj, type):
-        return True
-    return callable(obj) and bool(_PYX_UNPICKLE.fullmatch(getattr(obj, "__name__", "")))
-
-
-def allowed_by_shape(module: str, name: str) -> bool:
-    """True when `check` allows the name by rule 4 (so the unpickler must `looks_like_class`)."""
-    module, name = normalize(module, name)
-    return check(module, name).reason == "allowed: scikit-learn class"

@@ -15,8 +15,9 @@ own trusted-types check, fed only with the types the allowlist (or the caller's 
 allows. safetensors files are parsed strictly and returned as numpy arrays; ONNX files as an
 `onnx.ModelProto` when `onnx` is installed.
 
-For `modelchain verify --load`, `verify_load_in_child` runs `load` in a child process
-(`python -m modelchain.guard`), which prints a one-line JSON verdict.
+For `modelchain verify --load`, `verify_load_in_child` runs `load` in an isolated child
+process (``python -I``, an empty working directory, a minimal environment, memory and CPU
+limits), which writes a one-line JSON verdict to a dedicated pipe.
 """
 
 from __future__ import annotations
@@ -196,68 +197,84 @@ def _check_import(module: str, name: str, trusted: tuple[str, ...]) -> None:
         raise _unsafe(f"unsafe model: {verdict.reason}", key)
 
 
-def _check_imported(module: str, name: str, obj: object) -> None:
-    from .allowlist import allowed_by_shape, looks_like_class
+def _refused(exc: Exception) -> UnsafeModel:
+    return _unsafe(f"unsafe model: {exc}")
 
-    if allowed_by_shape(module, name) and not looks_like_class(obj):
-        raise _unsafe(
-            f"unsafe model: refused: {module}.{name} is not a scikit-learn class",
-            f"{module}.{name}",
-        )
-    try:
-        from joblib.numpy_pickle_compat import NDArrayWrapper, ZNDArrayWrapper
-    except ImportError:  # pragma: no cover - joblib is optional
-        return
-    if obj is NDArrayWrapper or obj is ZNDArrayWrapper:
-        raise _unsafe(
-            f"unsafe model: refused: {module}.{name} (joblib < 0.10 arrays are read from "
-            "companion files on disk, which modelchain.load never opens)",
-            f"{module}.{name}",
-        )
+
+def _restricted_unpickler() -> type:
+    from .restore import CheckedUnpicklerMixin
+
+    class RestrictedUnpickler(CheckedUnpicklerMixin, pickle._Unpickler):  # type: ignore[misc]
+        """The pure-Python unpickler (its memo is a dict, every opcode can be checked) that
+        imports only what the allowlist allows and checks every call and state."""
+
+        def __init__(self, file: Any, trusted: tuple[str, ...], size: int) -> None:
+            super().__init__(file)
+            self._trusted = trusted
+            self._size = size
+
+        def find_class(self, module: str, name: str) -> Any:
+            _check_import(module, name, self._trusted)
+            if (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
+                raise _NeedsJoblib
+            obj = super().find_class(module, name)
+            self._admit(module, name, obj)
+            return obj
+
+        def persistent_load(self, pid: Any) -> Any:
+            return _refuse_persistent_id(pid)
+
+    RestrictedUnpickler.dispatch = RestrictedUnpickler.checked_dispatch(
+        pickle._Unpickler.dispatch  # type: ignore[attr-defined]
+    )
+    return RestrictedUnpickler
 
 
 def _refuse_persistent_id(pid: Any) -> Any:
     raise _unsafe("unsafe model: refused: a persistent id (the loader decides what it means)")
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """`pickle.Unpickler` that imports only what the allowlist allows."""
-
-    def __init__(self, file: Any, trusted: tuple[str, ...]) -> None:
-        super().__init__(file)
-        self._trusted = trusted
-
-    def find_class(self, module: str, name: str) -> Any:
-        _check_import(module, name, self._trusted)
-        if (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
-            raise _NeedsJoblib
-        obj = super().find_class(module, name)
-        _check_imported(module, name, obj)
-        return obj
-
-    def persistent_load(self, pid: Any) -> Any:
-        return _refuse_persistent_id(pid)
-
-
 def _restricted_joblib_unpickler() -> type:
-    from joblib.numpy_pickle import NumpyUnpickler
+    from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 
-    class RestrictedNumpyUnpickler(NumpyUnpickler):
-        """joblib's unpickler (arrays read from the stream), restricted like the one above."""
+    from .restore import CheckedUnpicklerMixin, read_joblib_array
 
-        def __init__(self, file: Any, trusted: tuple[str, ...]) -> None:
+    class RestrictedNumpyUnpickler(CheckedUnpicklerMixin, NumpyUnpickler):
+        """joblib's unpickler, restricted like the one above; the arrays that follow joblib's
+        placeholders are read by `read_joblib_array`, never by joblib."""
+
+        def __init__(self, file: Any, trusted: tuple[str, ...], size: int) -> None:
             super().__init__("", file, ensure_native_byte_order=True, mmap_mode=None)
             self._trusted = trusted
+            self._size = size
 
         def find_class(self, module: str, name: str) -> Any:
             _check_import(module, name, self._trusted)
             obj = super().find_class(module, name)
-            _check_imported(module, name, obj)
+            self._admit(module, name, obj)
             return obj
 
         def persistent_load(self, pid: Any) -> Any:
             return _refuse_persistent_id(pid)
 
+        def _build(self, inst: Any) -> None:
+            pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+            if isinstance(self.stack[-1], NumpyArrayWrapper):
+                wrapper = self.stack.pop()
+                fh = self.file_handle
+                self.stack.append(
+                    read_joblib_array(
+                        wrapper,
+                        fh,
+                        lambda: self._size - fh.tell(),
+                        self._size,
+                        lambda f: _restricted_unpickler()(f, self._trusted, self._size).load(),
+                    )
+                )
+
+    RestrictedNumpyUnpickler.dispatch = RestrictedNumpyUnpickler.checked_dispatch(
+        NumpyUnpickler.dispatch
+    )
     return RestrictedNumpyUnpickler
 
 
@@ -270,11 +287,15 @@ def _no_trailing(f: Any, what: str) -> None:
 
 
 def _load_pickle(data: bytes, trusted: tuple[str, ...]) -> Any:
+    from .restore import RestoreRefused
+
     f = io.BytesIO(data)
     try:
-        obj = _RestrictedUnpickler(f, trusted).load()
+        obj = _restricted_unpickler()(f, trusted, len(data)).load()
     except _NeedsJoblib:
         return _load_joblib(data, trusted)
+    except RestoreRefused as e:
+        raise _refused(e) from None
     _no_trailing(f, "pickle")
     return obj
 
@@ -284,14 +305,23 @@ def _load_joblib(data: bytes, trusted: tuple[str, ...]) -> Any:
         from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
     except ImportError:
         raise UsageError(f"loading joblib files needs joblib: {install_hint('sklearn')}") from None
+    from .restore import RestoreRefused
+
     unpickler = _restricted_joblib_unpickler()
     with _validate_fileobject_and_memmap(io.BytesIO(data), "", None) as (fobj, _):
         if isinstance(fobj, str):
             raise ModelUnreadable(
                 "a joblib < 0.10 file (its arrays live in companion files): not supported"
             )
-        obj = unpickler(fobj, trusted).load()
-        _no_trailing(fobj, "joblib pickle")
+        # the scan before loading capped the decompressed size: hold it all, so every
+        # bound below is relative to the bytes really there
+        raw = fobj.read() if not isinstance(fobj, io.BytesIO) else data
+    stream = io.BytesIO(raw)
+    try:
+        obj = unpickler(stream, trusted, len(raw)).load()
+    except RestoreRefused as e:
+        raise _refused(e) from None
+    _no_trailing(stream, "joblib pickle")
     return obj
 
 
@@ -660,7 +690,7 @@ def _refusal(path: str, name: str | None, exc: BaseException, code: int) -> dict
         "loaded": False,
         "path": path,
         "name": name,
-        "error": str(exc) or type(exc).__name__,
+        "error": " ".join(str(exc).split()) or type(exc).__name__,
         "error_type": type(exc).__name__,
         "exit_code": code,
     }
@@ -684,6 +714,7 @@ def child_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=FORMATS)
     parser.add_argument("--trusted", action="append", default=[])
     parser.add_argument("--allow-unregistered", action="store_true")
+    parser.add_argument("--verdict-fd", type=int, help="write the verdict here, not stdout")
     args = parser.parse_args(argv)
     try:
         loaded = load_verified(
@@ -703,8 +734,70 @@ def child_main(argv: list[str] | None = None) -> int:
         code = 1
         verdict = _refusal(args.path, args.name, e, code)
     verdict.setdefault("exit_code", code)
-    print(json.dumps(verdict, sort_keys=True, default=str), flush=True)
+    line = json.dumps(verdict, sort_keys=True, default=str) + "\n"
+    if args.verdict_fd is None:
+        print(line, end="", flush=True)
+    else:
+        with os.fdopen(args.verdict_fd, "w", encoding="utf-8") as out:
+            out.write(line)
     return code
+
+
+#: Address space the test-load child may use: numpy, scipy and scikit-learn themselves need
+#: about a gigabyte of mappings; a model may use a multiple of its size on top.
+CHILD_MEMORY_BASE = 2 * 1024**3
+CHILD_MEMORY_PER_BYTE = 32
+
+
+def _child_limits(memory: int, cpu_seconds: int) -> Any:
+    """A preexec_fn for the child: caps address space and CPU time, no core files."""
+
+    def apply() -> None:  # runs in the child between fork and exec
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return apply
+
+
+def _child_env() -> dict[str, str]:
+    """A minimal environment: nothing that makes Python import from elsewhere (PYTHON*), one
+    thread per math library, and the libpq variables a PostgreSQL ledger location may need."""
+    env = {
+        "PATH": os.defpath,
+        "LC_ALL": "C.UTF-8",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    for name, value in os.environ.items():
+        if name.startswith("PG") and name.isupper():
+            env[name] = value
+    return env
+
+
+# Started with `python -I -c`: no PYTHON* variables, no user site, and neither the working
+# directory nor the script's directory on sys.path. The package directory the parent runs
+# from is appended (after the standard library and site-packages), for a source checkout.
+_CHILD_CODE = (
+    "import sys\n"
+    "if sys.argv[1] not in sys.path: sys.path.append(sys.argv[1])\n"
+    "from modelchain.guard import child_main\n"
+    "sys.exit(child_main(sys.argv[2:]))\n"
+)
+
+
+def _child_failure(p: str, name: str | None, error: str, kind: str) -> dict[str, Any]:
+    return {
+        "loaded": False,
+        "path": p,
+        "name": name,
+        "error": error,
+        "error_type": kind,
+        "exit_code": 1,
+    }
 
 
 def verify_load_in_child(
@@ -717,59 +810,109 @@ def verify_load_in_child(
     allow_unregistered: bool = False,
     format: str | None = None,
     home: str | os.PathLike[str] | None = None,
+    memory_limit: int | None = None,
 ) -> dict[str, Any]:
-    """Run `load` on `path` in a fresh Python process and return its JSON verdict.
+    """Run `load` on `path` in a fresh, isolated Python process and return its JSON verdict.
+
+    The child is started with ``python -I`` in an empty temporary directory with a minimal
+    environment, under address-space and CPU-time limits, so no ``*.py`` beside the model or
+    in the caller's directory is importable. It writes its verdict to a dedicated pipe; the
+    parent trusts only one well-formed JSON line there that agrees with the exit status.
 
     The verdict has ``loaded`` (bool) and ``exit_code``; a refusal adds ``error`` and
-    ``error_type``. A child that times out, crashes or prints no verdict is reported as not
+    ``error_type``. A child that times out, crashes or gives no verdict is reported as not
     loaded (exit code 1): failing closed.
     """
-    p = os.fspath(path)
-    cmd = [sys.executable, "-m", "modelchain.guard", p]
-    if ledger_location is not None:
-        cmd += ["--ledger", os.fspath(ledger_location)]
+    import math
+    import tempfile
+    import threading
+
+    from .home import default_home
+    from .store import resolve_location
+
+    p = os.path.abspath(os.fspath(path))
+    try:
+        size = os.stat(p).st_size
+    except OSError:
+        size = 0
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    args = [p]
+    if ledger_location is not None or not allow_unregistered:
+        location = resolve_location(ledger_location)
+        if "://" not in location:
+            location = os.path.abspath(location)
+        args += ["--ledger", location]
     if name is not None:
-        cmd += ["--name", name]
-    if home is not None:
-        cmd += ["--home", os.fspath(home)]
+        args += ["--name", name]
+    args += ["--home", os.path.abspath(os.fspath(home) if home is not None else default_home())]
     if format is not None:
-        cmd += ["--format", format]
+        args += ["--format", format]
     if isinstance(trusted, str):
         trusted = (trusted,)
     for entry in trusted:
-        cmd += ["--trusted", entry]
+        args += ["--trusted", entry]
     if allow_unregistered:
-        cmd.append("--allow-unregistered")
+        args.append("--allow-unregistered")
+    if memory_limit is None:
+        memory_limit = CHILD_MEMORY_BASE + CHILD_MEMORY_PER_BYTE * size
+    read_fd, write_fd = os.pipe()
+    args += ["--verdict-fd", str(write_fd)]
+    cmd = [sys.executable, "-I", "-c", _CHILD_CODE, package_dir, *args]
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        with os.fdopen(read_fd, "rb") as r:
+            while len(b"".join(chunks)) <= 1 << 20:
+                chunk = r.read(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        with tempfile.TemporaryDirectory(prefix="modelchain-load-") as cwd:
+            try:
+                proc = subprocess.run(
+                    cmd,
+                    cwd=cwd,
+                    env=_child_env(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    timeout=timeout,
+                    pass_fds=(write_fd,),
+                    preexec_fn=_child_limits(memory_limit, max(1, math.ceil(timeout))),
+                    close_fds=True,
+                )
+            except subprocess.TimeoutExpired:
+                return _child_failure(
+                    p, name, f"loading did not finish within {timeout:g} s", "Timeout"
+                )
+    finally:
+        os.close(write_fd)
+        reader.join(timeout=5)
+    lines = b"".join(chunks).decode("utf-8", "replace").splitlines()
+    verdict: Any = None
+    if len(lines) == 1:
+        try:
+            verdict = json.loads(lines[0])
+        except ValueError:
+            verdict = None
+    well_formed = (
+        isinstance(verdict, dict)
+        and isinstance(verdict.get("loaded"), bool)
+        and verdict.get("exit_code") == proc.returncode
+        and verdict["loaded"] == (proc.returncode == 0)
+    )
+    if not well_formed:
+        stderr = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        tail = stderr[-1] if stderr else ""
+        status = proc.returncode
+        why = f"signal {-status}" if status < 0 else f"status {status}"
+        return _child_failure(
+            p, name, f"the loading process exited with {why}: {tail}".rstrip(": "), "ChildFailed"
         )
-    except subprocess.TimeoutExpired:
-        return {
-            "loaded": False,
-            "path": p,
-            "name": name,
-            "error": f"loading did not finish within {timeout:g} s",
-            "error_type": "Timeout",
-            "exit_code": 1,
-        }
-    lines = proc.stdout.strip().splitlines()
-    try:
-        verdict = json.loads(lines[-1]) if lines else None
-    except ValueError:
-        verdict = None
-    if not isinstance(verdict, dict) or not isinstance(verdict.get("loaded"), bool):
-        tail = (proc.stderr.strip().splitlines() or [""])[-1]
-        return {
-            "loaded": False,
-            "path": p,
-            "name": name,
-            "error": f"the loading process exited with status {proc.returncode}: {tail}".rstrip(),
-            "error_type": "ChildFailed",
-            "exit_code": 1,
-        }
-    if verdict["loaded"] and proc.returncode != 0:
-        verdict = {**verdict, "loaded": False, "exit_code": 1}
     return verdict
 
 
