@@ -34,16 +34,26 @@ def default_home() -> Path:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Atomically write a file only its owner can read."""
+    """Atomically and durably write a file only its owner can read: the file is synced
+    before the rename and the directory after it, so once this returns a crash can leave
+    the old file or the new one, never an empty one and never the old one again (the
+    trust state is written before the checkpoint it records is published)."""
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    dirfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dirfd)
+    finally:
+        os.close(dirfd)
 
 
 class Home:
@@ -160,6 +170,17 @@ class Home:
                 if old.size >= size:
                     return
             _write_private(self._origin_file(origin), note)
+
+    def retract_checkpoint(self, origin: str, note: str, previous: str | None) -> None:
+        """Undo `accept_checkpoint(note)` when the append it was written for did not commit
+        (the trust state is written first): back to `previous`, unless it moved on since."""
+        with self._trust_lock():
+            if self.trusted_checkpoint(origin) != note:
+                return
+            if previous is None:
+                self._origin_file(origin).unlink(missing_ok=True)
+            else:
+                _write_private(self._origin_file(origin), previous)
 
     def _locations_file(self) -> Path:
         return self.trust_dir / "locations.json"
