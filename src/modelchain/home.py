@@ -34,7 +34,10 @@ def default_home() -> Path:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Atomically write a file only its owner can read (see `fsio.atomic_write`)."""
+    """Atomically and durably write a file only its owner can read (`fsio.atomic_write`
+    syncs the file before the rename and the folder after it): once this returns, a crash
+    leaves the new file, never an empty one nor the old one again -- the trust state is
+    written before the checkpoint it records is published."""
     atomic_write(path, text, 0o600)
 
 
@@ -155,6 +158,17 @@ class Home:
                 if old.size >= size:
                     return
             _write_private(self._origin_file(origin), note)
+
+    def retract_checkpoint(self, origin: str, note: str, previous: str | None) -> None:
+        """Undo `accept_checkpoint(note)` when the append it was written for did not commit
+        (the trust state is written first): back to `previous`, unless it moved on since."""
+        with self._trust_lock():
+            if self.trusted_checkpoint(origin) != note:
+                return
+            if previous is None:
+                self._origin_file(origin).unlink(missing_ok=True)
+            else:
+                _write_private(self._origin_file(origin), previous)
 
     def _locations_file(self) -> Path:
         return self.trust_dir / "locations.json"

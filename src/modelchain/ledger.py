@@ -20,6 +20,7 @@ import secrets
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -41,6 +42,7 @@ from .errors import (
     InvalidProof,
     LedgerInvalid,
     LedgerUnreadable,
+    ModelchainError,
     ModelMismatch,
     NoteFormatError,
     NotRegistered,
@@ -59,6 +61,9 @@ if TYPE_CHECKING:
     from .store.http import HTTPStore
 
 ZERO_HASH = "0" * 64
+#: how long a reader waits for the checkpoint of an append that is committing (its trust
+#: state is written just before): only when what it read looks rolled back or unsigned
+_PUBLISH_WAIT_S = 2.0
 #: a server's entries read one by one with an inclusion proof each, up to this many; more
 #: are checked by recomputing the root from the whole log
 _PROVE_EACH = 32
@@ -490,6 +495,9 @@ class Ledger:
         self._last_flush = 0.0
         #: (note, checkpoint) last read by `read_checkpoint`
         self._read_cache: tuple[str, Checkpoint] | None = None
+        #: (note, trusted note, error) of the last stored checkpoint refused against the
+        #: trust state, so a service does not re-check (and wait) on every request
+        self._refused: tuple[str, str | None, LedgerInvalid] | None = None
         #: opt-in (a long-running reader such as the server): Merkle nodes read for proofs,
         #: kept across calls -- a stored node never changes once written
         self.node_cache: dict[tuple[int, int], bytes] | None = None
@@ -537,12 +545,27 @@ class Ledger:
             return None
         return frontier.copy(), checkpoint, tip_hash
 
-    def _accept_own(self, origin: str, size: int, note: str) -> None:
-        """What we sign, we trust -- so a later rollback below it is caught. Written at most
-        once a second in a loop of appends (and on close), not once per append."""
-        self._pending[:] = [(origin, size, note)]
-        if time.monotonic() - self._last_flush >= 1.0:
-            self.flush_trust()
+    @contextmanager
+    def _trust_first(self) -> Iterator[Callable[[str, int, str], None]]:
+        """What we sign, we trust -- so a later rollback below it is caught, by this and
+        every other verifier sharing the home, and by a running service. The trust state
+        is written (durably) inside the write transaction, before the commit publishes the
+        checkpoint: no reader can see a checkpoint newer than the trusted one. If the
+        commit then fails, the trust state goes back to what it was."""
+        written: list[tuple[str, str, str | None]] = []
+
+        def accept_own(origin: str, size: int, note: str) -> None:
+            before = self.home.trusted_checkpoint(origin)
+            self.home.accept_checkpoint(origin, size, note)
+            written.append((origin, note, before))
+
+        try:
+            yield accept_own
+        except BaseException:
+            for origin, note, before in written:
+                with suppress(ModelchainError, OSError):
+                    self.home.retract_checkpoint(origin, note, before)
+            raise
 
     def flush_trust(self) -> None:
         """Write the newest checkpoint this object signed to the trust state."""
@@ -809,7 +832,7 @@ class Ledger:
             return []
         if self.store.remote:
             return [self._submit_remote(entry) for entry in entries]
-        with self.store.writer() as w:
+        with self._trust_first() as accept_own, self.store.writer() as w:
             known = self._unchanged_since_known(w)
             if known is not None:
                 frontier, checkpoint, previous = known
@@ -858,8 +881,8 @@ class Ledger:
                 w.append(items[0][0], items[0][1], nodes, note)
             else:
                 w.append_many(items, nodes, note)
+            accept_own(checkpoint.origin, frontier.size, note)  # before the commit
         self._remember(note, signed, previous, frontier)
-        self._accept_own(checkpoint.origin, frontier.size, note)
         if self.node_cache is not None:  # committed: the batch's proofs need these next
             if len(self.node_cache) + len(nodes) > _CachedSubtrees.LIMIT:
                 self.node_cache.clear()
@@ -1045,8 +1068,52 @@ class Ledger:
         if cached is not None and cached[0] == note:
             return cached
         checkpoint = self._open_checkpoint(note, self.store.origin(), ())
+        if not self.store.remote:
+            note, checkpoint = self._check_served(note, checkpoint)
         self._read_cache = (note, checkpoint)
         return note, checkpoint
+
+    def _check_served(self, note: str, checkpoint: Checkpoint) -> tuple[str, Checkpoint]:
+        """A stored checkpoint is believed (and served) only if it is not older than, nor
+        inconsistent with, the newest one the trust state accepted: the database may have
+        been rolled back or forked under a running service. Checked once per new note; a
+        refusal is remembered until the note or the trust state changes."""
+        trusted_note = self.home.trusted_checkpoint(checkpoint.origin)
+        refused = self._refused
+        if refused is not None and refused[:2] == (note, trusted_note):
+            raise refused[2]
+        deadline = time.monotonic() + _PUBLISH_WAIT_S
+        while True:
+            try:
+                self._check_trusted(checkpoint, self._prove_extends(checkpoint))
+                return note, checkpoint
+            except RollbackError as exc:
+                if time.monotonic() >= deadline or not self._newer_note(note):
+                    self._refused = (note, trusted_note, exc)
+                    raise
+            except LedgerInvalid as exc:
+                self._refused = (note, trusted_note, exc)
+                raise
+            # an append was committing (its trust state is written first): take its note
+            note = self.store.checkpoint() or note
+            checkpoint = self._open_checkpoint(note, self.store.origin(), ())
+
+    def _newer_note(self, note: str) -> bool:
+        """Has a newer checkpoint been committed than `note` (waiting a moment for it)?
+
+        Asked when `note` looks older than the trust state, or blocks lie beyond it: an
+        append writes its trust state (and a JSON ledger its blocks) just before it
+        publishes its checkpoint, so a reader in between must not cry tampering."""
+        deadline = time.monotonic() + _PUBLISH_WAIT_S
+        delay = 0.002
+        while True:
+            current = self.store.checkpoint()
+            if current is not None and current != note:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     def lookup(
         self, name: str, model_hash: str, *, signed: tuple[str, Checkpoint] | None = None
@@ -1158,18 +1225,43 @@ class Ledger:
         self.flush_trust()  # our own unrecorded appends are the newest we accepted
         store = self.store
         origin = store.origin()
-        note = store.checkpoint()
         known = self._check_same_log(origin)
+        # the trust state before the note: an append writes its trust state first, so a
+        # note read after it is at least as new unless that append is still committing
         trusted = self._trusted(origin or known) if (origin or known) else None
+        note = store.checkpoint()
+        # audit exactly the tree the checkpoint signs, so appends committed meanwhile
+        # (blocks and nodes beyond it) are no false alarm
+        if note is None:
+            if trusted is not None:
+                raise RollbackError(
+                    f"{self.location}: the signed checkpoint is missing, but one covering "
+                    f"{n_blocks(trusted.size)} was accepted before"
+                )
+            raise LedgerInvalid(f"{self.location}: has no signed checkpoint")
+        checkpoint = self._open_checkpoint(note, origin, keys)
+        if trusted is not None and checkpoint.size < trusted.size and self._newer_note(note):
+            note = store.checkpoint() or note  # an append was committing: audit its tree
+            checkpoint = self._open_checkpoint(note, origin, keys)
+        signed_size = checkpoint.size
+        columns = store.lookup_columns(signed_size)
 
         frontier = merkle.Frontier.empty()
         computed_nodes: dict[tuple[int, int], bytes] = {}
         previous = ZERO_HASH
         versions: dict[str, int] = {}
         root_at_trusted = merkle.EMPTY_ROOT if trusted is not None and trusted.size == 0 else None
-        for stored in store.blocks():
+        for stored in store.blocks(0, signed_size):
             block = Block.from_raw(stored.raw, stored.position)
             where = f"block {block.index}"
+            if columns is not None:
+                row = next(columns, None)
+                if row != (block.index, block.name, block.version, block.model_hash):
+                    raise LedgerInvalid(
+                        f"{where}: its lookup columns (name, version, model_hash) do not "
+                        "match its signed body: lookups would find other blocks than "
+                        "were signed"
+                    )
             if block.previous_hash != previous:
                 raise LedgerInvalid(
                     f"{where}: previous_hash does not match block {block.index - 1}'s "
@@ -1200,24 +1292,21 @@ class Ledger:
             if on_stored is not None:
                 on_stored(block, stored)
         size = frontier.size
+        if columns is not None and next(columns, None) is not None:
+            raise LedgerInvalid(
+                f"{self.location}: the lookup columns list blocks that are not in the ledger"
+            )
 
-        if note is None:
-            if trusted is not None:
-                raise RollbackError(
-                    f"{self.location}: the signed checkpoint is missing, but one covering "
-                    f"{n_blocks(trusted.size)} was accepted before"
-                )
-            raise LedgerInvalid(f"{self.location}: has no signed checkpoint")
-        checkpoint = self._open_checkpoint(note, origin, keys)
         if checkpoint.size > size:
             raise LedgerInvalid(
                 f"{self.location}: holds {n_blocks(size)} but its signed checkpoint covers "
                 f"{n_blocks(checkpoint.size)}: blocks were deleted"
             )
-        if checkpoint.size < size:
+        stored_size = store.size()
+        if stored_size > size and not self._newer_note(note):
             raise LedgerInvalid(
-                f"{self.location}: blocks {checkpoint.size} to {size - 1} are not covered by "
-                f"the signed checkpoint (which covers {checkpoint.size})"
+                f"{self.location}: blocks {checkpoint.size} to {stored_size - 1} are not "
+                f"covered by the signed checkpoint (which covers {checkpoint.size})"
             )
         if frontier.root() != checkpoint.root_hash:
             culprit = self._first_unsigned_leaf(size)
@@ -1225,7 +1314,7 @@ class Ledger:
                 f"{self.location}: the blocks no longer match the signed checkpoint "
                 f"(Merkle root differs{culprit}): the ledger was changed after it was signed"
             )
-        self._check_nodes(computed_nodes)
+        self._check_nodes(computed_nodes, size)
         previously = self._check_trusted(
             checkpoint, lambda _size, old_root: root_at_trusted == old_root
         )
@@ -1244,13 +1333,17 @@ class Ledger:
             previously_trusted=previously,
         )
 
-    def _check_nodes(self, computed: dict[tuple[int, int], bytes]) -> None:
-        """Proofs are served from the stored nodes, so audit vouches for every one of them.
-        (A server's nodes are not kept here: its proofs are checked as they are read.)"""
+    def _check_nodes(self, computed: dict[tuple[int, int], bytes], size: int) -> None:
+        """Proofs are served from the stored nodes, so audit vouches for every one of them
+        in the signed tree of `size` leaves. (Nodes beyond it belong to appends committed
+        since, and are checked once a checkpoint covers them; no proof into this tree
+        reads them. A server's nodes are not kept here: its proofs are checked as read.)"""
         if self.store.remote:
             return
         seen = 0
         for level, index, digest in self.store.all_nodes():
+            if 0 <= level < 64 and index >= 0 and (index + 1) << level > size:
+                continue
             if computed.get((level, index)) != digest:
                 raise LedgerInvalid(
                     f"{self.location}: stored Merkle node ({level}, {index}) does not match "

@@ -164,6 +164,12 @@ class Store(ABC):
     def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
         """Indices of blocks by name or model digest (a lookup aid; callers verify)."""
 
+    def lookup_columns(self, size: int) -> Iterator[tuple[int, Any, Any, Any]] | None:
+        """(index, name, version, model_hash) of blocks [0, size), in index order, as the
+        lookup columns beside the stored body hold them (what `find` searches), or None
+        when the store keeps none. Audit checks every row against the signed body."""
+        return None
+
     @abstractmethod
     def writer(self) -> AbstractContextManager[Writer]: ...
 

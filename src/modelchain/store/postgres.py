@@ -261,6 +261,9 @@ class PostgresStore(Store):
                 f"{self.location}: ledger schema {version} is not supported by this version "
                 f"of modelchain (expects {SCHEMA_VERSION}); upgrade modelchain"
             )
+        from . import pgschema
+
+        pgschema.check(conn, self.schema, _CREATE, self._pg, self.location)
 
     def _schema_version(self, conn: psycopg.Connection[Any]) -> int | None:
         """None if there is no ledger here yet; raises if this is not a modelchain schema."""
@@ -395,6 +398,21 @@ class PostgresStore(Store):
                 cur.execute(f"SELECT level, idx, hash FROM {self._s}.nodes")
                 for level, idx, digest in cur:
                     yield int(level), int(idx), bytes(digest)
+
+    def lookup_columns(self, size: int) -> Iterator[tuple[int, Any, Any, Any]] | None:
+        return self._lookup_columns(size)
+
+    def _lookup_columns(self, size: int) -> Iterator[tuple[int, Any, Any, Any]]:
+        sql = (
+            f"SELECT idx, name, version, model_hash FROM {self._s}.blocks "
+            "WHERE idx < %s ORDER BY idx"
+        )
+        with self._conn() as conn, conn.transaction():
+            with conn.cursor(name="modelchain_columns") as cur:
+                cur.itersize = 2048
+                cur.execute(sql, (size,))
+                for idx, name, version, model_hash in cur:
+                    yield int(idx), name, None if version is None else int(version), model_hash
 
     def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
         clauses, args = [], []

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import LedgerUnreadable
+from ..errors import LedgerInvalid, LedgerUnreadable
 from .base import Store, StoredBlock, Tip, Writer, no_ledger_message, unique_object
 
 FORMAT = "modelchain-ledger"
@@ -196,6 +196,21 @@ class SQLiteStore(Store):
         with _db_errors(self.location):
             rows = self._conn.execute(f"SELECT idx FROM blocks WHERE {where} ORDER BY idx", args)
             return [int(r[0]) for r in rows]
+
+    def lookup_columns(self, size: int) -> Iterator[tuple[int, Any, Any, Any]] | None:
+        return self._lookup_columns(size)
+
+    def _lookup_columns(self, size: int) -> Iterator[tuple[int, Any, Any, Any]]:
+        sql = "SELECT idx, name, version, model_hash FROM blocks WHERE idx < ? ORDER BY idx"
+        with _db_errors(self.location):
+            try:
+                cursor = self._conn.execute(sql, (size,))
+            except sqlite3.OperationalError as exc:  # a table rebuilt without them
+                raise LedgerInvalid(
+                    f"{self.location}: the blocks table has lost its lookup columns ({exc})"
+                ) from exc
+            while rows := cursor.fetchmany(2048):
+                yield from rows
 
     # -- writes -----------------------------------------------------------------------------
 
