@@ -39,6 +39,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import contextlib
+import itertools
 import json
 import lzma
 import mmap
@@ -143,10 +144,18 @@ class ScanReport:
     def refused(self) -> list[ImportRecord]:
         return [i for i in self.imports if not i.allowed]
 
+    @property
+    def verdict(self) -> str:
+        """One of "data" (a data format: no code), "ok" (allowed code only), "UNSAFE"."""
+        if not self.ok:
+            return "UNSAFE"
+        return "data" if self.format in formats.DATA_FORMATS else "ok"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "ok": self.ok,
+            "verdict": self.verdict,
             "format": self.format,
             "imports": [i.as_dict() for i in self.imports],
             "findings": list(self.findings),
@@ -1222,6 +1231,11 @@ def _scan_zip(data: Any, report: ScanReport, opts: _Options, depth: int) -> None
     torch = any(n.endswith("/data.pkl") or n == "data.pkl" for n in names)
     skops = "schema.json" in names
     report.format = "pytorch-zip" if torch else "skops" if skops else "zip"
+    problem = _zip_layout_problem(data, members)
+    if problem:
+        report.findings.append(problem)
+        return
+    budget = [opts.max_decompressed]  # total work per file, over all members
     for member in members:
         if member.is_dir():
             continue
@@ -1238,7 +1252,7 @@ def _scan_zip(data: Any, report: ScanReport, opts: _Options, depth: int) -> None
         with tempfile.TemporaryFile(prefix="modelchain-scan-") as tmp:
             try:
                 with zf.open(member) as src:
-                    _inflate_copy(src, tmp, member, opts)
+                    _inflate_copy(src, tmp, member, opts, budget)
             except _Bomb as e:
                 report.findings.append(f"{shown}: {e}")
                 continue
@@ -1261,6 +1275,31 @@ def _scan_zip(data: Any, report: ScanReport, opts: _Options, depth: int) -> None
         if inner.parsed_bytes != inner.total_bytes and not inner.findings:
             report.findings.append(f"{shown}: not parsed to its end")
     report.parsed_bytes = report.total_bytes
+
+
+def _zip_layout_problem(data: Any, members: list[zipfile.ZipInfo]) -> str | None:
+    """Each member once, each in its own bytes: duplicate names or central-directory entries
+    that share or overlap one member's bytes are refused (scanning each copy would multiply
+    the work, and two readers may pick different copies)."""
+    seen: set[str] = set()
+    spans: list[tuple[int, int, str]] = []
+    for m in members:
+        if m.filename in seen:
+            return f"zip member {m.filename!r} appears twice: refused"
+        seen.add(m.filename)
+        start = m.header_offset
+        local = bytes(data[start : start + 30])
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            return f"zip member {m.filename!r}: no local header at byte {start}"
+        n, e = struct.unpack("<HH", local[26:30])
+        spans.append((start, start + 30 + n + e + m.compress_size, m.filename))
+    spans.sort()
+    for (_, end, name), (start, _, other) in itertools.pairwise(spans):
+        if start < end:
+            return f"zip members {name!r} and {other!r} overlap: refused"
+    if spans and spans[-1][1] > len(data):
+        return f"zip member {spans[-1][2]!r} runs past the end of the file"
+    return None
 
 
 def _torch_data_member(name: str) -> bool:
@@ -1300,13 +1339,21 @@ class _MmapFile:
         return True
 
 
-def _inflate_copy(src: BinaryIO, out: BinaryIO, member: zipfile.ZipInfo, opts: _Options) -> None:
+def _inflate_copy(
+    src: BinaryIO, out: BinaryIO, member: zipfile.ZipInfo, opts: _Options, budget: list[int]
+) -> None:
     total = 0
     while True:
         chunk = src.read(_CHUNK)
         if not chunk:
             return
         total += len(chunk)
+        budget[0] -= len(chunk)
+        if budget[0] < 0:
+            raise _Bomb(
+                f"decompression bomb: the members together expand beyond "
+                f"{opts.max_decompressed} bytes"
+            )
         if total > opts.max_decompressed:
             raise _Bomb(f"decompression bomb: expands beyond {opts.max_decompressed} bytes")
         if total > RATIO_FLOOR and total > opts.max_ratio * max(member.compress_size, 1):
