@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pickle
+import pickletools
 import sys
 import zipfile
 import zlib
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from modelchain import allowlist
 from modelchain.errors import InputError, UsageError
+from modelchain.formats import DATA_FORMATS
 from modelchain.scan import DirectoryScan, ScanReport, scan_bytes, scan_path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -333,8 +335,24 @@ def _valid_and_clean(data: bytes) -> bool:
 def test_random_bytes_never_crash(data: bytes) -> None:
     r = scan_bytes(data, "fuzz")
     assert isinstance(r, ScanReport)
-    if r.ok:
+    _assert_ok_means_safe(r, data)
+
+
+def _assert_ok_means_safe(r: ScanReport, data: bytes) -> None:
+    if r.ok and r.format in DATA_FORMATS:
+        assert not _is_pickle_prefix(data)  # data that pickle.load would run is not data
+    elif r.ok:
         assert _valid_and_clean(data)
+
+
+def _is_pickle_prefix(data: bytes) -> bool:
+    try:
+        for op, _arg, _pos in pickletools.genops(io.BytesIO(data)):
+            if op.name == "STOP":
+                return True
+    except Exception:
+        return False
+    return False
 
 
 @settings(max_examples=200, deadline=None)
@@ -359,5 +377,4 @@ def test_plain_data_pickles_pass(value: object, protocol: int) -> None:
     mutated[len(data) // 2] ^= 0x5A
     r = scan_bytes(bytes(mutated))
     assert isinstance(r, ScanReport)
-    if r.ok:
-        assert _valid_and_clean(bytes(mutated))
+    _assert_ok_means_safe(r, bytes(mutated))

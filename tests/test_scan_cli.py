@@ -23,7 +23,8 @@ def test_benign_file_exits_0(run, files) -> None:
     _, built = files
     benign = next(f for f in built if not f.malicious and f.path.suffix == ".joblib")
     result = assert_ok(run("scan", benign.path))
-    assert ": ok (" in result.stdout and "REFUSED" not in result.stdout
+    assert " ok (" in result.stdout and "REFUSED" not in result.stdout
+    assert result.stdout.split()[:3] == ["PATH", "FORMAT", "VERDICT"]
 
 
 def test_malicious_file_exits_1_naming_the_import(run, files) -> None:

@@ -887,7 +887,7 @@ def _report_copy(report: Any, source: str, target: str, as_json: bool) -> None:
 )
 @json_option
 def scan(path: str, trusted: Sequence[str], as_json: bool) -> None:
-    """Scan a pickle/joblib file (or every file of a directory) without loading it.
+    """Scan a model file (or every file of a directory) without loading it.
 
     \b
     Examples:
@@ -895,7 +895,9 @@ def scan(path: str, trusted: Sequence[str], as_json: bool) -> None:
       modelchain scan models/ --json
       modelchain scan model.pkl --trust mypkg.layers.Dense
 
-    Exit 0 only if every file was parsed to its end and every import is allowed.
+    Data files (safetensors, JSON, text, PNG/JPEG, GGUF, ONNX) are recognised by a strict
+    parse and reported as "data"; a file that parses as two formats is refused. Exit 0 only
+    if every file was parsed to its end and every import is allowed.
     """
     from .scan import DirectoryScan, scan_path
 
@@ -906,11 +908,18 @@ def scan(path: str, trusted: Sequence[str], as_json: bool) -> None:
         reports = result.reports if isinstance(result, DirectoryScan) else [result]
         for finding in getattr(result, "findings", []) if isinstance(result, DirectoryScan) else []:
             click.echo(f"{path}: {finding}")
+        width = max([len("PATH")] + [len(r.path) for r in reports])
+        fwidth = max([len("FORMAT")] + [len(r.format) for r in reports])
+        click.echo(f"{'PATH':<{width}}  {'FORMAT':<{fwidth}}  VERDICT")
         for report in reports:
-            verdict = "ok" if report.ok else "UNSAFE"
+            detail = (
+                "holds no code"
+                if report.verdict == "data"
+                else f"{len(report.imports)} imports, "
+                f"parsed {report.parsed_bytes} of {report.total_bytes} bytes"
+            )
             click.echo(
-                f"{report.path}: {verdict} ({report.format}, {len(report.imports)} imports, "
-                f"parsed {report.parsed_bytes} of {report.total_bytes} bytes)"
+                f"{report.path:<{width}}  {report.format:<{fwidth}}  {report.verdict} ({detail})"
             )
             for record in report.imports:
                 mark = "allowed" if record.allowed else "REFUSED"

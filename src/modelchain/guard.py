@@ -45,7 +45,7 @@ from .errors import (
     VerificationError,
     install_hint,
 )
-from .store.base import DuplicateKey, unique_object
+from .formats import FormatError, SafetensorsHeader, parse_safetensors
 
 if TYPE_CHECKING:  # pragma: no cover
     from .home import Home
@@ -75,7 +75,6 @@ _PICKLE_EXTENSIONS = (".pkl", ".pickle", ".pk", ".p")
 _JOBLIB_EXTENSIONS = (".joblib", ".jbl", ".jl")
 #: the magic bytes of every compressor joblib registers (joblib.compressor._COMPRESSORS)
 _COMPRESSED_MAGIC = (b"x", b"\x1f\x8b", b"BZh", b"]\x00\x00", b"\xfd7zXZ", b'\x04"M\x18')
-_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -145,10 +144,12 @@ def read_once(path: str) -> bytes:
 
 
 def _looks_like_safetensors(data: bytes) -> bool:
-    if len(data) < 10:
+    """True only if the strict parser (the one `scan` uses too) accepts the whole file."""
+    try:
+        parse_safetensors(data)
+    except FormatError:
         return False
-    n = int.from_bytes(data[:8], "little")
-    return 2 <= n <= len(data) - 8 and data[8:9] == b"{"
+    return True
 
 
 def detect_format(data: bytes, path: str = "", format: str | None = None) -> str:
@@ -370,106 +371,14 @@ def _load_onnx(data: bytes) -> Any:
 
 # -- safetensors per tensor -----------------------------------------------------------------
 
-_DTYPE_SIZES = {
-    "BOOL": 1,
-    "U8": 1,
-    "I8": 1,
-    "F8_E5M2": 1,
-    "F8_E4M3": 1,
-    "I16": 2,
-    "U16": 2,
-    "F16": 2,
-    "BF16": 2,
-    "I32": 4,
-    "U32": 4,
-    "F32": 4,
-    "I64": 8,
-    "U64": 8,
-    "F64": 8,
-}
-
-
-@dataclass(frozen=True)
-class SafetensorsHeader:
-    """A parsed safetensors header: `tensors` maps name -> (begin, end) absolute offsets."""
-
-    header_length: int
-    header: bytes
-    tensors: dict[str, tuple[int, int]]
-    metadata: dict[str, str]
-
-
-def _nonneg_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
 
 def parse_safetensors_header(data: bytes) -> SafetensorsHeader:
-    """Parse and check a safetensors file's header (8-byte little-endian length, JSON).
-
-    Strict: the header lies within the file, is a JSON object without duplicate keys, every
-    tensor has a dtype, a shape and data offsets inside the data area whose length matches the
-    shape, and the tensors cover the data area exactly, without overlap or gaps.
-    Raises `ModelUnreadable` naming the first problem.
-    """
-    if len(data) < 8:
-        raise ModelUnreadable("safetensors: file shorter than its 8-byte header length")
-    n = int.from_bytes(data[:8], "little")
-    if n > len(data) - 8:
-        raise ModelUnreadable(f"safetensors: header length {n} exceeds the file")
-    if n > _MAX_SAFETENSORS_HEADER:
-        raise ModelUnreadable(f"safetensors: header length {n} is implausibly large")
-    header = bytes(data[8 : 8 + n])
+    """Parse and check a safetensors file's header strictly (`modelchain.formats`, the parser
+    `scan` uses too). Raises `ModelUnreadable` naming the first problem."""
     try:
-        parsed = json.loads(header.decode("utf-8"), object_pairs_hook=unique_object)
-    except DuplicateKey as e:
-        raise ModelUnreadable(f"safetensors header: {e}") from None
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ModelUnreadable(f"safetensors: header is not UTF-8 JSON: {e}") from None
-    if not isinstance(parsed, dict):
-        raise ModelUnreadable("safetensors: header is not a JSON object")
-    body = len(data) - 8 - n
-    metadata: dict[str, str] = {}
-    tensors: dict[str, tuple[int, int]] = {}
-    for key, info in parsed.items():
-        if key == "__metadata__":
-            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
-                raise ModelUnreadable("safetensors: __metadata__ must map strings to strings")
-            metadata = dict(info)
-            continue
-        where = f"safetensors: tensor {key!r}"
-        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
-            raise ModelUnreadable(f"{where}: needs exactly dtype, shape and data_offsets")
-        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if not isinstance(dtype, str):
-            raise ModelUnreadable(f"{where}: dtype must be a string")
-        if not isinstance(shape, list) or not all(_nonneg_int(d) for d in shape):
-            raise ModelUnreadable(f"{where}: shape must be a list of non-negative integers")
-        if (
-            not isinstance(offsets, list)
-            or len(offsets) != 2
-            or not all(_nonneg_int(o) for o in offsets)
-        ):
-            raise ModelUnreadable(f"{where}: data_offsets must be two non-negative integers")
-        begin, end = offsets
-        if begin > end or end > body:
-            raise ModelUnreadable(f"{where}: data_offsets [{begin}, {end}] outside the data")
-        size = _DTYPE_SIZES.get(dtype)
-        if size is not None:
-            count = 1
-            for d in shape:
-                count *= d
-            if count * size != end - begin:
-                raise ModelUnreadable(f"{where}: {end - begin} bytes do not hold {dtype}{shape}")
-        tensors[key] = (8 + n + begin, 8 + n + end)
-    position = 8 + n
-    for key, (begin, end) in sorted(tensors.items(), key=lambda kv: (kv[1], kv[0])):
-        if begin != position:
-            what = "overlaps another tensor" if begin < position else "leaves a gap before it"
-            raise ModelUnreadable(f"safetensors: tensor {key!r} {what}")
-        position = end
-    if position != len(data):
-        raise ModelUnreadable(f"safetensors: {len(data) - position} bytes follow the last tensor")
-    return SafetensorsHeader(n, header, tensors, metadata)
+        return parse_safetensors(data)
+    except FormatError as e:
+        raise ModelUnreadable(str(e)) from None
 
 
 def safetensors_digests(data: bytes) -> dict[str, str]:

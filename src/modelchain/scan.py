@@ -39,6 +39,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import contextlib
+import itertools
 import json
 import lzma
 import mmap
@@ -52,7 +53,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from modelchain import allowlist
+from modelchain import allowlist, formats
 from modelchain.errors import InputError
 
 __all__ = [
@@ -76,6 +77,13 @@ _CHUNK = 1 << 20
 _MAX_DEPTH = 8  # nested pickles (object arrays) and nested containers
 _MAX_LINE = 1 << 16  # longest text-opcode argument line
 _KEEP_BYTES = 1 << 16  # longer byte strings are tracked by length only
+_KEEP_TOTAL = 16 << 20  # strings kept per file; beyond this they are tracked by length only
+_MIN_OPS = 1 << 20  # opcode budget per file: at least this, else OPS_PER_BYTE x its size
+OPS_PER_BYTE = 8
+_MAX_MATERIALIZE = 100_000  # nodes of one array's dtype/shape metadata
+#: joblib's legacy wrappers: NDArrayWrapper makes joblib.load call
+#: numpy.load(<a path named in the pickle>, allow_pickle=True). Refused by the scanner.
+_LEGACY_WRAPPER_NAMES = frozenset({"NDArrayWrapper", "ZNDArrayWrapper"})
 _JOBLIB_WRAPPERS = frozenset(
     {
         "joblib.numpy_pickle.NumpyArrayWrapper",
@@ -136,10 +144,18 @@ class ScanReport:
     def refused(self) -> list[ImportRecord]:
         return [i for i in self.imports if not i.allowed]
 
+    @property
+    def verdict(self) -> str:
+        """One of "data" (a data format: no code), "ok" (allowed code only), "UNSAFE"."""
+        if not self.ok:
+            return "UNSAFE"
+        return "data" if self.format in formats.DATA_FORMATS else "ok"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "ok": self.ok,
+            "verdict": self.verdict,
             "format": self.format,
             "imports": [i.as_dict() for i in self.imports],
             "findings": list(self.findings),
@@ -178,21 +194,62 @@ class _Stop(Exception):
 
 
 class _Buffer:
-    """Random access over bytes or an mmap, with a cursor and exact reads."""
+    """Random access over bytes or an mmap, with a cursor and exact reads.
 
-    __slots__ = ("data", "end", "pos")
+    Frames are modelled as Python's pickle._Unpickler (the one joblib uses) reads them: a
+    FRAME's bytes are read from the file in one go, opcodes are then read from the frame and
+    may not run past its end, and reads of the *file* (joblib's array bytes, an object
+    array's nested pickle) happen at `file_pos`, after the frame. Once the frame is used up,
+    opcodes come from the file again, at `file_pos`.
+    """
+
+    __slots__ = ("data", "end", "file_pos", "frame_end", "pos")
 
     def __init__(self, data: Any, pos: int = 0, end: int | None = None) -> None:
         self.data = data
         self.pos = pos
         self.end = len(data) if end is None else end
+        self.frame_end: int | None = None
+        self.file_pos = pos
 
     def left(self) -> int:
         return self.end - self.pos
 
+    def enter(self, n: int) -> None:
+        """Before a framed read of n bytes: leave a used-up frame, refuse a straddling read."""
+        fe = self.frame_end
+        if fe is None:
+            return
+        if self.pos == fe:
+            if n:
+                self.frame_end = None
+                self.pos = self.file_pos
+            return
+        if self.pos + n > fe:
+            raise _Stop(f"a read of {n} bytes runs past the end of the frame at byte {fe}")
+
+    def start_frame(self, n: int) -> None:
+        if self.frame_end is not None:
+            if self.pos != self.frame_end:
+                raise _Stop("a FRAME begins before the end of the current frame")
+            base = self.file_pos
+        else:
+            base = self.pos
+        if n > self.end - base:
+            raise _Stop(f"FRAME declares {n} bytes but only {self.end - base} remain")
+        self.pos, self.frame_end, self.file_pos = base, base + n, base + n
+
+    def end_pickle(self) -> None:
+        """At STOP: the next pickle (if any) starts where the file position is."""
+        if self.frame_end is not None:
+            if self.pos != self.frame_end:
+                raise _Stop("STOP before the end of its frame")
+            self.pos, self.frame_end = self.file_pos, None
+
     def read(self, n: int, what: str) -> bytes:
         if n < 0:
             raise _Stop(f"{what}: negative length {n}")
+        self.enter(n)
         if n > self.end - self.pos:
             raise _Stop(f"{what} needs {n} bytes but only {self.end - self.pos} remain")
         out = self.data[self.pos : self.pos + n]
@@ -200,12 +257,33 @@ class _Buffer:
         return bytes(out)
 
     def skip(self, n: int, what: str) -> None:
+        if n >= 0:
+            self.enter(n)
         if n < 0 or n > self.end - self.pos:
             raise _Stop(f"{what} needs {n} bytes but only {self.end - self.pos} remain")
         self.pos += n
 
+    def file_read(self, n: int, what: str) -> bytes:
+        """Read from the file itself (after the current frame), as joblib's read_array does."""
+        if self.frame_end is None:
+            return self.read(n, what)
+        if n < 0 or n > self.end - self.file_pos:
+            raise _Stop(f"{what} needs {n} bytes but only {self.end - self.file_pos} remain")
+        out = self.data[self.file_pos : self.file_pos + n]
+        self.file_pos += n
+        return bytes(out)
+
+    def file_skip(self, n: int, what: str) -> None:
+        if self.frame_end is None:
+            self.skip(n, what)
+            return
+        if n < 0 or n > self.end - self.file_pos:
+            raise _Stop(f"{what} needs {n} bytes but only {self.end - self.file_pos} remain")
+        self.file_pos += n
+
     def line(self, what: str) -> bytes:
-        stop = min(self.end, self.pos + _MAX_LINE)
+        self.enter(1)
+        stop = min(self.end if self.frame_end is None else self.frame_end, self.pos + _MAX_LINE)
         i = self.data.find(b"\n", self.pos, stop)
         if i < 0:
             raise _Stop(f"{what}: no end of line within {stop - self.pos} bytes")
@@ -240,6 +318,14 @@ class _Obj:
     attrs: dict[str, Any] = field(default_factory=dict)
     state: Any = None
     built: bool = False
+    lossy: bool = False  # items were added that the scanner did not follow
+
+
+class _Dict(dict):  # type: ignore[type-arg]
+    """A dict the loader would build; `lossy` once a key could not be evaluated statically
+    (the loader would have stored it, perhaps as a key the scanner relies on)."""
+
+    lossy = False
 
 
 class _Opaque:
@@ -263,8 +349,7 @@ def _cls_key(obj: _Obj) -> str | None:
         key_s = f"{key[0]}.{key[1]}"
         if key_s == "copyreg._reconstructor" and isinstance(obj.args, tuple) and obj.args:
             inner = obj.args[0]
-            if isinstance(inner, _Global):
-                return inner.key
+            return inner.key if isinstance(inner, _Global) else None
         return key_s
     return None
 
@@ -272,24 +357,37 @@ def _cls_key(obj: _Obj) -> str | None:
 # --------------------------------------------------------------------------- dtype rebuild
 
 
-def _materialize(value: Any, depth: int = 0) -> Any:
-    """Turn plain symbolic data (and pickled numpy dtypes) into real values, else _Stop."""
+def _materialize(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
+    """Turn plain symbolic data (and pickled numpy dtypes) into real values, else _Stop.
+
+    `budget` bounds the nodes visited: memo references make a small pickle a DAG whose
+    tree is exponentially large."""
+    if budget is None:
+        budget = [_MAX_MATERIALIZE]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _Stop("array metadata is too large to evaluate")
     if depth > 20:
         raise _Stop("dtype nested too deeply")
+    if getattr(value, "lossy", False):
+        raise _Stop("array metadata holds a value the scanner cannot evaluate")
     if value is None or isinstance(value, (bool, int, float, str, bytes)):
         return value
     if isinstance(value, tuple):
-        return tuple(_materialize(v, depth + 1) for v in value)
+        return tuple(_materialize(v, depth + 1, budget) for v in value)
     if isinstance(value, list):
-        return [_materialize(v, depth + 1) for v in value]
+        return [_materialize(v, depth + 1, budget) for v in value]
     if isinstance(value, dict):
-        return {_materialize(k, depth + 1): _materialize(v, depth + 1) for k, v in value.items()}
+        return {
+            _materialize(k, depth + 1, budget): _materialize(v, depth + 1, budget)
+            for k, v in value.items()
+        }
     if isinstance(value, _Obj) and _cls_key(value) == "numpy.dtype":
-        return _rebuild_dtype(value, depth)
+        return _rebuild_dtype(value, depth, budget)
     raise _Stop("array dtype is not plain data")
 
 
-def _rebuild_dtype(obj: _Obj, depth: int) -> Any:
+def _rebuild_dtype(obj: _Obj, depth: int, budget: list[int]) -> Any:
     try:
         import numpy
     except ImportError as e:  # pragma: no cover - numpy is installed with the sklearn extra
@@ -306,7 +404,7 @@ def _rebuild_dtype(obj: _Obj, depth: int) -> Any:
     try:
         dtype = numpy.dtype(*args)
         if obj.state is not None:
-            dtype.__setstate__(_materialize(obj.state, depth + 1))
+            dtype.__setstate__(_materialize(obj.state, depth + 1, budget))
     except _Stop:
         raise
     except Exception as e:
@@ -315,6 +413,44 @@ def _rebuild_dtype(obj: _Obj, depth: int) -> Any:
 
 
 # --------------------------------------------------------------------------- pickle parser
+
+
+#: calls whose result is never exactly a str (STACK_GLOBAL needs exactly str operands)
+_NEVER_STR = _JOBLIB_WRAPPERS | {
+    "numpy.dtype",
+    "numpy.core.multiarray._reconstruct",
+    "numpy._core.multiarray._reconstruct",
+    "numpy.core.multiarray.scalar",
+    "numpy._core.multiarray.scalar",
+}
+
+
+def _maybe_str(value: Any) -> bool:
+    """Could `value` be exactly a str when the loader runs? (only literals are known)"""
+    if isinstance(value, (str, _Opaque)):
+        return True
+    if isinstance(value, _Obj):
+        key = _cls_key(value)
+        return key is None or (key not in _NEVER_STR and not key.startswith("sklearn."))
+    return False
+
+
+def _importable_name(text: str) -> bool:
+    """False for names no module or attribute can have (empty, blanks, control characters)."""
+    return bool(text) and text.isprintable() and not any(c.isspace() for c in text)
+
+
+def _mark_lossy(target: Any) -> None:
+    """Items went into a container the scanner does not model: it can no longer be relied on."""
+    if isinstance(target, (_Obj, _Dict)):
+        target.lossy = True
+
+
+def _legacy_wrapper(module: str, name: str) -> bool:
+    mod, nm = allowlist.normalize(module, name)
+    if mod.endswith("numpy_pickle_compat") or ".numpy_pickle_compat." in f"{mod}.":
+        return "joblib" in mod
+    return nm.split(".")[-1] in _LEGACY_WRAPPER_NAMES and "joblib" in mod
 
 
 def _arg_kinds() -> dict[int, tuple[str, str | None]]:
@@ -334,11 +470,25 @@ _INT.update({"uint8": (8, "<Q")})
 class _PickleParser:
     """Parses pickles from a _Buffer into a ScanReport, without running anything."""
 
-    def __init__(self, report: ScanReport, trusted: tuple[str, ...], context: str = "") -> None:
+    def __init__(
+        self,
+        report: ScanReport,
+        trusted: tuple[str, ...],
+        context: str = "",
+        *,
+        plain: bool = False,
+        input_size: int = 0,
+    ) -> None:
         self.report = report
         self.trusted = trusted
         self.context = context  # "torch": persistent ids name storages in the archive
+        # plain: model pickle.load (the C unpickler): frames are transparent and a joblib
+        # array wrapper is just an object, so the bytes after it are read as opcodes
+        self.plain = plain
         self.saw_wrapper = False
+        # memory is bounded by the file's size: opcodes and kept strings are budgeted
+        self.ops_left = max(_MIN_OPS, OPS_PER_BYTE * input_size)
+        self.keep_left = _KEEP_TOTAL
 
     # -- arguments
 
@@ -399,13 +549,13 @@ class _PickleParser:
             raise _Stop(f"{name}: negative length {n}")
         return n
 
-    @staticmethod
-    def _blob(buf: _Buffer, n: int, kind: str, name: str) -> Any:
+    def _blob(self, buf: _Buffer, n: int, kind: str, name: str) -> Any:
         if n > buf.left():
             raise _Stop(f"{name} declares {n} bytes but only {buf.left()} remain")
-        if n > _KEEP_BYTES:
+        if n > _KEEP_BYTES or n > self.keep_left:
             buf.skip(n, name)
             return _OPAQUE
+        self.keep_left -= n
         raw = buf.read(n, name)
         if kind.startswith("unicode"):
             try:
@@ -420,10 +570,26 @@ class _PickleParser:
 
     def _import(self, module: Any, name: Any, offset: int) -> _Global:
         if not isinstance(module, str) or not isinstance(name, str):
+            if self.plain and not all(_maybe_str(x) for x in (module, name)):
+                raise _Stop("STACK_GLOBAL requires str")  # pickle.load raises here
             self.report.imports.append(
                 ImportRecord("?", "?", False, "refused: import name not known statically", offset)
             )
             return _Global("?", "?")
+        if self.plain and not (_importable_name(module) and _importable_name(name)):
+            raise _Stop("not a module name")  # random array bytes: the import fails
+        if _legacy_wrapper(module, name):
+            self.report.imports.append(
+                ImportRecord(
+                    module,
+                    name,
+                    False,
+                    "refused: joblib's legacy array wrapper (joblib.load would call "
+                    "numpy.load with allow_pickle=True on a path the file names)",
+                    offset,
+                )
+            )
+            return _Global(module, name)
         verdict = allowlist.check(module, name, self.trusted)
         self.report.imports.append(
             ImportRecord(module, name, verdict.allowed, verdict.reason, offset)
@@ -459,9 +625,13 @@ class _PickleParser:
             return stack[-1]
 
         while True:
+            buf.enter(1)
             start = buf.pos
             if buf.left() <= 0:
                 raise _Stop("pickle ends without a STOP opcode")
+            self.ops_left -= 1
+            if self.ops_left < 0:
+                raise _Stop("more opcodes than the scanner's memory bound for a file this size")
             code = buf.data[buf.pos]
             buf.pos += 1
             if code not in _OPS:
@@ -473,15 +643,19 @@ class _PickleParser:
                 buf.pos = start
                 raise
             if name == "STOP":
-                if stack or metastack:
-                    pass  # extra items are harmless for the loader; it returns the top
+                # extra items are harmless for the loader; it returns the top
+                if not self.plain:
+                    buf.end_pickle()
                 return
             if name == "PROTO":
                 if arg > 5:
                     raise _Stop(f"unsupported pickle protocol {arg}")
             elif name == "FRAME":
-                if arg > buf.left():
-                    raise _Stop(f"FRAME declares {arg} bytes but only {buf.left()} remain")
+                if self.plain:
+                    if arg > buf.left():
+                        raise _Stop(f"FRAME declares {arg} bytes but only {buf.left()} remain")
+                else:
+                    buf.start_frame(arg)
             elif name == "MARK":
                 metastack.append(stack)
                 stack = []
@@ -557,24 +731,30 @@ class _PickleParser:
                 target = top()
                 if isinstance(target, list):
                     target.append(value)
+                else:
+                    _mark_lossy(target)
             elif name == "APPENDS":
                 items = pop_mark()
                 target = top()
                 if isinstance(target, list):
                     target.extend(items)
+                else:
+                    _mark_lossy(target)
             elif name == "EMPTY_DICT":
-                stack.append({})
+                stack.append(_Dict())
             elif name == "DICT":
                 items = pop_mark()
                 if len(items) % 2:
                     raise _Stop("DICT with an odd number of items")
-                made = self._dict({}, items)
+                made = self._dict(_Dict(), items)
                 stack.append(made)
             elif name == "SETITEM":
                 value, key = pop(), pop()
                 target = top()
                 if isinstance(target, dict):
                     self._dict(target, [key, value])
+                else:
+                    _mark_lossy(target)
             elif name == "SETITEMS":
                 items = pop_mark()
                 if len(items) % 2:
@@ -582,6 +762,8 @@ class _PickleParser:
                 target = top()
                 if isinstance(target, dict):
                     self._dict(target, items)
+                else:
+                    _mark_lossy(target)
             elif name in ("EMPTY_SET",):
                 stack.append(_OPAQUE)
             elif name == "ADDITEMS":
@@ -625,9 +807,13 @@ class _PickleParser:
                 state = pop()
                 target = top()
                 if isinstance(target, _Obj):
+                    cls = _cls_key(target)
+                    if cls is None and not self.plain:
+                        # it might be joblib's array wrapper, after which joblib reads bytes
+                        raise _Stop("BUILD on an object whose class is not known statically")
                     self._build(target, state)
-                    if _cls_key(target) in _JOBLIB_WRAPPERS:
-                        self._skip_array(buf, target, start, depth)
+                    if cls in _JOBLIB_WRAPPERS and not self.plain:
+                        self._skip_array(buf, target, state, start, depth)
                         stack[-1] = _OPAQUE
             elif name in ("EXT1", "EXT2", "EXT4"):
                 self.report.imports.append(
@@ -658,6 +844,8 @@ class _PickleParser:
             key = items[i]
             if _hashable(key):
                 target[key] = items[i + 1]
+            else:
+                _mark_lossy(target)
         return target
 
     @staticmethod
@@ -673,10 +861,17 @@ class _PickleParser:
                     if isinstance(k, str):
                         obj.attrs[k] = v
 
-    def _skip_array(self, buf: _Buffer, wrapper: _Obj, start: int, depth: int) -> None:
-        """Skip what joblib reads after a NumpyArrayWrapper's BUILD (see read_array)."""
+    def _skip_array(self, buf: _Buffer, wrapper: _Obj, state: Any, start: int, depth: int) -> None:
+        """Skip what joblib reads after a NumpyArrayWrapper's BUILD (see read_array), from
+        the file after the current frame; the rest of the frame is parsed afterwards."""
         self.saw_wrapper = True
         where = f"array wrapper at byte {start}"
+        parts = state if isinstance(state, tuple) and len(state) == 2 else (state, None)
+        for part in parts:
+            if part is not None and (not isinstance(part, dict) or getattr(part, "lossy", 0)):
+                raise _Stop(f"{where}: its state is not a dict the scanner can evaluate")
+        if wrapper.lossy or any(not isinstance(k, str) for p in parts if p for k in p):
+            raise _Stop(f"{where}: its state is not a dict the scanner can evaluate")
         func, args = wrapper.func, wrapper.args
         plain = isinstance(func, _Global) and func.key in _JOBLIB_WRAPPERS and args == ()
         via_copyreg = (
@@ -692,8 +887,15 @@ class _PickleParser:
         dtype = _materialize(wrapper.attrs.get("dtype"))
         if not hasattr(dtype, "itemsize"):
             raise _Stop(f"{where}: no dtype")
-        if dtype.hasobject:
-            self.parse(buf, depth + 1)  # joblib pickles object arrays as a nested pickle
+        if dtype.hasobject:  # joblib pickles object arrays as a nested pickle, in the file
+            if buf.frame_end is None:
+                self.parse(buf, depth + 1)
+                return
+            saved = (buf.pos, buf.frame_end)
+            buf.pos, buf.frame_end = buf.file_pos, None
+            self.parse(buf, depth + 1)
+            buf.file_pos = buf.pos
+            buf.pos, buf.frame_end = saved
             return
         shape = _materialize(wrapper.attrs.get("shape"))
         if not isinstance(shape, (tuple, list)) or not all(
@@ -706,9 +908,9 @@ class _PickleParser:
         if count >= 1 << 63:
             raise _Stop(f"{where}: shape {shape} overflows")
         if wrapper.attrs.get("numpy_array_alignment_bytes") is not None:
-            padding = buf.read(1, f"{where}: padding length")[0]
-            buf.skip(padding, f"{where}: padding")
-        buf.skip(count * dtype.itemsize, f"{where}: array data of shape {tuple(shape)}")
+            padding = buf.file_read(1, f"{where}: padding length")[0]
+            buf.file_skip(padding, f"{where}: padding")
+        buf.file_skip(count * dtype.itemsize, f"{where}: array data of shape {tuple(shape)}")
 
 
 # --------------------------------------------------------------------------- formats
@@ -719,10 +921,15 @@ def _record_failure(report: ScanReport, buf: _Buffer, message: str) -> None:
 
 
 def _scan_pickles(
-    buf: _Buffer, report: ScanReport, trusted: tuple[str, ...], context: str = ""
+    buf: _Buffer,
+    report: ScanReport,
+    trusted: tuple[str, ...],
+    context: str = "",
+    input_size: int = 0,
 ) -> None:
-    """Every pickle in buf, one after another, to the last byte."""
-    parser = _PickleParser(report, trusted, context)
+    """Every pickle in buf, one after another, to the last byte, as joblib.load reads them;
+    then, if joblib arrays were found, as pickle.load would read the same bytes."""
+    parser = _PickleParser(report, trusted, context, input_size=input_size or buf.end)
     if buf.left() == 0:
         report.findings.append("empty file: nothing to scan")
         return
@@ -746,6 +953,33 @@ def _scan_pickles(
         report.parsed_bytes = buf.pos
     if parser.saw_wrapper and not report.format.startswith("joblib"):
         report.format = "joblib" + report.format[len("pickle") :]
+    if parser.saw_wrapper:
+        _scan_plain(buf.data, report, trusted, context, input_size or buf.end)
+
+
+def _scan_plain(
+    data: Any, report: ScanReport, trusted: tuple[str, ...], context: str, input_size: int
+) -> None:
+    """pickle.load on a joblib file runs the array bytes as opcodes: every import it would
+    resolve before it fails must be allowed too (refused ones are added to the report)."""
+    shadow = ScanReport(report.path)
+    parser = _PickleParser(shadow, trusted, context, plain=True, input_size=input_size)
+    buf = _Buffer(data)
+    with contextlib.suppress(_Stop, RecursionError, MemoryError):
+        while buf.left() > 0:
+            parser.parse(buf)
+    known = {(r.module, r.name, r.offset) for r in report.imports}
+    for rec in shadow.imports:
+        if not rec.allowed and (rec.module, rec.name, rec.offset) not in known:
+            report.imports.append(
+                ImportRecord(
+                    rec.module,
+                    rec.name,
+                    False,
+                    f"{rec.reason} (pickle.load reads this file's array bytes as opcodes)",
+                    rec.offset,
+                )
+            )
 
 
 _COMPRESSORS: list[tuple[bytes, str]] = [
@@ -873,14 +1107,74 @@ def _scan_data(data: Any, report: ScanReport, opts: _Options, depth: int = 0) ->
         report.format = "joblib-zfile"
         report.findings.append("legacy joblib 'ZF' compressed format (joblib < 0.9.3) not scanned")
         return
-    for prefix, method in _COMPRESSORS:
-        if head.startswith(prefix):
-            _scan_compressed(data, method, report, opts, depth)
-            return
-    if _is_safetensors(data, report):
+    method = formats.compression_of(head)
+    if _scan_as_data(data, method, report, opts):
+        return
+    if method is not None:
+        _scan_compressed(data, method, report, opts, depth)
         return
     report.format = "pickle"
     _scan_pickles(_Buffer(data), report, opts.trusted)
+
+
+def _scan_as_data(data: Any, method: str | None, report: ScanReport, opts: _Options) -> bool:
+    """A file that one strict data parser accepts and no loader reads as code: data.
+
+    Ambiguous files (two data parsers accept it, or joblib would decompress it, or a pickle
+    starts at its first byte) are refused. Returns False when the file is not data."""
+    kinds = formats.detect_data(data)
+    head = bytes(data[:16])
+    if not kinds:
+        if len(data) >= 10 and head[8:9] == b"{" and _pickle_prefix(data, opts) is False:
+            try:  # it looks like safetensors: say what is wrong with it
+                formats.parse_safetensors(data)
+            except formats.FormatError as e:
+                if int.from_bytes(head[:8], "little") <= len(data) - 8:
+                    report.format = "safetensors"
+                    report.findings.append(f"not a valid safetensors file: {e}")
+                    return True
+        return False
+    pickle_too = _pickle_prefix(data, opts)
+    if kinds == ["text"] and pickle_too:
+        return False  # a protocol-0 pickle is text too: scan it as the pickle it is
+    others = kinds[1:]
+    if method is not None and _decodes(data, method):
+        others.append(f"{method}-compressed data (joblib.load would decompress it)")
+    if pickle_too:
+        others.append("a pickle (pickle.load would run it)")
+    report.format = kinds[0]
+    report.parsed_bytes = len(data)
+    if others:
+        report.findings.append(
+            f"ambiguous: parses as {kinds[0]} and as {', '.join(others)}; refused"
+        )
+    return True
+
+
+def _pickle_prefix(data: Any, opts: _Options) -> bool:
+    """Does a complete pickle start at byte 0 (as pickle.load would read it)?"""
+    probe = ScanReport("")
+    parser = _PickleParser(probe, opts.trusted, plain=True, input_size=len(data))
+    try:
+        parser.parse(_Buffer(data))
+    except (_Stop, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def _decodes(data: Any, method: str) -> bool:
+    """Would joblib's decompressor get past the first bytes of `data`?"""
+    try:
+        d = _decompressor(method)
+        if method in ("zlib", "gzip"):
+            d.decompress(bytes(data[: 1 << 16]), 1 << 16)
+        else:
+            d.decompress(bytes(data[: 1 << 16]), max_length=1 << 16)
+    except ImportError:
+        return False  # joblib cannot decompress it either
+    except Exception:
+        return False
+    return True
 
 
 def _scan_compressed(
@@ -911,7 +1205,7 @@ def _scan_compressed(
                 report.findings.append("compressed stream holds no data")
                 report.parsed_bytes = report.total_bytes
                 return
-            _scan_pickles(_Buffer(view), inner, opts.trusted)
+            _scan_pickles(_Buffer(view), inner, opts.trusted, input_size=len(data))
         report.imports.extend(inner.imports)
         report.findings.extend(inner.findings)
         if inner.format.startswith("joblib"):
@@ -922,35 +1216,6 @@ def _scan_compressed(
             report.findings.append(
                 f"parsed {inner.parsed_bytes} of {inner.total_bytes} decompressed bytes"
             )
-
-
-def _is_safetensors(data: Any, report: ScanReport) -> bool:
-    if len(data) < 10 or data[8:9] != b"{":
-        return False
-    n = int.from_bytes(bytes(data[:8]), "little")
-    if n > len(data) - 8 or n > 100 << 20:
-        return False
-    try:
-        header = json.loads(bytes(data[8 : 8 + n]))
-    except (ValueError, UnicodeDecodeError):
-        return False
-    if not isinstance(header, dict):
-        return False
-    report.format = "safetensors"
-    body = len(data) - 8 - n
-    for key, info in header.items():
-        if key == "__metadata__":
-            continue
-        offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if (
-            not isinstance(offsets, list)
-            or len(offsets) != 2
-            or not all(isinstance(o, int) for o in offsets)
-            or not 0 <= offsets[0] <= offsets[1] <= body
-        ):
-            report.findings.append(f"safetensors tensor {key!r} has bad data_offsets")
-    report.parsed_bytes = len(data)
-    return True
 
 
 def _scan_zip(data: Any, report: ScanReport, opts: _Options, depth: int) -> None:
@@ -966,6 +1231,11 @@ def _scan_zip(data: Any, report: ScanReport, opts: _Options, depth: int) -> None
     torch = any(n.endswith("/data.pkl") or n == "data.pkl" for n in names)
     skops = "schema.json" in names
     report.format = "pytorch-zip" if torch else "skops" if skops else "zip"
+    problem = _zip_layout_problem(data, members)
+    if problem:
+        report.findings.append(problem)
+        return
+    budget = [opts.max_decompressed]  # total work per file, over all members
     for member in members:
         if member.is_dir():
             continue
@@ -982,7 +1252,7 @@ def _scan_zip(data: Any, report: ScanReport, opts: _Options, depth: int) -> None
         with tempfile.TemporaryFile(prefix="modelchain-scan-") as tmp:
             try:
                 with zf.open(member) as src:
-                    _inflate_copy(src, tmp, member, opts)
+                    _inflate_copy(src, tmp, member, opts, budget)
             except _Bomb as e:
                 report.findings.append(f"{shown}: {e}")
                 continue
@@ -1005,6 +1275,31 @@ def _scan_zip(data: Any, report: ScanReport, opts: _Options, depth: int) -> None
         if inner.parsed_bytes != inner.total_bytes and not inner.findings:
             report.findings.append(f"{shown}: not parsed to its end")
     report.parsed_bytes = report.total_bytes
+
+
+def _zip_layout_problem(data: Any, members: list[zipfile.ZipInfo]) -> str | None:
+    """Each member once, each in its own bytes: duplicate names or central-directory entries
+    that share or overlap one member's bytes are refused (scanning each copy would multiply
+    the work, and two readers may pick different copies)."""
+    seen: set[str] = set()
+    spans: list[tuple[int, int, str]] = []
+    for m in members:
+        if m.filename in seen:
+            return f"zip member {m.filename!r} appears twice: refused"
+        seen.add(m.filename)
+        start = m.header_offset
+        local = bytes(data[start : start + 30])
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            return f"zip member {m.filename!r}: no local header at byte {start}"
+        n, e = struct.unpack("<HH", local[26:30])
+        spans.append((start, start + 30 + n + e + m.compress_size, m.filename))
+    spans.sort()
+    for (_, end, name), (start, _, other) in itertools.pairwise(spans):
+        if start < end:
+            return f"zip members {name!r} and {other!r} overlap: refused"
+    if spans and spans[-1][1] > len(data):
+        return f"zip member {spans[-1][2]!r} runs past the end of the file"
+    return None
 
 
 def _torch_data_member(name: str) -> bool:
@@ -1044,13 +1339,21 @@ class _MmapFile:
         return True
 
 
-def _inflate_copy(src: BinaryIO, out: BinaryIO, member: zipfile.ZipInfo, opts: _Options) -> None:
+def _inflate_copy(
+    src: BinaryIO, out: BinaryIO, member: zipfile.ZipInfo, opts: _Options, budget: list[int]
+) -> None:
     total = 0
     while True:
         chunk = src.read(_CHUNK)
         if not chunk:
             return
         total += len(chunk)
+        budget[0] -= len(chunk)
+        if budget[0] < 0:
+            raise _Bomb(
+                f"decompression bomb: the members together expand beyond "
+                f"{opts.max_decompressed} bytes"
+            )
         if total > opts.max_decompressed:
             raise _Bomb(f"decompression bomb: expands beyond {opts.max_decompressed} bytes")
         if total > RATIO_FLOOR and total > opts.max_ratio * max(member.compress_size, 1):
