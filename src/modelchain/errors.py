@@ -70,3 +70,8 @@ class NotRegistered(VerificationError):
 
 class UnsafePath(VerificationError):
     """A directory holds something that must not be hashed silently (symlink, device, escape)."""
+
+
+class LocationError(VerificationError):
+    """The ledger is not at the location this verifier remembers for its log (a copy, or a
+    log that moved): refused until `modelchain trust move` or `trust forget` says so."""
