@@ -618,7 +618,8 @@ class Ledger:
             if elsewhere is not None or self.home.trusted_checkpoint(origin) is not None:
                 raise UsageError(
                     f"log {origin!r} already exists (at {elsewhere or 'a location not recorded'});"
-                    " a second ledger under its name would be a fork of it: choose another origin"
+                    " a second ledger under its name would be a fork of it: choose another "
+                    "origin, or `modelchain trust forget` the old log first"
                 )
         origin = origin or f"modelchain.local/{secrets.token_hex(8)}"
         signer = self._operator(origin, create=True)
@@ -627,8 +628,8 @@ class Ledger:
         w.initialise(origin, note)
         self._remember(note, empty, ZERO_HASH, merkle.Frontier.empty())
         self.home.remember_location(self._trust_key(), origin)
-        self.home.claim_log_location(origin, self._trust_key())
-        self._home_checked = origin
+        if self.home.claim_log_location(origin, self._trust_key()) == self._trust_key():
+            self._home_checked = origin
         self._accept_own(origin, 0, note)
         return Tip(0, None, (), note, origin)
 
