@@ -88,7 +88,8 @@ def test_flipping_any_byte_of_any_sqlite_block_fails_audit(tmp_path_factory, siz
     )
     conn.commit()
     conn.close()
-    with Ledger.open(loc, home=home) as ledger, pytest.raises(LedgerInvalid):
+    # the rebuilt table alone is refused when the ledger is opened; either way, never passed
+    with pytest.raises(LedgerInvalid), Ledger.open(loc, home=home) as ledger:
         ledger.audit()
 
 

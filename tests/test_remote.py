@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -356,7 +357,12 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     main = FakeLog(
         tmp_path / "data" / "main.db", srv, [(a, "a"), (b, "b"), (m, "m"), (b2, "b")], ORIGIN
     )
-    fork = FakeLog(tmp_path / "data" / "fork.db", srv, [(a, "a"), (m, "m"), (b, "b")], ORIGIN)
+    # the fork is signed with the same key elsewhere (a thief of the key, or a second home
+    # of the operator's): this home would refuse a second ledger of a log it remembers
+    forker = tmp_path / "forker"
+    forker.mkdir(mode=0o700)
+    shutil.copy2(srv / "operator.key", forker / "operator.key")
+    fork = FakeLog(tmp_path / "data" / "fork.db", forker, [(a, "a"), (m, "m"), (b, "b")], ORIGIN)
     other = FakeLog(tmp_path / "data" / "other.db", srv, [(a, "a")], "other.example/log")
     return {"main": main, "fork": fork, "other": other, "models": models}
 

@@ -1432,6 +1432,119 @@ def token_revoke(ident: str, as_json: bool) -> None:
     click.echo(f"revoked token {record.id} ({record.scope} scope, {record.name or 'unnamed'})")
 
 
+# -- trust: what this verifier remembers, and the way back ---------------------------------
+
+
+@cli.group(context_settings=CONTEXT)
+def trust() -> None:
+    """What this verifier remembers about each log (MODELCHAIN_HOME/trust), and the way back
+    when a refused change was intended.
+
+    \b
+    Examples:
+      modelchain trust list
+      modelchain trust move modelchain.local/0123abcd ../copy/.modelchain/ledger.db
+      modelchain trust forget --ledger .modelchain/ledger.db --yes
+    """
+
+
+@trust.command("list")
+@json_option
+def trust_list(as_json: bool) -> None:
+    """List the logs this verifier remembers: origin, accepted size, location, signing key."""
+    from .home import Home
+    from .trust import remembered
+
+    home = Home()
+    logs = remembered(home)
+    if as_json:
+        _emit({"home": str(home.path), "logs": logs})
+        return
+    if not logs:
+        click.echo(f"this verifier ({home.path}) remembers no logs")
+        return
+    for log in logs:
+        size = "no checkpoint accepted" if log["size"] is None else f"size {log['size']}"
+        click.echo(f"{log['origin']}  {size}  at {log['location'] or '(location not recorded)'}")
+        if log["key"]:
+            click.echo(f"    key {log['key']}")
+        for copy in log["copies"]:
+            click.echo(f"    copy seen at {copy}")
+
+
+@trust.command("forget")
+@click.argument("origin", required=False)
+@click.option(
+    "--ledger",
+    "ledger",
+    metavar="LOCATION",
+    help="Forget the log remembered at LOCATION (only that location, if it held a copy).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def trust_forget(origin: str | None, ledger: str | None, yes: bool, as_json: bool) -> None:
+    """Forget a log (ORIGIN, or the one at --ledger): after a ledger was deleted, replaced or
+    restored from an older copy on purpose. Without --yes, asks on a terminal.
+
+    \b
+    Examples:
+      modelchain trust forget modelchain.local/0123abcd --yes
+      modelchain trust forget --ledger blockchain_data.json
+    """
+    from .errors import UsageError
+    from .home import Home
+    from .trust import forget, plan_forget
+
+    home = Home()
+    plan = plan_forget(home, origin, ledger)
+    if plan["scope"] == "log":
+        what = f"log {plan['origin']!r} (accepted size {plan['log']['size']})"
+        warning = "; a rollback of it would go unnoticed until it is accepted again"
+    else:
+        what = f"that {plan['location']} held a copy of log {plan['origin']!r}"
+        warning = ""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"refusing to forget {what} without confirmation: pass --yes")
+        if not click.confirm(f"Forget {what}{warning}?", default=False, err=True):
+            raise UsageError("nothing forgotten")
+    done = forget(plan, home)
+    if as_json:
+        _emit(done)
+        return
+    if done["forgot"] == "log":
+        click.echo(f"Forgot log {done['origin']}")
+    else:
+        click.echo(f"Forgot {done['locations'][0]} (a copy of log {done['origin']})")
+
+
+@trust.command("move")
+@click.argument("origin")
+@click.argument("new_location", metavar="NEW_LOCATION")
+@json_option
+def trust_move(origin: str, new_location: str, as_json: bool) -> None:
+    """Make NEW_LOCATION the place where log ORIGIN lives (after `cp -r` or `mv` of a
+    project), once the ledger there audits as that log.
+
+    \b
+    Example:
+      modelchain trust move modelchain.local/0123abcd /data/new/.modelchain/ledger.db
+    """
+    from .home import Home
+    from .trust import move
+
+    done = move(Home(), origin, new_location)
+    if as_json:
+        _emit(done)
+        return
+    was = (
+        f" (was {done['previous']})"
+        if done["previous"] and done["previous"] != done["location"]
+        else ""
+    )
+    click.echo(f"Log {origin} now lives at {done['location']}{was}")
+
+
 # -- entry point --------------------------------------------------------------------------
 
 

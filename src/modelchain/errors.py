@@ -79,3 +79,8 @@ def install_hint(extra: str) -> str:
         f"install the {extra!r} extra from the modelchain checkout: "
         f"`.venv/bin/pip install -e '.[{extra}]'` (or `make install-all` for every extra)"
     )
+
+
+class LocationError(VerificationError):
+    """The ledger is not at the location this verifier remembers for its log (a copy, or a
+    log that moved): refused until `modelchain trust move` or `trust forget` says so."""

@@ -8,6 +8,7 @@ be private to its owner (mode 0600), and the trust state only ever moves forward
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -206,3 +207,142 @@ class Home:
                     _write_private(
                         self._locations_file(), json.dumps(data, indent=2, sort_keys=True)
                     )
+
+    # -- where each log lives -----------------------------------------------------------------
+    #
+    # `locations.json` maps every location where a log was accepted (the log itself and any
+    # copy of it that was read) to its origin; `logs.json` names, per origin, the one location
+    # where the log lives and may be appended to. A copy elsewhere can be read, but appending
+    # to it would make the log itself look rolled back, so only `trust move` makes it the log.
+
+    def _logs_file(self) -> Path:
+        return self.trust_dir / "logs.json"
+
+    def _read_logs(self) -> dict[str, str]:
+        try:
+            data = json.loads(self._logs_file().read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise KeyFileError(f"cannot read {self._logs_file()}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise KeyFileError(f"{self._logs_file()}: not a JSON object")
+        return {str(k): str(v) for k, v in data.items()}
+
+    def _write_json(self, path: Path, data: dict[str, str]) -> None:
+        _write_private(path, json.dumps(data, indent=2, sort_keys=True))
+
+    def log_location(self, origin: str) -> str | None:
+        """Where the log `origin` lives (is appended to), if this verifier knows.
+
+        A trust state written before `logs.json` existed knows only `locations.json`: when that
+        names exactly one location for the log, that is where it lives."""
+        found = self._read_logs().get(origin)
+        if found is not None:
+            return found
+        places = self.locations_of(origin)
+        return places[0] if len(places) == 1 else None
+
+    def locations_of(self, origin: str) -> list[str]:
+        """Every location where the log `origin` was accepted (itself and its copies)."""
+        return sorted(loc for loc, o in self._read_locations().items() if o == origin)
+
+    def claim_log_location(self, origin: str, location: str) -> str:
+        """Record `location` as where `origin` lives unless another one already is; returns
+        the location the log lives at afterwards."""
+        with self._trust_lock():
+            logs = self._read_logs()
+            current = logs.get(origin)
+            if current is None:
+                places = self.locations_of(origin)
+                current = places[0] if len(places) == 1 else location
+                logs[origin] = current
+                self._write_json(self._logs_file(), logs)
+            return current
+
+    def move_log(self, origin: str, location: str) -> str | None:
+        """Make `location` the place where `origin` lives; returns the previous one. The
+        previous location is released (a new log may start there)."""
+        with self._trust_lock():
+            logs = self._read_logs()
+            previous = logs.get(origin)
+            if previous is None:
+                places = self.locations_of(origin)
+                previous = places[0] if len(places) == 1 else None
+            logs[origin] = location
+            self._write_json(self._logs_file(), logs)
+            data = self._read_locations()
+            if previous is not None and previous != location and data.get(previous) == origin:
+                del data[previous]
+            data[location] = origin
+            self._write_json(self._locations_file(), data)
+            return previous
+
+    def forget_log(self, origin: str) -> list[str]:
+        """Drop everything remembered about `origin`: its newest accepted checkpoint, where it
+        lives and every location it was seen at. Returns those locations."""
+        with self._trust_lock():
+            self._origin_file(origin).unlink(missing_ok=True)
+            logs = self._read_logs()
+            home = logs.pop(origin, None)
+            if home is not None:
+                self._write_json(self._logs_file(), logs)
+            data = self._read_locations()
+            gone = sorted(loc for loc, o in data.items() if o == origin)
+            if gone:
+                for loc in gone:
+                    del data[loc]
+                self._write_json(self._locations_file(), data)
+            return sorted({*gone, *([home] if home else [])})
+
+    def forget_location(self, location: str) -> str | None:
+        """Drop what is remembered about one location of a log's copy; returns its origin."""
+        with self._trust_lock():
+            data = self._read_locations()
+            origin = data.pop(location, None)
+            if origin is not None:
+                self._write_json(self._locations_file(), data)
+            return origin
+
+    def remembered_logs(self) -> list[dict[str, object]]:
+        """Every log this verifier remembers: origin, accepted size and root, where it lives,
+        the other locations it was seen at, and the key that signed its accepted checkpoint."""
+        from .errors import NoteFormatError
+        from .note import Checkpoint, parse_note
+
+        locations = self._read_locations()
+        logs = self._read_logs()
+        checkpoints: dict[str, str] = {}
+        if self.trust_dir.is_dir():
+            for path in sorted(self.trust_dir.glob("*.checkpoint")):
+                try:
+                    note = path.read_text(encoding="utf-8")
+                    origin = Checkpoint.parse(parse_note(note).text).origin
+                except (OSError, UnicodeDecodeError, NoteFormatError):
+                    continue
+                if path == self._origin_file(origin):
+                    checkpoints[origin] = note
+        origins = sorted({*checkpoints, *logs, *locations.values()})
+        out: list[dict[str, object]] = []
+        for origin in origins:
+            size: int | None = None
+            root: str | None = None
+            keys: list[str] = []
+            note = checkpoints.get(origin)
+            if note is not None:
+                parsed = parse_note(note)
+                cp = Checkpoint.parse(parsed.text)
+                size, root = cp.size, base64.b64encode(cp.root_hash).decode()
+                keys = [f"{s.name}+{s.key_id.hex()}" for s in parsed.signatures]
+            home = self.log_location(origin)
+            out.append(
+                {
+                    "origin": origin,
+                    "size": size,
+                    "root_hash": root,
+                    "location": home,
+                    "copies": [loc for loc in self.locations_of(origin) if loc != home],
+                    "key": keys[0] if keys else None,
+                }
+            )
+        return out

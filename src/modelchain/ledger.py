@@ -42,6 +42,7 @@ from .errors import (
     InvalidProof,
     LedgerInvalid,
     LedgerUnreadable,
+    LocationError,
     ModelchainError,
     ModelMismatch,
     NoteFormatError,
@@ -498,6 +499,8 @@ class Ledger:
         #: (note, trusted note, error) of the last stored checkpoint refused against the
         #: trust state, so a service does not re-check (and wait) on every request
         self._refused: tuple[str, str | None, LedgerInvalid] | None = None
+        #: the origin this object found to live at its location (appends are allowed)
+        self._home_checked: str | None = None
         #: opt-in (a long-running reader such as the server): Merkle nodes read for proofs,
         #: kept across calls -- a stored node never changes once written
         self.node_cache: dict[tuple[int, int], bytes] | None = None
@@ -618,19 +621,27 @@ class Ledger:
     # -- writing ----------------------------------------------------------------------------
 
     def init(self, origin: str | None = None) -> str:
-        """Create the ledger (and the operator key if missing); returns the checkpoint note."""
-        with self.store.writer() as w:
-            tip = w.tip()
-            if tip.origin is not None:
-                if origin is not None and origin != tip.origin:
-                    raise UsageError(
-                        f"{self.location} is already initialised for log {tip.origin!r}"
-                    )
-                return tip.checkpoint or ""
-            self._initialise(w, tip, origin)
-            return self._known_note or ""
+        """Create the ledger (and the operator key if missing); returns the checkpoint note.
+        When it is refused, a ledger file this call created is removed again."""
+        try:
+            with self.store.writer() as w:
+                tip = w.tip()
+                if tip.origin is not None:
+                    if origin is not None and origin != tip.origin:
+                        raise UsageError(
+                            f"{self.location} is already initialised for log {tip.origin!r}"
+                        )
+                    return tip.checkpoint or ""
+                self._initialise(w, tip, origin)
+        except BaseException:
+            self.store.discard_created()
+            raise
+        self.flush_trust()
+        return self._known_note or ""
 
     def _initialise(self, w: Any, tip: Tip, origin: str | None) -> Tip:
+        if tip.checkpoint:
+            self._check_same_log(tip.origin, tip.checkpoint)  # no origin record: refused
         if tip.size or tip.checkpoint:
             raise LedgerInvalid(
                 f"{self.location}: holds {n_blocks(tip.size)} but no signed checkpoint; "
@@ -640,8 +651,18 @@ class Ledger:
         if known is not None:
             raise RollbackError(
                 f"{self.location}: the ledger of log {known!r} that was here is gone "
-                "(deleted or emptied); refusing to start a new one in its place"
+                "(deleted or emptied); refusing to start a new one in its place. If it was "
+                f"removed on purpose, run `modelchain trust forget --ledger {self.location}`; "
+                f"if it moved, `modelchain trust move {known} NEW_LOCATION`"
             )
+        if origin is not None:
+            elsewhere = self.home.log_location(origin)
+            if elsewhere is not None or self.home.trusted_checkpoint(origin) is not None:
+                raise UsageError(
+                    f"log {origin!r} already exists (at {elsewhere or 'a location not recorded'});"
+                    " a second ledger under its name would be a fork of it: choose another "
+                    "origin, or `modelchain trust forget` the old log first"
+                )
         origin = origin or f"modelchain.local/{secrets.token_hex(8)}"
         signer = self._operator(origin, create=True)
         empty = Checkpoint(origin, 0, merkle.EMPTY_ROOT)
@@ -649,6 +670,9 @@ class Ledger:
         w.initialise(origin, note)
         self._remember(note, empty, ZERO_HASH, merkle.Frontier.empty())
         self.home.remember_location(self._trust_key(), origin)
+        if self.home.claim_log_location(origin, self._trust_key()) == self._trust_key():
+            self._home_checked = origin
+        self.home.accept_checkpoint(origin, 0, note)  # what we sign, we trust
         return Tip(0, None, (), note, origin)
 
     def register(
@@ -832,6 +856,13 @@ class Ledger:
             return []
         if self.store.remote:
             return [self._submit_remote(entry) for entry in entries]
+        try:
+            return self._append_local(entries)
+        except BaseException:
+            self.store.discard_created()  # a refused first append leaves no new file
+            raise
+
+    def _append_local(self, entries: Sequence[NewEntry]) -> list[Block]:
         with self._trust_first() as accept_own, self.store.writer() as w:
             known = self._unchanged_since_known(w)
             if known is not None:
@@ -841,6 +872,7 @@ class Ledger:
                 if tip.origin is None:
                     tip = self._initialise(w, tip, None)
                 frontier, checkpoint, previous = self._check_tip(tip)
+            self._check_log_home(checkpoint.origin)
             versions: dict[str, int] = {}
             blocks: list[Block] = []
             items: list[tuple[dict[str, Any], bytes]] = []
@@ -897,6 +929,7 @@ class Ledger:
         (When nothing changed since this object's last append or audit, `append` skips this
         and uses what it remembers: see `_unchanged_since_known`.)"""
         assert tip.origin is not None
+        self._check_same_log(tip.origin, tip.checkpoint)
         if tip.checkpoint is None:
             raise LedgerInvalid(f"{self.location}: the signed checkpoint is missing")
         checkpoint = self._open_checkpoint(tip.checkpoint, tip.origin, ())
@@ -991,22 +1024,24 @@ class Ledger:
         trusted = self._trusted(checkpoint.origin)
         if trusted is None:
             return None
+        undo = self._way_back(checkpoint.origin)
         if checkpoint.size < trusted.size:
             raise RollbackError(
                 f"{self.location}: rolled back: its signed checkpoint covers "
-                f"{n_blocks(checkpoint.size)}, but one covering {trusted.size} was accepted before"
+                f"{n_blocks(checkpoint.size)}, but one covering {trusted.size} was accepted "
+                f"before{undo}"
             )
         if checkpoint.size == trusted.size:
             if checkpoint.root_hash != trusted.root_hash:
                 raise ForkError(
                     f"{self.location}: forked: the checkpoint for {n_blocks(checkpoint.size)} has "
-                    "a different root hash than the one accepted before"
+                    f"a different root hash than the one accepted before{undo}"
                 )
             return trusted.size
         if not extends(trusted.size, trusted.root_hash):
             raise ForkError(
                 f"{self.location}: forked: its first {n_blocks(trusted.size)} are not the ones "
-                "accepted before (consistency check failed)"
+                f"accepted before (consistency check failed){undo}"
             )
         return trusted.size
 
@@ -1067,7 +1102,10 @@ class Ledger:
         cached = self._read_cache
         if cached is not None and cached[0] == note:
             return cached
-        checkpoint = self._open_checkpoint(note, self.store.origin(), ())
+        origin = self.store.origin()
+        if not self.store.remote:
+            self._check_same_log(origin, note)
+        checkpoint = self._open_checkpoint(note, origin, ())
         if not self.store.remote:
             note, checkpoint = self._check_served(note, checkpoint)
         self._read_cache = (note, checkpoint)
@@ -1230,6 +1268,8 @@ class Ledger:
         # note read after it is at least as new unless that append is still committing
         trusted = self._trusted(origin or known) if (origin or known) else None
         note = store.checkpoint()
+        if origin is None and note is not None:
+            self._check_same_log(origin, note)  # no record of which log this is: refused
         # audit exactly the tree the checkpoint signs, so appends committed meanwhile
         # (blocks and nodes beyond it) are no false alarm
         if note is None:
@@ -1468,15 +1508,58 @@ class Ledger:
     def _http(self) -> HTTPStore:
         return cast("HTTPStore", self.store)
 
-    def _check_same_log(self, origin: str | None) -> str | None:
-        """This location must hold the log accepted here before; returns that log's origin."""
+    def _check_same_log(self, origin: str | None, note: str | None = None) -> str | None:
+        """This location must hold the log accepted here before; returns that log's origin.
+
+        Which log that is comes from the trust state alone: a ledger that carries a checkpoint
+        but no origin record is refused, never identified by the checkpoint it carries (with
+        one operator key for two logs, that would let one log stand in for the other)."""
         known = self.home.known_origin(self._trust_key())
+        if origin is None and note:
+            before = f" (log {known!r} was accepted here before)" if known else ""
+            raise LedgerInvalid(
+                f"{self.location}: the record of which log it is (its origin) is missing{before}; "
+                "a log is never taken from the checkpoint it carries"
+            )
         if known is not None and origin is not None and known != origin:
             raise ForkError(
                 f"{self.location}: is now log {origin!r}, but log {known!r} was accepted here "
-                "before (the ledger was replaced)"
+                "before (the ledger was replaced). If it was replaced on purpose, run "
+                f"`modelchain trust forget --ledger {self.location}`"
             )
         return known
+
+    def _way_back(self, origin: str) -> str:
+        """The end of a rollback or fork message: where the log lives if this is a copy of
+        it, and the command that accepts the change."""
+        home = None if self.store.remote else self.home.log_location(origin)
+        where = ""
+        if (
+            home is not None
+            and home != self._trust_key()
+            and not _same_file(home, self._trust_key())
+        ):
+            where = f". The log lives at {home}; this is another copy of it"
+        return (
+            f"{where}. If this older or other state is what you want, run `modelchain trust "
+            f"forget {origin}` (this verifier then forgets everything it accepted for the log)"
+        )
+
+    def _check_log_home(self, origin: str) -> None:
+        """Append only where the log lives: appending to a copy elsewhere (`cp -r` of a
+        project) would make the log itself look rolled back."""
+        if self._home_checked == origin:
+            return
+        here = self._trust_key()
+        home = self.home.claim_log_location(origin, here)
+        if home != here and not _same_file(home, here):
+            raise LocationError(
+                f"{self.location} holds a copy of log {origin!r}, which lives at {home}: "
+                "appending here would make that ledger look rolled back. Register there, "
+                f"or, if this copy is the log from now on, run `modelchain trust move {origin} "
+                f"{self.location}`"
+            )
+        self._home_checked = origin
 
     def _remote_checkpoint(
         self, keys: Sequence[Verifier] = ()
@@ -1777,6 +1860,8 @@ def copy_ledger(
         copied.append((raw, stored.data))
 
     report = source.audit(keys=keys, on_stored=keep)
+    if not source.store.remote:  # the log lives where it was copied from, not in the copy
+        source.home.claim_log_location(report.origin, source._trust_key())
     frontier = merkle.Frontier.empty()
     nodes: list[tuple[int, int, bytes]] = []
     for _, data in copied:
@@ -1814,11 +1899,24 @@ def _fill(
         if known is not None and known != report.origin:
             raise RollbackError(
                 f"{target.location}: log {known!r} was accepted here before; "
-                "refusing to put another log in its place"
+                "refusing to put another log in its place. If that log is gone on purpose, "
+                f"run `modelchain trust forget --ledger {target.location}`"
             )
         w.import_blocks(copied, nodes, report.origin, report.checkpoint)
+    target.home.claim_log_location(report.origin, target._trust_key())
     target.home.remember_location(target._trust_key(), report.origin)
     target.audit(keys=keys)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Two names of one ledger file (say, through a symlinked directory): appending through
+    either writes the same ledger."""
+    if "://" in a or "://" in b:
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _parse_block(data: bytes, position: int) -> Block:

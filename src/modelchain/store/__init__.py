@@ -63,7 +63,11 @@ def find_ledger(start: str | os.PathLike[str] | None = None) -> str | None:
 def local_path(location: str | os.PathLike[str] | None) -> str | None:
     """The absolute path of a file-based ledger, None for a server or database URL."""
     loc = resolve_location(location)
-    return None if "://" in loc else str(Path(loc).resolve())
+    if "://" in loc:
+        return None
+    from .files import key_path
+
+    return key_path(loc)
 
 
 def display_location(location: str | os.PathLike[str] | None) -> str:

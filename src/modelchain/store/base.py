@@ -175,3 +175,7 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and locks."""
+
+    def discard_created(self) -> None:  # noqa: B027 - optional hook
+        """Remove what opening this store created (a new, still empty ledger file), because
+        the ledger it was to hold was refused: a failed command leaves nothing behind."""

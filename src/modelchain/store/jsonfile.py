@@ -21,6 +21,7 @@ from ..canonical import canonical_json
 from ..errors import InputError, LedgerInvalid, LedgerUnreadable
 from ..fsio import atomic_write
 from .base import DuplicateKey, Store, StoredBlock, Tip, Writer, no_ledger_message, unique_object
+from .files import check_ledger_files, key_path, open_lock, read_regular
 
 
 def _reject_constant(name: str) -> Any:
@@ -75,11 +76,18 @@ class JSONFileStore(Store):
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
         self.location = str(path)
         self._path = Path(path)
-        self.local_path = str(self._path.resolve())
+        self.local_path = key_path(self._path)
         self._sidecar = Path(str(self._path) + ".checkpoint")
         self._lockfile = Path(str(self._path) + ".lock")
-        if self._path.is_dir():
+        if self._path.is_dir() and not self._path.is_symlink():
             raise LedgerUnreadable(f"{path}: is a directory, not a ledger file")
+        check_ledger_files([self._path, self._sidecar, self._lockfile])
+        #: the lock file and directories this object may create (see `discard_created`)
+        self._made: list[Path] = [] if self._lockfile.exists() else [self._lockfile]
+        parent = self._path.parent
+        while not parent.exists() and parent != parent.parent:
+            self._made.insert(0, parent)
+            parent = parent.parent
         if not create and not self._path.exists() and not self._sidecar.exists():
             raise LedgerUnreadable(no_ledger_message(path))
         self._cache: tuple[tuple[int, ...], _Snapshot] | None = None
@@ -90,7 +98,7 @@ class JSONFileStore(Store):
         stamp: list[int] = []
         for p in (self._path, self._sidecar):
             try:
-                st = p.stat()
+                st = p.lstat()
                 stamp += [st.st_ino, st.st_size, st.st_mtime_ns]
             except FileNotFoundError:
                 stamp += [-1, -1, -1]
@@ -106,12 +114,9 @@ class JSONFileStore(Store):
         return snapshot
 
     def _read_items(self) -> tuple[list[Any], str | None]:
-        try:
-            raw = self._path.read_bytes()
-        except FileNotFoundError:
+        raw = read_regular(self._path)
+        if raw is None:
             return [], None
-        except OSError as exc:
-            raise LedgerUnreadable(f"cannot read {self.location}: {exc.strerror}") from exc
         if not raw.strip():
             raise LedgerUnreadable(f"{self.location}: the file is empty (expected a JSON array)")
         try:
@@ -139,11 +144,12 @@ class JSONFileStore(Store):
         return items, raw.decode("utf-8")
 
     def _read_checkpoint(self) -> str | None:
-        try:
-            return self._sidecar.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        raw = read_regular(self._sidecar)
+        if raw is None:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise LedgerUnreadable(f"cannot read {self._sidecar}: {exc}") from exc
 
     def exists(self) -> bool:
@@ -197,17 +203,36 @@ class JSONFileStore(Store):
     @contextmanager
     def writer(self) -> Iterator[Writer]:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._lockfile, "a+b") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        fd = open_lock(self._lockfile)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 w = _JSONWriter(self)  # reads the files again unless they are unchanged
                 yield w
                 w.commit()
+                self._made = []  # a ledger lives here now: nothing to discard
             except BaseException:
                 self._cache = None
                 raise
             finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def discard_created(self) -> None:
+        """Remove the lock file (and directories) this object made for a ledger that was
+        then refused, as long as no ledger was written there meanwhile."""
+        made, self._made = self._made, []
+        if not made or self._path.exists() or self._sidecar.exists():
+            return
+        directories = [p for p in made if p != self._lockfile]
+        if self._lockfile in made:
+            self._lockfile.unlink(missing_ok=True)
+        for directory in reversed(directories):
+            try:
+                directory.rmdir()
+            except OSError:
+                break
 
     def _replace(self, path: Path, text: str) -> None:
         """Write `text` to `path` atomically: readers see the old file or the new one."""

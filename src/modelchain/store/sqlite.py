@@ -7,6 +7,7 @@ append inside that transaction, so two processes can never write the same index.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -18,10 +19,13 @@ from typing import Any
 
 from ..errors import LedgerInvalid, LedgerUnreadable
 from .base import Store, StoredBlock, Tip, Writer, no_ledger_message, unique_object
+from .files import check_ledger_files, key_path, read_regular
 
 FORMAT = "modelchain-ledger"
 SCHEMA_VERSION = "2"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: files SQLite keeps beside the ledger: none of them may be a symlink either
+_SIDECARS = ("-wal", "-shm", "-journal")
 
 #: ledger files this process holds open (resolved path -> stores). Their header is not read
 #: again with open(): closing *any* descriptor of a file drops every POSIX lock the process
@@ -51,6 +55,30 @@ CREATE TABLE IF NOT EXISTS nodes (
 """
 
 
+def _schema_objects(conn: sqlite3.Connection) -> frozenset[tuple[str, str, str, str | None]]:
+    """Every table, index, trigger and view, with the SQL that defines it. (`sqlite_stat*`
+    tables, which ANALYZE creates, only steer the query planner: they are left out.)"""
+    rows = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    return frozenset(
+        (str(t), str(n), str(tb), None if sql is None else str(sql))
+        for t, n, tb, sql in rows
+        if not (t == "table" and str(n).startswith("sqlite_stat"))
+    )
+
+
+@functools.cache
+def _expected_schema() -> frozenset[tuple[str, str, str, str | None]]:
+    """Exactly what `_SCHEMA` creates, as SQLite records it. A ledger whose schema differs
+    (a lookup column rebuilt as a plain one that can disagree with the signed body, an extra
+    trigger or view) answers lookups from something nobody signed, so it is refused."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(_SCHEMA)
+        return _schema_objects(conn)
+    finally:
+        conn.close()
+
+
 @contextmanager
 def _db_errors(path: str) -> Iterator[None]:
     """Turn SQLite's exceptions into one-line errors that name the file."""
@@ -71,21 +99,27 @@ class SQLiteStore(Store):
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
         self.location = str(path)
-        self.local_path = str(Path(path).resolve())
+        self.local_path = key_path(path)
         p = Path(path)
-        if p.is_dir():
+        if p.is_dir() and not p.is_symlink():
             raise LedgerUnreadable(f"{path}: is a directory, not a ledger file")
+        check_ledger_files([p, *(f"{p}{suffix}" for suffix in _SIDECARS)])
+        #: what this object created, removed again by `discard_created` if the ledger it was
+        #: to start is refused (a failed `init` leaves nothing behind)
+        self._made: list[Path] = []
+        if not p.exists():
+            parent = p.parent
+            while not parent.exists() and parent != parent.parent:
+                self._made.insert(0, parent)
+                parent = parent.parent
+            self._made.append(p)
         fresh = not p.exists() or p.stat().st_size == 0
         if fresh and not create:
             raise LedgerUnreadable(no_ledger_message(path))
         with _OPEN_LOCK:
             checked = _OPEN.get(self.local_path, 0) > 0
         if not fresh and not checked:
-            try:
-                with open(p, "rb") as fh:
-                    head = fh.read(len(_SQLITE_MAGIC))
-            except OSError as exc:
-                raise LedgerUnreadable(f"cannot read {path}: {exc.strerror}") from exc
+            head = read_regular(p, len(_SQLITE_MAGIC)) or b""
             if head != _SQLITE_MAGIC:
                 raise LedgerUnreadable(f"{path}: not an SQLite database")
         if fresh:
@@ -128,6 +162,14 @@ class SQLiteStore(Store):
             raise LedgerUnreadable(
                 f"{self.location}: ledger schema {rows.get('schema')!r} is not supported "
                 f"by this version of modelchain (expects {SCHEMA_VERSION})"
+            )
+        actual = _schema_objects(self._conn)
+        if actual != _expected_schema():
+            extra = sorted(actual - _expected_schema())
+            what = f"{extra[0][0]} {extra[0][1]!r}" if extra else "a table or index is missing"
+            raise LedgerInvalid(
+                f"{self.location}: the database schema is not the one modelchain creates "
+                f"({what} differs); the ledger was tampered with"
             )
 
     # -- reads ------------------------------------------------------------------------------
@@ -221,10 +263,27 @@ class SQLiteStore(Store):
             try:
                 yield _SQLiteWriter(self._conn, self.location)
                 self._conn.execute("COMMIT")
+                self._made = []  # a ledger lives here now: nothing to discard
             except BaseException:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+
+    def discard_created(self) -> None:
+        """Close, and remove the file (and directories) this object created for a ledger
+        that was then refused, so a failed `init` leaves nothing that reads like an attack."""
+        if not self._made:
+            return
+        self.close()
+        *directories, ledger = self._made
+        self._made = []
+        for suffix in ("", *_SIDECARS):
+            Path(f"{ledger}{suffix}").unlink(missing_ok=True)
+        for directory in reversed(directories):
+            try:
+                directory.rmdir()
+            except OSError:
+                break  # not empty: something else lives there now
 
     def close(self) -> None:
         self._conn.close()
