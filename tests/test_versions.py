@@ -232,3 +232,20 @@ def test_the_remote_cli_says_already_registered(server: Server, run, workdir: Pa
     pinned = run("--ledger", server.url, "verify", "m.bin", "--version", "1", **env)
     assert pinned.code == 0, pinned
     assert "Not the newest version: m.bin is at v2" in pinned.stdout
+
+
+def test_verify_a_pinned_version_of_a_directory_names_the_files(run, workdir: Path) -> None:
+    folder = workdir / "llm"
+    folder.mkdir()
+    (folder / "a.bin").write_bytes(b"a1")
+    (folder / "b.bin").write_bytes(b"b1")
+    registered(run, "llm")
+    (folder / "a.bin").write_bytes(b"a2")
+    registered(run, "llm")
+    assert run("verify", "llm", "--version", "2").code == 0
+    wrong = run("verify", "llm", "--version", "1")
+    assert wrong.code == 1
+    assert "does not match llm v1" in wrong.stderr and "it is llm v2" in wrong.stderr
+    (folder / "c.bin").write_bytes(b"c")
+    added = run("verify", "llm", "--version", "2")
+    assert added.code == 1 and "added: c.bin" in added.stderr

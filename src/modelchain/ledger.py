@@ -1468,7 +1468,16 @@ class Ledger:
             details.update(
                 changed=list(reason.changed), added=list(reason.added), removed=list(reason.removed)
             )
-            reason = "the directory's files differ"
+            parts = [
+                f"{label}: {', '.join(paths)}"
+                for label, paths in (
+                    ("changed", reason.changed),
+                    ("added", reason.added),
+                    ("removed", reason.removed),
+                )
+                if paths
+            ]
+            reason = "; ".join(parts) or "the manifest differs"
         if others:
             match = others[-1]
             details.update(matched_version=match.version, matched_index=match.index)
