@@ -154,14 +154,15 @@ def assert_ok(result: Result) -> Result:
 
 def make_ledger(location: Path, *models: Path | tuple[Path, str]) -> None:
     """Register `models` (a path, or (path, name)) into a new ledger at `location`, through
-    the library (faster than the CLI), with the operator key in the current MODELCHAIN_HOME."""
+    the library (faster than the CLI), with the operator key in the current MODELCHAIN_HOME.
+    Each one appends a block, a repeat of the same bytes too (`force`)."""
     from modelchain import Ledger
 
     with Ledger.open(location, create=True) as ledger:
         ledger.init()
         for item in models:
             path, name = item if isinstance(item, tuple) else (item, None)
-            ledger.register(path, name=name)
+            ledger.register(path, name=name, force=True)
 
 
 def snapshot(*paths: Path) -> dict[str, bytes | None]:

@@ -188,7 +188,7 @@ def test_log(run, ledger, model, workdir):
     assert assert_ok(run("log")).stdout.strip() == "(no blocks)"
     with modelchain.Ledger.open(ledger) as led:
         for name in ("a", "b", "a"):
-            led.register(model, name=name)
+            led.register(model, name=name, force=True)
     out = assert_ok(run("log")).stdout.splitlines()
     assert out[0].split() == ["INDEX", "REGISTERED", "KIND", "SIZE", "SHA256", "NAME"]
     assert [line.split()[-2:] for line in out[1:]] == [["a", "v1"], ["b", "v1"], ["a", "v2"]]
@@ -240,7 +240,7 @@ def test_hash_of_a_directory_is_stable(run, workdir, tmp_path):
 
 def test_checkpoint_is_a_c2sp_signed_note(run, ledger, model):
     assert_ok(run("register", MODEL_FILE))
-    assert_ok(run("register", MODEL_FILE))
+    assert_ok(run("register", MODEL_FILE, "--force"))
     note = assert_ok(run("checkpoint")).stdout
     origin, size, root, sigs = parse_checkpoint(note)
     lines = note.split("\n")
@@ -329,7 +329,7 @@ def test_export_import_is_lossless(run, ledger, model, workdir):
     (d / "w.bin").write_bytes(b"weights")
     assert_ok(run("register", MODEL_FILE, "--meta", "accuracy=0.97", "--meta", "run=1"))
     assert_ok(run("register", d))
-    assert_ok(run("register", MODEL_FILE))
+    assert_ok(run("register", MODEL_FILE, "--force"))
     blocks = json.loads(assert_ok(run("log", "--json")).stdout)
     note = assert_ok(run("checkpoint")).stdout
 
@@ -485,7 +485,7 @@ def test_register_never_signs_a_block_that_audit_rejects(run, model, workdir, fi
     cannot be edited apart from it; editing the body itself makes register refuse."""
     with modelchain.Ledger.open(workdir / DB, create=True) as led:
         led.register(model)
-        led.register(model)
+        led.register(model, force=True)
     with db(workdir / DB) as conn:
         with pytest.raises(sqlite3.OperationalError, match="generated column"):
             conn.execute(f"UPDATE blocks SET {field} = ? WHERE idx = 1", (value,))

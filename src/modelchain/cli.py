@@ -263,12 +263,19 @@ def init(origin: str | None, as_json: bool) -> None:
     help="With a server ledger (https://...): the verifier key its checkpoints must be signed "
     "with (default: the key pinned for its log). Token: MODELCHAIN_TOKEN.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Append a new version even when these bytes already are the newest version of "
+    "the name (by default nothing is appended and the existing version is named).",
+)
 @ledger_option
 @json_option
 def register(
     path: str,
     name: str | None,
     meta: Sequence[str],
+    force: bool,
     verifier_keys: Sequence[str],
     sign_keys: Sequence[str],
     password_file: str | None,
@@ -324,9 +331,24 @@ def register(
             allow_outside=allow_outside,
             provenance=provenance,
             sign_keys=keys,
+            force=force,
         )
         if as_json:
-            _emit({"registered": True, "ledger": ledger.location, "block": block.to_dict()})
+            _emit(
+                {
+                    "registered": True,
+                    "appended": not block.existing,
+                    "already_registered": block.existing,
+                    "ledger": ledger.location,
+                    "block": block.to_dict(),
+                }
+            )
+            return
+        if block.existing:
+            click.echo(
+                f"Already registered as {block.name} v{block.version} (block {block.index}): "
+                f"sha256 {block.model_hash}; nothing appended (--force appends a new version)"
+            )
             return
         files = f", {len(block.manifest.files)} files" if block.manifest is not None else ""
         click.echo(
@@ -400,6 +422,14 @@ def _with_verdict(command: Callable[..., None]) -> Callable[..., None]:
     metavar="PATH",
     help="With --signature, also leave out this file or directory (repeatable).",
 )
+@click.option(
+    "--version",
+    "version",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Check against version N of the name instead of the newest (the answer says "
+    "whether N is the newest).",
+)
 @key_option
 @hashing_options
 @ledger_option
@@ -408,6 +438,7 @@ def _with_verdict(command: Callable[..., None]) -> Callable[..., None]:
 def verify(
     path: str,
     name: str | None,
+    version: int | None,
     test_load: bool,
     trusted: Sequence[str],
     signers: Sequence[str],
@@ -466,6 +497,7 @@ def verify(
             allow_outside=allow_outside,
             signers=signers,
             digest=known,
+            version=version,
         )
         loaded = _load_in_child(ledger, path, result.name, trusted) if test_load else None
         if as_json:
@@ -476,6 +508,12 @@ def verify(
             f"OK: {path} matches {result.block.label}, "
             f"registered {_fmt_time(result.block.timestamp)}"
         )
+        if version is not None:
+            click.echo(
+                f"v{version} is the newest version of {result.name}"
+                if result.is_newest
+                else f"Not the newest version: {result.name} is at v{result.newest_version}"
+            )
         from .ledger import n_blocks
 
         if result.audit.proofs_only:  # a server's ledger: proven, not audited in full

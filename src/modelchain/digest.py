@@ -52,6 +52,7 @@ from typing import Any, Literal
 from modelchain.canonical import canonical_json
 from modelchain.errors import InputError, UnsafePath, UsageError
 from modelchain.progress import Progress, ProgressSink
+from modelchain.validate import MAX_SIZE as _MAX_SIZE  # the one definition of the limit
 
 __all__ = [
     "BUFFER_SIZE",
@@ -744,9 +745,6 @@ def _entries_json(files: Iterable[ManifestEntry]) -> list[dict[str, Any]]:
 def manifest_to_json(m: Manifest) -> list[dict[str, Any]]:
     """JSON-ready list of `{"path", "sha256", "size"}` objects, sorted by path."""
     return _entries_json(m.files)
-
-
-_MAX_SIZE = 2**53 - 1  # largest integer canonical JSON carries exactly
 
 
 def _check_rel_path(path: str, where: str) -> None:

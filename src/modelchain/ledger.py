@@ -79,6 +79,31 @@ def seed_hash(index: int, timestamp: float, model_hash: str, previous_hash: str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def canonical_timestamp(timestamp: float) -> float:
+    """The one form a block's timestamp is hashed and stored in: the value its canonical
+    JSON reads back as. RFC 8785 writes an integral float `1796158393.0` as `1796158393`,
+    which reads back as an integer, and `str()` of the two differs: so a whole number of
+    seconds is an `int` from the start, and any other value stays the float it is (whose
+    shortest round-trip digits RFC 8785 and `str()` share)."""
+    if isinstance(timestamp, float) and timestamp.is_integer():
+        return int(timestamp)
+    return timestamp
+
+
+def chain_hash_matches(block: Block) -> bool:
+    """Does `current_hash` match the block's contents? An integer timestamp may also have
+    been hashed as the float it was before it was stored (`1796158393.0`), as ledgers
+    written before `canonical_timestamp` did: the same value, so the same block."""
+    expected = seed_hash(block.index, block.timestamp, block.model_hash, block.previous_hash)
+    if block.current_hash == expected:
+        return True
+    timestamp = block.timestamp
+    if isinstance(timestamp, int) and abs(timestamp) <= 2**53:
+        legacy = seed_hash(block.index, float(timestamp), block.model_hash, block.previous_hash)
+        return block.current_hash == legacy
+    return False
+
+
 # -- blocks -------------------------------------------------------------------------------
 
 
@@ -102,6 +127,9 @@ class Block:
     provenance: Mapping[str, Any] | None = None
     #: registrants' signatures over `claim()`
     signatures: tuple[RegistrationSignature, ...] = ()
+    #: not stored: True when an append found these very bytes as the newest version of the
+    #: name and appended nothing (see `NewEntry.force`); this is that registration
+    existing: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The block as stored: seed fields first, so the JSON file reads like the seed's."""
@@ -290,6 +318,9 @@ class NewEntry:
     #: the log (origin) and version the signatures are bound to: the registration must be
     #: exactly that one when it is appended (None: no signatures)
     binding: tuple[str, int] | None = None
+    #: False: when the newest version of `name` has these very bytes (same kind and digest),
+    #: append nothing and answer with that block (`Block.existing`)
+    force: bool = True
 
 
 # -- results ------------------------------------------------------------------------------
@@ -333,6 +364,13 @@ class Verification:
     digest: PathDigest
     block: Block
     audit: AuditReport
+    #: the newest registered version of the name (another than `block`'s only when
+    #: `verify` was asked for a pinned version)
+    newest_version: int = 0
+
+    @property
+    def is_newest(self) -> bool:
+        return self.block.version >= self.newest_version
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -343,6 +381,8 @@ class Verification:
             "sha256": self.digest.sha256,
             "version": self.block.version,
             "index": self.block.index,
+            "newest": self.is_newest,
+            "newest_version": max(self.newest_version, self.block.version),
             **(
                 {"signed_by": [s.keyid for s in self.block.signatures]}
                 if self.block.signatures
@@ -687,8 +727,12 @@ class Ledger:
         progress: Any = None,
         provenance: Provenance | Mapping[str, Any] | None = None,
         sign_keys: Sequence[PrivateKey] = (),
+        force: bool = False,
     ) -> Block:
         """Hash a model file or directory and append a block for it.
+
+        When the newest version of the name already has these bytes, nothing is appended
+        and that block is returned with `existing=True` (`force=True` appends anyway).
 
         A `.safetensors` file also gets a digest per tensor (and of its header) in
         `metadata["tensors"]`, so a later mismatch can name the tensors that changed.
@@ -720,6 +764,7 @@ class Ledger:
             metadata=metadata,
             provenance=provenance,
             sign_keys=sign_keys,
+            force=force,
         )
 
     def append(
@@ -734,11 +779,13 @@ class Ledger:
         provenance: Provenance | Mapping[str, Any] | None = None,
         sign_keys: Sequence[PrivateKey] = (),
         signatures: Sequence[RegistrationSignature] = (),
+        force: bool = True,
     ) -> Block:
         """Append one block and sign the checkpoint that covers it, in one transaction.
 
         Each of `sign_keys` signs the registrant's claim (see `Block.claim`); `signatures`
         are ones made elsewhere over the same claim, checked before anything is written.
+        `force=False`: see `NewEntry.force`.
         """
         return self.append_many(
             [
@@ -752,6 +799,7 @@ class Ledger:
                     provenance=provenance,
                     sign_keys=sign_keys,
                     signatures=signatures,
+                    force=force,
                 )
             ]
         )[0]
@@ -768,20 +816,21 @@ class Ledger:
         provenance: Provenance | Mapping[str, Any] | None = None,
         sign_keys: Sequence[PrivateKey] = (),
         signatures: Sequence[RegistrationSignature | Mapping[str, Any]] = (),
+        force: bool = True,
     ) -> NewEntry:
         """Check one registration (and sign its claim) before any write lock is taken, so
         that a batch given to `append_many` cannot fail halfway on one bad entry.
 
         `provenance` and `signatures` may come as JSON (a service's request body): they are
         checked here exactly as a local registration's are, so a server holds no rule."""
-        if not name or not isinstance(name, str):
-            raise UsageError("a model name must be a non-empty string")
+        from . import validate
+
+        validate.check_name(name)
         if not isinstance(model_hash, str) or not _HEX64.match(model_hash):
             raise UsageError("model_hash must be a lowercase hex SHA-256")
         if kind not in ("file", "directory"):
             raise UsageError("kind must be 'file' or 'directory'")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise UsageError("size must be a non-negative integer")
+        validate.check_size(size)
         if kind == "directory":
             if manifest is None:
                 raise UsageError("a directory registration needs its manifest")
@@ -789,14 +838,23 @@ class Ledger:
                 raise UsageError("the manifest does not hash to model_hash")
         elif manifest is not None:
             raise UsageError("a file registration has no manifest")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise UsageError("metadata must be a JSON object")
         metadata = dict(metadata or {})
-        canonical_json({"name": name, "metadata": metadata})  # fail now, not mid-batch
+        validate.check_json_value(metadata, "metadata")  # depth, numbers, NUL: readable back
+        encoded = canonical_json({"name": name, "metadata": metadata})  # fail now, not mid-batch
+        if len(encoded) > validate.MAX_METADATA_BYTES:
+            raise UsageError(
+                f"metadata is {len(encoded)} bytes as canonical JSON; at most "
+                f"{validate.MAX_METADATA_BYTES} are accepted"
+            )
         stored_provenance = None
         if provenance is not None:
             parsed = _as_provenance(provenance)
-            files = [f.sha256 for f in manifest.files] if manifest is not None else []
+            files = [(f.path, f.sha256) for f in manifest.files] if manifest is not None else []
             parsed.check_subject(model_hash, files)  # a statement about other artifacts: no
             stored_provenance = parsed.to_json()
+            validate.check_json_value(stored_provenance, "provenance")
         given = [_as_signature(s, i) for i, s in enumerate(signatures)]
         binding: tuple[str, int] | None = None
         held: set[str] = set()
@@ -825,6 +883,7 @@ class Ledger:
             provenance=stored_provenance,
             signatures=claim_signatures,
             binding=binding if claim_signatures else None,
+            force=bool(force),
         )
 
     def _binding(self, name: str) -> tuple[tuple[str, int], set[str]]:
@@ -877,8 +936,14 @@ class Ledger:
             blocks: list[Block] = []
             items: list[tuple[dict[str, Any], bytes]] = []
             nodes: list[tuple[int, int, bytes]] = []
+            newest: dict[str, Block] = {}  # this batch's newest block of each name
             for entry in entries:
-                index, timestamp = frontier.size, time.time()
+                if not entry.force:
+                    same = self._same_as_newest(w, entry, newest, checkpoint)
+                    if same is not None:
+                        blocks.append(same)
+                        continue
+                index, timestamp = frontier.size, canonical_timestamp(time.time())
                 version = versions.get(entry.name)
                 if version is None:
                     version = w.latest_version(entry.name)
@@ -905,7 +970,10 @@ class Ledger:
                 nodes.extend(frontier.append(merkle.leaf_hash(data)))
                 items.append((raw, data))
                 blocks.append(block)
+                newest[block.name] = block
                 previous = block.current_hash
+            if not items:  # every one was registered already: nothing to sign or write
+                return blocks
             signer = self._operator(checkpoint.origin, create=True)
             signed = Checkpoint(checkpoint.origin, frontier.size, frontier.root())
             note = sign_checkpoint(signed, signer)
@@ -921,6 +989,49 @@ class Ledger:
             for level, index, digest in nodes:
                 self.node_cache[(level, index)] = digest
         return blocks
+
+    def _same_as_newest(
+        self, w: Any, entry: NewEntry, batch: Mapping[str, Block], checkpoint: Checkpoint
+    ) -> Block | None:
+        """The newest version of `entry.name` if it has the very same bytes (kind and
+        digest), else None. A stored block counts only once it is proven (from the stored
+        nodes) into the signed checkpoint the append extends, and is the version the store
+        says is newest: an altered store cannot make us skip a registration on its word."""
+        import dataclasses
+
+        found = batch.get(entry.name)
+        if found is None:
+            indices = [i for i in self.store.find(name=entry.name) if i < checkpoint.size]
+            if not indices:
+                return None
+            index = indices[-1]
+            stored = next(iter(self.store.blocks(index, index + 1)), None)
+            if stored is None:
+                return None
+            block = Block.from_raw(stored.raw, stored.position)
+            if block.name != entry.name or block.version != w.latest_version(entry.name):
+                raise LedgerInvalid(
+                    f"{self.location}: the name index disagrees with block {index}; "
+                    "run `modelchain audit`"
+                )
+            proof = merkle.inclusion_proof(index, _StoreSubtrees(self.store, checkpoint.size))
+            try:
+                merkle.verify_inclusion(
+                    index,
+                    checkpoint.size,
+                    merkle.leaf_hash(stored.data),
+                    proof,
+                    checkpoint.root_hash,
+                )
+            except InvalidProof:
+                raise LedgerInvalid(
+                    f"{self.location}: block {index} is not the one that was signed; "
+                    "run `modelchain audit`"
+                ) from None
+            found = block
+        if found.kind != entry.kind or found.model_hash != entry.model_hash:
+            return None
+        return dataclasses.replace(found, existing=True)
 
     def _check_tip(self, tip: Tip) -> tuple[merkle.Frontier, Checkpoint, str]:
         """Before signing anything new, make sure the tree we extend is the one we signed.
@@ -1309,9 +1420,7 @@ class Ledger:
                     if block.index
                     else f"{where}: previous_hash must be {ZERO_HASH[:8]}… for the first block"
                 )
-            if block.current_hash != seed_hash(
-                block.index, block.timestamp, block.model_hash, block.previous_hash
-            ):
+            if not chain_hash_matches(block):
                 raise LedgerInvalid(f"{where}: current_hash does not match the block's contents")
             expected_version = versions.get(block.name, 0) + 1
             if block.version != expected_version:
@@ -1417,8 +1526,12 @@ class Ledger:
         progress: Any = None,
         digest: PathDigest | None = None,
         signers: Sequence[PublicKey | str] = (),
+        version: int | None = None,
     ) -> Verification:
         """Check `path` against the newest registered version of `name`, and audit the ledger.
+
+        `version` pins the check to that version instead (the answer says whether it is
+        the newest); a version that was never registered is `NotRegistered`.
 
         With `signers` (public keys, or strings: a key file, a key-ring name, an Ed25519
         verifier key, a key ID prefix of 8+ hex digits), that version must also carry a
@@ -1449,10 +1562,12 @@ class Ledger:
             report = self.audit(keys=keys, on_block=collect)
         if not history:
             raise NotRegistered(f"{name!r} is not registered in {self.location}")
+        if version is not None:
+            return self._verify_version(path, name, digest, history, version, report, required)
         newest = history[-1]
         if _matches(newest, digest):
             _require_signers(newest, required, report.origin)
-            return Verification(str(path), name, digest, newest, report)
+            return Verification(str(path), name, digest, newest, report, newest.version)
         details: dict[str, Any] = {
             "verified": False,
             "path": str(path),
@@ -1492,6 +1607,62 @@ class Ledger:
                 details["tensors"] = tensors[0]
                 reason = tensors[1]
         raise _mismatch(f"{path} does not match {newest.label}: {reason}", details)
+
+    def _verify_version(
+        self,
+        path: str | os.PathLike[str],
+        name: str,
+        digest: PathDigest,
+        history: Sequence[Block],
+        version: int,
+        report: AuditReport,
+        required: Sequence[PublicKey | str],
+    ) -> Verification:
+        """`verify` against one pinned version of `name` (`history`: every version, audited
+        or proven, oldest first)."""
+        newest = history[-1]
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise UsageError(f"--version must be a positive integer, not {version!r}")
+        pinned = history[version - 1] if version <= len(history) else None
+        if pinned is None or pinned.version != version:
+            raise NotRegistered(
+                f"{name!r} has no version {version} in {self.location} "
+                f"(versions 1 to {newest.version})"
+            )
+        if _matches(pinned, digest):
+            _require_signers(pinned, required, report.origin)
+            return Verification(str(path), name, digest, pinned, report, newest.version)
+        details: dict[str, Any] = {
+            "verified": False,
+            "path": str(path),
+            "name": name,
+            "sha256": digest.sha256,
+            "expected_sha256": pinned.model_hash,
+            "version": version,
+            "newest_version": newest.version,
+            "newest_index": newest.index,
+        }
+        others = [b for b in history if b.version != version and _matches(b, digest)]
+        reason = _difference(pinned, digest)
+        if isinstance(reason, ManifestDiff):
+            details.update(
+                changed=list(reason.changed), added=list(reason.added), removed=list(reason.removed)
+            )
+            parts = [
+                f"{label}: {', '.join(paths)}"
+                for label, paths in (
+                    ("changed", reason.changed),
+                    ("added", reason.added),
+                    ("removed", reason.removed),
+                )
+                if paths
+            ]
+            reason = "; ".join(parts) or "the manifest differs"
+        if others:
+            match = others[-1]
+            details.update(matched_version=match.version, matched_index=match.index)
+            reason = f"it is {match.label}"
+        raise _mismatch(f"{path} does not match {pinned.label}: {reason}", details)
 
     def _resolve_signers(self, signers: Sequence[PublicKey | str]) -> list[PublicKey | str]:
         if isinstance(signers, str):
@@ -1695,6 +1866,8 @@ class Ledger:
             sent["provenance"] = dict(entry.provenance)
         if entry.signatures:
             sent["signatures"] = [s.to_json() for s in entry.signatures]
+        if entry.force:  # absent means false: a server that predates the field still takes it
+            sent["force"] = True
         answer = self._http().submit(sent)
         checkpoint = self._open_checkpoint(answer.note, before.origin, ())
         if answer.size != checkpoint.size or not 0 <= answer.index < checkpoint.size:
@@ -1718,6 +1891,8 @@ class Ledger:
         self._remote_accepted = None
         previously = self._check_trusted(checkpoint, self._prove_remote_extends(checkpoint))
         block = Block.from_raw(answer.raw, answer.index)
+        if answer.existing and not entry.force:
+            return self._check_existing(block, entry, answer.note, checkpoint, previously)
         got: dict[str, Any] = {
             "name": block.name,
             "digest": block.model_hash,
@@ -1730,6 +1905,7 @@ class Ledger:
             got["provenance"] = dict(block.provenance)
         if block.signatures:
             got["signatures"] = [s.to_json() for s in block.signatures]
+        sent.pop("force", None)
         differ = [
             k
             for k in {**sent, **got}
@@ -1742,9 +1918,7 @@ class Ledger:
                 f"{self.location}: the server recorded entry {answer.index} with other "
                 f"{what} than were sent"
             )
-        if block.current_hash != seed_hash(
-            block.index, block.timestamp, block.model_hash, block.previous_hash
-        ):
+        if not chain_hash_matches(block):
             raise LedgerInvalid(
                 f"{self.location}: entry {answer.index}: current_hash does not match its contents"
             )
@@ -1755,6 +1929,34 @@ class Ledger:
                 )
         self._accept_remote(answer.note, checkpoint, previously)
         return block
+
+    def _check_existing(
+        self,
+        block: Block,
+        entry: NewEntry,
+        note: str,
+        checkpoint: Checkpoint,
+        previously: int | None,
+    ) -> Block:
+        """A server that appended nothing must show the registration it means: proven into
+        its signed checkpoint (checked by the caller), of this name, with these bytes."""
+        import dataclasses
+
+        if (block.name, block.kind, block.model_hash) != (
+            entry.name,
+            entry.kind,
+            entry.model_hash,
+        ):
+            raise LedgerInvalid(
+                f"{self.location}: the server says {entry.name!r} is registered already, "
+                f"but shows entry {block.index} of {block.name!r} ({block.model_hash[:12]}…)"
+            )
+        if not chain_hash_matches(block):
+            raise LedgerInvalid(
+                f"{self.location}: entry {block.index}: current_hash does not match its contents"
+            )
+        self._accept_remote(note, checkpoint, previously)
+        return dataclasses.replace(block, existing=True)
 
     # -- proofs -----------------------------------------------------------------------------
 

@@ -83,27 +83,50 @@ class Provenance:
     predicate: Mapping[str, Any]
     #: sha256 digests of the statement's subjects; empty when none were given
     subjects: tuple[str, ...] = ()
+    #: the subjects' names (paths, for a directory's files), one per digest; None if unnamed
+    subject_names: tuple[str | None, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The form stored in a block."""
         return {"predicateType": self.predicate_type, "predicate": dict(self.predicate)}
 
-    def with_subjects(self, subjects: tuple[str, ...]) -> Provenance:
-        return Provenance(self.predicate_type, self.predicate, subjects)
+    def with_subjects(
+        self, subjects: tuple[str, ...], names: tuple[str | None, ...] = ()
+    ) -> Provenance:
+        return Provenance(self.predicate_type, self.predicate, subjects, names)
 
     @property
     def is_ours(self) -> bool:
         return self.predicate_type == PREDICATE_TYPE
 
-    def check_subject(self, model_hash: str, file_digests: Iterable[str] = ()) -> None:
+    def check_subject(
+        self, model_hash: str, file_digests: Iterable[str | tuple[str, str]] = ()
+    ) -> None:
         """A statement about other artifacts must not be attached to this model: its subjects
-        must include the model's digest (or, for a directory, every file's digest)."""
+        must include the model's digest, or, for a directory, be exactly its files: every
+        (path, sha256) of the manifest and nothing else. (A statement naming only some of
+        the files, or the right digests under other paths, is about something else.)
+
+        `file_digests` holds the directory's `(path, sha256)` pairs; bare digests (without
+        paths) must then equal the subjects' digests as a set."""
         if not self.subjects:
             return
-        named = set(self.subjects)
-        files = set(file_digests)
-        if model_hash in named or (files and files <= named):
+        if model_hash in self.subjects:
             return
+        files = list(file_digests)
+        if files:
+            if all(isinstance(f, tuple) for f in files):
+                names = self.subject_names or (None,) * len(self.subjects)
+                given = set(zip(names, self.subjects, strict=True))
+                if given == set(files) and len(self.subjects) == len(files):
+                    return
+            elif set(self.subjects) == {f if isinstance(f, str) else f[1] for f in files}:
+                return
+            raise InputError(
+                f"the provenance statement's {len(self.subjects)} subjects are not exactly "
+                f"this directory's {len(files)} files (every path with its sha256) nor its "
+                f"digest (sha256 {model_hash[:12]}…)"
+            )
         raise InputError(
             f"the provenance statement's subjects ({', '.join(s[:12] for s in self.subjects)}) "
             f"do not include this model (sha256 {model_hash[:12]}…)"
@@ -116,6 +139,7 @@ class Provenance:
         if not isinstance(obj, dict):
             raise InputError(f"{where}: expected a JSON object, found {json_type(obj)}")
         subjects: tuple[str, ...] = ()
+        names: tuple[str | None, ...] = ()
         if "_type" in obj:
             if obj["_type"] not in STATEMENT_TYPES:
                 raise InputError(
@@ -123,6 +147,7 @@ class Provenance:
                     f"(expected {STATEMENT_TYPE})"
                 )
             subjects = _subject_digests(obj.get("subject", []), where)
+            names = _subject_names(obj.get("subject", []))
         if "_type" in obj or "predicateType" in obj:
             ptype = obj.get("predicateType")
             if not isinstance(ptype, str) or not ptype.strip():
@@ -137,7 +162,7 @@ class Provenance:
         size = len(canonical_json(predicate))  # also refuses what JSON cannot carry exactly
         if size > MAX_PROVENANCE_BYTES:
             raise InputError(f"{where}: the predicate is too large ({size} bytes)")
-        return cls(ptype, predicate, subjects)
+        return cls(ptype, predicate, subjects, names)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Provenance:
@@ -158,6 +183,13 @@ class Provenance:
 
 def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+
+
+def _subject_names(subjects: list[Any]) -> tuple[str | None, ...]:
+    """Each subject's name (checked to be there by `_subject_digests`), None if it has none."""
+    return tuple(
+        s["name"] if isinstance(s.get("name"), str) and s["name"] else None for s in subjects
+    )
 
 
 def _subject_digests(subjects: Any, where: str) -> tuple[str, ...]:
@@ -330,9 +362,10 @@ def collect(
             if source is not None:
                 predicate["source"] = source
     subjects = base.subjects if base is not None else ()
+    names = base.subject_names if base is not None else ()
     return Provenance.from_json(
         {"predicateType": PREDICATE_TYPE, "predicate": predicate}
-    ).with_subjects(subjects)
+    ).with_subjects(subjects, names)
 
 
 def statement(

@@ -26,7 +26,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -44,6 +44,7 @@ from ..home import Home
 from ..ledger import Block, Ledger, Lookup, LookupCache, NewEntry, n_blocks
 from ..note import Checkpoint
 from ..store import local_path
+from ..validate import MAX_NAME, MAX_SIZE
 from .batcher import Appended, Batcher
 from .explorer import mount_explorer
 from .metrics import Metrics
@@ -63,8 +64,6 @@ DEFAULT_MAX_BATCH = 256
 MAX_SIGNATURES = 16  # registration signatures per request (each costs a verification)
 HEX64 = "^[0-9a-f]{64}$"
 _HEX64 = re.compile("[0-9a-f]{64}")
-MAX_NAME = 256
-MAX_SIZE = 2**53 - 1
 T = TypeVar("T")
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -146,6 +145,11 @@ class Registered(_Strict):
     entry: Entry
     checkpoint: str
     inclusion_proof: InclusionProof
+    existing: bool = Field(
+        False,
+        description="True (status 200): these bytes already were the newest version of the "
+        "name, nothing was appended, and `entry` is that registration.",
+    )
 
 
 class Verdict(_Strict):
@@ -161,10 +165,12 @@ class Verdict(_Strict):
 
 
 class RegisterRequest(_Strict):
-    name: str = Field(min_length=1, max_length=256, description="Model name.")
+    # name, size and metadata are checked by `Ledger.prepare` (modelchain.validate), the one
+    # place the limits live: here only their JSON types
+    name: str = Field(description=f"Model name (1 to {MAX_NAME} characters, no NUL).")
     digest: str = Field(pattern=HEX64, description="Lowercase hex SHA-256 (manifest digest).")
     kind: Literal["file", "directory"] = "file"
-    size: int = Field(0, ge=0, le=2**53 - 1, description="Size in bytes.")
+    size: int = Field(0, description=f"Size in bytes (0 to {MAX_SIZE}).")
     metadata: dict[str, Any] = Field(default_factory=dict)
     manifest: list[dict[str, Any]] | None = Field(
         None, description='A directory\'s files: [{"path", "size", "sha256"}, ...].'
@@ -180,10 +186,15 @@ class RegisterRequest(_Strict):
         description='Registrants\' signatures over the claim: [{"keyid", "key_type", '
         '"public_key", "sig"}, ...], each checked before anything is written.',
     )
+    force: StrictBool = Field(
+        False,
+        description="Append even when these bytes already are the newest version of the name "
+        "(otherwise that entry is answered, status 200, and nothing is appended).",
+    )
 
 
 class VerifyRequest(_Strict):
-    name: str = Field(min_length=1, max_length=256)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
     digest: str = Field(pattern=HEX64)
 
 
@@ -297,13 +308,16 @@ def verdict_json(found: Lookup, name: str, digest: str) -> dict[str, Any]:
 def registered_json(done: Appended) -> dict[str, Any]:
     """A committed registration as POST /entries sends it."""
     entry = entry_json(done.block, done.data)
-    return {
+    out = {
         "entry": entry,
         "checkpoint": done.note,
         "inclusion_proof": _proof_json(
             done.block.index, done.size, done.data, done.root_hash, done.proof, entry
         ),
     }
+    if done.block.existing:
+        out["existing"] = True
+    return out
 
 
 def _proof_json(
@@ -632,7 +646,7 @@ def create_app(
 
     @app.get(f"{API}/search", response_model=EntryList, responses=READ_ERRORS, tags=["entries"])
     async def search(
-        name: str | None = Query(None, min_length=1, max_length=256),
+        name: str | None = Query(None, min_length=1, max_length=MAX_NAME),
         digest: str | None = Query(None, pattern=HEX64),
         limit: int = Query(100, ge=1, le=1000),
         after: int | None = Query(
@@ -772,6 +786,7 @@ def create_app(
                     metadata=body.metadata,
                     provenance=body.provenance,
                     signatures=body.signatures,
+                    force=body.force,
                 )
             except SignatureError as exc:  # the request's fault, not the ledger's: no 503
                 raise ApiError(422, "bad_signature", str(exc)) from None
@@ -779,7 +794,7 @@ def create_app(
         entry = prepare() if readers.inline else await run_in_threadpool(prepare)
         done: Appended = await asyncio.wrap_future(batcher.submit(entry))
         metrics.size(done.size)
-        return _FastJSON(registered_json(done), status_code=201)
+        return _FastJSON(registered_json(done), status_code=200 if done.block.existing else 201)
 
     # -- metrics ----------------------------------------------------------------------------
 
@@ -835,19 +850,25 @@ def create_app(
         if record is None or not record.allows("write"):
             return None
         request = _json_object(body)
+        if request is None and _too_deep(body):  # the route's parser would fail on it (400)
+            return 422, _dumps(_validation_error("the body is nested too deeply"))
         if request is None or not request.keys() <= _PLAIN_REGISTRATION:
             return None
         name, digest = request.get("name"), request.get("digest")
         kind, size = request.get("kind", "file"), request.get("size", 0)
-        metadata = request.get("metadata", {})
-        if not _valid_name(name) or not _valid_digest(digest) or kind != "file":
+        metadata, force = request.get("metadata", {}), request.get("force", False)
+        if type(name) is not str or not _valid_digest(digest) or kind != "file":
             return None
-        if type(size) is not int or not 0 <= size <= MAX_SIZE or type(metadata) is not dict:
+        if type(size) is not int or type(metadata) is not dict or type(force) is not bool:
             return None
-        try:
+        if metadata and _has_float(metadata):  # orjson reads an integer beyond 64 bits as
+            return None  # a float: let the route's exact parser see it (and refuse it)
+        try:  # every limit is the ledger's (modelchain.validate), answered as the route would
             entry = readers.get().prepare(
-                name=name, model_hash=digest, kind="file", size=size, metadata=metadata
+                name=name, model_hash=digest, kind="file", size=size, metadata=metadata, force=force
             )
+        except UsageError as exc:
+            return 422, _dumps(_validation_error(str(exc)))
         except ModelchainError:
             return None
         try:  # from here on it may be written: answer, never retry through the route
@@ -860,7 +881,7 @@ def create_app(
             message = f"internal error: {type(exc).__name__}"
             return 500, _dumps({"error": {"code": "internal", "message": message}})
         metrics.size(done.size)
-        return 201, _dumps(registered_json(done))
+        return (200 if done.block.existing else 201), _dumps(registered_json(done))
 
     fast: dict[tuple[str, str], FastHandler] = {
         ("GET", f"{API}/health"): fast_health,
@@ -872,7 +893,36 @@ def create_app(
     return _Guard(app, max_body=max_body, metrics=metrics, fast=fast)  # type: ignore[return-value]
 
 
-_PLAIN_REGISTRATION = frozenset({"name", "digest", "kind", "size", "metadata"})
+_PLAIN_REGISTRATION = frozenset({"name", "digest", "kind", "size", "metadata", "force"})
+
+
+def _validation_error(message: str) -> dict[str, Any]:
+    return {"error": {"code": "validation_error", "message": message}}
+
+
+def _too_deep(body: bytes) -> bool:
+    """Is the body JSON nested beyond what orjson (and so any reader here) takes?"""
+    if orjson is None:
+        return False
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return str(exc).startswith("depth limit exceeded")
+    return False
+
+
+def _has_float(value: Any) -> bool:
+    """Does a parsed JSON value hold a float anywhere (iteratively: any depth is safe)?"""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is float:
+            return True
+        if type(item) is dict:
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+    return False
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:

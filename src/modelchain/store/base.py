@@ -59,6 +59,45 @@ class StoredBlock:
     data: bytes
 
 
+def stored_text_block(position: int, body: Any) -> StoredBlock:
+    """A block kept as canonical JSON text in a database row. A row of another type (a
+    BLOB, a number: an attacker may write the database) is an invalid ledger, never a crash."""
+    import json
+
+    from ..errors import LedgerInvalid
+
+    if not isinstance(body, str):
+        if isinstance(body, bytes | bytearray | memoryview):
+            kind = "binary data"
+        elif body is None:
+            kind = "NULL"
+        else:
+            kind = "a number" if isinstance(body, int | float) else "a non-text value"
+        raise LedgerInvalid(f"block {position}: stored as {kind}, not as JSON text")
+    try:
+        data = body.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LedgerInvalid(f"block {position}: stored text is not valid Unicode") from None
+    try:
+        raw = json.loads(body, object_pairs_hook=unique_object)
+    except (ValueError, RecursionError):
+        raw = body  # the ledger's validator reports it as a non-object block
+    return StoredBlock(position, raw, data)
+
+
+def stored_node(location: str, level: Any, index: Any, digest: Any) -> tuple[int, int, bytes]:
+    """A Merkle node row, its types checked: (level, index, 32-byte hash)."""
+    from ..errors import LedgerInvalid
+
+    if type(level) is not int or type(index) is not int:
+        raise LedgerInvalid(f"{location}: a stored Merkle node has a non-integer position")
+    if not isinstance(digest, bytes | bytearray | memoryview) or len(bytes(digest)) != 32:
+        raise LedgerInvalid(
+            f"{location}: stored Merkle node ({level}, {index}) is not a 32-byte hash"
+        )
+    return level, index, bytes(digest)
+
+
 @dataclass(frozen=True)
 class Tip:
     """What a writer needs to append: the tree's size and right edge, and the newest state."""

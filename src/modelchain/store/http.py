@@ -142,6 +142,8 @@ class Submitted:
     note: str
     size: int
     proof: list[bytes]
+    #: the server says these bytes already are the newest version and it appended nothing
+    existing: bool = False
 
 
 class AnswerTooLarge(LedgerInvalid):
@@ -595,6 +597,7 @@ class HTTPStore(Store):
             note=self._field(answer, "checkpoint", str, path),
             size=self._field(proof, "size", int, path),
             proof=self._hashes(proof, path),
+            existing=answer.get("existing") is True,
         )
 
     # -- the verifier key -------------------------------------------------------------------

@@ -16,7 +16,6 @@ psycopg is imported here only, so the core never needs it.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from ..errors import LedgerUnreadable, UsageError, install_hint
-from .base import Store, StoredBlock, Tip, Writer, unique_object
+from .base import Store, StoredBlock, Tip, Writer, stored_node, stored_text_block
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import psycopg
@@ -385,7 +384,7 @@ class PostgresStore(Store):
         )
         if row is None:
             raise LedgerUnreadable(f"{self.location}: Merkle node ({level}, {index}) is missing")
-        return bytes(row[0])
+        return stored_node(self.location, level, index, row[0])[2]
 
     def peaks(self, size: int) -> tuple[bytes, ...]:
         with self._reader() as conn:
@@ -397,7 +396,7 @@ class PostgresStore(Store):
                 cur.itersize = 8192
                 cur.execute(f"SELECT level, idx, hash FROM {self._s}.nodes")
                 for level, idx, digest in cur:
-                    yield int(level), int(idx), bytes(digest)
+                    yield stored_node(self.location, level, idx, digest)
 
     def lookup_columns(self, size: int) -> Iterator[tuple[int, Any, Any, Any]] | None:
         return self._lookup_columns(size)
@@ -485,12 +484,8 @@ def _close_pool(pool: psycopg_pool.ConnectionPool | None) -> None:
         pool.close()
 
 
-def _stored(position: int, body: str) -> StoredBlock:
-    try:
-        raw = json.loads(body, object_pairs_hook=unique_object)
-    except (ValueError, RecursionError):
-        raw = body  # the ledger's validator reports it as a non-object block
-    return StoredBlock(position, raw, body.encode("utf-8"))
+def _stored(position: int, body: Any) -> StoredBlock:
+    return stored_text_block(position, body)
 
 
 def _read_peaks(
@@ -508,7 +503,10 @@ def _read_peaks(
         "ON n.level = p.level AND n.idx = p.idx",
         ([lv for lv, _ in positions], [ix for _, ix in positions]),
     ).fetchall()
-    found = {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
+    found = {}
+    for row in rows:
+        level, idx, digest = stored_node(location, *row)
+        found[(level, idx)] = digest
     missing = [p for p in positions if p not in found]
     if missing:
         raise LedgerUnreadable(f"{location}: Merkle node {missing[0]} is missing")

@@ -8,7 +8,6 @@ append inside that transaction, so two processes can never write the same index.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sqlite3
 import threading
@@ -18,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LedgerInvalid, LedgerUnreadable
-from .base import Store, StoredBlock, Tip, Writer, no_ledger_message, unique_object
+from .base import (
+    Store,
+    StoredBlock,
+    Tip,
+    Writer,
+    no_ledger_message,
+    stored_node,
+    stored_text_block,
+)
 from .files import check_ledger_files, key_path, read_regular
 
 FORMAT = "modelchain-ledger"
@@ -126,6 +133,7 @@ class SQLiteStore(Store):
             p.parent.mkdir(parents=True, exist_ok=True)
         with _db_errors(self.location):
             self._conn = sqlite3.connect(self.location, timeout=60.0, isolation_level=None)
+            self._conn.text_factory = _text
             self._conn.execute("PRAGMA busy_timeout = 60000")
             if fresh:
                 self._conn.execute("PRAGMA journal_mode = WAL")
@@ -177,7 +185,9 @@ class SQLiteStore(Store):
     def _meta(self, key: str) -> str | None:
         with _db_errors(self.location):
             row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        if row is not None and not isinstance(row[0], str):
+            raise LedgerInvalid(f"{self.location}: the stored {key} is not text")
+        return None if row is None else row[0]
 
     def exists(self) -> bool:
         return self._meta("origin") is not None
@@ -196,7 +206,7 @@ class SQLiteStore(Store):
     def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]:
         """Blocks in index order, numbered by position so that a gap shows as a wrong index."""
         limit = -1 if stop is None else max(0, stop - start)
-        sql = "SELECT body FROM blocks WHERE idx >= ? ORDER BY idx LIMIT ?"
+        sql = "SELECT idx, body FROM blocks WHERE idx >= ? ORDER BY idx LIMIT ?"
         args = (start, limit)
         with _db_errors(self.location):
             cursor = self._conn.execute(sql, args)
@@ -205,7 +215,9 @@ class SQLiteStore(Store):
                 rows = cursor.fetchmany(2048)
                 if not rows:
                     break
-                for (body,) in rows:
+                for idx, body in rows:
+                    if type(idx) is not int:
+                        raise LedgerInvalid(f"block {position}: stored under a non-integer index")
                     yield _stored(position, body)
                     position += 1
 
@@ -216,7 +228,7 @@ class SQLiteStore(Store):
             ).fetchone()
         if row is None:
             raise LedgerUnreadable(f"{self.location}: Merkle node ({level}, {index}) is missing")
-        return bytes(row[0])
+        return stored_node(self.location, level, index, row[0])[2]
 
     def peaks(self, size: int) -> tuple[bytes, ...]:
         return _read_peaks(self._conn, self.location, size)
@@ -224,7 +236,7 @@ class SQLiteStore(Store):
     def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
         with _db_errors(self.location):
             for level, idx, digest in self._conn.execute("SELECT level, idx, hash FROM nodes"):
-                yield int(level), int(idx), bytes(digest)
+                yield stored_node(self.location, level, idx, digest)
 
     def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
         clauses, args = [], []
@@ -297,12 +309,17 @@ class SQLiteStore(Store):
                     _OPEN.pop(self.local_path, None)
 
 
-def _stored(position: int, body: str) -> StoredBlock:
+def _text(value: bytes) -> str | bytes:
+    """TEXT as str; text that is not UTF-8 (an attacker may write the file) stays bytes, for
+    the reader to refuse as an invalid ledger rather than fail in the middle of a query."""
     try:
-        raw = json.loads(body, object_pairs_hook=unique_object)
-    except (ValueError, RecursionError):
-        raw = body  # the ledger's validator reports it as a non-object block
-    return StoredBlock(position, raw, body.encode("utf-8"))
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
+def _stored(position: int, body: Any) -> StoredBlock:
+    return stored_text_block(position, body)
 
 
 def _read_peaks(conn: sqlite3.Connection, location: str, size: int) -> tuple[bytes, ...]:
@@ -316,7 +333,10 @@ def _read_peaks(conn: sqlite3.Connection, location: str, size: int) -> tuple[byt
     args = [x for pos in positions for x in pos]
     with _db_errors(location):
         rows = conn.execute(sql, args).fetchall()
-    found = {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
+    found = {}
+    for row in rows:
+        level, idx, digest = stored_node(location, *row)
+        found[(level, idx)] = digest
     missing = [p for p in positions if p not in found]
     if missing:
         raise LedgerUnreadable(f"{location}: Merkle node {missing[0]} is missing")
@@ -332,8 +352,13 @@ class _SQLiteWriter(Writer):
         conn = self._conn
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         row = conn.execute("SELECT idx, body FROM blocks ORDER BY idx DESC LIMIT 1").fetchone()
-        size = 0 if row is None else int(row[0]) + 1
-        last = None if row is None else str(row[1]).encode("utf-8")
+        if row is not None and type(row[0]) is not int:
+            raise LedgerInvalid(f"{self._location}: a block is stored under a non-integer index")
+        size = 0 if row is None else row[0] + 1
+        last = None if row is None else stored_text_block(size - 1, row[1]).data
+        for key in ("checkpoint", "origin"):
+            if not isinstance(meta.get(key, ""), str):
+                raise LedgerInvalid(f"{self._location}: the stored {key} is not text")
         return Tip(
             size=size,
             last_data=last,
