@@ -24,16 +24,14 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from server_util import Server, init_ledger, running_server, server_env
+from shared import SHARED, missing
 from test_explorer import browser, settled, sha  # noqa: F401  (browser is a fixture)
 
 from modelchain import merkle
 
 TWIN = b"the same weights under two names\n"
 BIG = 1005  # versions of one name: more than one page (1000) of /search
-VECTORS = Path(
-    os.environ.get("MODELCHAIN_VECTORS")
-    or Path(__file__).resolve().parents[2] / "shared" / "vectors" / "rfc9162"
-)
+VECTORS = Path(os.environ.get("MODELCHAIN_VECTORS") or SHARED / "vectors" / "rfc9162")
 
 Rewrite = Callable[[str, dict[str, list[str]], dict[str, Any]], dict[str, Any]]
 
@@ -473,22 +471,23 @@ def test_no_docs_page_that_needs_a_cdn(site: dict[str, Any]) -> None:
 # -- the page's Merkle proof check against RFC 9162 --------------------------------------------
 
 
-def _inclusion_vectors() -> list[dict[str, Any]]:
+@pytest.fixture
+def inclusion_vectors() -> list[dict[str, Any]]:
+    """The vectors, read (or skipped for) before a browser is started."""
     folder = VECTORS / "inclusion"
     files = sorted(folder.rglob("*.json")) if folder.is_dir() else []
     if not files:
-        reason = f"RFC 9162 inclusion vectors not found at {folder} (set MODELCHAIN_VECTORS)"
-        if os.environ.get("MODELCHAIN_REQUIRE_SHARED") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing("RFC 9162 inclusion vectors", folder, "MODELCHAIN_VECTORS")
     return [
         json.loads(f.read_text(encoding="utf-8")) | {"file": str(f.relative_to(VECTORS))}
         for f in files
     ]
 
 
-def test_the_pages_inclusion_check_passes_the_rfc9162_vectors(tab: Any) -> None:
-    vectors = _inclusion_vectors()
+def test_the_pages_inclusion_check_passes_the_rfc9162_vectors(
+    inclusion_vectors: list[dict[str, Any]], tab: Any
+) -> None:
+    vectors = inclusion_vectors
     tab.goto("/explorer/#/check")
     tab.wait_for_function("window.modelchainExplorer !== undefined")
     got = tab.evaluate(
