@@ -433,3 +433,16 @@ def test_the_benign_corpus_kinds_all_scan_clean_and_load(tmp_path: Path) -> None
         loaded = load(path, allow_unregistered=True, trusted=trusted)
         if hasattr(model, "predict"):
             assert (loaded.predict(x) == model.predict(x)).all(), kind
+
+
+def test_state_cannot_change_an_objects_class(tmp_path: Path) -> None:
+    """BUILD with a slot state {"__class__": ...} would turn a listed object into another."""
+    from sklearn.linear_model import LogisticRegression
+
+    data = pickle.dumps(LogisticRegression(), 2)
+    assert data.endswith(b"b.")
+    # (state, slotstate) with __class__: a tuple pushed before BUILD replaces the dict state
+    evil = data[:-2] + b"0N}U\t__class__" + _g("sklearn.pipeline", "Pipeline") + b"s\x86b."
+    path = _write(tmp_path, "class.pkl", evil)
+    with pytest.raises(UnsafeModel, match="special attribute"):
+        load(path, allow_unregistered=True)

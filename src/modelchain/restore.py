@@ -373,6 +373,12 @@ class CheckedUnpicklerMixin:
             self._role(inst) is not None
         ):
             raise RestoreRefused("refused: the pickle sets the state of an imported object")
+        parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+        for part in parts:
+            if isinstance(part, dict) and any(
+                isinstance(k, str) and k.startswith("__") and k.endswith("__") for k in part
+            ):  # __class__, __dict__, ...: state is data, not a change of type
+                raise RestoreRefused("refused: an object state that sets a special attribute")
         np = _np()
         if type(inst) is np.dtype:
             self._build_dtype(inst, state)
