@@ -519,3 +519,12 @@ def test_a_sparse_matrix_with_indices_out_of_range_is_refused(tmp_path: Path) ->
         load(path, allow_unregistered=True)
     good = _write(tmp_path, "ok.pkl", pickle.dumps(sparse.csr_matrix(np.eye(3)), 5))
     assert (load(good, allow_unregistered=True).toarray() == np.eye(3)).all()
+
+
+def test_gradient_boosting_with_more_trees_per_step_than_outputs_is_refused(
+    tmp_path: Path,
+) -> None:
+    def change(gb: Any) -> None:
+        gb.estimators_ = np.concatenate([gb.estimators_, gb.estimators_], axis=1)  # 6 > 3 columns
+
+    _tamper_and_load(tmp_path, _fitted("gradient_boosting"), change, "trees per step")

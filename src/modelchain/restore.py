@@ -265,6 +265,13 @@ def _check_ensemble(estimator: Any) -> None:
     if members is None:
         return
     n = _features(estimator)
+    per_iteration = estimator.__dict__.get("n_trees_per_iteration_")
+    if per_iteration is not None and (
+        not isinstance(members, np.ndarray)
+        or members.ndim != 2
+        or members.shape[1] != per_iteration
+    ):  # gradient boosting writes one output column per tree of an iteration, unchecked
+        raise RestoreRefused("refused: a boosted ensemble with another number of trees per step")
     for member in np.ravel(np.asarray(members, dtype=object)):
         tree = getattr(member, "__dict__", {}).get("tree_")
         if _features(member) != n or tree is None or int(tree.n_features) != n:
