@@ -433,3 +433,98 @@ def test_the_benign_corpus_kinds_all_scan_clean_and_load(tmp_path: Path) -> None
         loaded = load(path, allow_unregistered=True, trusted=trusted)
         if hasattr(model, "predict"):
             assert (loaded.predict(x) == model.predict(x)).all(), kind
+
+
+def test_state_cannot_change_an_objects_class(tmp_path: Path) -> None:
+    """BUILD with a slot state {"__class__": ...} would turn a listed object into another."""
+    from sklearn.linear_model import LogisticRegression
+
+    data = pickle.dumps(LogisticRegression(), 2)
+    assert data.endswith(b"b.")
+    # (state, slotstate) with __class__: a tuple pushed before BUILD replaces the dict state
+    evil = data[:-2] + b"0N}U\t__class__" + _g("sklearn.pipeline", "Pipeline") + b"s\x86b."
+    path = _write(tmp_path, "class.pkl", evil)
+    with pytest.raises(UnsafeModel, match="special attribute"):
+        load(path, allow_unregistered=True)
+
+
+def _fitted(kind: str) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return train_models()[kind]
+
+
+def _tamper_and_load(tmp_path: Path, model: Any, change: Any, match: str) -> None:
+    """Change the fitted `model` with `change(model)` (as an attacker editing the file would)
+    and check loading its pickle is refused before any predict could index blindly."""
+    change(model)
+    path = _write(tmp_path, "m.pkl", pickle.dumps(model, 5))
+    with pytest.raises(UnsafeModel, match=match):
+        load(path, allow_unregistered=True)
+
+
+def test_a_forest_member_expecting_more_features_is_refused(tmp_path: Path) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    wide = DecisionTreeClassifier(random_state=0).fit(np.eye(40), np.arange(40) % 3)
+
+    def change(forest: Any) -> None:
+        forest.estimators_[0] = wide  # splits on feature numbers up to 39; X has 4 columns
+
+    _tamper_and_load(tmp_path, _fitted("random_forest"), change, "another number of features")
+
+
+def test_a_decision_tree_whose_tree_expects_more_features_is_refused(tmp_path: Path) -> None:
+    def change(tree: Any) -> None:
+        tree.n_features_in_ = 2  # X is checked against 2 columns, the tree reads column 3
+
+    _tamper_and_load(tmp_path, _fitted("decision_tree"), change, "another number of features")
+
+
+def test_an_svc_with_inconsistent_support_counts_is_refused(tmp_path: Path) -> None:
+    def change(svc: Any) -> None:
+        svc._n_support = svc._n_support * 10  # libsvm would read past the support vectors
+
+    _tamper_and_load(tmp_path, _fitted("svc"), change, "support vector")
+
+
+def test_kmeans_centres_narrower_than_the_data_are_refused(tmp_path: Path) -> None:
+    def change(kmeans: Any) -> None:
+        kmeans.cluster_centers_ = kmeans.cluster_centers_[:, :1].copy()
+
+    _tamper_and_load(tmp_path, _fitted("kmeans"), change, "k-means")
+
+
+def test_a_kd_tree_index_outside_its_data_is_refused(tmp_path: Path) -> None:
+    from sklearn.neighbors import KDTree
+
+    tree = KDTree(np.random.default_rng(0).random((20, 3)), leaf_size=4)
+    data = pickle.dumps(tree, 5)
+    idx = tree.get_arrays()[1]
+    bad = idx.copy()
+    bad[0] = 10**6  # a query would read row 1000000 of a 20-row array
+    assert idx.tobytes() in data
+    path = _write(tmp_path, "kd.pkl", data.replace(idx.tobytes(), bad.tobytes(), 1))
+    with pytest.raises(UnsafeModel, match="KD-tree"):
+        load(path, allow_unregistered=True)
+
+
+def test_a_sparse_matrix_with_indices_out_of_range_is_refused(tmp_path: Path) -> None:
+    sparse = pytest.importorskip("scipy.sparse")
+    matrix = sparse.csr_matrix(np.eye(3))
+    matrix.indices = matrix.indices.copy()
+    matrix.indices[0] = 10**6  # no check at restore: later arithmetic would read past the end
+    path = _write(tmp_path, "csr.pkl", pickle.dumps(matrix, 5))
+    with pytest.raises(UnsafeModel, match="sparse matrix"):
+        load(path, allow_unregistered=True)
+    good = _write(tmp_path, "ok.pkl", pickle.dumps(sparse.csr_matrix(np.eye(3)), 5))
+    assert (load(good, allow_unregistered=True).toarray() == np.eye(3)).all()
+
+
+def test_gradient_boosting_with_more_trees_per_step_than_outputs_is_refused(
+    tmp_path: Path,
+) -> None:
+    def change(gb: Any) -> None:
+        gb.estimators_ = np.concatenate([gb.estimators_, gb.estimators_], axis=1)  # 6 > 3 columns
+
+    _tamper_and_load(tmp_path, _fitted("gradient_boosting"), change, "trees per step")

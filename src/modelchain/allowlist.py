@@ -113,6 +113,7 @@ _ESTIMATOR = (
     "warning at most); no I/O, no process, no code"
 )
 _PLAIN = "plain Python class: restoring sets instance attributes only"
+_TREES = _ESTIMATOR + "; modelchain checks its trees expect its number of features"
 
 #: Everything the default allowlist admits, with the reason restoring it cannot act.
 ENTRIES: tuple[Entry, ...] = tuple(
@@ -303,17 +304,17 @@ ENTRIES: tuple[Entry, ...] = tuple(
     + _entries("class", _ESTIMATOR, "sklearn.linear_model._coordinate_descent", "Lasso")
     + _entries(
         "class",
-        _ESTIMATOR,
+        _TREES,
         "sklearn.tree._classes",
         "DecisionTreeClassifier DecisionTreeRegressor ExtraTreeClassifier",
     )
     + _entries(
         "class",
-        _ESTIMATOR,
+        _TREES,
         "sklearn.ensemble._forest",
         "RandomForestClassifier ExtraTreesClassifier",
     )
-    + _entries("class", _ESTIMATOR, "sklearn.ensemble._gb", "GradientBoostingClassifier")
+    + _entries("class", _TREES, "sklearn.ensemble._gb", "GradientBoostingClassifier")
     + _entries(
         "class",
         _ESTIMATOR,
@@ -326,8 +327,19 @@ ENTRIES: tuple[Entry, ...] = tuple(
         "sklearn.ensemble._hist_gradient_boosting.binning",
         "_BinMapper",
     )
-    + _entries("class", _ESTIMATOR, "sklearn.svm._classes", "SVC LinearSVC")
-    + _entries("class", _ESTIMATOR, "sklearn.cluster._kmeans", "KMeans")
+    + _entries(
+        "class",
+        _ESTIMATOR + "; modelchain checks its support-vector arrays agree (libsvm does not)",
+        "sklearn.svm._classes",
+        "SVC",
+    )
+    + _entries("class", _ESTIMATOR, "sklearn.svm._classes", "LinearSVC")
+    + _entries(
+        "class",
+        _ESTIMATOR + "; modelchain checks its centres have its number of features",
+        "sklearn.cluster._kmeans",
+        "KMeans",
+    )
     + _entries("class", _ESTIMATOR, "sklearn.neighbors._classification", "KNeighborsClassifier")
     + _entries("class", _ESTIMATOR, "sklearn.naive_bayes", "GaussianNB")
     + _entries(

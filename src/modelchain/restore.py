@@ -244,7 +244,84 @@ def _check_sparse(matrix: Any) -> None:
         raise RestoreRefused(f"refused: a sparse matrix with a bad structure ({e})") from None
 
 
+def _features(estimator: Any) -> int | None:
+    n = estimator.__dict__.get("n_features_in_")
+    return n if _int(n) else None
+
+
+def _check_tree_estimator(estimator: Any) -> None:
+    """A fitted decision tree's Tree splits on the features its estimator checks X against:
+    predict indexes X's columns by the tree's feature numbers without bounds checks."""
+    tree = estimator.__dict__.get("tree_")
+    if tree is not None and int(tree.n_features) != _features(estimator):
+        raise RestoreRefused("refused: a decision tree fitted on another number of features")
+
+
+def _check_ensemble(estimator: Any) -> None:
+    """An ensemble checks X once and hands it to each tree unchecked: every tree must expect
+    the ensemble's number of features."""
+    np = _np()
+    members = estimator.__dict__.get("estimators_")
+    if members is None:
+        return
+    n = _features(estimator)
+    per_iteration = estimator.__dict__.get("n_trees_per_iteration_")
+    if per_iteration is not None and (
+        not isinstance(members, np.ndarray)
+        or members.ndim != 2
+        or members.shape[1] != per_iteration
+    ):  # gradient boosting writes one output column per tree of an iteration, unchecked
+        raise RestoreRefused("refused: a boosted ensemble with another number of trees per step")
+    for member in np.ravel(np.asarray(members, dtype=object)):
+        tree = getattr(member, "__dict__", {}).get("tree_")
+        if _features(member) != n or tree is None or int(tree.n_features) != n:
+            raise RestoreRefused("refused: an ensemble member fitted on another number of features")
+
+
+def _check_svc(svc: Any) -> None:
+    """libsvm indexes the support vectors by the per-class counts, unchecked."""
+    np = _np()
+    d = svc.__dict__
+    if "support_vectors_" not in d:
+        return
+    sv, support = np.asarray(d["support_vectors_"]), np.asarray(d.get("support_"))
+    counts = np.asarray(d.get("_n_support"))
+    coef, intercept = np.asarray(d.get("_dual_coef_")), np.asarray(d.get("_intercept_"))
+    shape_fit = d.get("shape_fit_")
+    k = counts.shape[0] if counts.ndim == 1 else -1
+    n_sv = sv.shape[0] if sv.ndim == 2 else -1
+    if (
+        k < 1
+        or n_sv < 0
+        or bool((counts < 0).any())
+        or int(counts.sum()) != n_sv
+        or support.shape != (n_sv,)
+        or coef.shape != (max(k - 1, 1), n_sv)
+        or intercept.shape != (k * (k - 1) // 2,)
+        or not isinstance(shape_fit, tuple)
+        or len(shape_fit) != 2
+        or (n_sv and (int(support.min()) < 0 or int(support.max()) >= shape_fit[0]))
+        or (svc.__dict__.get("kernel") != "precomputed" and sv.shape[1] != _features(svc))
+    ):
+        raise RestoreRefused("refused: a support vector machine whose arrays disagree")
+
+
+def _check_kmeans(kmeans: Any) -> None:
+    np = _np()
+    centers = kmeans.__dict__.get("cluster_centers_")
+    if centers is not None and (np.ndim(centers) != 2 or np.shape(centers)[1] != _features(kmeans)):
+        raise RestoreRefused("refused: k-means centres of another number of features")
+
+
 _AFTER_BUILD = {
+    "sklearn.tree._classes.DecisionTreeClassifier": _check_tree_estimator,
+    "sklearn.tree._classes.DecisionTreeRegressor": _check_tree_estimator,
+    "sklearn.tree._classes.ExtraTreeClassifier": _check_tree_estimator,
+    "sklearn.ensemble._forest.RandomForestClassifier": _check_ensemble,
+    "sklearn.ensemble._forest.ExtraTreesClassifier": _check_ensemble,
+    "sklearn.ensemble._gb.GradientBoostingClassifier": _check_ensemble,
+    "sklearn.svm._classes.SVC": _check_svc,
+    "sklearn.cluster._kmeans.KMeans": _check_kmeans,
     "sklearn.tree._tree.Tree": _check_tree,
     "sklearn.neighbors._kd_tree.KDTree": _check_kd_tree,
     "scipy.sparse._csr.csr_matrix": _check_sparse,
@@ -373,6 +450,12 @@ class CheckedUnpicklerMixin:
             self._role(inst) is not None
         ):
             raise RestoreRefused("refused: the pickle sets the state of an imported object")
+        parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+        for part in parts:
+            if isinstance(part, dict) and any(
+                isinstance(k, str) and k.startswith("__") and k.endswith("__") for k in part
+            ):  # __class__, __dict__, ...: state is data, not a change of type
+                raise RestoreRefused("refused: an object state that sets a special attribute")
         np = _np()
         if type(inst) is np.dtype:
             self._build_dtype(inst, state)
