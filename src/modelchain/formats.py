@@ -391,9 +391,32 @@ def _could_be(name: str, head: bytes) -> bool:
     return True  # pragma: no cover
 
 
-def detect_data(data: Any) -> list[str]:
+#: a file whose name claims a data format is data only if it parses as that format
+_CLAIMED = {
+    ".safetensors": "safetensors",
+    ".json": "json",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".gguf": "gguf",
+    ".onnx": "onnx",
+}
+
+
+def detect_data(data: Any, name: str = "") -> list[str]:
     """Every data format whose strict parser accepts the whole of `data` ("text" only when no
-    other one does). More than one name means the file is ambiguous."""
+    other one does). More than one name means the file is ambiguous. A `name` whose extension
+    claims a format (``config.json``) narrows it: if that parser refuses, the file is no data
+    (a broken config.json is not "text")."""
+    dot = name.rfind(".")
+    claimed = _CLAIMED.get(name[dot:].lower()) if dot >= 0 else None
+    found = _detect(data)
+    if claimed is not None and claimed not in found:
+        return []
+    return found
+
+
+def _detect(data: Any) -> list[str]:
     head = bytes(data[:64])
     found = []
     for name, parser in _PARSERS:

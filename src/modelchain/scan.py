@@ -1122,7 +1122,7 @@ def _scan_as_data(data: Any, method: str | None, report: ScanReport, opts: _Opti
 
     Ambiguous files (two data parsers accept it, or joblib would decompress it, or a pickle
     starts at its first byte) are refused. Returns False when the file is not data."""
-    kinds = formats.detect_data(data)
+    kinds = formats.detect_data(data, report.path.rsplit("/", 1)[-1].rsplit("!", 1)[-1])
     head = bytes(data[:16])
     if not kinds:
         if len(data) >= 10 and head[8:9] == b"{" and _pickle_prefix(data, opts) is False:
