@@ -101,6 +101,65 @@ def forbidden(obs: Observation) -> list[str]:
     return bad + list(obs.events)
 
 
+def forbidden_in_process(data: bytes, *, any_global: bool = False) -> list[str]:
+    """The fast oracle (for fuzzing): the real unpicklers, pickle's C one and joblib's, on
+    `data` in this process, with `find_class` stopping at the first global the allowlist (or
+    the scanner's legacy-wrapper rule) refuses (`any_global`: at the first global at all).
+    Only allowed callables can ever run."""
+    import io
+    import pickle
+
+    from modelchain import allowlist
+
+    refused: list[str] = []
+
+    def gate(module: str, name: str) -> None:
+        legacy = "numpy_pickle_compat" in module or name in ("NDArrayWrapper", "ZNDArrayWrapper")
+        if any_global or legacy or not allowlist.check(module, name).allowed:
+            refused.append(f"{module}.{name}")
+            raise pickle.UnpicklingError("refused")
+
+    class Plain(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> object:
+            gate(module, name)
+            return super().find_class(module, name)
+
+    loaders = [lambda f: Plain(f).load()]
+    try:
+        from joblib.numpy_pickle import NumpyUnpickler
+    except ImportError:  # pragma: no cover
+        NumpyUnpickler = None
+    if NumpyUnpickler is not None:
+
+        class Joblib(NumpyUnpickler):  # type: ignore[misc, valid-type]
+            def find_class(self, module: str, name: str) -> object:
+                gate(module, name)
+                return super().find_class(module, name)
+
+        loaders.append(lambda f: Joblib("<fuzz>", f, ensure_native_byte_order=False).load())
+    for load in loaders:
+        stream = io.BytesIO(data)
+        while stream.tell() < len(data):  # pickle.load in a loop reads every pickle
+            try:
+                load(stream)
+            except BaseException:  # any failure ends that loader's run
+                break
+    return refused
+
+
+def check_scan(data: bytes, name: str = "fuzz") -> None:
+    """The invariant: if `scan` calls `data` ok, no real loader resolves a refused global,
+    and if it calls it data, no loader resolves any global. Raises AssertionError otherwise."""
+    from modelchain.formats import DATA_FORMATS
+    from modelchain.scan import scan_bytes
+
+    report = scan_bytes(data, name)
+    if not report.ok:
+        return
+    bad = forbidden_in_process(data, any_global=report.format in DATA_FORMATS)
+    assert not bad, f"scan said ok ({report.format}) but a loader resolves {bad}"
+
+
 def _child(loader: str, paths: list[str], block: bool) -> None:  # pragma: no cover - a child
     import builtins
 

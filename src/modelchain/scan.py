@@ -1152,13 +1152,16 @@ def _scan_as_data(data: Any, method: str | None, report: ScanReport, opts: _Opti
 
 
 def _pickle_prefix(data: Any, opts: _Options) -> bool:
-    """Does a complete pickle start at byte 0 (as pickle.load would read it)?"""
+    """Would pickle.load do anything with these bytes: read a whole pickle, or resolve a
+    global before it fails? (A truncated pickle still runs every call before the point
+    where it breaks, and the loaders take a last line without its newline at the end.)"""
     probe = ScanReport("")
     parser = _PickleParser(probe, opts.trusted, plain=True, input_size=len(data))
+    buf = _Buffer(data)
     try:
-        parser.parse(_Buffer(data))
+        parser.parse(buf)
     except (_Stop, RecursionError, MemoryError):
-        return False
+        return bool(probe.imports) or bytes(data[buf.pos : buf.pos + 1]) in (b"c", b"i")
     return True
 
 
