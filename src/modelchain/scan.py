@@ -576,8 +576,10 @@ class _PickleParser:
                 ImportRecord("?", "?", False, "refused: import name not known statically", offset)
             )
             return _Global("?", "?")
-        if self.plain and not (_importable_name(module) and _importable_name(name)):
-            raise _Stop("not a module name")  # random array bytes: the import fails
+        if self.plain and not _importable_name(module):
+            # random array bytes: no module has that name, the import fails (the module is
+            # imported before the name is looked up, so the name may be anything)
+            raise _Stop("not a module name")
         if _legacy_wrapper(module, name):
             self.report.imports.append(
                 ImportRecord(
