@@ -124,7 +124,15 @@ def forbidden_in_process(data: bytes, *, any_global: bool = False) -> list[str]:
             gate(module, name)
             return super().find_class(module, name)
 
-    loaders = [lambda f: Plain(f).load()]
+    class PlainPy(pickle._Unpickler):  # type: ignore[name-defined]
+        def find_class(self, module: str, name: str) -> object:
+            gate(module, name)
+            return super().find_class(module, name)
+
+    # pickle's C unpickler sizes its memo by the largest PUT index (a few bytes can ask for
+    # gigabytes: a loader-side limit, not the scanner's); then use the Python one
+    plain = PlainPy if _huge_memo_index(data) else Plain
+    loaders = [lambda f: plain(f).load()]
     try:
         from joblib.numpy_pickle import NumpyUnpickler
     except ImportError:  # pragma: no cover
@@ -145,6 +153,19 @@ def forbidden_in_process(data: bytes, *, any_global: bool = False) -> list[str]:
             except BaseException:  # any failure ends that loader's run
                 break
     return refused
+
+
+def _huge_memo_index(data: bytes) -> bool:
+    import pickletools
+
+    try:
+        for op, arg, _pos in pickletools.genops(data):
+            memo_op = op.name in ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET")
+            if memo_op and isinstance(arg, int) and arg > 1 << 20:
+                return True
+    except Exception:
+        pass
+    return False
 
 
 def check_scan(data: bytes, name: str = "fuzz") -> None:
@@ -210,7 +231,10 @@ def _child(loader: str, paths: list[str], block: bool) -> None:  # pragma: no co
         try:
             if loader == "pickle":
                 with builtins.open(path, "rb") as f:
-                    pickle.load(f)
+                    # see forbidden_in_process: C's memo would take the machine's memory
+                    huge = _huge_memo_index(f.read())
+                    f.seek(0)
+                    (pickle._Unpickler(f) if huge else pickle.Unpickler(f)).load()
             else:
                 joblib.load(path)
         except BaseException as e:  # any failure is an observation
