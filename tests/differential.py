@@ -114,6 +114,8 @@ def forbidden_in_process(data: bytes, *, any_global: bool = False) -> list[str]:
     refused: list[str] = []
 
     def gate(module: str, name: str) -> None:
+        if not module:  # __import__("") raises before importing anything
+            raise pickle.UnpicklingError("empty module name")
         legacy = "numpy_pickle_compat" in module or name in ("NDArrayWrapper", "ZNDArrayWrapper")
         if any_global or legacy or not allowlist.check(module, name).allowed:
             refused.append(f"{module}.{name}")

@@ -478,6 +478,7 @@ class _PickleParser:
         *,
         plain: bool = False,
         input_size: int = 0,
+        probe: bool = False,
     ) -> None:
         self.report = report
         self.trusted = trusted
@@ -485,6 +486,8 @@ class _PickleParser:
         # plain: model pickle.load (the C unpickler): frames are transparent and a joblib
         # array wrapper is just an object, so the bytes after it are read as opcodes
         self.plain = plain
+        # probe: is this "data" file read as a pickle? Any non-empty module name counts
+        self.probe = probe
         self.saw_wrapper = False
         # memory is bounded by the file's size: opcodes and kept strings are budgeted
         self.ops_left = max(_MIN_OPS, OPS_PER_BYTE * input_size)
@@ -576,7 +579,7 @@ class _PickleParser:
                 ImportRecord("?", "?", False, "refused: import name not known statically", offset)
             )
             return _Global("?", "?")
-        if self.plain and not _importable_name(module):
+        if self.plain and not (module if self.probe else _importable_name(module)):
             # random array bytes: no module has that name, the import fails (the module is
             # imported before the name is looked up, so the name may be anything)
             raise _Stop("not a module name")
@@ -1158,7 +1161,7 @@ def _pickle_prefix(data: Any, opts: _Options) -> bool:
     global before it fails? (A truncated pickle still runs every call before the point
     where it breaks, and the loaders take a last line without its newline at the end.)"""
     probe = ScanReport("")
-    parser = _PickleParser(probe, opts.trusted, plain=True, input_size=len(data))
+    parser = _PickleParser(probe, opts.trusted, plain=True, input_size=len(data), probe=True)
     buf = _Buffer(data)
     try:
         parser.parse(buf)
