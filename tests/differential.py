@@ -97,7 +97,8 @@ def forbidden(obs: Observation) -> list[str]:
     """The globals the allowlist refuses and the events no model load may raise."""
     from modelchain import allowlist
 
-    bad = [f"{m}.{n}" for m, n in obs.globals if not allowlist.check(m, n).allowed]
+    # an empty module name imports nothing: __import__("") raises first
+    bad = [f"{m}.{n}" for m, n in obs.globals if m and not allowlist.check(m, n).allowed]
     return bad + list(obs.events)
 
 
