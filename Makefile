@@ -8,7 +8,7 @@ BENCH_PG_DSN ?= postgresql://postgres@127.0.0.1:5432/test
 # `make fuzz` runs the scanner's fuzz target this long (seconds); findings go to tests/regressions/scan
 FUZZ_SECONDS ?= 300
 
-.PHONY: demo test bench fuzz lint format install clean
+.PHONY: demo test bench lint format install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,7 @@ bench: $(VENV)/.dev-installed
 	tools/ensure-wrk
 	MODELCHAIN_TEST_PG_DSN="$${MODELCHAIN_TEST_PG_DSN:-$(BENCH_PG_DSN)}" $(BIN)/python benchmarks/run.py
 
+.PHONY: fuzz
 fuzz: $(VENV)/.dev-installed
 	$(BIN)/python fuzz/fuzz_scan.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=20 \
 		-artifact_prefix=tests/regressions/scan/ fuzz/corpus tests/regressions/scan
