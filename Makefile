@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # `make bench` measures PostgreSQL here (this machine kind's local server); `BENCH_PG_DSN=` skips it
 BENCH_PG_DSN ?= postgresql://postgres@127.0.0.1:5432/test
+# `make fuzz` runs the scanner's fuzz target this long (seconds); findings go to tests/regressions/scan
+FUZZ_SECONDS ?= 300
 
 .PHONY: demo test bench lint format install install-all clean
 
@@ -39,6 +41,11 @@ test: lint
 bench: $(VENV)/.dev-installed
 	tools/ensure-wrk
 	MODELCHAIN_TEST_PG_DSN="$${MODELCHAIN_TEST_PG_DSN:-$(BENCH_PG_DSN)}" $(BIN)/python benchmarks/run.py
+
+.PHONY: fuzz
+fuzz: $(VENV)/.dev-installed
+	$(BIN)/python fuzz/fuzz_scan.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=20 \
+		-artifact_prefix=tests/regressions/scan/ fuzz/corpus tests/regressions/scan
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .

@@ -97,8 +97,91 @@ def forbidden(obs: Observation) -> list[str]:
     """The globals the allowlist refuses and the events no model load may raise."""
     from modelchain import allowlist
 
-    bad = [f"{m}.{n}" for m, n in obs.globals if not allowlist.check(m, n).allowed]
+    # an empty module name imports nothing: __import__("") raises first
+    bad = [f"{m}.{n}" for m, n in obs.globals if m and not allowlist.check(m, n).allowed]
     return bad + list(obs.events)
+
+
+def forbidden_in_process(data: bytes, *, any_global: bool = False) -> list[str]:
+    """The fast oracle (for fuzzing): the real unpicklers, pickle's C one and joblib's, on
+    `data` in this process, with `find_class` stopping at the first global the allowlist (or
+    the scanner's legacy-wrapper rule) refuses (`any_global`: at the first global at all).
+    Only allowed callables can ever run."""
+    import io
+    import pickle
+
+    from modelchain import allowlist
+
+    refused: list[str] = []
+
+    def gate(module: str, name: str) -> None:
+        if not module:  # __import__("") raises before importing anything
+            raise pickle.UnpicklingError("empty module name")
+        legacy = "numpy_pickle_compat" in module or name in ("NDArrayWrapper", "ZNDArrayWrapper")
+        if any_global or legacy or not allowlist.check(module, name).allowed:
+            refused.append(f"{module}.{name}")
+            raise pickle.UnpicklingError("refused")
+
+    class Plain(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> object:
+            gate(module, name)
+            return super().find_class(module, name)
+
+    class PlainPy(pickle._Unpickler):  # type: ignore[name-defined]
+        def find_class(self, module: str, name: str) -> object:
+            gate(module, name)
+            return super().find_class(module, name)
+
+    # pickle's C unpickler sizes its memo by the largest PUT index (a few bytes can ask for
+    # gigabytes: a loader-side limit, not the scanner's); then use the Python one
+    plain = PlainPy if _huge_memo_index(data) else Plain
+    loaders = [lambda f: plain(f).load()]
+    try:
+        from joblib.numpy_pickle import NumpyUnpickler
+    except ImportError:  # pragma: no cover
+        NumpyUnpickler = None
+    if NumpyUnpickler is not None:
+
+        class Joblib(NumpyUnpickler):  # type: ignore[misc, valid-type]
+            def find_class(self, module: str, name: str) -> object:
+                gate(module, name)
+                return super().find_class(module, name)
+
+        loaders.append(lambda f: Joblib("<fuzz>", f, ensure_native_byte_order=False).load())
+    for load in loaders:
+        stream = io.BytesIO(data)
+        while stream.tell() < len(data):  # pickle.load in a loop reads every pickle
+            try:
+                load(stream)
+            except BaseException:  # any failure ends that loader's run
+                break
+    return refused
+
+
+def _huge_memo_index(data: bytes) -> bool:
+    import pickletools
+
+    try:
+        for op, arg, _pos in pickletools.genops(data):
+            memo_op = op.name in ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET")
+            if memo_op and isinstance(arg, int) and arg > 1 << 20:
+                return True
+    except Exception:
+        pass
+    return False
+
+
+def check_scan(data: bytes, name: str = "fuzz") -> None:
+    """The invariant: if `scan` calls `data` ok, no real loader resolves a refused global,
+    and if it calls it data, no loader resolves any global. Raises AssertionError otherwise."""
+    from modelchain.formats import DATA_FORMATS
+    from modelchain.scan import scan_bytes
+
+    report = scan_bytes(data, name)
+    if not report.ok:
+        return
+    bad = forbidden_in_process(data, any_global=report.format in DATA_FORMATS)
+    assert not bad, f"scan said ok ({report.format}) but a loader resolves {bad}"
 
 
 def _child(loader: str, paths: list[str], block: bool) -> None:  # pragma: no cover - a child
@@ -151,7 +234,10 @@ def _child(loader: str, paths: list[str], block: bool) -> None:  # pragma: no co
         try:
             if loader == "pickle":
                 with builtins.open(path, "rb") as f:
-                    pickle.load(f)
+                    # see forbidden_in_process: C's memo would take the machine's memory
+                    huge = _huge_memo_index(f.read())
+                    f.seek(0)
+                    (pickle._Unpickler(f) if huge else pickle.Unpickler(f)).load()
             else:
                 joblib.load(path)
         except BaseException as e:  # any failure is an observation

@@ -16,6 +16,7 @@ duplicate keys), ``text`` (UTF-8 without control characters: model cards, vocabu
 
 from __future__ import annotations
 
+import codecs
 import json
 import struct
 import zlib
@@ -202,8 +203,15 @@ def parse_safetensors(data: Any) -> SafetensorsHeader:
 # --------------------------------------------------------------------------- the others
 
 
+#: JSON and text files larger than this are not taken for data (parsing them whole would
+#: take memory in proportion); they are scanned as what else they might be
+MAX_TEXT = 256 << 20
+
+
 def parse_json(data: Any) -> Any:
     """A whole file of UTF-8 JSON (config.json, tokenizer.json, *.index.json)."""
+    if len(data) > MAX_TEXT:
+        raise FormatError(f"json: larger than {MAX_TEXT} bytes")
     return _strict_json(bytes(data), "json")
 
 
@@ -212,6 +220,8 @@ _TEXT_CONTROLS = bytes(c for c in range(32) if c not in (9, 10, 12, 13)) + b"\x7
 
 def parse_text(data: Any) -> str:
     """UTF-8 text without control characters (model cards, vocabularies, merges)."""
+    if len(data) > MAX_TEXT:
+        raise FormatError(f"text: larger than {MAX_TEXT} bytes")
     raw = bytes(data)
     if not raw:
         raise FormatError("text: empty")
@@ -228,20 +238,20 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def parse_png(data: Any) -> None:
     """Every chunk's length and CRC, IHDR first, IEND last and at the end of the file."""
-    raw = memoryview(bytes(data))
+    raw = data  # bytes or an mmap: sliced, never copied whole
     if bytes(raw[:8]) != _PNG_MAGIC:
         raise FormatError("png: no signature")
     pos, first = 8, True
     while True:
         if pos + 12 > len(raw):
             raise FormatError("png: truncated chunk")
-        (length,) = struct.unpack(">I", raw[pos : pos + 4])
+        (length,) = struct.unpack(">I", bytes(raw[pos : pos + 4]))
         kind = bytes(raw[pos + 4 : pos + 8])
         end = pos + 12 + length
         if end > len(raw):
             raise FormatError("png: chunk runs past the end of the file")
-        (crc,) = struct.unpack(">I", raw[end - 4 : end])
-        if zlib.crc32(raw[pos + 4 : end - 4]) != crc:
+        (crc,) = struct.unpack(">I", bytes(raw[end - 4 : end]))
+        if zlib.crc32(bytes(raw[pos + 4 : end - 4])) != crc:
             raise FormatError(f"png: bad CRC in chunk {kind!r}")
         if first and kind != b"IHDR":
             raise FormatError("png: first chunk is not IHDR")
@@ -255,15 +265,15 @@ def parse_png(data: Any) -> None:
 
 def parse_jpeg(data: Any) -> None:
     """Start-of-image marker, well-formed segments up to start-of-scan, end-of-image at EOF."""
-    raw = bytes(data)
-    if not raw.startswith(b"\xff\xd8\xff") or not raw.endswith(b"\xff\xd9"):
+    raw = data
+    if bytes(raw[:3]) != b"\xff\xd8\xff" or bytes(raw[-2:]) != b"\xff\xd9":
         raise FormatError("jpeg: no start or end marker")
     pos = 2
     while True:
         if pos + 4 > len(raw) or raw[pos] != 0xFF:
             raise FormatError(f"jpeg: bad segment at byte {pos}")
         marker = raw[pos + 1]
-        (length,) = struct.unpack(">H", raw[pos + 2 : pos + 4])
+        (length,) = struct.unpack(">H", bytes(raw[pos + 2 : pos + 4]))
         if length < 2 or pos + 2 + length > len(raw):
             raise FormatError(f"jpeg: bad segment length at byte {pos}")
         pos += 2 + length
@@ -276,27 +286,27 @@ _GGUF_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 1
 
 def parse_gguf(data: Any) -> None:
     """Magic, version 2 or 3, every metadata value and tensor description well formed."""
-    raw = memoryview(bytes(data))
+    raw = data  # the header only is read, by slices: GGUF files are gigabytes
     if bytes(raw[:4]) != b"GGUF" or len(raw) < 24:
         raise FormatError("gguf: no magic")
-    version, n_tensors, n_kv = struct.unpack("<IQQ", raw[4:24])
+    version, n_tensors, n_kv = struct.unpack("<IQQ", bytes(raw[4:24]))
     if version not in (2, 3):
         raise FormatError(f"gguf: unsupported version {version}")
     if n_tensors > len(raw) or n_kv > len(raw):
         raise FormatError("gguf: counts exceed the file")
     pos = 24
 
-    def take(n: int) -> memoryview:
+    def take(n: int) -> bytes:
         nonlocal pos
         if n < 0 or pos + n > len(raw):
             raise FormatError("gguf: truncated")
-        out = raw[pos : pos + n]
+        out = bytes(raw[pos : pos + n])
         pos += n
         return out
 
     def string() -> bytes:
         (n,) = struct.unpack("<Q", take(8))
-        return bytes(take(n))
+        return take(n)
 
     def value(kind: int, depth: int = 0) -> None:
         if kind in _GGUF_SCALARS:
@@ -328,7 +338,7 @@ def parse_gguf(data: Any) -> None:
 _ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2}
 
 
-def _varint(raw: memoryview, pos: int) -> tuple[int, int]:
+def _varint(raw: Any, pos: int) -> tuple[int, int]:
     out = shift = 0
     while True:
         if pos >= len(raw) or shift > 63:
@@ -343,7 +353,7 @@ def _varint(raw: memoryview, pos: int) -> tuple[int, int]:
 
 def parse_onnx(data: Any) -> None:
     """A protobuf ModelProto: known fields only, right wire types, ir_version and a graph."""
-    raw = memoryview(bytes(data))
+    raw = data  # indexed in place: ONNX files are gigabytes
     pos, seen = 0, set()
     while pos < len(raw):
         tag, pos = _varint(raw, pos)
@@ -391,9 +401,43 @@ def _could_be(name: str, head: bytes) -> bool:
     return True  # pragma: no cover
 
 
-def detect_data(data: Any) -> list[str]:
+#: a file whose name claims a data format is data only if it parses as that format
+_CLAIMED = {
+    ".safetensors": "safetensors",
+    ".json": "json",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".gguf": "gguf",
+    ".onnx": "onnx",
+}
+
+
+def _text_start(head: bytes) -> bool:
+    """Cheap test before reading a whole file as text: its start is UTF-8 without controls."""
+    if head.translate(None, _TEXT_CONTROLS) != head:
+        return False
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def detect_data(data: Any, name: str = "") -> list[str]:
     """Every data format whose strict parser accepts the whole of `data` ("text" only when no
-    other one does). More than one name means the file is ambiguous."""
+    other one does). More than one name means the file is ambiguous. A `name` whose extension
+    claims a format (``config.json``) narrows it: if that parser refuses, the file is no data
+    (a broken config.json is not "text")."""
+    dot = name.rfind(".")
+    claimed = _CLAIMED.get(name[dot:].lower()) if dot >= 0 else None
+    found = _detect(data)
+    if claimed is not None and claimed not in found:
+        return []
+    return found
+
+
+def _detect(data: Any) -> list[str]:
     head = bytes(data[:64])
     found = []
     for name, parser in _PARSERS:
@@ -404,7 +448,7 @@ def detect_data(data: Any) -> list[str]:
         except FormatError:
             continue
         found.append(name)
-    if not found and b"\x00" not in head:
+    if not found and _text_start(head):
         try:
             parse_text(data)
         except FormatError:

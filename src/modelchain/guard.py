@@ -45,7 +45,7 @@ from .errors import (
     VerificationError,
     install_hint,
 )
-from .formats import FormatError, SafetensorsHeader, parse_safetensors
+from .formats import JOBLIB_COMPRESSORS, FormatError, SafetensorsHeader, parse_safetensors
 
 if TYPE_CHECKING:  # pragma: no cover
     from .home import Home
@@ -73,8 +73,8 @@ FORMATS = ("joblib", "pickle", "skops", "safetensors", "onnx")
 
 _PICKLE_EXTENSIONS = (".pkl", ".pickle", ".pk", ".p")
 _JOBLIB_EXTENSIONS = (".joblib", ".jbl", ".jl")
-#: the magic bytes of every compressor joblib registers (joblib.compressor._COMPRESSORS)
-_COMPRESSED_MAGIC = (b"x", b"\x1f\x8b", b"BZh", b"]\x00\x00", b"\xfd7zXZ", b'\x04"M\x18')
+#: the magic bytes of every compressor joblib registers (one list, in modelchain.formats)
+_COMPRESSED_MAGIC = tuple(prefix for prefix, _ in JOBLIB_COMPRESSORS)
 
 
 # -- errors ---------------------------------------------------------------------------------

@@ -478,6 +478,7 @@ class _PickleParser:
         *,
         plain: bool = False,
         input_size: int = 0,
+        probe: bool = False,
     ) -> None:
         self.report = report
         self.trusted = trusted
@@ -485,6 +486,8 @@ class _PickleParser:
         # plain: model pickle.load (the C unpickler): frames are transparent and a joblib
         # array wrapper is just an object, so the bytes after it are read as opcodes
         self.plain = plain
+        # probe: is this "data" file read as a pickle? Any non-empty module name counts
+        self.probe = probe
         self.saw_wrapper = False
         # memory is bounded by the file's size: opcodes and kept strings are budgeted
         self.ops_left = max(_MIN_OPS, OPS_PER_BYTE * input_size)
@@ -576,8 +579,10 @@ class _PickleParser:
                 ImportRecord("?", "?", False, "refused: import name not known statically", offset)
             )
             return _Global("?", "?")
-        if self.plain and not (_importable_name(module) and _importable_name(name)):
-            raise _Stop("not a module name")  # random array bytes: the import fails
+        if self.plain and not (module if self.probe else _importable_name(module)):
+            # random array bytes: no module has that name, the import fails (the module is
+            # imported before the name is looked up, so the name may be anything)
+            raise _Stop("not a module name")
         if _legacy_wrapper(module, name):
             self.report.imports.append(
                 ImportRecord(
@@ -1122,7 +1127,7 @@ def _scan_as_data(data: Any, method: str | None, report: ScanReport, opts: _Opti
 
     Ambiguous files (two data parsers accept it, or joblib would decompress it, or a pickle
     starts at its first byte) are refused. Returns False when the file is not data."""
-    kinds = formats.detect_data(data)
+    kinds = formats.detect_data(data, report.path.rsplit("/", 1)[-1].rsplit("!", 1)[-1])
     head = bytes(data[:16])
     if not kinds:
         if len(data) >= 10 and head[8:9] == b"{" and _pickle_prefix(data, opts) is False:
@@ -1152,13 +1157,16 @@ def _scan_as_data(data: Any, method: str | None, report: ScanReport, opts: _Opti
 
 
 def _pickle_prefix(data: Any, opts: _Options) -> bool:
-    """Does a complete pickle start at byte 0 (as pickle.load would read it)?"""
+    """Would pickle.load do anything with these bytes: read a whole pickle, or resolve a
+    global before it fails? (A truncated pickle still runs every call before the point
+    where it breaks, and the loaders take a last line without its newline at the end.)"""
     probe = ScanReport("")
-    parser = _PickleParser(probe, opts.trusted, plain=True, input_size=len(data))
+    parser = _PickleParser(probe, opts.trusted, plain=True, input_size=len(data), probe=True)
+    buf = _Buffer(data)
     try:
-        parser.parse(_Buffer(data))
+        parser.parse(buf)
     except (_Stop, RecursionError, MemoryError):
-        return False
+        return bool(probe.imports) or bytes(data[buf.pos : buf.pos + 1]) in (b"c", b"i")
     return True
 
 

@@ -1,0 +1,194 @@
+"""modelchain.formats: one strict parser per data format, and `scan` on a Hugging-Face folder."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from modelchain import formats
+from modelchain.formats import FormatError, compression_of, detect_data, parse_safetensors
+from modelchain.guard import ModelUnreadable, detect_format, parse_safetensors_header
+from modelchain.scan import scan_bytes
+
+
+def png(width: int = 2, height: int = 1) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def st_bytes(header: dict, body: bytes) -> bytes:
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + body
+
+
+def gguf(kv: int = 1) -> bytes:
+    out = b"GGUF" + struct.pack("<IQQ", 3, 0, kv)
+    for _ in range(kv):
+        key = b"general.name"
+        out += struct.pack("<Q", len(key)) + key + struct.pack("<I", 8)
+        out += struct.pack("<Q", 4) + b"tiny"
+    return out
+
+
+ONNX = b"\x08\x07" + b"\x3a\x02" + b"\x0a\x00"  # ir_version 7, graph {1 empty field}
+
+
+def test_each_format_detected_by_strict_parse() -> None:
+    assert detect_data(
+        st_bytes({"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}}, b"xy")
+    ) == ["safetensors"]
+    assert detect_data(b'{"model_type": "bert"}') == ["json"]
+    assert detect_data(b"# Model card\n\nWeights for a tiny model.\n") == ["text"]
+    assert detect_data(png()) == ["png"]
+    assert detect_data(gguf()) == ["gguf"]
+    assert detect_data(ONNX) == ["onnx"]
+    assert detect_data(b"\xff\xd8\xff\xe0\x00\x04ab\xff\xda\x00\x02\x01\x02\xff\xd9") == ["jpeg"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("config.json", '{"a": 1}'.encode("utf-16")),  # UTF-16 with a BOM
+        ("config.json", b"\xef\xbb\xbf" + b'{"a": 1}'),  # UTF-8 BOM
+        ("config.json", b'{"a": 1, "a": 2}'),  # duplicate key
+        ("config.json", b'{"a": 1} trailing'),
+        ("a.png", png()[:-1]),  # truncated
+        ("a.png", png()[:19] + b"\x09" + png()[20:]),  # bad CRC
+        ("a.png", png() + b"x"),  # bytes after IEND
+        ("m.gguf", gguf()[:-1]),
+        ("m.gguf", b"GGUF" + struct.pack("<IQQ", 9, 0, 0)),  # unknown version
+        ("m.onnx", ONNX[:-1]),
+        ("m.onnx", b"\x08\x07"),  # no graph
+        ("w.safetensors", st_bytes({}, b"junk")),
+        ("model.bin", b"\x80\x04\x95text"),  # a pickle: control characters are not text
+    ],
+)
+def test_malformed_is_not_data(name: str, data: bytes) -> None:
+    assert detect_data(data, name) == []
+    assert scan_bytes(data, name).verdict != "data"
+
+
+def test_safetensors_header_strictness() -> None:
+    utf16 = '{"a":{}}'.encode("utf-16-le")
+    with pytest.raises(FormatError, match="JSON"):
+        parse_safetensors(len(utf16).to_bytes(8, "little") + utf16)
+    with pytest.raises(FormatError, match="follow"):
+        parse_safetensors(st_bytes({}, b"junk"))
+    # guard keeps its names and its error type
+    with pytest.raises(ModelUnreadable, match="follow"):
+        parse_safetensors_header(st_bytes({}, b"junk"))
+    with pytest.raises(ModelUnreadable, match="cannot tell"):  # no lax "looks like" any more
+        detect_format(st_bytes({}, b"junk"), "weights")
+    assert detect_format(st_bytes({}, b""), "weights") == "safetensors"
+
+
+def test_compression_is_joblibs_magic() -> None:
+    assert compression_of(b"x\x9c...") == "zlib"
+    assert compression_of(b"BZh9") == "bz2"
+    assert compression_of(b"BZ") is None  # joblib reads that as a pickle
+    assert compression_of(b"\x80\x04") is None
+
+
+def test_header_length_with_low_byte_0x78_is_safetensors_not_zlib() -> None:
+    for pad in range(0, 400):
+        raw = json.dumps({"__metadata__": {"p": "x" * pad}}).encode()
+        raw += b" " * (-len(raw) % 8)
+        if len(raw) & 0xFF == 0x78:
+            break
+    data = len(raw).to_bytes(8, "little") + raw
+    assert data[0] == 0x78 and compression_of(data) == "zlib"
+    report = scan_bytes(data, "model.safetensors")
+    assert report.ok and report.format == "safetensors" and report.verdict == "data"
+
+
+def test_text_that_is_a_pickle_is_scanned_as_one(tmp_path: Path) -> None:
+    evil = b"cos\nsystem\n(S'true'\ntR."  # protocol 0: printable text, and a pickle
+    report = scan_bytes(evil, "README.md")
+    assert report.format == "pickle" and not report.ok
+
+
+# -- a Hugging-Face snapshot --------------------------------------------------------------
+
+
+def _hf_folder(root: Path) -> Path:
+    np = pytest.importorskip("numpy")
+    st = pytest.importorskip("safetensors.numpy")
+    root.mkdir()
+    (root / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 8}))
+    (root / "generation_config.json").write_text(json.dumps({"max_new_tokens": 20}))
+    (root / "tokenizer.json").write_text(
+        json.dumps({"version": "1.0", "model": {"vocab": {"a": 0, "é": 1}}})
+    )
+    (root / "README.md").write_text("---\nlicense: mit\n---\n# Tiny\n\nA model card.\n")
+    (root / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n")
+    (root / "assets").mkdir()
+    (root / "assets" / "logo.png").write_bytes(png(4, 3))
+    weight_map = {}
+    seen_0x78 = False
+    for i in range(1, 3):
+        name = f"model-0000{i}-of-00002.safetensors"
+        for pad in range(400):  # make the header length's low byte 0x78 for one shard
+            tensors = {f"layer{i}.w": np.arange(6, dtype=np.float32).reshape(2, 3)}
+            st.save_file(tensors, str(root / name), metadata={"format": "pt", "p": "x" * pad})
+            first = (root / name).read_bytes()[0]
+            if i == 2 or first == 0x78:
+                break
+        seen_0x78 |= (root / name).read_bytes()[0] == 0x78
+        weight_map[f"layer{i}.w"] = name
+    assert seen_0x78
+    (root / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 48}, "weight_map": weight_map})
+    )
+    return root
+
+
+def test_scan_of_a_hugging_face_snapshot_exits_0_with_a_table(run, tmp_path: Path) -> None:
+    folder = _hf_folder(tmp_path / "snapshot")
+    result = run("scan", folder)
+    assert result.code == 0, result
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["PATH", "FORMAT", "VERDICT"]
+    table = {line.split()[0]: line.split()[1:3] for line in lines[1:]}
+    assert table["config.json"] == ["json", "data"]
+    assert table["tokenizer.json"] == ["json", "data"]
+    assert table["model.safetensors.index.json"] == ["json", "data"]
+    assert table["README.md"] == ["text", "data"]
+    assert table["assets/logo.png"] == ["png", "data"]
+    assert table["model-00001-of-00002.safetensors"] == ["safetensors", "data"]
+    report = json.loads(run("scan", folder, "--json").stdout)
+    assert report["ok"] is True
+    assert {f["path"]: (f["format"], f["verdict"]) for f in report["files"]}["vocab.txt"] == (
+        "text",
+        "data",
+    )
+
+
+def test_a_json_file_that_is_not_utf8_json_is_not_data(run, tmp_path: Path) -> None:
+    folder = _hf_folder(tmp_path / "snapshot")
+    (folder / "config.json").write_bytes('{"model_type": "llama"}'.encode("utf-16"))
+    (folder / "tokenizer.json").write_bytes(b"\x80\x02cos\nsystem\nq\x00.")
+    result = run("scan", folder, "--json")
+    assert result.code == 1
+    files = {f["path"]: f for f in json.loads(result.stdout)["files"]}
+    assert files["config.json"]["verdict"] == "UNSAFE"
+    assert files["tokenizer.json"]["verdict"] == "UNSAFE"
+    assert files["README.md"]["verdict"] == "data"
+
+
+def test_data_formats_are_listed() -> None:
+    assert set(formats.DATA_FORMATS) >= {"safetensors", "json", "text", "png", "gguf", "onnx"}
