@@ -76,6 +76,16 @@ def test_deleted_origin_record_is_refused_by_load(b_without_origin) -> None:
         modelchain.load(MODEL_FILE, ledger=DB)
 
 
+@pytest.mark.parametrize("value", ["X'00ff'", "42", "''", "'modelchain.local/other'"])
+def test_unreadable_or_other_origin_record_is_refused(b_without_origin, run, value) -> None:
+    a, _ = b_without_origin
+    with db(a / DB) as conn:
+        conn.execute(f"INSERT INTO meta (key, value) VALUES ('origin', {value})")
+    result = run("verify", MODEL_FILE)
+    assert_clean_error(result, 1)
+    assert "OK:" not in result.stdout
+
+
 def test_deleted_origin_record_is_refused_even_at_a_new_location(projects, run, workdir) -> None:
     """Nothing was ever accepted at this path: still no log is taken from the checkpoint."""
     _, b = projects

@@ -101,6 +101,17 @@ def test_trust_move_refuses_an_older_copy(project, run, workdir):
     assert log["location"] == str(workdir / DB)
 
 
+def test_register_in_an_imported_copy_needs_trust_move(project, run, workdir):
+    assert_ok(run("export", "backup.json"))
+    assert_ok(run("--ledger", "restored.db", "import", "backup.json"))
+    assert_ok(run("--ledger", "restored.db", "verify", MODEL_FILE))
+    assert_clean_error(
+        run("--ledger", "restored.db", "register", MODEL_FILE, "--name", "n"), 1, "trust move"
+    )
+    assert_ok(run("trust", "move", project, "restored.db"))
+    assert_ok(run("--ledger", "restored.db", "register", MODEL_FILE, "--name", "n"))
+
+
 # -- a deleted ledger ----------------------------------------------------------------------
 
 

@@ -1135,24 +1135,24 @@ class Ledger:
         trusted = self._trusted(checkpoint.origin)
         if trusted is None:
             return None
-        undo = self._way_back(checkpoint.origin)
         if checkpoint.size < trusted.size:
             raise RollbackError(
                 f"{self.location}: rolled back: its signed checkpoint covers "
                 f"{n_blocks(checkpoint.size)}, but one covering {trusted.size} was accepted "
-                f"before{undo}"
+                f"before{self._way_back(checkpoint.origin)}"
             )
         if checkpoint.size == trusted.size:
             if checkpoint.root_hash != trusted.root_hash:
                 raise ForkError(
                     f"{self.location}: forked: the checkpoint for {n_blocks(checkpoint.size)} has "
-                    f"a different root hash than the one accepted before{undo}"
+                    "a different root hash than the one accepted before"
+                    + self._way_back(checkpoint.origin)
                 )
             return trusted.size
         if not extends(trusted.size, trusted.root_hash):
             raise ForkError(
                 f"{self.location}: forked: its first {n_blocks(trusted.size)} are not the ones "
-                f"accepted before (consistency check failed){undo}"
+                f"accepted before (consistency check failed){self._way_back(checkpoint.origin)}"
             )
         return trusted.size
 
