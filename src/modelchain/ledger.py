@@ -938,10 +938,15 @@ class Ledger:
             raise LedgerUnreadable(f"the trust state for {origin!r} is unreadable: {exc}") from exc
 
     def _check_trusted(
-        self, checkpoint: Checkpoint, extends: Callable[[int, bytes], bool]
+        self,
+        checkpoint: Checkpoint,
+        extends: Callable[[int, bytes], bool],
+        trusted: Checkpoint | Literal["read"] | None = "read",
     ) -> int | None:
-        """Refuse a checkpoint that is older than, or not an extension of, the trusted one."""
-        trusted = self._trusted(checkpoint.origin)
+        """Refuse a checkpoint that is older than, or not an extension of, the trusted one
+        (`trusted`: as read before the checkpoint, by a reader racing with appends)."""
+        if trusted == "read":
+            trusted = self._trusted(checkpoint.origin)
         if trusted is None:
             return None
         if checkpoint.size < trusted.size:
@@ -1269,7 +1274,7 @@ class Ledger:
             )
         self._check_nodes(computed_nodes, size)
         previously = self._check_trusted(
-            checkpoint, lambda _size, old_root: root_at_trusted == old_root
+            checkpoint, lambda _size, old_root: root_at_trusted == old_root, trusted
         )
         if update_trust:
             self.home.accept_checkpoint(checkpoint.origin, checkpoint.size, note)
