@@ -356,7 +356,13 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     main = FakeLog(
         tmp_path / "data" / "main.db", srv, [(a, "a"), (b, "b"), (m, "m"), (b2, "b")], ORIGIN
     )
-    fork = FakeLog(tmp_path / "data" / "fork.db", srv, [(a, "a"), (m, "m"), (b, "b")], ORIGIN)
+    # the fork is signed with the same key, from a home of its own: the main log's home
+    # has accepted the main log, and refuses to read a fork of it
+    fork_home = tmp_path / "srv-fork"
+    fork_home.mkdir(mode=0o700)
+    (fork_home / "operator.key").write_bytes((srv / "operator.key").read_bytes())
+    (fork_home / "operator.key").chmod(0o600)
+    fork = FakeLog(tmp_path / "data" / "fork.db", fork_home, [(a, "a"), (m, "m"), (b, "b")], ORIGIN)
     other = FakeLog(tmp_path / "data" / "other.db", srv, [(a, "a")], "other.example/log")
     return {"main": main, "fork": fork, "other": other, "models": models}
 
