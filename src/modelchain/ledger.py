@@ -549,7 +549,8 @@ class Ledger:
             raise
 
     def flush_trust(self) -> None:
-        """Write the newest checkpoint this object signed to the trust state."""
+        """Kept for callers: appends now write the trust state before they commit (see
+        `_trust_first`), so nothing signed here is ever left unrecorded."""
         _flush_pending(self.home, self._pending)
         self._last_flush = time.monotonic()
 
