@@ -611,7 +611,8 @@ class Ledger:
             raise
 
     def flush_trust(self) -> None:
-        """Write the newest checkpoint this object signed to the trust state."""
+        """Kept for callers: appends now write the trust state before they commit (see
+        `_trust_first`), so nothing signed here is ever left unrecorded."""
         _flush_pending(self.home, self._pending)
         self._last_flush = time.monotonic()
 
@@ -1129,10 +1130,15 @@ class Ledger:
             raise LedgerUnreadable(f"the trust state for {origin!r} is unreadable: {exc}") from exc
 
     def _check_trusted(
-        self, checkpoint: Checkpoint, extends: Callable[[int, bytes], bool]
+        self,
+        checkpoint: Checkpoint,
+        extends: Callable[[int, bytes], bool],
+        trusted: Checkpoint | Literal["read"] | None = "read",
     ) -> int | None:
-        """Refuse a checkpoint that is older than, or not an extension of, the trusted one."""
-        trusted = self._trusted(checkpoint.origin)
+        """Refuse a checkpoint that is older than, or not an extension of, the trusted one
+        (`trusted`: as read before the checkpoint, by a reader racing with appends)."""
+        if trusted == "read":
+            trusted = self._trusted(checkpoint.origin)
         if trusted is None:
             return None
         if checkpoint.size < trusted.size:
@@ -1465,7 +1471,7 @@ class Ledger:
             )
         self._check_nodes(computed_nodes, size)
         previously = self._check_trusted(
-            checkpoint, lambda _size, old_root: root_at_trusted == old_root
+            checkpoint, lambda _size, old_root: root_at_trusted == old_root, trusted
         )
         if update_trust:
             self.home.accept_checkpoint(checkpoint.origin, checkpoint.size, note)

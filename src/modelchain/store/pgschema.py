@@ -115,7 +115,7 @@ def check(conn: Any, schema: str, create_sql: str, pg: Any, location: str) -> No
     extra = sorted(found - expected)
     missing = sorted(expected - found)
     if extra:
-        what = f"has {extra[0]}" + (f" (expected {missing[0]})" if missing else "")
+        what = f"has {extra[0]}" + (f" but lacks {missing[0]}" if missing else "")
     else:
         what = f"lacks {missing[0]}"
     more = len(extra) + len(missing) - (2 if extra and missing else 1)

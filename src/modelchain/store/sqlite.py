@@ -8,6 +8,7 @@ append inside that transaction, so two processes can never write the same index.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import sqlite3
 import threading
@@ -255,16 +256,27 @@ class SQLiteStore(Store):
         return self._lookup_columns(size)
 
     def _lookup_columns(self, size: int) -> Iterator[tuple[int, Any, Any, Any]]:
-        sql = "SELECT idx, name, version, model_hash FROM blocks WHERE idx < ? ORDER BY idx"
+        """Read through the indexes `find` searches, not from the table: the columns are
+        VIRTUAL (computed from the body on a table read), so the index entries are what
+        could disagree with the body (an index rebuilt under another definition)."""
+        queries = (
+            "SELECT idx, name, version FROM blocks INDEXED BY blocks_by_name "
+            "WHERE idx < ? ORDER BY idx",
+            "SELECT idx, model_hash FROM blocks INDEXED BY blocks_by_hash "
+            "WHERE idx < ? ORDER BY idx",
+        )
         with _db_errors(self.location):
             try:
-                cursor = self._conn.execute(sql, (size,))
+                by_name, by_hash = (self._conn.execute(sql, (size,)) for sql in queries)
             except sqlite3.OperationalError as exc:  # a table rebuilt without them
                 raise LedgerInvalid(
-                    f"{self.location}: the blocks table has lost its lookup columns ({exc})"
+                    f"{self.location}: the lookup columns or their indexes are gone ({exc})"
                 ) from exc
-            while rows := cursor.fetchmany(2048):
-                yield from rows
+            for named, hashed in itertools.zip_longest(by_name, by_hash):
+                if named is None or hashed is None or named[0] != hashed[0]:
+                    yield (-1, None, None, None)  # an index lacks a row: never matches
+                    return
+                yield named[0], named[1], named[2], hashed[1]
 
     # -- writes -----------------------------------------------------------------------------
 
