@@ -18,7 +18,6 @@ send for it (see MAX_* below); JSON is parsed within limits (`modelchain.bounded
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import http.client
 import io
@@ -28,7 +27,6 @@ import os
 import socket
 import ssl
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -244,7 +242,9 @@ class HTTPStore(Store):
         conn = self._connection(_remaining(deadline))
         conn.response_class = functools.partial(_DeadlineResponse, deadline=deadline)
         try:
-            self._connect(conn, deadline)
+            # the connection's timeout is the time left: connect() waits at most that, and
+            # CPython's TLS handshake counts it as one deadline for the whole handshake
+            conn.connect()
             sock = conn.sock
             assert sock is not None
             if self._scheme == "http":
@@ -265,37 +265,6 @@ class HTTPStore(Store):
             return response.status, data, response.getheader("Content-Type", ""), response.msg
         finally:
             conn.close()
-
-    def _connect(self, conn: http.client.HTTPConnection, deadline: float) -> None:
-        """Connect within the deadline. A TLS handshake waits per read, not in total, so a
-        watchdog shuts the socket down at the deadline if the handshake is still going."""
-        if self._scheme != "https":
-            conn.connect()
-            return
-        opened: list[socket.socket] = []
-
-        def create(*args: Any, **kwargs: Any) -> socket.socket:
-            sock = socket.create_connection(*args, **kwargs)
-            opened.append(sock)
-            return sock
-
-        def cut() -> None:
-            for sock in opened:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-        conn._create_connection = create  # type: ignore[attr-defined]
-        watchdog = threading.Timer(_remaining(deadline), cut)
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            conn.connect()
-        except (OSError, http.client.HTTPException):
-            if time.monotonic() >= deadline:
-                raise TimeoutError("the request's deadline passed") from None
-            raise
-        finally:
-            watchdog.cancel()
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
         """http.client, not urllib: no redirect is followed, no proxy is used for a loopback
