@@ -324,6 +324,26 @@ def test_one_entry_beyond_any_block_is_a_lie(
     assert scripted.seen[-1].endswith("start=1&limit=1")  # entry 0 was read; 1 alone fails
 
 
+def test_a_search_answer_over_its_cap_is_read_as_cut_short(
+    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An oversized search answer is not parsed: the client matches every entry itself."""
+    monkeypatch.setattr(store_http, "MAX_PAGE", 5000)
+    entries = [_entry(0, 10), _entry(1, 10)]
+    pages = _entries_handler(entries)
+
+    def handle(path: str) -> tuple[int, bytes]:
+        if path.startswith("/api/v1/search"):
+            return 200, json.dumps({"entries": [_entry(1, 100)] * 100}).encode()
+        if path == "/api/v1/log":
+            return 200, json.dumps({"origin": ORIGIN, "size": 2, "checkpoint": "x"}).encode()
+        return pages(path)
+
+    scripted.handler = handle
+    assert HTTPStore(scripted.url).find(name="m") == [0, 1]
+    assert any(p.startswith("/api/v1/entries?") for p in scripted.seen)
+
+
 def test_entry_data_over_the_block_bound_is_refused(
     scripted: Scripted, monkeypatch: pytest.MonkeyPatch
 ) -> None:
