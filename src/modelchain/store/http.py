@@ -56,11 +56,11 @@ DEFAULT_TIMEOUT = 30.0
 
 # -- answer caps: near what an honest server can send for each request ---------------------
 # Anything larger is refused unread (exit 1) and nothing is parsed before it is known to fit.
-#: a block's canonical leaf data. The ledger (ledger.py) bounds what it registers; the
-#: server takes one registration in a request body of at most MODELCHAIN_SERVE_MAX_BODY
-#: (1 MiB by default). 4 MiB leaves room for a server run with a larger body limit or a
-#: ledger imported from a file (a directory manifest of ~30,000 files). Keep this at least
-#: the ledger's own block bound.
+#: a block's canonical leaf data. The block bound comes from what a server accepts: one
+#: registration in a request body of at most MODELCHAIN_SERVE_MAX_BODY (1 MiB by default,
+#: server/app.py). 4 MiB leaves room for a server run with a larger body limit or a ledger
+#: imported from a file (a directory manifest of ~30,000 files). Keep it at least the
+#: block bound the ledger itself enforces (ledger.py), once it has one.
 MAX_BLOCK = 4 << 20
 #: /log: origin, size, root, verifier key and a checkpoint note (a few hundred bytes, plus
 #: about 100 bytes per signature line)
