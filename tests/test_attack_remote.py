@@ -35,8 +35,10 @@ class RawServer:
     lets `behave(conn)` answer it however it likes; it records how much it managed to send
     and whether the client hung up before it was done."""
 
-    def __init__(self, behave: Callable[[socket.socket, RawServer], None]) -> None:
-        self.behave = behave
+    def __init__(
+        self, behave: Callable[[socket.socket, RawServer], None], *, read_request: bool = True
+    ) -> None:
+        self.behave, self.read_request = behave, read_request
         self.sent = 0
         self.cut_off = threading.Event()
         self.stop = threading.Event()
@@ -63,7 +65,7 @@ class RawServer:
             conn.settimeout(5)
             request = b""
             try:
-                while b"\r\n\r\n" not in request:
+                while self.read_request and b"\r\n\r\n" not in request:
                     chunk = conn.recv(4096)
                     if not chunk:
                         return
@@ -83,11 +85,11 @@ class RawServer:
 
 
 @pytest.fixture
-def raw_server() -> Iterator[Callable[[Callable[[socket.socket, RawServer], None]], RawServer]]:
+def raw_server() -> Iterator[Callable[..., RawServer]]:
     servers: list[RawServer] = []
 
-    def start(behave: Callable[[socket.socket, RawServer], None]) -> RawServer:
-        servers.append(RawServer(behave))
+    def start(behave: Callable[[socket.socket, RawServer], None], **kwargs: Any) -> RawServer:
+        servers.append(RawServer(behave, **kwargs))
         return servers[-1]
 
     yield start
@@ -124,6 +126,24 @@ def test_a_dripping_server_is_cut_off_at_the_deadline(
     elapsed = time.monotonic() - start
     assert_clean_error(result, 2, "no answer within 2 s", "MODELCHAIN_HTTP_TIMEOUT")
     assert elapsed < 10, f"held for {elapsed:.1f} s"
+
+
+def drip_handshake(conn: socket.socket, server: RawServer) -> None:
+    """A TLS record header for a server hello, then its body one byte every half second."""
+    conn.recv(65536)  # the client hello
+    server.send(conn, b"\x16\x03\x03\x40\x00\x02")
+    while not server.stop.is_set():
+        server.send(conn, b"\x00")
+        time.sleep(0.5)
+
+
+def test_a_tls_handshake_that_drips_is_cut_off(run: Run, raw_server: Any) -> None:
+    server = raw_server(drip_handshake, read_request=False)
+    address = server.url.replace("http://", "https://")
+    start = time.monotonic()
+    result = run("--ledger", address, "audit", MODELCHAIN_HTTP_TIMEOUT="2", timeout=30)
+    assert_clean_error(result, 2, "no answer within 2 s")
+    assert time.monotonic() - start < 10
 
 
 def test_a_dripping_server_cannot_hold_verify(run: Run, raw_server: Any, workdir: Path) -> None:
@@ -302,6 +322,26 @@ def test_one_entry_beyond_any_block_is_a_lie(
     with pytest.raises(LedgerInvalid, match="is over 5000 bytes, more than an honest server"):
         list(store.blocks(0, 2))
     assert scripted.seen[-1].endswith("start=1&limit=1")  # entry 0 was read; 1 alone fails
+
+
+def test_a_search_answer_over_its_cap_is_read_as_cut_short(
+    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An oversized search answer is not parsed: the client matches every entry itself."""
+    monkeypatch.setattr(store_http, "MAX_PAGE", 5000)
+    entries = [_entry(0, 10), _entry(1, 10)]
+    pages = _entries_handler(entries)
+
+    def handle(path: str) -> tuple[int, bytes]:
+        if path.startswith("/api/v1/search"):
+            return 200, json.dumps({"entries": [_entry(1, 100)] * 100}).encode()
+        if path == "/api/v1/log":
+            return 200, json.dumps({"origin": ORIGIN, "size": 2, "checkpoint": "x"}).encode()
+        return pages(path)
+
+    scripted.handler = handle
+    assert HTTPStore(scripted.url).find(name="m") == [0, 1]
+    assert any(p.startswith("/api/v1/entries?") for p in scripted.seen)
 
 
 def test_entry_data_over_the_block_bound_is_refused(

@@ -18,7 +18,6 @@ send for it (see MAX_* below); JSON is parsed within limits (`modelchain.bounded
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import http.client
 import io
@@ -28,7 +27,6 @@ import os
 import socket
 import ssl
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -58,11 +56,11 @@ DEFAULT_TIMEOUT = 30.0
 
 # -- answer caps: near what an honest server can send for each request ---------------------
 # Anything larger is refused unread (exit 1) and nothing is parsed before it is known to fit.
-#: a block's canonical leaf data. The ledger (ledger.py) bounds what it registers; the
-#: server takes one registration in a request body of at most MODELCHAIN_SERVE_MAX_BODY
-#: (1 MiB by default). 4 MiB leaves room for a server run with a larger body limit or a
-#: ledger imported from a file (a directory manifest of ~30,000 files). Keep this at least
-#: the ledger's own block bound.
+#: a block's canonical leaf data. The block bound comes from what a server accepts: one
+#: registration in a request body of at most MODELCHAIN_SERVE_MAX_BODY (1 MiB by default,
+#: server/app.py). 4 MiB leaves room for a server run with a larger body limit or a ledger
+#: imported from a file (a directory manifest of ~30,000 files). Keep it at least the
+#: block bound the ledger itself enforces (ledger.py), once it has one.
 MAX_BLOCK = 4 << 20
 #: /log: origin, size, root, verifier key and a checkpoint note (a few hundred bytes, plus
 #: about 100 bytes per signature line)
@@ -246,7 +244,9 @@ class HTTPStore(Store):
         conn = self._connection(_remaining(deadline))
         conn.response_class = functools.partial(_DeadlineResponse, deadline=deadline)
         try:
-            self._connect(conn, deadline)
+            # the connection's timeout is the time left: connect() waits at most that, and
+            # CPython's TLS handshake counts it as one deadline for the whole handshake
+            conn.connect()
             sock = conn.sock
             assert sock is not None
             if self._scheme == "http":
@@ -267,37 +267,6 @@ class HTTPStore(Store):
             return response.status, data, response.getheader("Content-Type", ""), response.msg
         finally:
             conn.close()
-
-    def _connect(self, conn: http.client.HTTPConnection, deadline: float) -> None:
-        """Connect within the deadline. A TLS handshake waits per read, not in total, so a
-        watchdog shuts the socket down at the deadline if the handshake is still going."""
-        if self._scheme != "https":
-            conn.connect()
-            return
-        opened: list[socket.socket] = []
-
-        def create(*args: Any, **kwargs: Any) -> socket.socket:
-            sock = socket.create_connection(*args, **kwargs)
-            opened.append(sock)
-            return sock
-
-        def cut() -> None:
-            for sock in opened:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-        conn._create_connection = create  # type: ignore[attr-defined]
-        watchdog = threading.Timer(_remaining(deadline), cut)
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            conn.connect()
-        except (OSError, http.client.HTTPException):
-            if time.monotonic() >= deadline:
-                raise TimeoutError("the request's deadline passed") from None
-            raise
-        finally:
-            watchdog.cancel()
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
         """http.client, not urllib: no redirect is followed, no proxy is used for a loopback
