@@ -55,6 +55,7 @@ def atomic_write(
     mode: int = 0o600,
     *,
     overwrite: bool = True,
+    durable: bool = True,
 ) -> None:
     """Write `data` to `path` atomically: readers see the old file or the whole new one.
 
@@ -62,7 +63,9 @@ def atomic_write(
     meant to be shared), set on the temporary file before any byte is written, so a secret is
     never readable by others even for a moment. With `overwrite=False` an existing `path`
     (a file, or a symbolic link anywhere) raises `FileExistsError` and is left alone: the
-    file is published with a hard link, which never replaces anything.
+    file is published with a hard link, which never replaces anything. `durable=False`
+    skips both fsyncs: the rename is still atomic and at once visible to every process,
+    only a power loss may take it back (`sync_file` later makes it durable).
     """
     target = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
@@ -75,7 +78,8 @@ def atomic_write(
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         if overwrite:
@@ -87,4 +91,18 @@ def atomic_write(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(directory)
+    if durable:
+        fsync_dir(directory)
+
+
+def sync_file(path: str | os.PathLike[str]) -> None:
+    """Make a file written with `durable=False` durable: its data, then its folder entry."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(Path(path).parent)

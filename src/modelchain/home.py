@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import KeyFileError, UsageError
-from .fsio import atomic_write
+from .fsio import atomic_write, sync_file
 
 OPERATOR_KEY_NAME = "modelchain-operator"
 
@@ -34,12 +34,10 @@ def default_home() -> Path:
     return base / "modelchain"
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Atomically and durably write a file only its owner can read (`fsio.atomic_write`
-    syncs the file before the rename and the folder after it): once this returns, a crash
-    leaves the new file, never an empty one nor the old one again -- the trust state is
-    written before the checkpoint it records is published."""
-    atomic_write(path, text, 0o600)
+def _write_private(path: Path, text: str, *, durable: bool = True) -> None:
+    """Atomically write a file only its owner can read (`fsio.atomic_write`); durably
+    (file and folder synced) unless told otherwise."""
+    atomic_write(path, text, 0o600, durable=durable)
 
 
 class Home:
@@ -148,8 +146,11 @@ class Home:
         except (OSError, UnicodeDecodeError) as exc:
             raise KeyFileError(f"cannot read trust state for {origin}: {exc}") from exc
 
-    def accept_checkpoint(self, origin: str, size: int, note: str) -> None:
-        """Remember `note` as accepted unless a larger one already is (never move back)."""
+    def accept_checkpoint(
+        self, origin: str, size: int, note: str, *, durable: bool = True
+    ) -> None:
+        """Remember `note` as accepted unless a larger one already is (never move back).
+        `durable=False`: visible to every process at once, synced by `sync_checkpoint`."""
         from .note import Checkpoint, parse_note
 
         with self._trust_lock():
@@ -158,7 +159,11 @@ class Home:
                 old = Checkpoint.parse(parse_note(current).text)
                 if old.size >= size:
                     return
-            _write_private(self._origin_file(origin), note)
+            _write_private(self._origin_file(origin), note, durable=durable)
+
+    def sync_checkpoint(self, origin: str) -> None:
+        """Make the accepted checkpoint of `origin` durable (see `accept_checkpoint`)."""
+        sync_file(self._origin_file(origin))
 
     def retract_checkpoint(self, origin: str, note: str, previous: str | None) -> None:
         """Undo `accept_checkpoint(note)` when the append it was written for did not commit
@@ -169,7 +174,7 @@ class Home:
             if previous is None:
                 self._origin_file(origin).unlink(missing_ok=True)
             else:
-                _write_private(self._origin_file(origin), previous)
+                _write_private(self._origin_file(origin), previous, durable=False)
 
     def _locations_file(self) -> Path:
         return self.trust_dir / "locations.json"

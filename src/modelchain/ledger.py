@@ -531,9 +531,8 @@ class Ledger:
         self._known_checkpoint: Checkpoint | None = None
         self._tip_hash: str | None = None
         self._frontier: merkle.Frontier | None = None
-        #: the newest checkpoint we signed but have not yet written to the trust state
-        self._pending: list[tuple[str, int, str]] = []
-        self._last_flush = 0.0
+        #: logs whose trust state this object wrote but has not yet synced to disk
+        self._unsynced: set[str] = set()
         #: (note, checkpoint) last read by `read_checkpoint`
         self._read_cache: tuple[str, Checkpoint] | None = None
         #: (note, trusted note, error) of the last stored checkpoint refused against the
@@ -546,7 +545,7 @@ class Ledger:
         self.node_cache: dict[tuple[int, int], bytes] | None = None
         #: opt-in, may be shared by a process's Ledgers: `lookup` answers per checkpoint
         self.lookup_cache: LookupCache | None = None
-        self._finalizer = weakref.finalize(self, _flush_pending, self.home, self._pending)
+        self._finalizer = weakref.finalize(self, _sync_trust, self.home, self._unsynced)
 
     @classmethod
     def open(
@@ -592,14 +591,22 @@ class Ledger:
     def _trust_first(self) -> Iterator[Callable[[str, int, str], None]]:
         """What we sign, we trust -- so a later rollback below it is caught, by this and
         every other verifier sharing the home, and by a running service. The trust state
-        is written (durably) inside the write transaction, before the commit publishes the
+        is written inside the write transaction, before the commit publishes the
         checkpoint: no reader can see a checkpoint newer than the trusted one. If the
-        commit then fails, the trust state goes back to what it was."""
+        commit then fails, the trust state goes back to what it was.
+
+        That order is the promise; the write is atomic and at once visible to every
+        process, but synced to disk only by `flush_trust` (on close), not on every append:
+        two fsyncs per append cost ten times the append. A power loss in between can only
+        leave the trust state older than the ledger, which the next check accepts by a
+        consistency proof -- never a false alarm, as a trust state ahead of a ledger that
+        lost its last commit (SQLite's synchronous=NORMAL) would be."""
         written: list[tuple[str, str, str | None]] = []
 
         def accept_own(origin: str, size: int, note: str) -> None:
             before = self.home.trusted_checkpoint(origin)
-            self.home.accept_checkpoint(origin, size, note)
+            self.home.accept_checkpoint(origin, size, note, durable=False)
+            self._unsynced.add(origin)
             written.append((origin, note, before))
 
         try:
@@ -611,10 +618,9 @@ class Ledger:
             raise
 
     def flush_trust(self) -> None:
-        """Kept for callers: appends now write the trust state before they commit (see
-        `_trust_first`), so nothing signed here is ever left unrecorded."""
-        _flush_pending(self.home, self._pending)
-        self._last_flush = time.monotonic()
+        """Sync to disk the trust state this object's appends wrote (they wrote it before
+        they committed, see `_trust_first`); called on close."""
+        _sync_trust(self.home, self._unsynced)
 
     def __enter__(self) -> Ledger:
         return self
@@ -1064,7 +1070,6 @@ class Ledger:
                     "run `modelchain audit`"
                 )
             previous = _parse_block(tip.last_data, tip.size - 1).current_hash
-        self.flush_trust()  # what we signed but have not yet recorded counts as accepted too
         self._check_trusted(checkpoint, self._prove_extends(checkpoint))
         self._remember(tip.checkpoint, checkpoint, previous, frontier)
         return frontier, checkpoint, previous
@@ -1377,7 +1382,6 @@ class Ledger:
         Raises `LedgerInvalid` (or its subclasses `RollbackError`, `ForkError`) naming the
         first problem found, `SignatureError` when the checkpoint is not signed by the key.
         """
-        self.flush_trust()  # our own unrecorded appends are the newest we accepted
         store = self.store
         origin = store.origin()
         known = self._check_same_log(origin)
@@ -2273,10 +2277,9 @@ def _check_signatures(block: Block, origin: str | None = None) -> None:
             raise LedgerInvalid(f"block {block.index} ({block.name} v{block.version}): {problem}")
 
 
-def _flush_pending(home: Home, pending: list[tuple[str, int, str]]) -> None:
-    if pending:
-        origin, size, note = pending.pop()
-        home.accept_checkpoint(origin, size, note)
+def _sync_trust(home: Home, unsynced: set[str]) -> None:
+    while unsynced:
+        home.sync_checkpoint(unsynced.pop())
 
 
 def n_blocks(n: int) -> str:
