@@ -510,7 +510,7 @@ def load_verified(
         block = _check_ledger(ledger, home, p, name, data, sha256, signers)
     fmt = detect_format(data, p, format)
     if fmt in ("joblib", "pickle"):
-        _prescan(data, p, trusted)
+        _prescan(data, p, trusted, fmt)
     try:
         if fmt == "joblib":
             obj = _load_joblib(data, trusted_names)
@@ -533,21 +533,25 @@ def load_verified(
     return LoadedModel(obj, p, name, fmt, sha256, len(data), block)
 
 
-def _prescan(data: bytes, path: str, trusted: Iterable[str]) -> None:
+def _prescan(data: bytes, path: str, trusted: Iterable[str], fmt: str = "pickle") -> None:
     """Before any byte is unpickled, scan those very bytes statically: the decompression caps
     stop a compression bomb from exhausting memory, and a file the scanner cannot follow to
-    its end is refused (fail closed) even if the restricted unpickler might cope with it."""
+    its end is refused (fail closed) even if the restricted unpickler might cope with it.
+
+    Loaded as joblib, the array bytes are read as arrays, never as opcodes: what only
+    `pickle.load` would import from them (a benign object array does that) is no reason to
+    refuse this load, though `modelchain scan` reports it."""
     from .allowlist import normalize
     from .scan import scan_bytes
 
     report = scan_bytes(data, path, trusted=trusted)
-    if report.ok:
+    refused = [r for r in report.refused if not (fmt == "joblib" and r.pickle_load_only)]
+    if not refused and not report.findings and report.parsed_bytes == report.total_bytes:
         return
-    if report.refused:
-        module, name = normalize(report.refused[0].module, report.refused[0].name)
+    if refused:
+        module, name = normalize(refused[0].module, refused[0].name)
         raise _unsafe(
-            f"refused to load {show_path(path)}: imports {module}.{name} "
-            f"({report.refused[0].reason})",
+            f"refused to load {show_path(path)}: imports {module}.{name} ({refused[0].reason})",
             f"{module}.{name}",
         )
     reason = report.findings[0] if report.findings else "not parsed to its end"

@@ -146,9 +146,7 @@ class Home:
         except (OSError, UnicodeDecodeError) as exc:
             raise KeyFileError(f"cannot read trust state for {origin}: {exc}") from exc
 
-    def accept_checkpoint(
-        self, origin: str, size: int, note: str, *, durable: bool = True
-    ) -> None:
+    def accept_checkpoint(self, origin: str, size: int, note: str, *, durable: bool = True) -> None:
         """Remember `note` as accepted unless a larger one already is (never move back).
         `durable=False`: visible to every process at once, synced by `sync_checkpoint`."""
         from .note import Checkpoint, parse_note

@@ -110,6 +110,9 @@ class ImportRecord:
     allowed: bool
     reason: str
     offset: int
+    #: only `pickle.load` would make this import (reading a joblib file's array bytes as
+    #: opcodes); `joblib.load` and modelchain's joblib loader never do
+    pickle_load_only: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +121,7 @@ class ImportRecord:
             "allowed": self.allowed,
             "reason": self.reason,
             "offset": self.offset,
+            "pickle_load_only": self.pickle_load_only,
         }
 
 
@@ -983,6 +987,7 @@ def _scan_plain(
                     False,
                     f"{rec.reason} (pickle.load reads this file's array bytes as opcodes)",
                     rec.offset,
+                    pickle_load_only=True,
                 )
             )
 
