@@ -1008,19 +1008,27 @@ class Ledger:
 
         found = batch.get(entry.name)
         if found is None:
-            indices = [i for i in self.store.find(name=entry.name) if i < checkpoint.size]
+            # one indexed lookup for the usual case, bytes this name never had; only a
+            # candidate is read, proven, and compared with the newest version number
+            indices = [
+                i
+                for i in self.store.find(name=entry.name, digest=entry.model_hash)
+                if i < checkpoint.size
+            ]
             if not indices:
                 return None
             index = indices[-1]
             stored = next(iter(self.store.blocks(index, index + 1)), None)
             if stored is None:
-                return None
+                raise LedgerInvalid(f"{self.location}: block {index} is missing")
             block = Block.from_raw(stored.raw, stored.position)
-            if block.name != entry.name or block.version != w.latest_version(entry.name):
+            if block.name != entry.name or block.model_hash != entry.model_hash:
                 raise LedgerInvalid(
                     f"{self.location}: the name index disagrees with block {index}; "
                     "run `modelchain audit`"
                 )
+            if block.version != w.latest_version(entry.name):
+                return None  # a newer version has other bytes: these are a new version
             proof = merkle.inclusion_proof(index, _StoreSubtrees(self.store, checkpoint.size))
             try:
                 merkle.verify_inclusion(

@@ -763,7 +763,14 @@ def create_app(
         f"{API}/entries",
         status_code=201,
         response_model=Registered,
-        responses=WRITE_ERRORS,
+        responses={
+            200: {
+                "model": Registered,
+                "description": "Already the newest version of the name: nothing appended, "
+                '`entry` is that registration and `"existing": true`.',
+            },
+            **WRITE_ERRORS,
+        },
         tags=["entries"],
         dependencies=[Depends(require_write)],
     )
