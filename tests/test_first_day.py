@@ -166,3 +166,68 @@ def test_seed_scripts_outside_the_environment_say_how_to_run(tmp_path: Path, scr
     assert len(lines) == 1, r.stderr
     assert "make install" in lines[0] or "install" in lines[0]
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_verify_takes_several_paths_and_reports_each(run: Run, project: Path) -> None:
+    (project / "n.bin").write_bytes(b"second")
+    assert_ok(run("register", "n.bin"))
+    r = assert_ok(run("verify", "m.bin", "n.bin"))
+    assert "matches m.bin v1" in r.stdout and "matches n.bin v1" in r.stdout
+    (project / "n.bin").write_bytes(b"trojan")
+    r = run("verify", "n.bin", "m.bin", "gone.bin")
+    assert r.code == 2  # the worst: an unreadable PATH
+    assert "matches m.bin v1" in r.stdout  # checked although n.bin failed before it
+    assert r.stderr.count("modelchain: error:") == 2
+    out = json.loads(run("verify", "m.bin", "n.bin", "--json").stdout)
+    assert [o["verified"] for o in out] == [True, False]
+    assert out[1]["exit_code"] == 1 and out[1]["path"] == "n.bin"
+
+
+def test_several_paths_refuse_options_for_one(run: Run, project: Path) -> None:
+    for option in (["--name", "m.bin"], ["--version", "1"]):
+        r = run("verify", "m.bin", "m.bin", *option)
+        assert_clean_error(r, 2, "check one PATH")
+
+
+def test_scan_takes_several_paths(run: Run, workdir: Path) -> None:
+    import pickle
+
+    (workdir / "config.json").write_text('{"a": 1}', encoding="utf-8")
+    (workdir / "ok.pkl").write_bytes(pickle.dumps({"w": [1.0, 2.0]}, 4))
+    r = assert_ok(run("scan", "config.json", "ok.pkl"))
+    assert "config.json" in r.stdout and "ok.pkl" in r.stdout
+    marker = workdir / "marker"
+    (workdir / "bad.pkl").write_bytes(f"cos\nsystem\n(S'touch {marker}'\ntR.".encode())
+    r = run("scan", "config.json", "bad.pkl", "--json")
+    assert r.code == 1
+    out = json.loads(r.stdout)
+    assert [(o["ok"], o["verdict"]) for o in out] == [(True, "data"), (False, "UNSAFE")]
+    assert len(out) == 2
+    assert not marker.exists()
+
+
+def test_verify_load_refuses_an_unknown_format_before_reading(run: Run, workdir: Path) -> None:
+    """The format is decided from the name and first bytes before the model is hashed and
+    looked up: an unregistered file of no known format gets the format error, not
+    "not registered" (which would mean it was read and hashed first)."""
+    (workdir / "weights.xyz").write_bytes(b"\x00\x01" * 50_000)
+    assert_ok(run("init"))
+    line = assert_clean_error(run("verify", "weights.xyz", "--load"), 2, "--format")
+    assert "not registered" not in line
+
+
+def test_verify_load_format_names_the_format(run: Run, model: Path, workdir: Path) -> None:
+    renamed = workdir / "model.bin"
+    renamed.write_bytes(model.read_bytes())
+    assert_ok(run("register", "model.bin"))
+    assert_clean_error(run("verify", "model.bin", "--format", "joblib"), 2, "--load")
+    r = assert_ok(run("verify", "model.bin", "--load", "--format", "joblib"))
+    assert "joblib model loaded" in r.stdout
+
+
+def test_the_format_choices_are_the_loaders_formats() -> None:
+    from modelchain.cli import verify
+    from modelchain.guard import FORMATS
+
+    option = next(p for p in verify.params if p.name == "load_format")
+    assert sorted(option.type.choices) == sorted(FORMATS)  # type: ignore[attr-defined]

@@ -378,13 +378,19 @@ def _with_verdict(command: Callable[..., None]) -> Callable[..., None]:
 
 
 @cli.command()
-@click.argument("path", type=click.Path(path_type=str))
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--name", help="Registered name to check against (default: PATH's base name).")
 @click.option(
     "--load",
     "test_load",
     is_flag=True,
     help="Then test-load the model in a child process with the restricted unpickler.",
+)
+@click.option(
+    "--format",
+    "load_format",
+    type=click.Choice(["joblib", "pickle", "skops", "safetensors", "onnx"]),
+    help="With --load: the model's format, when neither its name nor its bytes say.",
 )
 @click.option(
     "--trust",
@@ -436,10 +442,11 @@ def _with_verdict(command: Callable[..., None]) -> Callable[..., None]:
 @json_option
 @_with_verdict
 def verify(
-    path: str,
+    paths: Sequence[str],
     name: str | None,
     version: int | None,
     test_load: bool,
+    load_format: str | None,
     trusted: Sequence[str],
     signers: Sequence[str],
     signature: str | None,
@@ -451,19 +458,95 @@ def verify(
     allow_outside: bool,
     as_json: bool,
 ) -> None:
-    """Check PATH against the newest registered version of its name, and audit the ledger.
+    """Check each PATH against the newest registered version of its name; audit the ledger.
 
     Exit 1 names what differs: an older version it matches, the changed, added or removed
     files of a directory, the changed tensors of a safetensors file.
 
+    Several PATHs are each checked against their own base name (--name, --version and
+    --signature take one PATH); every PATH is checked even when one fails, and the exit
+    status is the worst. With --json, one PATH gives an object, several a list.
+
     \b
     Examples:
       modelchain verify model.joblib
+      modelchain verify encoder.joblib decoder.joblib tokenizer.json
       modelchain verify deploy/model.joblib --name model.joblib --load
       modelchain --ledger blockchain_data.json verify iris_model.joblib --json
       modelchain verify model.joblib --signer alice     # or a key ID, .pub file, verifier key
       modelchain verify models/llm --signature llm.sig --public-key signer.pub
     """
+    from .errors import ModelchainError, UsageError
+
+    kwargs = dict(
+        name=name,
+        version=version,
+        test_load=test_load,
+        load_format=load_format,
+        trusted=trusted,
+        signers=signers,
+        signature=signature,
+        public_key=public_key,
+        ignore_paths=ignore_paths,
+        keys=keys,
+        ignore=ignore,
+        follow_symlinks=follow_symlinks,
+        allow_outside=allow_outside,
+        as_json=as_json,
+    )
+    if len(paths) == 1:
+        out = _verify_path(paths[0], **kwargs)
+        if as_json:
+            _emit(out)
+        return
+    if name is not None or version is not None or signature is not None:
+        raise UsageError("--name, --version and --signature check one PATH: give one")
+    results: list[dict[str, Any]] = []
+    worst = 0
+    for path in paths:
+        try:
+            results.append(_verify_path(path, **kwargs))
+        except ModelchainError as exc:
+            worst = max(worst, exc.exit_code)
+            details = getattr(exc, "details", None) or {}
+            results.append(
+                {"path": path, "verified": False, "error": str(exc), "exit_code": exc.exit_code}
+                | {k: v for k, v in details.items() if k not in ("path", "verified")}
+            )
+            if not as_json:
+                click.echo(f"modelchain: error: {exc}", err=True)
+    if as_json:
+        _emit(results)
+    if worst:
+        sys.exit(worst)
+
+
+def _verify_path(
+    path: str,
+    name: str | None,
+    version: int | None,
+    test_load: bool,
+    load_format: str | None,
+    trusted: Sequence[str],
+    signers: Sequence[str],
+    signature: str | None,
+    public_key: str | None,
+    ignore_paths: Sequence[str],
+    keys: Sequence[str],
+    ignore: Sequence[str],
+    follow_symlinks: bool,
+    allow_outside: bool,
+    as_json: bool,
+) -> dict[str, Any]:
+    """One PATH of `verify`: prints the text report, returns the JSON one."""
+    if load_format is not None and not test_load:
+        from .errors import UsageError
+
+        raise UsageError("--format names the format for --load: give --load too")
+    if test_load:
+        from .guard import format_before_reading
+
+        format_before_reading(path, load_format)  # before a big file is hashed for nothing
     bundle = _check_bundle(
         path, signature, public_key, ignore_paths, follow_symlinks, allow_outside
     )
@@ -472,8 +555,9 @@ def verify(
             from .errors import UsageError
 
             raise UsageError("--load checks against the ledger: give --ledger too")
-        _emit(bundle.as_dict()) if as_json else _echo_bundle(bundle)
-        return
+        if not as_json:
+            _echo_bundle(bundle)
+        return bundle.as_dict()
     if bundle is not None and not as_json:
         _echo_bundle(bundle)
     known = None
@@ -499,11 +583,13 @@ def verify(
             digest=known,
             version=version,
         )
-        loaded = _load_in_child(ledger, path, result.name, trusted) if test_load else None
+        loaded = (
+            _load_in_child(ledger, path, result.name, trusted, load_format) if test_load else None
+        )
+        extra = {"signature": bundle.as_dict()} if bundle is not None else {}
+        out = {**result.as_dict(), **({"load": loaded} if loaded else {}), **extra}
         if as_json:
-            extra = {"signature": bundle.as_dict()} if bundle is not None else {}
-            _emit({**result.as_dict(), **({"load": loaded} if loaded else {}), **extra})
-            return
+            return out
         click.echo(
             f"OK: {path} matches {result.block.label}, "
             f"registered {_fmt_time(result.block.timestamp)}"
@@ -531,9 +617,12 @@ def verify(
             click.echo(f"Registration signed by: {signed}")
         if loaded is not None:
             click.echo(f"Test load in a child process: {loaded.get('format')} model loaded")
+        return out
 
 
-def _load_in_child(ledger: Any, path: str, name: str, trusted: Sequence[str]) -> dict[str, Any]:
+def _load_in_child(
+    ledger: Any, path: str, name: str, trusted: Sequence[str], load_format: str | None
+) -> dict[str, Any]:
     """`verify --load`: the restricted load runs in a fresh process, so even a loader bug
     cannot touch this one; any refusal is this command's failure."""
     from .errors import VerificationError
@@ -545,6 +634,7 @@ def _load_in_child(ledger: Any, path: str, name: str, trusted: Sequence[str]) ->
         name=name,
         trusted=trusted,
         home=ledger.home.path,
+        format=load_format,
     )
     if not verdict.get("loaded"):
         error = VerificationError(f"{path}: test load refused: {verdict.get('error', verdict)}")
@@ -915,7 +1005,7 @@ def _report_copy(report: Any, source: str, target: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("path", type=click.Path(path_type=str))
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option(
     "--trust",
     "trusted",
@@ -924,8 +1014,8 @@ def _report_copy(report: Any, source: str, target: str, as_json: bool) -> None:
     help="Also allow this import (pkg.mod.Name or pkg.mod.*); repeatable.",
 )
 @json_option
-def scan(path: str, trusted: Sequence[str], as_json: bool) -> None:
-    """Scan a model file (or every file of a directory) without loading it.
+def scan(paths: Sequence[str], trusted: Sequence[str], as_json: bool) -> None:
+    """Scan model files (or every file of a directory) without loading them.
 
     \b
     Examples:
@@ -937,35 +1027,43 @@ def scan(path: str, trusted: Sequence[str], as_json: bool) -> None:
     parse and reported as "data"; a file that parses as two formats is refused. Exit 0 only
     if every file was parsed to its end and every import is allowed.
     """
-    from .scan import DirectoryScan, scan_path
+    from .scan import scan_path
 
-    result = scan_path(path, trusted=trusted)
+    results = [scan_path(path, trusted=trusted) for path in paths]
     if as_json:
-        _emit(result.as_dict())
+        _emit(results[0].as_dict() if len(paths) == 1 else [r.as_dict() for r in results])
     else:
-        reports = result.reports if isinstance(result, DirectoryScan) else [result]
-        for finding in getattr(result, "findings", []) if isinstance(result, DirectoryScan) else []:
-            click.echo(f"{path}: {finding}")
-        width = max([len("PATH")] + [len(r.path) for r in reports])
-        fwidth = max([len("FORMAT")] + [len(r.format) for r in reports])
-        click.echo(f"{'PATH':<{width}}  {'FORMAT':<{fwidth}}  VERDICT")
-        for report in reports:
-            detail = (
-                "holds no code"
-                if report.verdict == "data"
-                else f"{len(report.imports)} imports, "
-                f"parsed {report.parsed_bytes} of {report.total_bytes} bytes"
-            )
-            click.echo(
-                f"{report.path:<{width}}  {report.format:<{fwidth}}  {report.verdict} ({detail})"
-            )
-            for record in report.imports:
-                mark = "allowed" if record.allowed else "REFUSED"
-                click.echo(f"  {mark:8} {record.module}.{record.name}  ({record.reason})")
-            for finding in report.findings:
-                click.echo(f"  finding: {finding}")
-    if not result.ok:
+        for path, result in zip(paths, results, strict=True):
+            _print_scan(path, result)
+    if not all(result.ok for result in results):
         sys.exit(1)
+
+
+def _print_scan(path: str, result: Any) -> None:
+    """The table `scan` prints for one PATH: a line per file, its imports and findings."""
+    from .scan import DirectoryScan
+
+    reports = result.reports if isinstance(result, DirectoryScan) else [result]
+    for finding in getattr(result, "findings", []) if isinstance(result, DirectoryScan) else []:
+        click.echo(f"{path}: {finding}")
+    width = max([len("PATH")] + [len(r.path) for r in reports])
+    fwidth = max([len("FORMAT")] + [len(r.format) for r in reports])
+    click.echo(f"{'PATH':<{width}}  {'FORMAT':<{fwidth}}  VERDICT")
+    for report in reports:
+        detail = (
+            "holds no code"
+            if report.verdict == "data"
+            else f"{len(report.imports)} imports, "
+            f"parsed {report.parsed_bytes} of {report.total_bytes} bytes"
+        )
+        click.echo(
+            f"{report.path:<{width}}  {report.format:<{fwidth}}  {report.verdict} ({detail})"
+        )
+        for record in report.imports:
+            mark = "allowed" if record.allowed else "REFUSED"
+            click.echo(f"  {mark:8} {record.module}.{record.name}  ({record.reason})")
+        for finding in report.findings:
+            click.echo(f"  finding: {finding}")
 
 
 @cli.command()

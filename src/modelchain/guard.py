@@ -105,6 +105,10 @@ class ModelUnreadable(InputError):
     """The (verified) bytes are not a well-formed file of the format they claim (exit 2)."""
 
 
+class UnknownFormat(ModelUnreadable):
+    """Neither the name nor the bytes say which format a model file is in."""
+
+
 def _unsafe(message: str, refused: str | None = None) -> UnsafeModel:
     exc = UnsafeModel(message)
     exc.refused = refused
@@ -178,7 +182,45 @@ def detect_format(data: bytes, path: str = "", format: str | None = None) -> str
         return "pickle"  # protocols 0 and 1 have no magic
     if ext in _JOBLIB_EXTENSIONS:
         return "joblib"
-    raise ModelUnreadable(f"{shown}: cannot tell the model's format; pass format=")
+    raise UnknownFormat(
+        f"{shown}: cannot tell the model's format from its name or its bytes; name it "
+        f"(format= in Python, --format on the command line): {', '.join(FORMATS)}"
+    )
+
+
+#: how much of a file `format_before_reading` looks at
+_HEAD = 1 << 20
+
+
+def format_before_reading(path: str, format: str | None = None) -> str | None:
+    """The format from the name and the first MiB, before a multi-gigabyte model is read
+    and hashed only to learn that its format cannot be told. None: only the whole file
+    decides (a zip, a long safetensors header); the load then decides on the bytes it
+    loads, as always -- this is an early refusal, never the decision itself."""
+    if format is not None:
+        return detect_format(b"", path, format)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None  # the read that follows says why, in its words
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        head = os.read(fd, _HEAD)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        return detect_format(head, path)
+    except UnknownFormat:
+        if len(head) < st.st_size and head[8:9] == b"{":
+            return None  # a safetensors header longer than the head: decided on the whole
+        raise
+    except ModelchainError:
+        return None  # malformed in its first bytes: the load says so, on the whole file
 
 
 # -- restricted unpickling ------------------------------------------------------------------
@@ -503,6 +545,7 @@ def load_verified(
     trusted_names = tuple(parse_trusted(t) for t in trusted)
     p = os.fspath(path)
     name = name or default_name(p)
+    format_before_reading(p, format)  # an unknown format is refused before a byte is read
     data = read_once(p)
     sha256 = hashlib.sha256(data).hexdigest()
     block = None
