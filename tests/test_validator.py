@@ -291,3 +291,29 @@ def test_a_changed_timestamp_is_still_caught(tmp_path: Path) -> None:
 
     assert not chain_hash_matches(block)
     assert chain_hash_matches(dataclasses.replace(block, timestamp=1796158393))
+
+
+def test_a_block_over_the_bound_the_remote_client_accepts_is_refused(tmp_path: Path) -> None:
+    """What a ledger accepts, a remote client must accept too: the block bound is one
+    number for both (a manifest of many files can reach it without any metadata)."""
+    from modelchain import validate
+    from modelchain.digest import Manifest, ManifestEntry
+    from modelchain.errors import UsageError
+    from modelchain.home import Home
+    from modelchain.ledger import Ledger
+    from modelchain.store import http
+
+    assert http.MAX_BLOCK == validate.MAX_BLOCK
+    assert http.MAX_PAGE >= http.MAX_ENTRY
+    files = [
+        ManifestEntry(path=f"shard-{i:07d}.bin", sha256="ab" * 32, size=1)
+        for i in range(validate.MAX_BLOCK // 80)
+    ]
+    manifest = Manifest.from_entries(files)
+    ledger_path, home = tmp_path / "data" / "l.db", Home(tmp_path / "home")
+    with Ledger.open(ledger_path, home=home, create=True) as ledger:
+        with pytest.raises(UsageError, match="at most 16777216 are accepted"):
+            ledger.prepare(
+                name="big", model_hash=manifest.digest, kind="directory", manifest=manifest
+            )
+        assert len(ledger) == 0

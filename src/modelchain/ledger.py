@@ -880,7 +880,7 @@ class Ledger:
             binding,
             held,
         )
-        return NewEntry(
+        entry = NewEntry(
             name=name,
             model_hash=model_hash,
             kind=kind,
@@ -892,6 +892,8 @@ class Ledger:
             binding=binding if claim_signatures else None,
             force=bool(force),
         )
+        _check_block_size(entry)
+        return entry
 
     def _binding(self, name: str) -> tuple[tuple[str, int], set[str]]:
         """The log and the version a registration of `name` made now gets -- what its
@@ -2283,6 +2285,34 @@ def _check_signatures(block: Block, origin: str | None = None) -> None:
     for _signature, problem in block.signature_problems(origin):
         if problem is not None:
             raise LedgerInvalid(f"block {block.index} ({block.name} v{block.version}): {problem}")
+
+
+def _check_block_size(entry: NewEntry) -> None:
+    """The whole block, as it will be stored, within `validate.MAX_BLOCK` (the fields the
+    append fills in, index, time and hashes, take a fixed few hundred bytes at most)."""
+    from . import validate
+
+    draft = Block(
+        index=0,
+        timestamp=0,
+        model_hash=entry.model_hash,
+        previous_hash=ZERO_HASH,
+        current_hash=ZERO_HASH,
+        name=entry.name,
+        version=1,
+        kind=entry.kind,
+        size=entry.size,
+        manifest=entry.manifest,
+        metadata=dict(entry.metadata),
+        provenance=entry.provenance,
+        signatures=entry.signatures,
+    )
+    size = len(canonical_json(draft.to_dict())) + 512
+    if size > validate.MAX_BLOCK:
+        raise UsageError(
+            f"the block for {entry.name!r} would be {size} bytes as canonical JSON; at most "
+            f"{validate.MAX_BLOCK} are accepted (a smaller manifest, metadata or provenance)"
+        )
 
 
 def _sync_trust(home: Home, unsynced: set[str]) -> None:

@@ -27,8 +27,13 @@ MAX_DEPTH = 32
 #: the canonical JSON of one block's metadata, in bytes (per-tensor digests of a large
 #: safetensors model stay well below it)
 MAX_METADATA_BYTES = 8 << 20
+#: the canonical JSON of one whole block (metadata, a folder's manifest, provenance,
+#: signatures): the remote client refuses any entry larger than this as a lie, so nothing
+#: larger may be accepted (a manifest of ~100,000 files fits)
+MAX_BLOCK = 16 << 20
 
 __all__ = [
+    "MAX_BLOCK",
     "MAX_DEPTH",
     "MAX_INT",
     "MAX_METADATA_BYTES",

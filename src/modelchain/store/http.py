@@ -35,6 +35,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .. import validate
 from ..boundedjson import JSONLimitError, loads_within
 from ..errors import (
     KeyFileError,
@@ -56,12 +57,9 @@ DEFAULT_TIMEOUT = 30.0
 
 # -- answer caps: near what an honest server can send for each request ---------------------
 # Anything larger is refused unread (exit 1) and nothing is parsed before it is known to fit.
-#: a block's canonical leaf data. The block bound comes from what a server accepts: one
-#: registration in a request body of at most MODELCHAIN_SERVE_MAX_BODY (1 MiB by default,
-#: server/app.py). 4 MiB leaves room for a server run with a larger body limit or a ledger
-#: imported from a file (a directory manifest of ~30,000 files). Keep it at least the
-#: block bound the ledger itself enforces (ledger.py), once it has one.
-MAX_BLOCK = 4 << 20
+#: a block's canonical leaf data: no ledger accepts a larger block (`validate.MAX_BLOCK`,
+#: checked by `Ledger.prepare` for every registration, local or served)
+MAX_BLOCK = validate.MAX_BLOCK
 #: /log: origin, size, root, verifier key and a checkpoint note (a few hundred bytes, plus
 #: about 100 bytes per signature line)
 MAX_LOG = 64 << 10
@@ -73,7 +71,7 @@ MAX_PROOF = 16 << 10
 MAX_ENTRY = 3 * MAX_BLOCK + (16 << 10)
 #: a page of /entries or /search: asked for PAGE entries, but never read beyond this; an
 #: honest page that is larger is asked for again in smaller pages, down to one entry
-MAX_PAGE = 16 << 20
+MAX_PAGE = max(16 << 20, MAX_ENTRY + (16 << 10))
 #: POST /entries: the new entry, its checkpoint note and its inclusion proof
 MAX_SUBMITTED = MAX_ENTRY + MAX_LOG + MAX_PROOF
 #: an error answer: only its message is shown, so only its start is read
