@@ -321,7 +321,11 @@ def test_missing_driver_is_a_clean_error(monkeypatch: pytest.MonkeyPatch) -> Non
     import sys
 
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as if modelchain[postgres] were absent
-    with pytest.raises(LedgerUnreadable, match=r"pip install 'modelchain\[postgres\]'"):
+    with pytest.raises(
+        LedgerUnreadable,
+        match=r"install the 'postgres' extra from the modelchain checkout: "
+        r".*pip install -e '\.\[postgres\]'",
+    ):
         open_store("postgresql://postgres@127.0.0.1:1/test")
 
 
