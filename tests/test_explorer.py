@@ -277,6 +277,7 @@ def test_dropped_file_is_hashed_locally_and_looked_up(
     assert "not the newest: resnet v2 (block 2) is a later version (proven)" in (
         page.inner_text("#check-matches")
     )
+    assert page.locator("#check-status").get_attribute("data-ok") == "unknown"  # not green
 
     unknown = tmp_path / "unknown.bin"
     unknown.write_bytes(os.urandom(3000))

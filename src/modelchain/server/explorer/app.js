@@ -961,10 +961,22 @@
     const how = check.state === "true"
       ? "proven in your browser."
       : "the inclusion proof leads to the checkpoint's root, but its signature was not checked.";
+    // a file that is only an older version is no pass, as `modelchain verify` exits 1 for it:
+    // amber, naming the later version that was proven
+    const later = newestOf.get(first.block.name);
+    const superseded = later && !later.error && later.newest && later.newest.index > first.index;
+    const verdict = superseded
+      ? `${label}: an OLDER version: registered as ${first.block.name} ` +
+        `v${first.block.version} (block ${first.index}), and ${first.block.name} ` +
+        `v${later.newest.block.version} (block ${later.newest.index}) is later. ` +
+        (check.state === "true"
+          ? "Both proven in your browser."
+          : "Both inclusion proofs lead to the checkpoint's root, but its signature was not " +
+            "checked.")
+      : `${label}: registered as ${first.block.name} v${first.block.version} ` +
+        `(block ${first.index}), ${how}`;
     out.replaceChildren(
-      statusLine("check-status", check.state,
-        `${label}: registered as ${first.block.name} v${first.block.version} ` +
-        `(block ${first.index}), ${how}`),
+      statusLine("check-status", superseded ? "unknown" : check.state, verdict),
       h("ul", { id: "check-matches" }, items),
       ...(matches.entries.length > MAX_PROVEN
         ? [h("p", { class: "muted" }, `The ${MAX_PROVEN} newest of ${matches.entries.length} ` +
