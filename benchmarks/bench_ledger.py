@@ -77,6 +77,22 @@ def open_ledger(path: Path, home: Path, *, create: bool = False) -> modelchain.L
     return modelchain.Ledger.open(path, create=create, home=home)
 
 
+def adopt(path: Path, home: Path) -> None:
+    """A copied ledger (and home) takes appends only once its home says the log lives at the
+    copy: `modelchain trust move`, as a user who moved a project would run it."""
+    from modelchain.home import Home
+    from modelchain.store import open_store
+    from modelchain.trust import move
+
+    store = open_store(path)
+    try:
+        origin = store.origin()
+    finally:
+        store.close()
+    if origin is not None:
+        move(Home(home), origin, str(path))
+
+
 # -- cached ledgers --------------------------------------------------------------------------
 
 
@@ -143,6 +159,8 @@ class Cache:
             (work / "ledger").mkdir(parents=True)
             start, before, curve = 0, 0.0, []
         log(f"building the {size:,}-block {backend} ledger by append, from {start:,} blocks")
+        if base is not None:
+            adopt(work / ledger_name, work / "home")
         ledger = open_ledger(work / ledger_name, work / "home", create=True)
         step = max(1, min(10_000, size // 10))
         t0 = time.perf_counter()
@@ -191,7 +209,9 @@ def working_copy(snap: Snapshot, scratch: Path) -> Iterator[Snapshot]:
     d = Path(tempfile.mkdtemp(prefix="work-", dir=scratch))
     try:
         shutil.copytree(snap.dir, d / "s")
-        yield Snapshot(d / "s", snap.size, dict(snap.meta))
+        copy = Snapshot(d / "s", snap.size, dict(snap.meta))
+        adopt(copy.ledger, copy.home)
+        yield copy
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -146,9 +146,12 @@ class Home:
         except (OSError, UnicodeDecodeError) as exc:
             raise KeyFileError(f"cannot read trust state for {origin}: {exc}") from exc
 
-    def accept_checkpoint(self, origin: str, size: int, note: str, *, durable: bool = True) -> None:
+    def accept_checkpoint(
+        self, origin: str, size: int, note: str, *, durable: bool = True
+    ) -> str | None:
         """Remember `note` as accepted unless a larger one already is (never move back).
-        `durable=False`: visible to every process at once, synced by `sync_checkpoint`."""
+        `durable=False`: visible to every process at once, synced by `sync_checkpoint`.
+        Returns the note accepted before (None: none), to take the change back with."""
         from .note import Checkpoint, parse_note
 
         with self._trust_lock():
@@ -156,8 +159,9 @@ class Home:
             if current is not None:
                 old = Checkpoint.parse(parse_note(current).text)
                 if old.size >= size:
-                    return
+                    return current
             _write_private(self._origin_file(origin), note, durable=durable)
+            return current
 
     def sync_checkpoint(self, origin: str) -> None:
         """Make the accepted checkpoint of `origin` durable (see `accept_checkpoint`)."""

@@ -604,8 +604,7 @@ class Ledger:
         written: list[tuple[str, str, str | None]] = []
 
         def accept_own(origin: str, size: int, note: str) -> None:
-            before = self.home.trusted_checkpoint(origin)
-            self.home.accept_checkpoint(origin, size, note, durable=False)
+            before = self.home.accept_checkpoint(origin, size, note, durable=False)
             self._unsynced.add(origin)
             written.append((origin, note, before))
 
@@ -892,7 +891,8 @@ class Ledger:
             binding=binding if claim_signatures else None,
             force=bool(force),
         )
-        _check_block_size(entry)
+        if manifest is not None or stored_provenance is not None or len(claim_signatures) > 16:
+            _check_block_size(entry)  # else it is metadata (bounded above) and a few fields
         return entry
 
     def _binding(self, name: str) -> tuple[tuple[str, int], set[str]]:
