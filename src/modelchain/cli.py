@@ -441,23 +441,7 @@ def _with_verdict(command: Callable[..., None]) -> Callable[..., None]:
 @ledger_option
 @json_option
 @_with_verdict
-def verify(
-    paths: Sequence[str],
-    name: str | None,
-    version: int | None,
-    test_load: bool,
-    load_format: str | None,
-    trusted: Sequence[str],
-    signers: Sequence[str],
-    signature: str | None,
-    public_key: str | None,
-    ignore_paths: Sequence[str],
-    keys: Sequence[str],
-    ignore: Sequence[str],
-    follow_symlinks: bool,
-    allow_outside: bool,
-    as_json: bool,
-) -> None:
+def verify(paths: Sequence[str], **options: Any) -> None:
     """Check each PATH against the newest registered version of its name; audit the ledger.
 
     Exit 1 names what differs: an older version it matches, the changed, added or removed
@@ -478,34 +462,19 @@ def verify(
     """
     from .errors import ModelchainError, UsageError
 
-    kwargs = dict(
-        name=name,
-        version=version,
-        test_load=test_load,
-        load_format=load_format,
-        trusted=trusted,
-        signers=signers,
-        signature=signature,
-        public_key=public_key,
-        ignore_paths=ignore_paths,
-        keys=keys,
-        ignore=ignore,
-        follow_symlinks=follow_symlinks,
-        allow_outside=allow_outside,
-        as_json=as_json,
-    )
+    as_json = options["as_json"]
     if len(paths) == 1:
-        out = _verify_path(paths[0], **kwargs)
+        out = _verify_path(paths[0], **options)
         if as_json:
             _emit(out)
         return
-    if name is not None or version is not None or signature is not None:
+    if any(options[o] is not None for o in ("name", "version", "signature")):
         raise UsageError("--name, --version and --signature check one PATH: give one")
     results: list[dict[str, Any]] = []
     worst = 0
     for path in paths:
         try:
-            results.append(_verify_path(path, **kwargs))
+            results.append(_verify_path(path, **options))
         except ModelchainError as exc:
             worst = max(worst, exc.exit_code)
             details = getattr(exc, "details", None) or {}

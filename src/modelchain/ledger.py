@@ -1606,26 +1606,7 @@ class Ledger:
                 f"v{newest.version} (block {newest.index})",
                 details,
             )
-        reason = _difference(newest, digest)
-        if isinstance(reason, ManifestDiff):
-            details.update(
-                changed=list(reason.changed), added=list(reason.added), removed=list(reason.removed)
-            )
-            parts = [
-                f"{label}: {', '.join(paths)}"
-                for label, paths in (
-                    ("changed", reason.changed),
-                    ("added", reason.added),
-                    ("removed", reason.removed),
-                )
-                if paths
-            ]
-            reason = "; ".join(parts) or "the manifest differs"
-        elif "tensors" in newest.metadata and digest.kind == "file":
-            tensors = _tensor_reason(newest, path)
-            if tensors is not None:
-                details["tensors"] = tensors[0]
-                reason = tensors[1]
+        reason = _what_differs(newest, digest, path, details)
         raise _mismatch(f"{path} does not match {newest.label}: {reason}", details)
 
     def _verify_version(
@@ -1663,21 +1644,7 @@ class Ledger:
             "newest_index": newest.index,
         }
         others = [b for b in history if b.version != version and _matches(b, digest)]
-        reason = _difference(pinned, digest)
-        if isinstance(reason, ManifestDiff):
-            details.update(
-                changed=list(reason.changed), added=list(reason.added), removed=list(reason.removed)
-            )
-            parts = [
-                f"{label}: {', '.join(paths)}"
-                for label, paths in (
-                    ("changed", reason.changed),
-                    ("added", reason.added),
-                    ("removed", reason.removed),
-                )
-                if paths
-            ]
-            reason = "; ".join(parts) or "the manifest differs"
+        reason = _what_differs(pinned, digest, path, details)
         if others:
             match = others[-1]
             details.update(matched_version=match.version, matched_index=match.index)
@@ -2353,6 +2320,34 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
 
 def _matches(block: Block, digest: PathDigest) -> bool:
     return block.kind == digest.kind and block.model_hash == digest.sha256
+
+
+def _what_differs(
+    block: Block, digest: PathDigest, path: str | os.PathLike[str], details: dict[str, Any]
+) -> str:
+    """Why `digest` is not `block`, in words: a folder's changed, added and removed files,
+    a safetensors file's changed tensors; `details` gains the same as data."""
+    reason = _difference(block, digest)
+    if isinstance(reason, ManifestDiff):
+        details.update(
+            changed=list(reason.changed), added=list(reason.added), removed=list(reason.removed)
+        )
+        parts = [
+            f"{label}: {', '.join(paths)}"
+            for label, paths in (
+                ("changed", reason.changed),
+                ("added", reason.added),
+                ("removed", reason.removed),
+            )
+            if paths
+        ]
+        return "; ".join(parts) or "the manifest differs"
+    if "tensors" in block.metadata and digest.kind == "file":
+        tensors = _tensor_reason(block, path)
+        if tensors is not None:
+            details["tensors"] = tensors[0]
+            return tensors[1]
+    return reason
 
 
 def _difference(block: Block, digest: PathDigest) -> str | ManifestDiff:
