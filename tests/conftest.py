@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -210,3 +210,21 @@ def pg_ledger(pg_dsn: str) -> Iterator[str]:
     yield f"{pg_dsn}{sep}schema={schema}"
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def pg_schema(location: str) -> str:
+    """The schema a postgresql:// ledger location names."""
+    from modelchain.store.postgres import PgLocation
+
+    return PgLocation(location).schema
+
+
+@contextlib.contextmanager
+def pg_sql(location: str) -> Iterator[Any]:
+    """A plain psycopg connection to the ledger's database, as an attacker (or a DBA) has."""
+    import psycopg
+
+    from modelchain.store.postgres import PgLocation
+
+    with psycopg.connect(PgLocation(location).conninfo, autocommit=True) as conn:
+        yield conn

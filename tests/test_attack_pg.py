@@ -20,30 +20,18 @@ from typing import Any
 
 import pytest
 from conftest import Run, assert_clean_error, assert_ok
+from conftest import pg_schema as _schema
+from conftest import pg_sql as sql
 from server_util import init_ledger, running_server
 
 from modelchain.errors import LedgerInvalid
 from modelchain.home import Home
 from modelchain.ledger import Ledger
 from modelchain.store import open_store
-from modelchain.store.postgres import PgLocation
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _schema(location: str) -> str:
-    return PgLocation(location).schema
-
-
-@contextmanager
-def sql(location: str) -> Iterator[Any]:
-    """A plain connection to the ledger's database, as the attacker has."""
-    import psycopg
-
-    with psycopg.connect(PgLocation(location).conninfo, autocommit=True) as conn:
-        yield conn
 
 
 def _save(location: str) -> dict[str, list[tuple[Any, ...]]]:

@@ -11,13 +11,13 @@ import json
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Run, assert_clean_error, assert_ok
+from conftest import pg_schema as _schema
+from conftest import pg_sql as sql
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,19 +30,6 @@ from modelchain.store.postgres import SCHEMA_VERSION, PgLocation
 
 def _hex(i: int) -> str:
     return f"{i:064x}"
-
-
-def _schema(location: str) -> str:
-    return PgLocation(location).schema
-
-
-@contextmanager
-def sql(location: str) -> Iterator[Any]:
-    """A plain psycopg connection to the ledger's database, as an attacker (or a DBA) has."""
-    import psycopg
-
-    with psycopg.connect(PgLocation(location).conninfo, autocommit=True) as conn:
-        yield conn
 
 
 def _build(location: str, count: int) -> None:
