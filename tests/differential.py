@@ -88,7 +88,15 @@ def observe_many(
     results = [
         Observation(loader, [tuple(g) for g in o["globals"]], o["events"], o["error"]) for o in out
     ]
-    while len(results) < len(paths):  # the child died: say so, do not guess
+    if len(results) < len(paths) and len(paths) > 1:
+        # the child died on one of them: the rest one child each, so the culprit is named
+        for path in paths[len(results) :]:
+            results.extend(observe_many([path], loader, block=block, timeout=timeout))
+    elif len(results) < len(paths) and proc.returncode < 0:
+        # the real loader crashed the process (a forged numpy state makes numpy follow
+        # pointers read from the file): as bad as any forbidden call
+        results.append(Observation(loader, error=f"crashed: signal {-proc.returncode}"))
+    while len(results) < len(paths):  # the child died otherwise: say so, do not guess
         results.append(Observation(loader, error=f"child failed: {proc.stderr[-300:]}"))
     return results
 
@@ -99,7 +107,8 @@ def forbidden(obs: Observation) -> list[str]:
 
     # an empty module name imports nothing: __import__("") raises first
     bad = [f"{m}.{n}" for m, n in obs.globals if m and not allowlist.check(m, n).allowed]
-    return bad + list(obs.events)
+    crashed = [obs.error] if obs.error and obs.error.startswith("crashed") else []
+    return bad + list(obs.events) + crashed
 
 
 def forbidden_in_process(data: bytes, *, any_global: bool = False) -> list[str]:

@@ -598,7 +598,7 @@ def _prescan(data: bytes, path: str, trusted: Iterable[str], fmt: str = "pickle"
             f"{module}.{name}",
         )
     reason = report.findings[0] if report.findings else "not parsed to its end"
-    if reason.startswith("could not parse"):  # malformed, not hostile: unreadable input
+    if reason.startswith("could not parse") and "refused:" not in reason:  # malformed only
         raise ModelUnreadable(f"{show_path(path)}: {reason}")
     raise _unsafe(f"refused to load {show_path(path)}: {reason}")
 

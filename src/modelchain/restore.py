@@ -20,6 +20,7 @@ Everything raises `RestoreRefused` with a one-line reason; `guard` turns it into
 
 from __future__ import annotations
 
+import contextlib
 import math
 import pickle
 import types
@@ -27,7 +28,13 @@ from typing import Any
 
 from . import allowlist
 
-__all__ = ["CheckedUnpicklerMixin", "RestoreRefused", "check_dtype", "read_joblib_array"]
+__all__ = [
+    "CheckedUnpicklerMixin",
+    "RestoreRefused",
+    "check_dtype",
+    "check_dtype_state",
+    "read_joblib_array",
+]
 
 
 class RestoreRefused(Exception):
@@ -61,6 +68,125 @@ def _has_object(dtype: Any) -> bool:
     if dtype.fields:
         return any(_has_object(f[0]) for f in dtype.fields.values())
     return False
+
+
+_ENDIANS = ("<", ">", "|", "=")
+
+
+def check_dtype_state(dtype: Any, state: Any) -> None:
+    """Refuse a dtype state numpy itself would not have written for this dtype, *before* it
+    is set: numpy's `dtype.__setstate__` trusts its argument, and a malformed one (a tuple
+    one item short, a forged size or flags) crashes the process or makes numpy read raw
+    bytes as pointers. The state must equal, item for item, the state of a dtype built
+    by numpy's own constructors from the same type, byte order, fields or sub-array."""
+    np = _np()
+    if not isinstance(state, tuple) or len(state) not in (8, 9) or state[0] not in (3, 4):
+        raise RestoreRefused("refused: a dtype state numpy does not write")
+    if (state[0] == 3) != (len(state) == 8) or state[1] not in _ENDIANS:
+        raise RestoreRefused("refused: a dtype state numpy does not write")
+    try:
+        type_str = dtype.__reduce__()[1][0]
+        candidates = _dtype_candidates(np, type_str, state)
+    except RestoreRefused:
+        raise
+    except Exception:
+        raise RestoreRefused("refused: a dtype state numpy does not write") from None
+    for candidate in candidates:
+        try:
+            if _same_state(candidate.__reduce__()[2], state):
+                return
+        except Exception:
+            continue
+    raise RestoreRefused("refused: a dtype state other than the one numpy writes for it")
+
+
+def _same_state(a: Any, b: Any) -> bool:
+    """Equal as numpy's states are: same types item by item (dtypes compared as dtypes)."""
+    np = _np()
+    if isinstance(a, np.dtype) or isinstance(b, np.dtype):
+        return (
+            isinstance(a, np.dtype)
+            and isinstance(b, np.dtype)
+            and a == b
+            and a.__reduce__()[2] == b.__reduce__()[2]
+        )
+    if isinstance(a, tuple | list):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same_state, a, b))
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict) and list(a) == list(b) and all(_same_state(a[k], b[k]) for k in a)
+        )
+    return type(a) is type(b) and a == b
+
+
+def _dtype_candidates(np: Any, type_str: str, state: tuple) -> list[Any]:
+    """The dtypes numpy would build for this type and the state's layout (plain, a
+    sub-array, fields, a datetime unit), in each byte order the state may name."""
+    subarray, names, fields, elsize = state[2], state[3], state[4], state[5]
+    if subarray is not None:
+        if not (
+            isinstance(subarray, tuple)
+            and len(subarray) == 2
+            and isinstance(subarray[0], np.dtype)
+            and isinstance(subarray[1], tuple)
+            and all(isinstance(d, int) and not isinstance(d, bool) for d in subarray[1])
+        ):
+            raise RestoreRefused("refused: a dtype state with a malformed sub-array")
+        return [np.dtype((subarray[0], subarray[1]))]
+    if names is not None or fields is not None:
+        if not (
+            isinstance(names, tuple)
+            and all(isinstance(n, str) for n in names)
+            and isinstance(fields, dict)
+            and set(names) <= set(fields)
+            and isinstance(elsize, int)
+            and not isinstance(elsize, bool)
+        ):
+            raise RestoreRefused("refused: a dtype state with malformed fields")
+        spec: dict[str, Any] = {"names": list(names), "formats": [], "offsets": []}
+        titles = []
+        for name in names:
+            field = fields[name]
+            if not (
+                isinstance(field, tuple)
+                and len(field) in (2, 3)
+                and isinstance(field[0], np.dtype)
+                and isinstance(field[1], int)
+                and not isinstance(field[1], bool)
+            ):
+                raise RestoreRefused("refused: a dtype state with a malformed field")
+            spec["formats"].append(field[0])
+            spec["offsets"].append(field[1])
+            titles.append(field[2] if len(field) == 3 else None)
+        if set(fields) != set(names) | {t for t in titles if t is not None}:
+            raise RestoreRefused("refused: a dtype state with malformed fields")
+        if any(t is not None for t in titles):
+            spec["titles"] = titles
+        spec["itemsize"] = elsize
+        built = [np.dtype(spec, align=False)]
+        with contextlib.suppress(ValueError):  # an aligned struct, if its offsets allow one
+            built.append(np.dtype(spec, align=True))
+        return built
+    base = type_str
+    if len(state) == 9:  # a datetime or timedelta: (None, (unit, count, 1, 1))
+        meta = state[8]
+        if not (
+            isinstance(meta, tuple)
+            and len(meta) == 2
+            and meta[0] is None
+            and isinstance(meta[1], tuple)
+            and len(meta[1]) == 4
+            and isinstance(meta[1][0], bytes)
+            and meta[1][0].isalpha()
+            and isinstance(meta[1][1], int)
+            and not isinstance(meta[1][1], bool)
+            and 0 < meta[1][1] < 1 << 31
+        ):
+            raise RestoreRefused("refused: a dtype state with unexpected metadata")
+        unit, count = meta[1][0].decode("ascii"), meta[1][1]
+        base = f"{type_str}[{count if count != 1 else ''}{unit}]"
+    plain = np.dtype(base)
+    return [plain, *(plain.newbyteorder(e) for e in ("<", ">"))]
 
 
 def check_dtype(dtype: Any, size: int, *, objects: bool = False) -> None:
@@ -457,7 +583,7 @@ class CheckedUnpicklerMixin:
             ):  # __class__, __dict__, ...: state is data, not a change of type
                 raise RestoreRefused("refused: an object state that sets a special attribute")
         np = _np()
-        if type(inst) is np.dtype:
+        if isinstance(inst, np.dtype):  # numpy 2: a subclass per kind (ObjectDType, ...)
             self._build_dtype(inst, state)
             return
         if type(inst) is np.ndarray:
@@ -472,6 +598,7 @@ class CheckedUnpicklerMixin:
         super().load_build()  # type: ignore[misc]
 
     def _build_dtype(self, dtype: Any, state: Any) -> None:
+        check_dtype_state(dtype, state)  # before numpy sees it: a bad state crashes numpy
         super().load_build()  # type: ignore[misc]
         self._check_dtype_arg(dtype, objects=True)
 

@@ -405,12 +405,18 @@ def _rebuild_dtype(obj: _Obj, depth: int, budget: list[int]) -> Any:
         or len(args) > 3
     ):
         raise _Stop("array dtype has unexpected arguments")
+    from .restore import RestoreRefused, check_dtype_state
+
     try:
         dtype = numpy.dtype(*args)
         if obj.state is not None:
-            dtype.__setstate__(_materialize(obj.state, depth + 1, budget))
+            state = _materialize(obj.state, depth + 1, budget)
+            check_dtype_state(dtype, state)  # numpy's __setstate__ crashes on a forged one
+            dtype.__setstate__(state)
     except _Stop:
         raise
+    except RestoreRefused as e:
+        raise _Stop(f"array dtype cannot be rebuilt: {e}") from None
     except Exception as e:
         raise _Stop(f"array dtype cannot be rebuilt: {type(e).__name__}") from None
     return dtype
