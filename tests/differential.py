@@ -168,15 +168,32 @@ def forbidden_in_process(data: bytes, *, any_global: bool = False) -> list[str]:
 
 
 def _huge_memo_index(data: bytes) -> bool:
+    """Does any of the pickles in `data` (joblib and the scanner read on after a STOP) use
+    a memo index large enough to make pickle's C unpickler allocate gigabytes?"""
     import pickletools
 
-    try:
-        for op, arg, _pos in pickletools.genops(data):
-            memo_op = op.name in ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET")
-            if memo_op and isinstance(arg, int) and arg > 1 << 20:
-                return True
-    except Exception:
-        pass
+    start = 0
+    while start < len(data):
+        end = None
+        try:
+            for op, arg, pos in pickletools.genops(data[start:]):
+                memo_op = op.name in (
+                    "PUT",
+                    "BINPUT",
+                    "LONG_BINPUT",
+                    "GET",
+                    "BINGET",
+                    "LONG_BINGET",
+                )
+                if memo_op and isinstance(arg, int) and arg > 1 << 20:
+                    return True
+                if op.name == "STOP":
+                    end = start + pos + 1
+        except Exception:
+            return False
+        if end is None or end <= start:
+            return False
+        start = end
     return False
 
 
