@@ -128,7 +128,9 @@ _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 @given(
     name=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=MAX_NAME + 4),
     metadata=st.dictionaries(
-        _text, st.integers(-(2**64), 2**64) | _text | st.floats(allow_nan=False), max_size=3
+        _text,
+        st.integers(-(2**64), 2**64) | _text | st.floats(allow_nan=False, allow_infinity=False),
+        max_size=3,
     ),
 )
 def test_whatever_the_service_accepts_is_found_by_name(server: Server, name, metadata) -> None:
