@@ -8,6 +8,7 @@ altered in flight is reported as a failure. The plain HTTP tests need no browser
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -174,9 +175,16 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any, server: Server) -> Iterator[Any]:
     """A fresh page; any JavaScript error or CSP violation fails the test."""
-    context = browser.new_context(base_url=server.url)
+    with watched_page(browser, server.url, 20_000) as tab:
+        yield tab
+
+
+@contextlib.contextmanager
+def watched_page(browser: Any, base_url: str, timeout_ms: int) -> Iterator[Any]:
+    """A page on `base_url` whose JavaScript errors and CSP violations fail the test."""
+    context = browser.new_context(base_url=base_url)
     tab = context.new_page()
-    tab.set_default_timeout(20_000)
+    tab.set_default_timeout(timeout_ms)
     problems: list[str] = []
     tab.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
     tab.on(

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from server_util import Server, init_ledger, running_server, server_env
 from shared import SHARED, missing
-from test_explorer import browser, settled, sha  # noqa: F401  (browser is a fixture)
+from test_explorer import browser, settled, sha, watched_page  # noqa: F401  (browser is a fixture)
 
 from modelchain import merkle
 
@@ -140,18 +140,8 @@ def relay(site: dict[str, Any]) -> Iterator[Relay]:
 @pytest.fixture
 def tab(browser: Any, relay: Relay) -> Iterator[Any]:  # noqa: F811 - the imported fixture
     """A page on the relay; any JavaScript error or CSP violation fails the test."""
-    context = browser.new_context(base_url=relay.url)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on(
-        "console",
-        lambda msg: problems.append(f"console: {msg.text}") if msg.type == "error" else None,
-    )
-    yield page
-    context.close()
-    assert not problems, problems
+    with watched_page(browser, relay.url, 30_000) as page:
+        yield page
 
 
 def drop(tab: Any, path: Path) -> Any:
