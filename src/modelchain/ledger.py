@@ -533,6 +533,7 @@ class Ledger:
         self._frontier: merkle.Frontier | None = None
         #: logs whose trust state this object wrote but has not yet synced to disk
         self._unsynced: set[str] = set()
+        self._synced_at = time.monotonic()
         #: (note, checkpoint) last read by `read_checkpoint`
         self._read_cache: tuple[str, Checkpoint] | None = None
         #: (note, trusted note, error) of the last stored checkpoint refused against the
@@ -596,7 +597,8 @@ class Ledger:
         commit then fails, the trust state goes back to what it was.
 
         That order is the promise; the write is atomic and at once visible to every
-        process, but synced to disk only by `flush_trust` (on close), not on every append:
+        process, but synced to disk by `flush_trust` (within a second, and on close), not
+        on every append:
         two fsyncs per append cost ten times the append. A power loss in between can only
         leave the trust state older than the ledger, which the next check accepts by a
         consistency proof -- never a false alarm, as a trust state ahead of a ledger that
@@ -618,8 +620,10 @@ class Ledger:
 
     def flush_trust(self) -> None:
         """Sync to disk the trust state this object's appends wrote (they wrote it before
-        they committed, see `_trust_first`); called on close."""
+        they committed, see `_trust_first`); on close, and at most a second after an
+        append in a long-running writer such as the service."""
         _sync_trust(self.home, self._unsynced)
+        self._synced_at = time.monotonic()
 
     def __enter__(self) -> Ledger:
         return self
@@ -992,6 +996,8 @@ class Ledger:
                 w.append_many(items, nodes, note)
             accept_own(checkpoint.origin, frontier.size, note)  # before the commit
         self._remember(note, signed, previous, frontier)
+        if time.monotonic() - self._synced_at >= 1.0:
+            self.flush_trust()
         if self.node_cache is not None:  # committed: the batch's proofs need these next
             if len(self.node_cache) + len(nodes) > _CachedSubtrees.LIMIT:
                 self.node_cache.clear()
