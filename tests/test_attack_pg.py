@@ -24,7 +24,7 @@ from conftest import pg_schema as _schema
 from conftest import pg_sql as sql
 from server_util import init_ledger, running_server
 
-from modelchain.errors import LedgerInvalid
+from modelchain.errors import LedgerInvalid, RollbackError
 from modelchain.home import Home
 from modelchain.ledger import Ledger
 from modelchain.store import open_store
@@ -121,13 +121,16 @@ def test_sql_rollback_under_a_running_service_is_refused_by_it_and_by_audit(
     )
 
 
-def test_an_append_writes_the_trust_state_before_it_commits(pg_ledger: str, home: Path) -> None:
-    """No reader can ever see a checkpoint newer than the trusted one: the trust state holds
-    the new checkpoint while the transaction that publishes it is still open."""
+def test_an_append_is_trusted_once_committed_before_it_returns(pg_ledger: str, home: Path) -> None:
+    """The trust state holds a new checkpoint from the moment its transaction commits, before
+    the append returns (so before a service answers): a rollback after that is refused. It
+    is not written before the commit: a writer killed in between would otherwise leave the
+    trust state ahead of a ledger that never held the checkpoint, a false rollback."""
     _build(pg_ledger, ["a"])
-    seen: list[tuple[int, str | None]] = []
+    seen: list[str | None] = []
     with Ledger.open(pg_ledger) as ledger:
         origin = ledger.signed_checkpoint().origin
+        before = Home(home).trusted_checkpoint(origin)
         store = ledger.store
         real = store.writer
 
@@ -135,23 +138,26 @@ def test_an_append_writes_the_trust_state_before_it_commits(pg_ledger: str, home
         def spy() -> Iterator[Any]:
             with real() as w:
                 yield w
-                # the body is done, the commit has not happened: what does a reader see?
-                with sql(pg_ledger) as conn:
-                    (note,) = conn.execute(
-                        f"SELECT value FROM \"{_schema(pg_ledger)}\".meta WHERE key = 'checkpoint'"
-                    ).fetchone()
-                trusted = Home(home).trusted_checkpoint(origin)
-                seen.append((int(note.splitlines()[1]), trusted))
+                seen.append(Home(home).trusted_checkpoint(origin))  # not committed yet
 
         store.writer = spy  # type: ignore[method-assign]
         ledger.append(name="b", model_hash=_digest("b"))
+        store.writer = real  # type: ignore[method-assign]
         note = ledger.checkpoint()
-    [(published, trusted)] = seen
-    assert published == 1  # the database still shows the old checkpoint...
-    assert trusted == note  # ...while the trust state already holds the new one
+        assert Home(home).trusted_checkpoint(origin) == note  # trusted once it returned
+    assert seen == [before]  # ...and not while the transaction was still open
+    with sql(pg_ledger) as conn:  # a rollback to the state before is refused
+        conn.execute(f'DELETE FROM "{_schema(pg_ledger)}".blocks WHERE idx >= 1')
+        conn.execute(
+            f"UPDATE \"{_schema(pg_ledger)}\".meta SET value = %s WHERE key = 'checkpoint'",
+            (before,),
+        )
+    with pytest.raises(RollbackError, match="rolled back"):
+        with Ledger.open(pg_ledger) as ledger:
+            ledger.audit()
 
 
-def test_a_failed_commit_takes_the_trust_state_back(pg_ledger: str, home: Path) -> None:
+def test_a_failed_commit_leaves_the_trust_state_as_it_was(pg_ledger: str, home: Path) -> None:
     _build(pg_ledger, ["a"])
     with Ledger.open(pg_ledger) as ledger:
         origin = ledger.signed_checkpoint().origin

@@ -167,17 +167,6 @@ class Home:
         """Make the accepted checkpoint of `origin` durable (see `accept_checkpoint`)."""
         sync_file(self._origin_file(origin))
 
-    def retract_checkpoint(self, origin: str, note: str, previous: str | None) -> None:
-        """Undo `accept_checkpoint(note)` when the append it was written for did not commit
-        (the trust state is written first): back to `previous`, unless it moved on since."""
-        with self._trust_lock():
-            if self.trusted_checkpoint(origin) != note:
-                return
-            if previous is None:
-                self._origin_file(origin).unlink(missing_ok=True)
-            else:
-                _write_private(self._origin_file(origin), previous, durable=False)
-
     def _locations_file(self) -> Path:
         return self.trust_dir / "locations.json"
 

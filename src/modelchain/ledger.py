@@ -20,7 +20,6 @@ import secrets
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -43,7 +42,6 @@ from .errors import (
     LedgerInvalid,
     LedgerUnreadable,
     LocationError,
-    ModelchainError,
     ModelMismatch,
     NoteFormatError,
     NotRegistered,
@@ -588,40 +586,25 @@ class Ledger:
             return None
         return frontier.copy(), checkpoint, tip_hash
 
-    @contextmanager
-    def _trust_first(self) -> Iterator[Callable[[str, int, str], None]]:
+    def _accept_own(self, origin: str, size: int, note: str) -> None:
         """What we sign, we trust -- so a later rollback below it is caught, by this and
-        every other verifier sharing the home, and by a running service. The trust state
-        is written inside the write transaction, before the commit publishes the
-        checkpoint: no reader can see a checkpoint newer than the trusted one. If the
-        commit then fails, the trust state goes back to what it was.
+        every other verifier sharing the home, and by a running service. Written the moment
+        the append's transaction has committed, before the append returns (so before any
+        client of the service is answered): a database rolled back after that is refused.
+        Not before the commit: a writer killed between the two would leave the trust state
+        ahead of a ledger that never held that checkpoint, a false rollback for ever.
 
-        That order is the promise; the write is atomic and at once visible to every
-        process, but synced to disk by `flush_trust` (within a second, and on close), not
-        on every append:
-        two fsyncs per append cost ten times the append. A power loss in between can only
-        leave the trust state older than the ledger, which the next check accepts by a
-        consistency proof -- never a false alarm, as a trust state ahead of a ledger that
-        lost its last commit (SQLite's synchronous=NORMAL) would be."""
-        written: list[tuple[str, str, str | None]] = []
-
-        def accept_own(origin: str, size: int, note: str) -> None:
-            before = self.home.accept_checkpoint(origin, size, note, durable=False)
-            self._unsynced.add(origin)
-            written.append((origin, note, before))
-
-        try:
-            yield accept_own
-        except BaseException:
-            for origin, note, before in written:
-                with suppress(ModelchainError, OSError):
-                    self.home.retract_checkpoint(origin, note, before)
-            raise
+        The write is atomic and at once visible to every process; it is synced to disk by
+        `flush_trust` (within a second, and on close), not on every append, where two
+        fsyncs cost ten times the append: a power loss in between can only leave the trust
+        state older than the ledger, which the next check accepts by a consistency proof."""
+        self.home.accept_checkpoint(origin, size, note, durable=False)
+        self._unsynced.add(origin)
 
     def flush_trust(self) -> None:
-        """Sync to disk the trust state this object's appends wrote (they wrote it before
-        they committed, see `_trust_first`); on close, and at most a second after an
-        append in a long-running writer such as the service."""
+        """Sync to disk the trust state this object's appends wrote (see `_accept_own`);
+        on close, and at most a second after an append in a long-running writer such as
+        the service."""
         _sync_trust(self.home, self._unsynced)
         self._synced_at = time.monotonic()
 
@@ -935,7 +918,7 @@ class Ledger:
             raise
 
     def _append_local(self, entries: Sequence[NewEntry]) -> list[Block]:
-        with self._trust_first() as accept_own, self.store.writer() as w:
+        with self.store.writer() as w:
             known = self._unchanged_since_known(w)
             if known is not None:
                 frontier, checkpoint, previous = known
@@ -994,7 +977,7 @@ class Ledger:
                 w.append(items[0][0], items[0][1], nodes, note)
             else:
                 w.append_many(items, nodes, note)
-            accept_own(checkpoint.origin, frontier.size, note)  # before the commit
+        self._accept_own(checkpoint.origin, frontier.size, note)  # committed: before we answer
         self._remember(note, signed, previous, frontier)
         if time.monotonic() - self._synced_at >= 1.0:
             self.flush_trust()
