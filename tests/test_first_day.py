@@ -231,3 +231,19 @@ def test_the_format_choices_are_the_loaders_formats() -> None:
 
     option = next(p for p in verify.params if p.name == "load_format")
     assert sorted(option.type.choices) == sorted(FORMATS)  # type: ignore[attr-defined]
+
+
+def test_note_verify_reads_a_regular_file_within_a_limit(run: Run, workdir: Path) -> None:
+    """A FIFO named as the note would block for ever, a huge file be read whole: both are
+    refused at once with one line."""
+    import os
+
+    key = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+    fifo = workdir / "note.fifo"
+    os.mkfifo(fifo)
+    assert_clean_error(run("note", "verify", "--key", key, str(fifo), timeout=20), 2, "regular")
+    big = workdir / "big.note"
+    big.write_bytes(b"x" * ((1 << 20) + 1))
+    assert_clean_error(run("note", "verify", "--key", key, str(big)), 2, "too large")
+    r = run("note", "verify", "--key", key, "-", input="y" * ((1 << 20) + 1))
+    assert_clean_error(r, 2, "too large")

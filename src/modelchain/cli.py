@@ -828,17 +828,19 @@ def note_verify(keys: Sequence[str], file: str, as_json: bool) -> None:
       modelchain note verify --key "$(modelchain checkpoint --verifier-key)" cp.txt
     """
     from .errors import InputError
+    from .inputs import read_small_file
     from .note import open_note
 
+    limit = 1 << 20  # text and at most 100 signature lines: an honest note is far smaller
+    if file == "-":
+        raw = sys.stdin.buffer.read(limit + 1)
+        if len(raw) > limit:
+            raise InputError("standard input: too large for a signed note (limit 1 MiB)")
+    else:  # a regular file only (a FIFO would block), read within the limit
+        raw = read_small_file(file, limit=limit, what="signed note")
     try:
-        if file == "-":
-            text = sys.stdin.buffer.read().decode("utf-8")
-        else:
-            with open(file, encoding="utf-8", newline="") as fh:
-                text = fh.read()
-    except FileNotFoundError:
-        raise InputError(f"no such file: {file}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise InputError(f"cannot read {file}: {exc}") from None
     result = open_note(text, _verifiers(keys))
     names = [v.name for v in result.verified_by]
