@@ -47,3 +47,18 @@ def json_type(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
     return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice."""
+
+
+def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads` hook: a key given twice is an error, not "the last one wins" (a reader
+    that kept the first would see another object than the one that was hashed)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(f"duplicate key {key!r}")
+        out[key] = value
+    return out

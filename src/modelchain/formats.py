@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .canonical import DuplicateKey, unique_object
 from .errors import InputError, VerificationError
 
 __all__ = [
@@ -71,19 +72,6 @@ def compression_of(data: Any) -> str | None:
 # --------------------------------------------------------------------------- strict JSON
 
 
-class _Duplicate(ValueError):
-    pass
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _Duplicate(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def _strict_json(raw: bytes, what: str) -> Any:
     """UTF-8 only (json.loads on bytes would also accept UTF-16/32 and a BOM)."""
     try:
@@ -91,8 +79,8 @@ def _strict_json(raw: bytes, what: str) -> Any:
     except UnicodeDecodeError as e:
         raise FormatError(f"{what} is not UTF-8 JSON: {e}") from None
     try:
-        return json.loads(text, object_pairs_hook=_unique)
-    except _Duplicate as e:
+        return json.loads(text, object_pairs_hook=unique_object)
+    except DuplicateKey as e:
         raise FormatError(f"{what}: {e}") from None
     except (ValueError, RecursionError) as e:
         raise FormatError(f"{what} is not UTF-8 JSON: {e}") from None

@@ -16,6 +16,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+# the stores read JSON with these (defined once, with canonical JSON)
+from ..canonical import DuplicateKey as DuplicateKey
+from ..canonical import unique_object as unique_object
+
 #: where a ledger is when none is named: this folder or the nearest parent that has one
 DEFAULT_LEDGER = os.path.join(".modelchain", "ledger.db")
 
@@ -28,21 +32,6 @@ def no_ledger_message(location: str | os.PathLike[str]) -> str:
         f"no ledger at {where}{searched}: run `modelchain init` to create one, or name "
         "another with --ledger or MODELCHAIN_LEDGER"
     )
-
-
-class DuplicateKey(ValueError):
-    """A JSON object names the same key twice."""
-
-
-def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """`json.loads` hook: a key given twice is an error, not "the last one wins" (a reader
-    that kept the first would see another block than the one that was hashed)."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise DuplicateKey(f"duplicate key {key!r}")
-        out[key] = value
-    return out
 
 
 @dataclass(frozen=True)
