@@ -1,0 +1,81 @@
+"""The public import surface: what `import modelchain` promises a library user.
+
+Moving a module must not change it; adding or dropping a name is an API change and is made
+here on purpose."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import modelchain
+
+SURFACE = {
+    "AuditReport": "class",
+    "Block": "class",
+    "Home": "class",
+    "Ledger": "class",
+    "ModelchainError": "class",
+    "Provenance": "class",
+    "Verification": "class",
+    "__version__": "str",
+    "load": "function",
+    "merkle": "module",
+}
+
+
+def _kind(value: object) -> str:
+    if inspect.isclass(value):
+        return "class"
+    if inspect.ismodule(value):
+        return "module"
+    if inspect.isfunction(value):
+        return "function"
+    return type(value).__name__
+
+
+def test_all_is_the_promised_surface() -> None:
+    assert sorted(modelchain.__all__) == sorted(SURFACE)
+    assert {name: _kind(getattr(modelchain, name)) for name in modelchain.__all__} == SURFACE
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    for name in modelchain.__all__:
+        value = getattr(modelchain, name)
+        if not isinstance(value, str):
+            assert inspect.getdoc(value), f"modelchain.{name} has no docstring"
+
+
+def test_merkle_keeps_its_functions() -> None:
+    for name in (
+        "leaf_hash",
+        "node_hash",
+        "root",
+        "inclusion_proof",
+        "consistency_proof",
+        "verify_inclusion",
+        "verify_consistency",
+        "Frontier",
+        "EMPTY_ROOT",
+    ):
+        assert hasattr(modelchain.merkle, name), name
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    try:
+        modelchain.no_such_thing  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_thing" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("expected AttributeError")
+
+
+def test_import_modelchain_loads_nothing_heavy() -> None:
+    code = (
+        "import sys, modelchain; "
+        "heavy = [m for m in ('sklearn', 'numpy', 'fastapi', 'psycopg', 'cryptography', "
+        "'modelchain.ledger', 'rich') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
