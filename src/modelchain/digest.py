@@ -50,7 +50,8 @@ from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 from modelchain.canonical import canonical_json
-from modelchain.errors import InputError, UnsafePath, UsageError
+from modelchain.errors import InputError, ModelUnreadable, UnsafePath, UsageError
+from modelchain.formats import FormatError, SafetensorsHeader, parse_safetensors
 from modelchain.progress import Progress, ProgressSink
 from modelchain.validate import MAX_SIZE as _MAX_SIZE  # the one definition of the limit
 
@@ -69,6 +70,8 @@ __all__ = [
     "manifest_from_json",
     "manifest_to_json",
     "open_scanned",
+    "parse_safetensors_header",
+    "safetensors_digests",
     "scan_directory",
 ]
 
@@ -812,3 +815,25 @@ def compare_manifests(expected: Manifest, actual: Manifest) -> ManifestDiff:
         added=ordered(new.keys() - old.keys()),
         removed=ordered(old.keys() - new.keys()),
     )
+
+
+# -- safetensors per tensor ------------------------------------------------------------
+
+
+def parse_safetensors_header(data: bytes) -> SafetensorsHeader:
+    """Parse and check a safetensors file's header strictly (`modelchain.formats`, the parser
+    `scan` uses too). Raises `ModelUnreadable` naming the first problem."""
+    try:
+        return parse_safetensors(data)
+    except FormatError as e:
+        raise ModelUnreadable(str(e)) from None
+
+
+def safetensors_digests(data: bytes) -> dict[str, str]:
+    """SHA-256 (hex) of each tensor's bytes, and of the header under ``"__header__"``."""
+    parsed = parse_safetensors_header(data)
+    view = memoryview(data)
+    out = {"__header__": hashlib.sha256(parsed.header).hexdigest()}
+    for name, (begin, end) in sorted(parsed.tensors.items()):
+        out[name] = hashlib.sha256(view[begin:end]).hexdigest()
+    return out

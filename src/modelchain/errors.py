@@ -84,3 +84,11 @@ def install_hint(extra: str) -> str:
 class LocationError(VerificationError):
     """The ledger is not at the location this verifier remembers for its log (a copy, or a
     log that moved): refused until `modelchain trust move` or `trust forget` says so."""
+
+
+class ModelUnreadable(InputError):
+    """The (verified) bytes are not a well-formed file of the format they claim (exit 2)."""
+
+
+class UnknownFormat(ModelUnreadable):
+    """Neither the name nor the bytes say which format a model file is in."""

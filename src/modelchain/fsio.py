@@ -17,7 +17,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from pathlib import Path
+
+from modelchain.digest import kind_name, read_error, show_path
+from modelchain.errors import InputError, UsageError
 
 #: temporary files are `.NAME.<random>.tmp` next to the target
 _TMP_SUFFIX = ".tmp"
@@ -106,3 +110,28 @@ def sync_file(path: str | os.PathLike[str]) -> None:
     finally:
         os.close(fd)
     fsync_dir(Path(path).parent)
+
+
+def read_once(path: str) -> bytes:
+    """One open, one read of a regular file, whole: what `load` and a `.safetensors`
+    registration digest (never a directory, FIFO or device; the path is not opened again)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        raise read_error(path, e) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"{show_path(path)} is a directory: this reads model files only")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{show_path(path)}: {kind_name(st.st_mode)}, not a model file")
+        with os.fdopen(fd, "rb", closefd=True) as f:
+            fd = -1
+            return f.read()
+    except OSError as e:
+        raise read_error(path, e) from None
+    finally:
+        if fd >= 0:
+            os.close(fd)

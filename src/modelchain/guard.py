@@ -31,21 +31,24 @@ import pickle
 import stat
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .digest import PathDigest, kind_name, read_error, show_path
+from .digest import PathDigest, parse_safetensors_header, safetensors_digests, show_path
 from .errors import (
-    InputError,
     ModelchainError,
     ModelMismatch,
+    ModelUnreadable,
     NotRegistered,
+    UnknownFormat,
     UsageError,
     VerificationError,
     install_hint,
 )
-from .formats import JOBLIB_COMPRESSORS, FormatError, SafetensorsHeader, parse_safetensors
+from .formats import JOBLIB_COMPRESSORS, FormatError, parse_safetensors
+from .fsio import read_once
+from .verdict import diff_tensors, tensor_difference
 
 if TYPE_CHECKING:  # pragma: no cover
     from .home import Home
@@ -101,47 +104,10 @@ class UnsafeModel(LoadRefused):
     refused: str | None = None
 
 
-class ModelUnreadable(InputError):
-    """The (verified) bytes are not a well-formed file of the format they claim (exit 2)."""
-
-
-class UnknownFormat(ModelUnreadable):
-    """Neither the name nor the bytes say which format a model file is in."""
-
-
 def _unsafe(message: str, refused: str | None = None) -> UnsafeModel:
     exc = UnsafeModel(message)
     exc.refused = refused
     return exc
-
-
-# -- reading once ---------------------------------------------------------------------------
-
-
-def read_once(path: str) -> bytes:
-    """One open, one read of everything: the only time `load` touches the path."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    flags |= getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as e:
-        raise read_error(path, e) from None
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise UsageError(
-                f"{show_path(path)} is a directory: modelchain.load loads model files only"
-            )
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"{show_path(path)}: {kind_name(st.st_mode)}, not a model file")
-        with os.fdopen(fd, "rb", closefd=True) as f:
-            fd = -1
-            return f.read()
-    except OSError as e:
-        raise read_error(path, e) from None
-    finally:
-        if fd >= 0:
-            os.close(fd)
 
 
 # -- format detection -----------------------------------------------------------------------
@@ -411,50 +377,6 @@ def _load_onnx(data: bytes) -> Any:
     return onnx.load_model_from_string(data)
 
 
-# -- safetensors per tensor -----------------------------------------------------------------
-
-
-def parse_safetensors_header(data: bytes) -> SafetensorsHeader:
-    """Parse and check a safetensors file's header strictly (`modelchain.formats`, the parser
-    `scan` uses too). Raises `ModelUnreadable` naming the first problem."""
-    try:
-        return parse_safetensors(data)
-    except FormatError as e:
-        raise ModelUnreadable(str(e)) from None
-
-
-def safetensors_digests(data: bytes) -> dict[str, str]:
-    """SHA-256 (hex) of each tensor's bytes, and of the header under ``"__header__"``."""
-    parsed = parse_safetensors_header(data)
-    view = memoryview(data)
-    out = {"__header__": hashlib.sha256(parsed.header).hexdigest()}
-    for name, (begin, end) in sorted(parsed.tensors.items()):
-        out[name] = hashlib.sha256(view[begin:end]).hexdigest()
-    return out
-
-
-def diff_tensors(
-    expected: Mapping[str, str], actual: Mapping[str, str]
-) -> tuple[list[str], list[str], list[str]]:
-    """(changed, added, removed) names between two `safetensors_digests` results, sorted."""
-    changed = sorted(k for k in expected.keys() & actual.keys() if expected[k] != actual[k])
-    return changed, sorted(actual.keys() - expected.keys()), sorted(expected.keys() - actual.keys())
-
-
-def tensor_difference(block: Block, data: bytes) -> dict[str, list[str]] | None:
-    recorded = block.metadata.get("tensors") if isinstance(block.metadata, Mapping) else None
-    if not isinstance(recorded, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in recorded.items()
-    ):
-        return None
-    try:
-        actual = safetensors_digests(data)
-    except ModelUnreadable:
-        return None
-    changed, added, removed = diff_tensors(recorded, actual)
-    return {"changed": changed, "added": added, "removed": removed}
-
-
 # -- load -----------------------------------------------------------------------------------
 
 
@@ -511,7 +433,7 @@ def _check_ledger(
             message = f"refused to load: {e}"
             index = details.get("newest_index")
             if isinstance(index, int) and "matched_version" not in details:
-                tensors = tensor_difference(led.block(index), data)
+                tensors = tensor_difference(led.block(index).metadata, data)
                 if tensors is not None:
                     details["tensors"] = tensors
                     parts = [f"{k} tensors: {', '.join(v)}" for k, v in tensors.items() if v]

@@ -735,7 +735,8 @@ class Ledger:
         if self.store.remote:
             self._http().token()  # refuse before hashing a large model for nothing
         if os.fspath(path).endswith(".safetensors") and os.path.isfile(path):
-            from .guard import read_once, safetensors_digests
+            from .digest import safetensors_digests
+            from .fsio import read_once
 
             data = read_once(os.fspath(path))  # one read: the digests all describe these bytes
             digest = PathDigest("file", hashlib.sha256(data).hexdigest(), len(data), None)
@@ -2351,10 +2352,11 @@ def _tensor_reason(
     block: Block, path: str | os.PathLike[str]
 ) -> tuple[dict[str, list[str]], str] | None:
     """For a safetensors model registered with per-tensor digests: which tensors differ."""
-    from .guard import read_once, tensor_difference
+    from .fsio import read_once
+    from .verdict import tensor_difference
 
     try:
-        diff = tensor_difference(block, read_once(os.fspath(path)))
+        diff = tensor_difference(block.metadata, read_once(os.fspath(path)))
     except InputError:
         return None
     if diff is None or not any(diff.values()):
