@@ -4,10 +4,10 @@ import sys
 from pathlib import Path
 
 try:
-    from modelchain.seed import main
+    from modelchain.use.seed import main
 except ImportError:  # run from a checkout without installing: use ./src
     sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
-    from modelchain.seed import main
+    from modelchain.use.seed import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,10 +4,10 @@ import sys
 from pathlib import Path
 
 try:
-    from modelchain.seed import train_main
+    from modelchain.use.seed import train_main
 except ImportError:  # run from a checkout without installing: use ./src
     sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
-    from modelchain.seed import train_main
+    from modelchain.use.seed import train_main
 
 if __name__ == "__main__":
     sys.exit(train_main())

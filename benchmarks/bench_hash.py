@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hashing throughput of modelchain.digest against its targets.
+"""Hashing throughput of modelchain.fs.digest against its targets.
 
     python benchmarks/bench_hash.py [--dir DIR] [--size-mib N] [--sweep-buffers]
 
@@ -29,8 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from modelchain import digest  # noqa: E402
-from modelchain.progress import NullProgress  # noqa: E402
+from modelchain.fs import digest  # noqa: E402
+from modelchain.fs.progress import NullProgress  # noqa: E402
 
 MIB = 1024 * 1024
 RUNS = 3

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import modelchain
-from modelchain import merkle
-from modelchain.store import sqlite as sqlite_store
+from modelchain.core import merkle
+from modelchain.log.store import sqlite as sqlite_store
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT / "bench-data"
@@ -80,9 +80,9 @@ def open_ledger(path: Path, home: Path, *, create: bool = False) -> modelchain.L
 def adopt(path: Path, home: Path) -> None:
     """A copied ledger (and home) takes appends only once its home says the log lives at the
     copy: `modelchain trust move`, as a user who moved a project would run it."""
-    from modelchain.home import Home
-    from modelchain.store import open_store
-    from modelchain.trust import move
+    from modelchain.ledgers.locations import open_store
+    from modelchain.log.home import Home
+    from modelchain.use.trust import move
 
     store = open_store(path)
     try:

@@ -29,11 +29,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import modelchain
-from modelchain import merkle
-from modelchain.canonical import canonical_json
-from modelchain.home import Home
-from modelchain.ledger import Block, Ledger, seed_hash
-from modelchain.note import Checkpoint, sign_checkpoint
+from modelchain.core import merkle
+from modelchain.core.canonical import canonical_json
+from modelchain.core.note import Checkpoint, sign_checkpoint
+from modelchain.ledgers.ledger import Block, Ledger, seed_hash
+from modelchain.log.home import Home
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ledger import Row, block_args, fmt_rate, print_table
@@ -78,7 +78,7 @@ def single_appends(location: str, home: Path, count: int) -> dict[str, float]:
 
 def ledger_batches(location: str, home: Path, batches: int) -> float | None:
     """`Ledger.append_many` with batches of BATCH entries; None if this Ledger has none."""
-    from modelchain import ledger as ledger_mod
+    from modelchain.ledgers import ledger as ledger_mod
 
     entry_type = getattr(ledger_mod, "NewEntry", None)
     if entry_type is None or not hasattr(Ledger, "append_many"):

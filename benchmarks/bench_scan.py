@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from corpus import TRUSTED, build_corpus  # noqa: E402
 
-from modelchain.scan import scan_path  # noqa: E402
+from modelchain.use.scan import scan_path  # noqa: E402
 
 FLAGGED, CLEAN, ERROR = "flagged", "clean", "error"
 Tool = Callable[[Path], str]

@@ -380,9 +380,9 @@ def check_answers(port: int, corpus: Corpus, home: Path, n: int = 200) -> None:
     carries one, the inclusion proof against the checkpoint signed by the operator key."""
     import httpx
 
-    from modelchain import merkle
-    from modelchain.home import Home
-    from modelchain.note import open_checkpoint
+    from modelchain.core import merkle
+    from modelchain.core.note import open_checkpoint
+    from modelchain.log.home import Home
 
     rng = random.Random(1)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1") as c:
@@ -426,7 +426,7 @@ def run_config(
         location = str(tmp / f"data-{label}-{workers}" / "ledger.db")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCHAIN_")}
     env["MODELCHAIN_HOME"] = str(home)
-    from modelchain.home import Home
+    from modelchain.log.home import Home
     from modelchain.server.tokens import TokenStore
 
     corpus = Corpus.new(args.models)

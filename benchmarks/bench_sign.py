@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_hash import MIB, LoadMonitor, make_file, warm  # noqa: E402
 
-from modelchain import keys  # noqa: E402
+from modelchain.claims import keys  # noqa: E402
 
 RUNS = 3
 TARGET = 2.0

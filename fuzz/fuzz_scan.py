@@ -55,8 +55,8 @@ def main() -> None:
     with atheris.instrument_imports():
         import differential  # noqa: F401
 
-        import modelchain.formats
-        import modelchain.scan  # noqa: F401
+        import modelchain.core.formats
+        import modelchain.use.scan  # noqa: F401
     from differential import check_scan
 
     def one(data: bytes) -> None:

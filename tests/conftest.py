@@ -102,7 +102,7 @@ def run_script(workdir: Path) -> Run:
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Train the seed's Iris model once per session (copy it with the `model` fixture)."""
-    from modelchain.seed import train
+    from modelchain.use.seed import train
 
     directory = tmp_path_factory.mktemp("trained")
     train(directory)
@@ -214,7 +214,7 @@ def pg_ledger(pg_dsn: str) -> Iterator[str]:
 
 def pg_schema(location: str) -> str:
     """The schema a postgresql:// ledger location names."""
-    from modelchain.store.postgres import PgLocation
+    from modelchain.log.store.postgres import PgLocation
 
     return PgLocation(location).schema
 
@@ -224,7 +224,7 @@ def pg_sql(location: str) -> Iterator[Any]:
     """A plain psycopg connection to the ledger's database, as an attacker (or a DBA) has."""
     import psycopg
 
-    from modelchain.store.postgres import PgLocation
+    from modelchain.log.store.postgres import PgLocation
 
     with psycopg.connect(PgLocation(location).conninfo, autocommit=True) as conn:
         yield conn

@@ -103,7 +103,7 @@ def observe_many(
 
 def forbidden(obs: Observation) -> list[str]:
     """The globals the allowlist refuses and the events no model load may raise."""
-    from modelchain import allowlist
+    from modelchain.core import allowlist
 
     # an empty module name imports nothing: __import__("") raises first
     bad = [f"{m}.{n}" for m, n in obs.globals if m and not allowlist.check(m, n).allowed]
@@ -119,7 +119,7 @@ def forbidden_in_process(data: bytes, *, any_global: bool = False) -> list[str]:
     import io
     import pickle
 
-    from modelchain import allowlist
+    from modelchain.core import allowlist
 
     refused: list[str] = []
 
@@ -200,8 +200,8 @@ def _huge_memo_index(data: bytes) -> bool:
 def check_scan(data: bytes, name: str = "fuzz") -> None:
     """The invariant: if `scan` calls `data` ok, no real loader resolves a refused global,
     and if it calls it data, no loader resolves any global. Raises AssertionError otherwise."""
-    from modelchain.formats import DATA_FORMATS
-    from modelchain.scan import scan_bytes
+    from modelchain.core.formats import DATA_FORMATS
+    from modelchain.use.scan import scan_bytes
 
     report = scan_bytes(data, name)
     if not report.ok:

@@ -49,7 +49,7 @@ class Server:
     def token(self, scope: str = "write") -> str:
         """A token of `scope`, made through the library (the CLI is tested on its own)."""
         if scope not in self.tokens:
-            from modelchain.home import Home
+            from modelchain.log.home import Home
             from modelchain.server.tokens import TokenStore
 
             self.tokens[scope] = TokenStore(Home(self.home)).create(scope, f"test-{scope}")[0]

@@ -26,7 +26,7 @@ def test_allowlist_reference_is_up_to_date() -> None:
 
 
 def test_every_entry_and_refusal_is_in_the_reference() -> None:
-    from modelchain import allowlist
+    from modelchain.core import allowlist
 
     text = _generator().render()
     for entry in allowlist.ENTRIES:

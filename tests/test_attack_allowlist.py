@@ -25,16 +25,16 @@ import pytest
 pytest.importorskip("sklearn")
 joblib = pytest.importorskip("joblib")
 
-from modelchain import allowlist  # noqa: E402
-from modelchain.errors import UsageError  # noqa: E402
-from modelchain.guard import (  # noqa: E402
+from modelchain.core import allowlist  # noqa: E402
+from modelchain.core.errors import UsageError  # noqa: E402
+from modelchain.use.guard import (  # noqa: E402
     ModelUnreadable,
     UnsafeModel,
     _load_joblib,
     load,
     verify_load_in_child,
 )
-from modelchain.scan import scan_path  # noqa: E402
+from modelchain.use.scan import scan_path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus import TRUSTED, train_models  # noqa: E402
@@ -372,7 +372,7 @@ def test_memory_bombs_are_refused_quickly_with_bounded_memory(tmp_path: Path, bo
 
 def test_a_memo_bomb_is_refused_by_the_restricted_unpickler_itself() -> None:
     """Even without the scan in front, the unpickler bounds memo indices by the file size."""
-    from modelchain.guard import _load_pickle
+    from modelchain.use.guard import _load_pickle
 
     with pytest.raises(UnsafeModel, match="memo index"):
         _load_pickle(BOMBS["memo_index"], ())

@@ -17,8 +17,9 @@ import pytest
 pytest.importorskip("sklearn")
 joblib = pytest.importorskip("joblib")
 
-from modelchain import Home, Ledger, guard  # noqa: E402
-from modelchain.guard import verify_load_in_child  # noqa: E402
+from modelchain import Home, Ledger  # noqa: E402
+from modelchain.use import guard  # noqa: E402
+from modelchain.use.guard import verify_load_in_child  # noqa: E402
 
 FORGED = {"loaded": True, "exit_code": 0, "type": "sklearn.pipeline.Pipeline", "path": "x"}
 

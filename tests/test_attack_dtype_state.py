@@ -13,8 +13,8 @@ import joblib
 import numpy as np
 import pytest
 
-from modelchain.guard import load, verify_load_in_child
-from modelchain.restore import RestoreRefused, check_dtype_state
+from modelchain.core.restore import RestoreRefused, check_dtype_state
+from modelchain.use.guard import load, verify_load_in_child
 
 FOUND = Path(__file__).parent / "regressions" / "scan" / "fuzz-object-dtype-state-one-short.joblib"
 
@@ -32,7 +32,7 @@ def test_the_real_loaders_crash_on_the_found_file() -> None:
 
 def test_scan_refuses_it_without_crashing() -> None:
     r = _in_child(
-        "from modelchain.scan import scan_path; "
+        "from modelchain.use.scan import scan_path; "
         f"r = scan_path({str(FOUND)!r}); print(r.ok, r.findings)"
     )
     assert r.returncode == 0, (r.returncode, r.stderr[-300:])

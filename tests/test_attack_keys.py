@@ -14,9 +14,9 @@ import pytest
 from conftest import assert_clean_error, assert_ok
 
 import modelchain
-from modelchain import keys
-from modelchain.errors import KeyFileError, SignatureError, UsageError
-from modelchain.ledger import Ledger
+from modelchain.claims import keys
+from modelchain.core.errors import KeyFileError, SignatureError, UsageError
+from modelchain.ledgers.ledger import Ledger
 
 
 @pytest.fixture

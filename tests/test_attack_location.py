@@ -16,8 +16,8 @@ import pytest
 from conftest import MODEL_FILE, assert_clean_error, assert_no_traceback, db, make_ledger
 
 import modelchain
-from modelchain.errors import LedgerInvalid, ModelchainError
-from modelchain.seed import check
+from modelchain.core.errors import LedgerInvalid, ModelchainError
+from modelchain.use.seed import check
 
 DB = Path(".modelchain") / "ledger.db"
 VERIFIED = "Model Integrity Verified ✅"

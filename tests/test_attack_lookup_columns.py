@@ -15,8 +15,8 @@ from pathlib import Path
 
 from conftest import Run, assert_clean_error, assert_ok
 
-from modelchain.home import Home
-from modelchain.ledger import Ledger
+from modelchain.ledgers.ledger import Ledger
+from modelchain.log.home import Home
 
 _NAME = "json_extract(body, '$.name')"
 _HIDE_NEWEST = "CASE WHEN idx = 2 THEN 'hidden' ELSE json_extract(body, '$.name') END"

@@ -24,10 +24,10 @@ from conftest import pg_schema as _schema
 from conftest import pg_sql as sql
 from server_util import init_ledger, running_server
 
-from modelchain.errors import LedgerInvalid, RollbackError
-from modelchain.home import Home
-from modelchain.ledger import Ledger
-from modelchain.store import open_store
+from modelchain.core.errors import LedgerInvalid, RollbackError
+from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers.locations import open_store
+from modelchain.log.home import Home
 
 
 def _digest(text: str) -> str:
@@ -205,7 +205,7 @@ def test_audit_checks_every_lookup_column_even_past_the_open_check(
 ) -> None:
     """Defence in depth: with the check on open switched off, audit still compares every
     lookup column with the signed body."""
-    from modelchain.store import pgschema
+    from modelchain.log.store import pgschema
 
     _build(pg_ledger, ["m", "m"])
     schema = _schema(pg_ledger)

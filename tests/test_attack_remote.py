@@ -19,10 +19,10 @@ import pytest
 from conftest import Run, assert_clean_error, assert_ok
 from test_remote import FakeLog, FakeServer, write_model
 
-from modelchain import bundle, keys
-from modelchain.errors import LedgerInvalid, UsageError
-from modelchain.store import http as store_http
-from modelchain.store.http import HTTPStore, _check_loopback_peer
+from modelchain.claims import bundle, keys
+from modelchain.core.errors import LedgerInvalid, UsageError
+from modelchain.ledgers import http as store_http
+from modelchain.ledgers.http import HTTPStore, _check_loopback_peer
 
 ORIGIN = "attack.example/log"
 TOKEN = "mc_secret_write_token"

@@ -19,7 +19,7 @@ import scan_attacks
 from corpus import payload
 from differential import SRC, observe
 
-from modelchain.scan import scan_bytes, scan_path
+from modelchain.use.scan import scan_bytes, scan_path
 
 pytest.importorskip("joblib")
 pytest.importorskip("numpy")
@@ -90,7 +90,7 @@ def test_tiny_file_cannot_make_the_scanner_allocate_gigabytes(tmp_path: Path) ->
     path.write_bytes(scan_attacks.memory_bomb())
     assert path.stat().st_size < 64 * 1024
     code = (
-        "import resource, sys; from modelchain.scan import scan_path; "
+        "import resource, sys; from modelchain.use.scan import scan_path; "
         f"r = scan_path({str(path)!r}); "
         "print(r.ok, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); print(r.findings[0])"
     )

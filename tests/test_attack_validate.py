@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_util import BACKENDS, Server, init_ledger, running_server, served_backend
 
-from modelchain.validate import MAX_INT, MAX_NAME
+from modelchain.core.validate import MAX_INT, MAX_NAME
 
 H = hashlib.sha256(b"model").hexdigest()
 
@@ -195,7 +195,7 @@ def test_wrong_typed_rows_are_an_invalid_ledger(run, sqlite_ledger: Path, sql: s
 @pytest.mark.parametrize("sql", WRONG_TYPES)
 def test_load_raises_ledger_invalid_for_wrong_typed_rows(sqlite_ledger: Path, sql: str) -> None:
     import modelchain
-    from modelchain.errors import LedgerInvalid
+    from modelchain.core.errors import LedgerInvalid
 
     conn = sqlite3.connect(sqlite_ledger)
     conn.execute(sql)
@@ -248,7 +248,7 @@ STATEMENTS_ABOUT_OTHER_THINGS = [
 @pytest.mark.parametrize("subjects", STATEMENTS_ABOUT_OTHER_THINGS)
 def test_a_statement_not_exactly_about_the_folder_is_refused(tmp_path, folder, subjects) -> None:
     from modelchain import Ledger
-    from modelchain.errors import InputError
+    from modelchain.core.errors import InputError
 
     directory, digests = folder
     statement = _statement(subjects(digests))
@@ -263,7 +263,7 @@ def test_a_statement_not_exactly_about_the_folder_is_refused(tmp_path, folder, s
 
 def test_a_statement_about_the_folder_or_exactly_its_files_is_kept(tmp_path, folder) -> None:
     from modelchain import Ledger
-    from modelchain.digest import digest_path
+    from modelchain.fs.digest import digest_path
 
     directory, digests = folder
     with Ledger.open(tmp_path / "data" / "l.db", home=tmp_path / "home", create=True) as led:

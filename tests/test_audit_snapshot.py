@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from modelchain.digest import PathDigest
-from modelchain.errors import ModelchainError
-from modelchain.home import Home
-from modelchain.ledger import Ledger
+from modelchain.core.errors import ModelchainError
+from modelchain.fs.digest import PathDigest
+from modelchain.ledgers.ledger import Ledger
+from modelchain.log.home import Home
 
 APPENDS = 120
 MIN_AUDITS = 5

@@ -11,7 +11,7 @@ import pytest
 from conftest import MODEL_FILE, assert_clean_error, db, make_ledger, snapshot
 
 import modelchain
-from modelchain.note import Signer, sign_note
+from modelchain.core.note import Signer, sign_note
 
 DB = Path(".modelchain") / "ledger.db"
 
@@ -280,7 +280,7 @@ def test_checkpoint_of_another_log(run, any_ledger, tmp_path):
 
 def test_checkpoint_signed_by_another_key(run, any_ledger):
     """A well-formed checkpoint of the same log, signed by a key that is not the operator's."""
-    from modelchain.note import Checkpoint, parse_note, sign_checkpoint
+    from modelchain.core.note import Checkpoint, parse_note, sign_checkpoint
 
     cp = Checkpoint.parse(parse_note(_read_note(any_ledger)).text)
     _write_note(any_ledger, sign_checkpoint(cp, Signer.generate(cp.origin)))

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelchain.boundedjson import JSONLimitError, loads_within, nesting_depth
-from modelchain.store.base import DuplicateKey
+from modelchain.core.canonical import DuplicateKey
+from modelchain.core.strictjson import JSONLimitError, loads_within, nesting_depth
 
 _text = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from('[]{}"\\'))
 values = st.recursive(

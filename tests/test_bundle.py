@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelchain import bundle, keys
-from modelchain.canonical import canonical_json
-from modelchain.errors import (
+from modelchain.claims import bundle, keys
+from modelchain.core.canonical import canonical_json
+from modelchain.core.errors import (
     InputError,
     ModelchainError,
     ModelMismatch,
@@ -549,7 +549,7 @@ def test_cli_verify_bundle_and_ledger(run, cli_model, pem, workdir):
 def test_bundle_digests_stand_in_for_the_ledger_hash(model_dir, tmp_path, key):
     """`verify --signature --ledger` reads each file once: the SHA-256s the bundle check
     computed give exactly the digest the ledger would, or None when the file sets differ."""
-    from modelchain.digest import digest_from_known, digest_path
+    from modelchain.fs.digest import digest_from_known, digest_path
 
     private, public = key, key.public
     sig = tmp_path / "m.sig"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Result, assert_clean_error, assert_ok
 
-from modelchain import bundle, keys
+from modelchain.claims import bundle, keys
 
 MODEL_SIGNING = Path(sys.executable).parent / "model_signing"
 

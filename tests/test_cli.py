@@ -27,10 +27,10 @@ from conftest import (
 )
 
 import modelchain
-from modelchain import merkle
-from modelchain.cli import cli
-from modelchain.errors import InvalidProof
-from modelchain.note import Checkpoint, Signer, sign_checkpoint
+from modelchain.cli.commands import cli
+from modelchain.core import merkle
+from modelchain.core.errors import InvalidProof
+from modelchain.core.note import Checkpoint, Signer, sign_checkpoint
 
 DB = Path(".modelchain") / "ledger.db"
 VKEY = re.compile(r"[^+\s]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]+=*")

@@ -18,7 +18,7 @@ from differential import check_scan, forbidden, observe_many
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelchain.scan import scan_path
+from modelchain.use.scan import scan_path
 
 pytest.importorskip("sklearn")
 pytest.importorskip("joblib")

@@ -1,4 +1,4 @@
-"""Tests for modelchain.digest (plus the small canonical and progress modules it uses)."""
+"""Tests for modelchain.fs.digest (plus the small canonical and progress modules it uses)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelchain import digest
-from modelchain.canonical import canonical_json
-from modelchain.digest import (
+from modelchain.core.canonical import canonical_json
+from modelchain.core.errors import InputError, UnsafePath, UsageError
+from modelchain.fs import digest
+from modelchain.fs.digest import (
     FileDigest,
     Manifest,
     ManifestEntry,
@@ -31,8 +32,7 @@ from modelchain.digest import (
     manifest_from_json,
     manifest_to_json,
 )
-from modelchain.errors import InputError, UnsafePath, UsageError
-from modelchain.progress import NullProgress, Progress
+from modelchain.fs.progress import NullProgress, Progress
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -192,8 +192,8 @@ def test_hash_file_constant_memory(tmp_path: Path) -> None:
     script = f"""
 import resource, sys
 sys.path.insert(0, {SRC!r})
-from modelchain.digest import hash_file
-from modelchain.progress import NullProgress
+from modelchain.fs.digest import hash_file
+from modelchain.fs.progress import NullProgress
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 result = hash_file({str(path)!r}, progress=NullProgress())
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -764,7 +764,7 @@ def test_progress_shows_after_delay_and_counts_across_threads() -> None:
 
 
 def test_importing_digest_does_not_import_rich() -> None:
-    code = "import sys, modelchain.digest; print('rich' in sys.modules)"
+    code = "import sys, modelchain.fs.digest; print('rich' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code],
         check=True,

@@ -27,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from server_util import Server, init_ledger, running_server, server_env
 
-from modelchain.digest import digest_path
+from modelchain.fs.digest import digest_path
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

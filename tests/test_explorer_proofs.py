@@ -27,7 +27,7 @@ from server_util import Server, init_ledger, running_server, server_env
 from shared import SHARED, missing
 from test_explorer import browser, settled, sha, watched_page  # noqa: F401  (browser is a fixture)
 
-from modelchain import merkle
+from modelchain.core import merkle
 
 TWIN = b"the same weights under two names\n"
 BIG = 1005  # versions of one name: more than one page (1000) of /search
@@ -83,7 +83,7 @@ class Relay:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """resnet v1 and v2, a directory, classifier.bin v1, and `big` with BIG versions."""
     from modelchain import Ledger
-    from modelchain.ledger import NewEntry
+    from modelchain.ledgers.ledger import NewEntry
 
     root = tmp_path_factory.mktemp("explorer-proofs")
     home, work = root / "home", root / "work"

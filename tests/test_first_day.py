@@ -226,8 +226,8 @@ def test_verify_load_format_names_the_format(run: Run, model: Path, workdir: Pat
 
 
 def test_the_format_choices_are_the_loaders_formats() -> None:
-    from modelchain.cli import verify
-    from modelchain.guard import FORMATS
+    from modelchain.cli.commands import verify
+    from modelchain.use.guard import FORMATS
 
     option = next(p for p in verify.params if p.name == "load_format")
     assert sorted(option.type.choices) == sorted(FORMATS)  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""modelchain.formats: one strict parser per data format, and `scan` on a Hugging-Face folder."""
+"""modelchain.core.formats: one strict parser per data format; `scan` on a Hugging-Face folder."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from modelchain import formats
-from modelchain.formats import FormatError, compression_of, detect_data, parse_safetensors
-from modelchain.guard import ModelUnreadable, detect_format, parse_safetensors_header
-from modelchain.scan import scan_bytes
+from modelchain.core import formats
+from modelchain.core.formats import FormatError, compression_of, detect_data, parse_safetensors
+from modelchain.use.guard import ModelUnreadable, detect_format, parse_safetensors_header
+from modelchain.use.scan import scan_bytes
 
 
 def png(width: int = 2, height: int = 1) -> bytes:

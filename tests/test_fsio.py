@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import assert_clean_error, assert_ok
 
-from modelchain import fsio, keys
-from modelchain.home import Home, _write_private
+from modelchain.claims import keys
+from modelchain.fs import safeio as fsio
+from modelchain.log.home import Home, _write_private
 from modelchain.server.tokens import TokenStore
 
 SECRET = b"the victim's file, which no write of ours may touch\n"

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from modelchain import keys, note
-from modelchain.bundle import verify_model
-from modelchain.ledger import Block, chain_hash_matches
+from modelchain.claims import keys
+from modelchain.claims.bundle import verify_model
+from modelchain.core import note
+from modelchain.ledgers.ledger import Block, chain_hash_matches
 from tests.golden import artifacts
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -55,7 +56,7 @@ def test_golden_bundles_verify_and_carry_todays_statement(
     result = verify_model(str(model), str(GOLDEN / bundle), public)
     assert result.statement is not None
     fresh = tmp_path / "fresh.sig"
-    from modelchain.bundle import sign_model
+    from modelchain.claims.bundle import sign_model
 
     sign_model(
         str(model),

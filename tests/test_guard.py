@@ -1,4 +1,4 @@
-"""`modelchain.guard.load`: verify the bytes read once, then load those bytes with a restricted
+"""`modelchain.use.guard.load`: verify the bytes read once, then load those bytes with a restricted
 unpickler. Malicious payloads here only ever try to create a marker file; every test that
 could run one asserts the marker never appears."""
 
@@ -27,8 +27,8 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from modelchain import Home, Ledger  # noqa: E402
-from modelchain.errors import InputError, UsageError, VerificationError  # noqa: E402
-from modelchain.guard import (  # noqa: E402
+from modelchain.core.errors import InputError, UsageError, VerificationError  # noqa: E402
+from modelchain.use.guard import (  # noqa: E402
     LoadRefused,
     ModelUnreadable,
     TamperedModel,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from modelchain.errors import InputError, KeyFileError
-from modelchain.inputs import read_small_file
+from modelchain.core.errors import InputError, KeyFileError
+from modelchain.fs.inputs import read_small_file
 
 
 def _fifo(tmp_path: Path) -> Path:

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelchain import keys
-from modelchain.errors import KeyFileError, UsageError
-from modelchain.note import Verifier
+from modelchain.claims import keys
+from modelchain.core.errors import KeyFileError, UsageError
+from modelchain.core.note import Verifier
 
 ALL_TYPES = ("ed25519", "p256", "p384", "p521")
 

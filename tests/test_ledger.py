@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelchain import merkle
-from modelchain.errors import (
+from modelchain.core import merkle
+from modelchain.core.errors import (
     ForkError,
     LedgerInvalid,
     ModelMismatch,
@@ -20,9 +20,9 @@ from modelchain.errors import (
     RollbackError,
     SignatureError,
 )
-from modelchain.home import Home
-from modelchain.ledger import Ledger, seed_hash
-from modelchain.note import Signer
+from modelchain.core.note import Signer
+from modelchain.ledgers.ledger import Ledger, seed_hash
+from modelchain.log.home import Home
 
 SETTINGS = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -132,7 +132,7 @@ def test_recomputed_chain_is_caught_by_the_signature(tmp_path: Path, home: Home,
     if suffix == ".json":
         loc.write_text(json.dumps(blocks, indent=4))
     else:
-        from modelchain.canonical import canonical_json
+        from modelchain.core.canonical import canonical_json
 
         conn = sqlite3.connect(loc)
         for b in blocks:
@@ -320,7 +320,7 @@ def test_proofs_from_the_store_verify(tmp_path: Path, home: Home, suffix) -> Non
 
 @pytest.mark.parametrize("target", ["copy.db", "copy.json"])
 def test_failed_copy_creates_nothing(tmp_path: Path, home: Home, target: str) -> None:
-    from modelchain.ledger import copy_ledger
+    from modelchain.ledgers.ledger import copy_ledger
 
     loc = tmp_path / "l.db"
     _build(loc, home, 3).close()

@@ -54,5 +54,5 @@ def test_package_level_load(model, workdir, home) -> None:
     loaded = modelchain.load(model, ledger=str(ledger))
     assert type(loaded).__name__ == "LogisticRegression"
     model.write_bytes(model.read_bytes() + b"\0")
-    with pytest.raises(modelchain.errors.ModelMismatch):
+    with pytest.raises(modelchain.core.errors.ModelMismatch):
         modelchain.load(model, ledger=str(ledger))

@@ -1,4 +1,4 @@
-"""Tests for modelchain.merkle: the RFC 9162 vectors, then properties over random trees."""
+"""Tests for modelchain.core.merkle: the RFC 9162 vectors, then properties over random trees."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shared import SHARED, missing
 
-from modelchain import merkle
-from modelchain.errors import InvalidProof, UsageError
-from modelchain.merkle import (
+from modelchain.core import merkle
+from modelchain.core.errors import InvalidProof, UsageError
+from modelchain.core.merkle import (
     EMPTY_ROOT,
     Frontier,
     ListSubtrees,

@@ -1,4 +1,4 @@
-"""Tests for modelchain.note: published vectors, round trips, and every malformed input."""
+"""Tests for modelchain.core.note: published vectors, round trips, and every malformed input."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelchain.errors import KeyFileError, NoteFormatError, SignatureError, UsageError
-from modelchain.note import (
+from modelchain.core.errors import KeyFileError, NoteFormatError, SignatureError, UsageError
+from modelchain.core.note import (
     MAX_SIGNATURES,
     Checkpoint,
     Note,

@@ -21,11 +21,11 @@ from conftest import pg_sql as sql
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelchain.errors import LedgerInvalid, LedgerUnreadable, UsageError
-from modelchain.home import Home
-from modelchain.ledger import Ledger
-from modelchain.store import open_store
-from modelchain.store.postgres import SCHEMA_VERSION, PgLocation
+from modelchain.core.errors import LedgerInvalid, LedgerUnreadable, UsageError
+from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers.locations import open_store
+from modelchain.log.home import Home
+from modelchain.log.store.postgres import SCHEMA_VERSION, PgLocation
 
 
 def _hex(i: int) -> str:
@@ -246,7 +246,7 @@ def test_missing_schema_and_bad_schema_names(pg_ledger: str, run: Run) -> None:
 def test_newer_schema_is_refused_older_is_migrated_by_init(
     pg_ledger: str, run: Run, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from modelchain.store import postgres
+    from modelchain.log.store import postgres
 
     _build(pg_ledger, 2)
     schema = _schema(pg_ledger)
@@ -320,6 +320,9 @@ def test_the_core_does_not_import_psycopg() -> None:
     import subprocess
     import sys
 
-    code = "import sys, modelchain.cli, modelchain.ledger; print('psycopg' in sys.modules)"
+    code = (
+        "import sys, modelchain.cli.commands, modelchain.ledgers.ledger; "
+        "print('psycopg' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -14,9 +14,7 @@ from conftest import MODEL_FILE, assert_clean_error, assert_ok, sha256sum, snaps
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelchain.errors import InputError, LedgerInvalid, UsageError
-from modelchain.ledger import Block, Ledger, parse_ref
-from modelchain.provenance import (
+from modelchain.claims.provenance import (
     PREDICATE_TYPE,
     STATEMENT_TYPE,
     Provenance,
@@ -25,6 +23,8 @@ from modelchain.provenance import (
     parse_assignments,
     statement,
 )
+from modelchain.core.errors import InputError, LedgerInvalid, UsageError
+from modelchain.ledgers.ledger import Block, Ledger, parse_ref
 
 SLSA = "https://slsa.dev/provenance/v1"
 
@@ -340,7 +340,7 @@ def test_seed_records_training_provenance(workdir, run_script, run):
 
 
 def test_seed_skips_provenance_that_is_not_about_the_model(model, workdir):
-    from modelchain.seed import PROVENANCE_FILE, check
+    from modelchain.use.seed import PROVENANCE_FILE, check
 
     (workdir / PROVENANCE_FILE).write_text(json.dumps(statement(MODEL_FILE, "0" * 64, {})))
     out = io.StringIO()

@@ -24,12 +24,12 @@ from conftest import Run, assert_clean_error, assert_ok
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelchain import merkle
-from modelchain.errors import UsageError
-from modelchain.home import Home
-from modelchain.ledger import Ledger
-from modelchain.note import Checkpoint, Signer, sign_checkpoint
-from modelchain.store.http import normalise_url
+from modelchain.core import merkle
+from modelchain.core.errors import UsageError
+from modelchain.core.note import Checkpoint, Signer, sign_checkpoint
+from modelchain.ledgers.http import normalise_url
+from modelchain.ledgers.ledger import Ledger
+from modelchain.log.home import Home
 
 ORIGIN = "fake.example/log"
 
@@ -650,9 +650,9 @@ def test_long_listings_are_checked_by_recomputing_the_root(
 ) -> None:
     """More than a few entries are not proven one by one: the whole tree is recomputed from
     the leaves served, so one altered leaf in the listing is still refused."""
-    import modelchain.ledger as ledger_module
-    from modelchain.errors import LedgerInvalid
-    from modelchain.note import Verifier
+    import modelchain.ledgers.ledger as ledger_module
+    from modelchain.core.errors import LedgerInvalid
+    from modelchain.core.note import Verifier
 
     monkeypatch.setattr(ledger_module, "_PROVE_EACH", 1)
     main: FakeLog = logs["main"]
@@ -671,7 +671,7 @@ def test_long_listings_are_checked_by_recomputing_the_root(
 
 def _statement(subject: str, path: Path) -> Path:
     """An in-toto Statement about the artifact with digest `subject`, with a predicate of ours."""
-    from modelchain.provenance import statement
+    from modelchain.claims.provenance import statement
 
     body = statement("model", subject, {"hyperparameters": {"epochs": 3}, "team": "vision"})
     path.write_text(json.dumps(body))
@@ -683,8 +683,8 @@ def test_signed_registration_with_provenance_over_http(
 ) -> None:
     """The client builds and signs the claim; the server stores exactly it; `verify --signer`
     and `audit` through the server check the signature like a local ledger's."""
-    from modelchain.keys import KeyRing
-    from modelchain.provenance import signed_message
+    from modelchain.claims.keys import KeyRing
+    from modelchain.claims.provenance import signed_message
 
     ring = KeyRing(home)
     alice, bob = ring.generate("alice"), ring.generate("bob", "p256")
@@ -712,7 +712,7 @@ def test_signed_registration_with_provenance_over_http(
     stored = json.loads(entry["data"])
     assert stored["provenance"] == block["provenance"]
     assert stored["signatures"] == block["signatures"]
-    from modelchain.ledger import Block
+    from modelchain.ledgers.ledger import Block
 
     health = json.loads(urllib.request.urlopen(f"{server.url}/api/v1/health").read())
     claim = signed_message(Block.from_raw(stored, block["index"]).claim(health["origin"]))
@@ -764,7 +764,7 @@ def test_a_server_that_drops_signatures_or_provenance_is_caught(
     run: Run, fake: FakeServer, logs: dict[str, Any], home: Path, args: tuple[str, ...],
     needle: str,
 ) -> None:  # fmt: skip
-    from modelchain.keys import KeyRing
+    from modelchain.claims.keys import KeyRing
 
     KeyRing(home).generate("alice")
     main: FakeLog = logs["main"]

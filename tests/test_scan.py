@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelchain import allowlist
-from modelchain.errors import InputError, UsageError
-from modelchain.formats import DATA_FORMATS
-from modelchain.scan import DirectoryScan, ScanReport, scan_bytes, scan_path
+from modelchain.core import allowlist
+from modelchain.core.errors import InputError, UsageError
+from modelchain.core.formats import DATA_FORMATS
+from modelchain.use.scan import DirectoryScan, ScanReport, scan_bytes, scan_path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus import TECHNIQUES, TRUSTED, CorpusFile, build_corpus, payload

@@ -14,9 +14,9 @@ import pytest
 import rfc8785
 from conftest import MODEL_FILE, Result, assert_clean_error, assert_no_traceback, sha256sum
 
-from modelchain import merkle
-from modelchain.note import Checkpoint, Signer, sign_checkpoint
-from modelchain.seed import check
+from modelchain.core import merkle
+from modelchain.core.note import Checkpoint, Signer, sign_checkpoint
+from modelchain.use.seed import check
 
 LEDGER = "blockchain_data.json"
 SIDECAR = LEDGER + ".checkpoint"

@@ -31,8 +31,8 @@ from server_util import (
     served_backend,
 )
 
-from modelchain import merkle
-from modelchain.note import Verifier, open_checkpoint
+from modelchain.core import merkle
+from modelchain.core.note import Verifier, open_checkpoint
 
 H = "0123456789abcdef" * 4  # a digest nobody registered
 
@@ -157,7 +157,7 @@ def test_http_registration_is_a_valid_ledger_for_the_cli(
 
 
 def test_directory_registration_with_manifest(fresh: Server, tmp_path: Path, run) -> None:
-    from modelchain.digest import hash_directory, manifest_to_json
+    from modelchain.fs.digest import hash_directory, manifest_to_json
 
     model = tmp_path / "model"
     (model / "sub").mkdir(parents=True)
@@ -524,7 +524,7 @@ def signed_body(
 ) -> dict:
     """A registration signed by `keys` the way the client signs one: over the claim bound to
     the log's origin and the version it makes."""
-    from modelchain.provenance import BOUND_PAYLOAD_TYPE, claim, sign, signed_message
+    from modelchain.claims.provenance import BOUND_PAYLOAD_TYPE, claim, sign, signed_message
 
     message = signed_message(
         claim(
@@ -545,7 +545,7 @@ def signed_body(
 
 
 def test_provenance_and_signatures_are_stored_as_sent(fresh: Server, run) -> None:
-    from modelchain.keys import generate
+    from modelchain.claims.keys import generate
 
     keys = [generate("ed25519"), generate("p256")]
     origin = httpx.get(fresh.api + "/health").json()["origin"]
@@ -566,7 +566,7 @@ def test_provenance_and_signatures_are_stored_as_sent(fresh: Server, run) -> Non
 
 
 def _bad_signature_bodies() -> list:
-    from modelchain.keys import generate
+    from modelchain.claims.keys import generate
 
     key, other = generate(), generate()
     digest = digest_of("bad")
@@ -667,8 +667,8 @@ def test_any_json_in_signatures_or_provenance_is_a_clean_refusal(
 ) -> None:
     """What a request body can hold reaches `Ledger.prepare` as is: whatever it is, the
     answer is a ModelchainError (a 422 from the server), never another exception (a 500)."""
-    from modelchain.errors import ModelchainError
-    from modelchain.ledger import Ledger
+    from modelchain.core.errors import ModelchainError
+    from modelchain.ledgers.ledger import Ledger
 
     base = tmp_path_factory.getbasetemp()
     location = base / "fuzz-data" / "ledger.db"

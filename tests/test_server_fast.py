@@ -27,9 +27,10 @@ from server_util import (
     served_backend,
 )
 
-from modelchain import Ledger, merkle
-from modelchain.ledger import LookupCache
-from modelchain.note import open_checkpoint
+from modelchain import Ledger
+from modelchain.core import merkle
+from modelchain.core.note import open_checkpoint
+from modelchain.ledgers.ledger import LookupCache
 
 
 def digest_of(text: str) -> str:
@@ -52,7 +53,7 @@ def _verify(c: httpx.Client, name: str, digest: str, routed: bool = False) -> di
 
 def _check_proof(server: Server, answer: dict[str, Any]) -> None:
     """The proof ties the newest entry to a checkpoint signed by the operator's own key."""
-    from modelchain.home import Home
+    from modelchain.log.home import Home
 
     origin = httpx.get(server.api + "/log").json()["origin"]
     key = Home(server.home).operator_signer(create=False).with_name(origin).verifier()

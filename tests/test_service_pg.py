@@ -27,9 +27,9 @@ import httpx
 from conftest import Run, assert_ok
 from server_util import Server, init_ledger, running_server
 
-from modelchain import merkle
-from modelchain.ledger import Block, Ledger
-from modelchain.note import Verifier, open_checkpoint
+from modelchain.core import merkle
+from modelchain.core.note import Verifier, open_checkpoint
+from modelchain.ledgers.ledger import Block, Ledger
 
 CLIENTS = 8
 EACH = 500

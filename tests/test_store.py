@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from modelchain import merkle
-from modelchain.canonical import canonical_json
-from modelchain.errors import LedgerUnreadable
-from modelchain.home import Home
-from modelchain.ledger import Ledger
-from modelchain.store import Writer, open_store
+from modelchain.core import merkle
+from modelchain.core.canonical import canonical_json
+from modelchain.core.errors import LedgerUnreadable
+from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers.locations import open_store
+from modelchain.log.home import Home
+from modelchain.log.store import Writer
 
 BACKENDS = ["sqlite", "json", "postgresql"]
 
@@ -149,8 +150,8 @@ def _signed_batch(
     w: Writer, home: Home, name: str, count: int
 ) -> tuple[list[tuple[dict[str, Any], bytes]], list[tuple[int, int, bytes]], str]:
     """`count` valid blocks after the writer's tip, their nodes and one checkpoint over all."""
-    from modelchain.ledger import ZERO_HASH, Block, seed_hash
-    from modelchain.note import Checkpoint, sign_checkpoint
+    from modelchain.core.note import Checkpoint, sign_checkpoint
+    from modelchain.ledgers.ledger import ZERO_HASH, Block, seed_hash
 
     tip = w.tip()
     assert tip.origin is not None
@@ -233,7 +234,7 @@ def test_sqlite_uses_wal(tmp_path: Path, home: Home) -> None:
 
 
 def test_home_refuses_to_live_with_the_ledger(tmp_path: Path) -> None:
-    from modelchain.errors import UsageError
+    from modelchain.core.errors import UsageError
 
     for home in (tmp_path, tmp_path / ".modelchain" / "keys", tmp_path / "l.db-home"):
         inside = "the ledger's folder" if home != tmp_path else "MODELCHAIN_HOME"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import MODEL_FILE, assert_clean_error, assert_ok, make_ledger, snapshot
 
-from modelchain.seed import check
+from modelchain.use.seed import check
 
 DB = Path(".modelchain") / "ledger.db"
 

@@ -1,4 +1,4 @@
-"""The one registration validator (`Ledger.prepare`, modelchain.validate) and the one
+"""The one registration validator (`Ledger.prepare`, modelchain.core.validate) and the one
 timestamp form.
 
 - whatever `prepare` accepts round-trips: it appends, reads back with `Block.from_raw`,
@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelchain import Ledger
-from modelchain.errors import UsageError
-from modelchain.ledger import Block, canonical_timestamp, seed_hash
-from modelchain.validate import MAX_DEPTH, MAX_INT, MAX_NAME
+from modelchain.core.errors import UsageError
+from modelchain.core.validate import MAX_DEPTH, MAX_INT, MAX_NAME
+from modelchain.ledgers.ledger import Block, canonical_timestamp, seed_hash
 
 DIGEST = hashlib.sha256(b"model").hexdigest()
 
@@ -211,7 +211,7 @@ def test_the_round_trip_ledger_audits(ledger) -> None:
 
 @given(st.floats(min_value=0, max_value=4e9) | st.integers(0, 4 * 10**9).map(float))
 def test_a_timestamp_reads_back_as_what_was_hashed(t: float) -> None:
-    from modelchain.canonical import canonical_json
+    from modelchain.core.canonical import canonical_json
 
     form = canonical_timestamp(t)
     assert form == t
@@ -223,7 +223,7 @@ def test_a_timestamp_reads_back_as_what_was_hashed(t: float) -> None:
 @pytest.mark.parametrize("backend", ["l.db", "l.json"])
 @pytest.mark.parametrize("now", [1796158393.0, 1796158393.25])
 def test_integral_time_still_audits_valid(tmp_path, monkeypatch, backend, now) -> None:
-    import modelchain.ledger as ledger_module
+    import modelchain.ledgers.ledger as ledger_module
 
     monkeypatch.setattr(ledger_module.time, "time", lambda: now)
     location = data(tmp_path) / backend
@@ -240,9 +240,9 @@ def test_integral_time_still_audits_valid(tmp_path, monkeypatch, backend, now) -
 
 def test_a_ledger_hashed_over_the_float_form_still_audits(tmp_path: Path) -> None:
     """Ledgers written before the fix hashed `1796158393.0` and stored `1796158393`."""
-    from modelchain import merkle
-    from modelchain.canonical import canonical_json
-    from modelchain.note import Checkpoint, sign_checkpoint
+    from modelchain.core import merkle
+    from modelchain.core.canonical import canonical_json
+    from modelchain.core.note import Checkpoint, sign_checkpoint
 
     location = data(tmp_path) / "old.db"
     home = tmp_path / "home"
@@ -256,7 +256,7 @@ def test_a_ledger_hashed_over_the_float_form_still_audits(tmp_path: Path) -> Non
     leaf_data = canonical_json(raw)
     leaf = merkle.leaf_hash(leaf_data)
     (origin,) = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
-    from modelchain.home import Home
+    from modelchain.log.home import Home
 
     signer = Home(home).operator_signer(create=False).with_name(origin)
     note = sign_checkpoint(Checkpoint(origin, 1, leaf), signer)
@@ -287,7 +287,7 @@ def test_a_changed_timestamp_is_still_caught(tmp_path: Path) -> None:
     )
     import dataclasses
 
-    from modelchain.ledger import chain_hash_matches
+    from modelchain.ledgers.ledger import chain_hash_matches
 
     assert not chain_hash_matches(block)
     assert chain_hash_matches(dataclasses.replace(block, timestamp=1796158393))
@@ -296,12 +296,12 @@ def test_a_changed_timestamp_is_still_caught(tmp_path: Path) -> None:
 def test_a_block_over_the_bound_the_remote_client_accepts_is_refused(tmp_path: Path) -> None:
     """What a ledger accepts, a remote client must accept too: the block bound is one
     number for both (a manifest of many files can reach it without any metadata)."""
-    from modelchain import validate
-    from modelchain.digest import Manifest, ManifestEntry
-    from modelchain.errors import UsageError
-    from modelchain.home import Home
-    from modelchain.ledger import Ledger
-    from modelchain.store import http
+    from modelchain.core import validate
+    from modelchain.core.errors import UsageError
+    from modelchain.fs.digest import Manifest, ManifestEntry
+    from modelchain.ledgers import http
+    from modelchain.ledgers.ledger import Ledger
+    from modelchain.log.home import Home
 
     assert http.MAX_BLOCK == validate.MAX_BLOCK
     assert http.MAX_PAGE >= http.MAX_ENTRY

@@ -23,8 +23,9 @@ import httpx
 import pytest
 from server_util import BACKENDS, Server, served_backend
 
-from modelchain import Ledger, merkle
-from modelchain.errors import LedgerInvalid
+from modelchain import Ledger
+from modelchain.core import merkle
+from modelchain.core.errors import LedgerInvalid
 
 
 def digest_of(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Write docs/allowlist.md from `modelchain.allowlist.ENTRIES`, so the published list is the
+"""Write docs/allowlist.md from `modelchain.core.allowlist.ENTRIES`, so the published list is the
 list the code enforces.
 
 Run `python tools/gen_allowlist_docs.py` after changing the allowlist;
@@ -13,11 +13,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from modelchain import allowlist  # noqa: E402
+from modelchain.core import allowlist  # noqa: E402
 
 HEADER = """# The default import allowlist
 
-Generated from `modelchain.allowlist.ENTRIES` by `tools/gen_allowlist_docs.py`; do not edit
+Generated from `modelchain.core.allowlist.ENTRIES` by `tools/gen_allowlist_docs.py`; do not edit
 by hand. The rule that uses it is described in
 [scan.md](scan.md#the-allowlist-rule-modelchainallowlist).
 

@@ -14,7 +14,7 @@ import click
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from modelchain.cli import cli  # noqa: E402
+from modelchain.cli.commands import cli  # noqa: E402
 
 HEADER = """# Command reference
 

@@ -24,30 +24,30 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Ledger": "modelchain.ledger",
-    "Block": "modelchain.ledger",
-    "AuditReport": "modelchain.ledger",
-    "Verification": "modelchain.ledger",
-    "Home": "modelchain.home",
-    "ModelchainError": "modelchain.errors",
-    "load": "modelchain.guard",
-    "Provenance": "modelchain.provenance",
+    "Ledger": "modelchain.ledgers.ledger",
+    "Block": "modelchain.ledgers.ledger",
+    "AuditReport": "modelchain.ledgers.ledger",
+    "Verification": "modelchain.ledgers.ledger",
+    "Home": "modelchain.log.home",
+    "ModelchainError": "modelchain.core.errors",
+    "load": "modelchain.use.guard",
+    "Provenance": "modelchain.claims.provenance",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import merkle
-    from .errors import ModelchainError
-    from .guard import load
-    from .home import Home
-    from .ledger import AuditReport, Block, Ledger, Verification
-    from .provenance import Provenance
+    from modelchain.claims.provenance import Provenance
+    from modelchain.core import merkle
+    from modelchain.core.errors import ModelchainError
+    from modelchain.ledgers.ledger import AuditReport, Block, Ledger, Verification
+    from modelchain.log.home import Home
+    from modelchain.use.guard import load
 
 
 def __getattr__(name: str) -> Any:
     import importlib
 
     if name == "merkle":
-        return importlib.import_module("modelchain.merkle")
+        return importlib.import_module("modelchain.core.merkle")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'modelchain' has no attribute {name!r}")

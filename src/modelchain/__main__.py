@@ -1,5 +1,5 @@
 """`python -m modelchain` is the `modelchain` command."""
 
-from .cli import main
+from modelchain.cli.commands import main
 
 main()

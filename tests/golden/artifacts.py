@@ -6,12 +6,13 @@ import json
 import tempfile
 from pathlib import Path
 
-from modelchain import keys, merkle, note
-from modelchain.bundle import sign_model
-from modelchain.canonical import canonical_json
-from modelchain.digest import digest_path, manifest_to_json
-from modelchain.ledger import Block, seed_hash
-from modelchain.provenance import BOUND_PAYLOAD_TYPE, RegistrationSignature, signed_message
+from modelchain.claims import keys
+from modelchain.claims.bundle import sign_model
+from modelchain.claims.provenance import BOUND_PAYLOAD_TYPE, RegistrationSignature, signed_message
+from modelchain.core import merkle, note
+from modelchain.core.canonical import canonical_json
+from modelchain.fs.digest import digest_path, manifest_to_json
+from modelchain.ledgers.ledger import Block, seed_hash
 
 ORIGIN = "golden.example/log"
 #: the files of the model that the OMS bundles sign (a folder named `golden-model`)

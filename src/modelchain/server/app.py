@@ -30,8 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__, merkle
-from ..errors import (
+from modelchain import __version__
+from modelchain.core import merkle
+from modelchain.core.errors import (
     InputError,
     KeyFileError,
     LedgerUnreadable,
@@ -40,15 +41,15 @@ from ..errors import (
     UsageError,
     VerificationError,
 )
-from ..home import Home
-from ..ledger import Block, Ledger, Lookup, LookupCache, NewEntry, n_blocks
-from ..note import Checkpoint
-from ..store import local_path
-from ..validate import MAX_NAME, MAX_SIZE
-from .batcher import Appended, Batcher
-from .explorer import mount_explorer
-from .metrics import Metrics
-from .tokens import TokenStore
+from modelchain.core.note import Checkpoint
+from modelchain.core.validate import MAX_NAME, MAX_SIZE
+from modelchain.ledgers.ledger import Block, Ledger, Lookup, LookupCache, NewEntry, n_blocks
+from modelchain.ledgers.locations import local_path
+from modelchain.log.home import Home
+from modelchain.server.batcher import Appended, Batcher
+from modelchain.server.explorer import mount_explorer
+from modelchain.server.metrics import Metrics
+from modelchain.server.tokens import TokenStore
 
 try:
     import orjson
@@ -165,7 +166,7 @@ class Verdict(_Strict):
 
 
 class RegisterRequest(_Strict):
-    # name, size and metadata are checked by `Ledger.prepare` (modelchain.validate), the one
+    # name, size and metadata are checked by `Ledger.prepare` (modelchain.core.validate), the one
     # place the limits live: here only their JSON types
     name: str = Field(description=f"Model name (1 to {MAX_NAME} characters, no NUL).")
     digest: str = Field(pattern=HEX64, description="Lowercase hex SHA-256 (manifest digest).")
@@ -778,7 +779,7 @@ def create_app(
         """Append a registration (write scope). Answered once it is committed and signed."""
         manifest = None
         if body.manifest is not None:
-            from ..digest import manifest_from_json
+            from modelchain.fs.digest import manifest_from_json
 
             manifest = manifest_from_json(body.manifest)
 
@@ -870,7 +871,7 @@ def create_app(
             return None
         if metadata and _has_float(metadata):  # orjson reads an integer beyond 64 bits as
             return None  # a float: let the route's exact parser see it (and refuse it)
-        try:  # every limit is the ledger's (modelchain.validate), answered as the route would
+        try:  # every limit is the ledger's (modelchain.core.validate), answered as the route would
             entry = readers.get().prepare(
                 name=name, model_hash=digest, kind="file", size=size, metadata=metadata, force=force
             )

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from ..errors import ModelchainError
-from ..ledger import Block, Ledger, NewEntry
+from modelchain.core.errors import ModelchainError
+from modelchain.ledgers.ledger import Block, Ledger, NewEntry
 
 log = logging.getLogger("modelchain.server")
 

@@ -12,7 +12,7 @@ import os
 import socket
 import sys
 
-from ..errors import UsageError, install_hint
+from modelchain.core.errors import UsageError, install_hint
 
 
 def _is_loopback(host: str) -> bool:
@@ -63,10 +63,10 @@ def serve(
             + install_hint("server")
         ) from None
 
-    from ..ledger import Ledger, n_blocks
-    from ..store import local_path, resolve_location
-    from ..store.http import is_remote
-    from .app import ENV_LEDGER, ENV_MAX_BATCH, ENV_MAX_BODY, create_app
+    from modelchain.ledgers.http import is_remote
+    from modelchain.ledgers.ledger import Ledger, n_blocks
+    from modelchain.ledgers.locations import local_path, resolve_location
+    from modelchain.server.app import ENV_LEDGER, ENV_MAX_BATCH, ENV_MAX_BODY, create_app
 
     resolved = resolve_location(location)
     if is_remote(resolved):  # it would sign nothing and could only relay another's answers

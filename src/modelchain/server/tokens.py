@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..errors import KeyFileError, UsageError
-from ..home import Home, _write_private
+from modelchain.core.errors import KeyFileError, UsageError
+from modelchain.log.home import Home, _write_private
 
 PREFIX = "mc_"
 SCOPES = ("read", "write")

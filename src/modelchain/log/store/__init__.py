@@ -1,0 +1,14 @@
+"""Storage backends: one small interface (`base`), one module per backend."""
+
+from __future__ import annotations
+
+from modelchain.log.store.base import (
+    DEFAULT_LEDGER,
+    Store,
+    StoredBlock,
+    Tip,
+    Writer,
+    no_ledger_message,
+)
+
+__all__ = ["DEFAULT_LEDGER", "Store", "StoredBlock", "Tip", "Writer", "no_ledger_message"]

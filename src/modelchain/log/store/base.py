@@ -1,0 +1,208 @@
+"""The storage interface every backend implements, and nothing more.
+
+A store keeps four things: blocks (JSON objects, in index order), the hashes of the complete
+Merkle subtrees over them (so proofs and appends cost O(log n)), the newest signed checkpoint
+note, and the log origin. It enforces no ledger rule: the ledger (`modelchain.ledgers`)
+decides what is written and checks what is read; the store only makes each write atomic and
+serialises writers (several processes may append at once).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+# the stores read JSON with these (defined once, with canonical JSON)
+from modelchain.core.canonical import unique_object
+
+#: where a ledger is when none is named: this folder or the nearest parent that has one
+DEFAULT_LEDGER = os.path.join(".modelchain", "ledger.db")
+
+
+def no_ledger_message(location: str | os.PathLike[str]) -> str:
+    """The "no ledger here" message, with the ways out: init, --ledger, MODELCHAIN_LEDGER."""
+    where = str(location)
+    searched = " (nor in a parent folder)" if where == DEFAULT_LEDGER else ""
+    return (
+        f"no ledger at {where}{searched}: run `modelchain init` to create one, or name "
+        "another with --ledger or MODELCHAIN_LEDGER"
+    )
+
+
+@dataclass(frozen=True)
+class StoredBlock:
+    """A block as read back: its position, the parsed object, and its leaf data.
+
+    `data` is the canonical (RFC 8785) encoding the Merkle leaf is computed over. Stores that
+    keep canonical text return it verbatim (any change to it changes the leaf, so audit sees
+    it); stores that keep another layout re-encode `raw`.
+    """
+
+    position: int
+    raw: Any
+    data: bytes
+
+
+def stored_text_block(position: int, body: Any) -> StoredBlock:
+    """A block kept as canonical JSON text in a database row. A row of another type (a
+    BLOB, a number: an attacker may write the database) is an invalid ledger, never a crash."""
+    import json
+
+    from modelchain.core.errors import LedgerInvalid
+
+    if not isinstance(body, str):
+        if isinstance(body, bytes | bytearray | memoryview):
+            kind = "binary data"
+        elif body is None:
+            kind = "NULL"
+        else:
+            kind = "a number" if isinstance(body, int | float) else "a non-text value"
+        raise LedgerInvalid(f"block {position}: stored as {kind}, not as JSON text")
+    try:
+        data = body.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LedgerInvalid(f"block {position}: stored text is not valid Unicode") from None
+    try:
+        raw = json.loads(body, object_pairs_hook=unique_object)
+    except (ValueError, RecursionError):
+        raw = body  # the ledger's validator reports it as a non-object block
+    return StoredBlock(position, raw, data)
+
+
+def stored_node(location: str, level: Any, index: Any, digest: Any) -> tuple[int, int, bytes]:
+    """A Merkle node row, its types checked: (level, index, 32-byte hash)."""
+    from modelchain.core.errors import LedgerInvalid
+
+    if type(level) is not int or type(index) is not int:
+        raise LedgerInvalid(f"{location}: a stored Merkle node has a non-integer position")
+    if not isinstance(digest, bytes | bytearray | memoryview) or len(bytes(digest)) != 32:
+        raise LedgerInvalid(
+            f"{location}: stored Merkle node ({level}, {index}) is not a 32-byte hash"
+        )
+    return level, index, bytes(digest)
+
+
+@dataclass(frozen=True)
+class Tip:
+    """What a writer needs to append: the tree's size and right edge, and the newest state."""
+
+    size: int
+    last_data: bytes | None
+    peaks: tuple[bytes, ...]
+    checkpoint: str | None
+    origin: str | None
+
+
+class Writer(ABC):
+    """An exclusive write transaction. Nothing is visible to others until it is committed."""
+
+    @abstractmethod
+    def tip(self) -> Tip: ...
+
+    @abstractmethod
+    def head(self) -> tuple[int, str | None]:
+        """The number of blocks and the newest checkpoint: all an appender that wrote the
+        last block itself needs to know that nobody else has written since."""
+
+    @abstractmethod
+    def latest_version(self, name: str) -> int:
+        """Highest version registered under `name`, 0 if none (an index, not yet audited)."""
+
+    @abstractmethod
+    def append(
+        self,
+        block: dict[str, Any],
+        data: bytes,
+        nodes: Sequence[tuple[int, int, bytes]],
+        checkpoint: str,
+    ) -> None:
+        """Add one block, its new Merkle nodes, and the checkpoint that now covers it."""
+
+    def append_many(
+        self,
+        items: Sequence[tuple[dict[str, Any], bytes]],
+        nodes: Sequence[tuple[int, int, bytes]],
+        checkpoint: str,
+    ) -> None:
+        """Add several blocks (in index order), all their new nodes, and the one checkpoint
+        that covers the batch: one transaction and one signature for many appends, which is
+        how a busy service keeps up. Backends may override this with bulk inserts."""
+        for i, (block, data) in enumerate(items):
+            last = i == len(items) - 1
+            self.append(block, data, nodes if last else (), checkpoint)
+
+    @abstractmethod
+    def initialise(self, origin: str, checkpoint: str) -> None:
+        """Record the origin and the first (empty-tree) checkpoint of a new ledger."""
+
+    @abstractmethod
+    def import_blocks(
+        self,
+        blocks: Sequence[tuple[dict[str, Any], bytes]],
+        nodes: Sequence[tuple[int, int, bytes]],
+        origin: str,
+        checkpoint: str,
+    ) -> None:
+        """Fill an empty store in one transaction (used by `modelchain import`)."""
+
+
+class Store(ABC):
+    """One ledger's storage. Open with `modelchain.log.store.open_store(location)`."""
+
+    location: str
+    #: whether the store lives in a local file, so the trust state must live elsewhere
+    local_path: str | None = None
+    #: a server's ledger (`store.http`): read through proofs, written by `submit`
+    remote: bool = False
+
+    @abstractmethod
+    def exists(self) -> bool:
+        """True once the ledger has been initialised (it has an origin)."""
+
+    @abstractmethod
+    def size(self) -> int: ...
+
+    @abstractmethod
+    def origin(self) -> str | None: ...
+
+    @abstractmethod
+    def checkpoint(self) -> str | None: ...
+
+    @abstractmethod
+    def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]: ...
+
+    @abstractmethod
+    def node(self, level: int, index: int) -> bytes:
+        """Hash of the complete subtree over leaves [index << level, (index + 1) << level)."""
+
+    @abstractmethod
+    def peaks(self, size: int) -> tuple[bytes, ...]:
+        """The stored roots of the complete subtrees that make up a tree of `size` leaves."""
+
+    @abstractmethod
+    def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored (level, index, hash), in any order (audit checks them all)."""
+
+    @abstractmethod
+    def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
+        """Indices of blocks by name or model digest (a lookup aid; callers verify)."""
+
+    def lookup_columns(self, size: int) -> Iterator[tuple[int, Any, Any, Any]] | None:
+        """(index, name, version, model_hash) of blocks [0, size), in index order, as the
+        lookup columns beside the stored body hold them (what `find` searches), or None
+        when the store keeps none. Audit checks every row against the signed body."""
+        return None
+
+    @abstractmethod
+    def writer(self) -> AbstractContextManager[Writer]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and locks."""
+
+    def discard_created(self) -> None:  # noqa: B027 - optional hook
+        """Remove what opening this store created (a new, still empty ledger file), because
+        the ledger it was to hold was refused: a failed command leaves nothing behind."""

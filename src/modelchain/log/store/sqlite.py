@@ -1,0 +1,430 @@
+"""SQLite storage, the default: WAL, one transaction per append, many processes at once.
+
+Blocks are kept as their canonical JSON text, so the Merkle leaf is computed over exactly the
+stored bytes. Writers take SQLite's write lock up front (`BEGIN IMMEDIATE`), read the tip and
+append inside that transaction, so two processes can never write the same index.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from modelchain.core.errors import LedgerInvalid, LedgerUnreadable
+from modelchain.log.store.base import (
+    Store,
+    StoredBlock,
+    Tip,
+    Writer,
+    no_ledger_message,
+    stored_node,
+    stored_text_block,
+)
+from modelchain.log.store.files import check_ledger_files, key_path, read_regular
+
+FORMAT = "modelchain-ledger"
+SCHEMA_VERSION = "2"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+#: files SQLite keeps beside the ledger: none of them may be a symlink either
+_SIDECARS = ("-wal", "-shm", "-journal")
+
+#: ledger files this process holds open (resolved path -> stores). Their header is not read
+#: again with open(): closing *any* descriptor of a file drops every POSIX lock the process
+#: holds on it, its SQLite connections' included, and another process closing the ledger
+#: may then checkpoint and reset the WAL under them (they go on reading an old snapshot).
+_OPEN: dict[str, int] = {}
+_OPEN_LOCK = threading.Lock()
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    idx INTEGER PRIMARY KEY,
+    body TEXT NOT NULL,
+    -- lookup columns derived by SQLite from the signed body, so they cannot disagree with it
+    name TEXT GENERATED ALWAYS AS (json_extract(body, '$.name')) VIRTUAL,
+    version INTEGER GENERATED ALWAYS AS (json_extract(body, '$.version')) VIRTUAL,
+    model_hash TEXT GENERATED ALWAYS AS (json_extract(body, '$.model_hash')) VIRTUAL
+);
+CREATE INDEX IF NOT EXISTS blocks_by_name ON blocks (name, version);
+CREATE INDEX IF NOT EXISTS blocks_by_hash ON blocks (model_hash);
+CREATE TABLE IF NOT EXISTS nodes (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+"""
+
+
+def _schema_objects(conn: sqlite3.Connection) -> frozenset[tuple[str, str, str, str | None]]:
+    """Every table, index, trigger and view, with the SQL that defines it. (`sqlite_stat*`
+    tables, which ANALYZE creates, only steer the query planner: they are left out.)"""
+    rows = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    return frozenset(
+        (str(t), str(n), str(tb), None if sql is None else str(sql))
+        for t, n, tb, sql in rows
+        if not (t == "table" and str(n).startswith("sqlite_stat"))
+    )
+
+
+@functools.cache
+def _expected_schema() -> frozenset[tuple[str, str, str, str | None]]:
+    """Exactly what `_SCHEMA` creates, as SQLite records it. A ledger whose schema differs
+    (a lookup column rebuilt as a plain one that can disagree with the signed body, an extra
+    trigger or view) answers lookups from something nobody signed, so it is refused."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(_SCHEMA)
+        return _schema_objects(conn)
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _db_errors(path: str) -> Iterator[None]:
+    """Turn SQLite's exceptions into one-line errors that name the file."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise LedgerUnreadable(f"{path}: not a readable modelchain SQLite ledger ({exc})") from exc
+
+
+def _peak_positions(size: int) -> list[tuple[int, int]]:
+    from modelchain.core.merkle import Frontier
+
+    return Frontier.peak_positions(size)
+
+
+class SQLiteStore(Store):
+    """A ledger in one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
+        self.location = str(path)
+        self.local_path = key_path(path)
+        p = Path(path)
+        if p.is_dir() and not p.is_symlink():
+            raise LedgerUnreadable(f"{path}: is a directory, not a ledger file")
+        check_ledger_files([p, *(f"{p}{suffix}" for suffix in _SIDECARS)])
+        #: what this object created, removed again by `discard_created` if the ledger it was
+        #: to start is refused (a failed `init` leaves nothing behind)
+        self._made: list[Path] = []
+        if not p.exists():
+            parent = p.parent
+            while not parent.exists() and parent != parent.parent:
+                self._made.insert(0, parent)
+                parent = parent.parent
+            self._made.append(p)
+        fresh = not p.exists() or p.stat().st_size == 0
+        if fresh and not create:
+            raise LedgerUnreadable(no_ledger_message(path))
+        with _OPEN_LOCK:
+            checked = _OPEN.get(self.local_path, 0) > 0
+        if not fresh and not checked:
+            head = read_regular(p, len(_SQLITE_MAGIC)) or b""
+            if head != _SQLITE_MAGIC:
+                raise LedgerUnreadable(f"{path}: not an SQLite database")
+        if fresh:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        with _db_errors(self.location):
+            self._conn = sqlite3.connect(self.location, timeout=60.0, isolation_level=None)
+            self._conn.text_factory = _text
+            self._conn.execute("PRAGMA busy_timeout = 60000")
+            if fresh:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            if fresh:
+                self._create_schema()
+            self._check_schema()
+        with _OPEN_LOCK:
+            _OPEN[self.local_path] = _OPEN.get(self.local_path, 0) + 1
+        self._counted = True
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def _create_schema(self) -> None:
+        """Idempotent, so two processes creating the same ledger at once both succeed."""
+        self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        self._conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?), ('schema', ?)",
+            (FORMAT, SCHEMA_VERSION),
+        )
+
+    def _check_schema(self) -> None:
+        try:
+            rows = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.OperationalError as exc:
+            raise LedgerUnreadable(
+                f"{self.location}: an SQLite database, but not a modelchain ledger"
+            ) from exc
+        if rows.get("format") != FORMAT:
+            raise LedgerUnreadable(
+                f"{self.location}: an SQLite database, but not a modelchain ledger"
+            )
+        if rows.get("schema") != SCHEMA_VERSION:
+            raise LedgerUnreadable(
+                f"{self.location}: ledger schema {rows.get('schema')!r} is not supported "
+                f"by this version of modelchain (expects {SCHEMA_VERSION})"
+            )
+        actual = _schema_objects(self._conn)
+        if actual != _expected_schema():
+            extra = sorted(actual - _expected_schema())
+            what = f"{extra[0][0]} {extra[0][1]!r}" if extra else "a table or index is missing"
+            raise LedgerInvalid(
+                f"{self.location}: the database schema is not the one modelchain creates "
+                f"({what} differs); the ledger was tampered with"
+            )
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        with _db_errors(self.location):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is not None and not isinstance(row[0], str):
+            raise LedgerInvalid(f"{self.location}: the stored {key} is not text")
+        return None if row is None else row[0]
+
+    def exists(self) -> bool:
+        return self._meta("origin") is not None
+
+    def origin(self) -> str | None:
+        return self._meta("origin")
+
+    def checkpoint(self) -> str | None:
+        return self._meta("checkpoint")
+
+    def size(self) -> int:
+        with _db_errors(self.location):
+            (n,) = self._conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM blocks").fetchone()
+        return int(n)
+
+    def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]:
+        """Blocks in index order, numbered by position so that a gap shows as a wrong index."""
+        limit = -1 if stop is None else max(0, stop - start)
+        sql = "SELECT idx, body FROM blocks WHERE idx >= ? ORDER BY idx LIMIT ?"
+        args = (start, limit)
+        with _db_errors(self.location):
+            cursor = self._conn.execute(sql, args)
+            position = start
+            while True:
+                rows = cursor.fetchmany(2048)
+                if not rows:
+                    break
+                for idx, body in rows:
+                    if type(idx) is not int:
+                        raise LedgerInvalid(f"block {position}: stored under a non-integer index")
+                    yield _stored(position, body)
+                    position += 1
+
+    def node(self, level: int, index: int) -> bytes:
+        with _db_errors(self.location):
+            row = self._conn.execute(
+                "SELECT hash FROM nodes WHERE level = ? AND idx = ?", (level, index)
+            ).fetchone()
+        if row is None:
+            raise LedgerUnreadable(f"{self.location}: Merkle node ({level}, {index}) is missing")
+        return stored_node(self.location, level, index, row[0])[2]
+
+    def peaks(self, size: int) -> tuple[bytes, ...]:
+        return _read_peaks(self._conn, self.location, size)
+
+    def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        with _db_errors(self.location):
+            for level, idx, digest in self._conn.execute("SELECT level, idx, hash FROM nodes"):
+                yield stored_node(self.location, level, idx, digest)
+
+    def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
+        clauses, args = [], []
+        if name is not None:
+            clauses.append("name = ?")
+            args.append(name)
+        if digest is not None:
+            clauses.append("model_hash = ?")
+            args.append(digest)
+        where = " AND ".join(clauses) or "1"
+        with _db_errors(self.location):
+            rows = self._conn.execute(f"SELECT idx FROM blocks WHERE {where} ORDER BY idx", args)
+            return [int(r[0]) for r in rows]
+
+    def lookup_columns(self, size: int) -> Iterator[tuple[int, Any, Any, Any]] | None:
+        return self._lookup_columns(size)
+
+    def _lookup_columns(self, size: int) -> Iterator[tuple[int, Any, Any, Any]]:
+        """Read through the indexes `find` searches, not from the table: the columns are
+        VIRTUAL (computed from the body on a table read), so the index entries are what
+        could disagree with the body (an index rebuilt under another definition)."""
+        queries = (
+            "SELECT idx, name, version FROM blocks INDEXED BY blocks_by_name "
+            "WHERE idx < ? ORDER BY idx",
+            "SELECT idx, model_hash FROM blocks INDEXED BY blocks_by_hash "
+            "WHERE idx < ? ORDER BY idx",
+        )
+        with _db_errors(self.location):
+            try:
+                by_name, by_hash = (self._conn.execute(sql, (size,)) for sql in queries)
+            except sqlite3.OperationalError as exc:  # a table rebuilt without them
+                raise LedgerInvalid(
+                    f"{self.location}: the lookup columns or their indexes are gone ({exc})"
+                ) from exc
+            for named, hashed in itertools.zip_longest(by_name, by_hash):
+                if named is None or hashed is None or named[0] != hashed[0]:
+                    yield (-1, None, None, None)  # an index lacks a row: never matches
+                    return
+                yield named[0], named[1], named[2], hashed[1]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    @contextmanager
+    def writer(self) -> Iterator[Writer]:
+        with _db_errors(self.location):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SQLiteWriter(self._conn, self.location)
+                self._conn.execute("COMMIT")
+                self._made = []  # a ledger lives here now: nothing to discard
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def discard_created(self) -> None:
+        """Close, and remove the file (and directories) this object created for a ledger
+        that was then refused, so a failed `init` leaves nothing that reads like an attack."""
+        if not self._made:
+            return
+        self.close()
+        *directories, ledger = self._made
+        self._made = []
+        for suffix in ("", *_SIDECARS):
+            Path(f"{ledger}{suffix}").unlink(missing_ok=True)
+        for directory in reversed(directories):
+            try:
+                directory.rmdir()
+            except OSError:
+                break  # not empty: something else lives there now
+
+    def close(self) -> None:
+        self._conn.close()
+        if getattr(self, "_counted", False):
+            self._counted = False
+            with _OPEN_LOCK:
+                left = _OPEN.get(self.local_path, 1) - 1
+                if left > 0:
+                    _OPEN[self.local_path] = left
+                else:
+                    _OPEN.pop(self.local_path, None)
+
+
+def _text(value: bytes) -> str | bytes:
+    """TEXT as str; text that is not UTF-8 (an attacker may write the file) stays bytes, for
+    the reader to refuse as an invalid ledger rather than fail in the middle of a query."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
+def _stored(position: int, body: Any) -> StoredBlock:
+    return stored_text_block(position, body)
+
+
+def _read_peaks(conn: sqlite3.Connection, location: str, size: int) -> tuple[bytes, ...]:
+    """The peaks of a tree of `size` leaves, in one query (an append reads them every time)."""
+    positions = _peak_positions(size)
+    if not positions:
+        return ()
+    # UNION ALL of point lookups: SQLite plans `(level, idx) IN (VALUES ...)` as a full scan
+    one = "SELECT level, idx, hash FROM nodes WHERE level = ? AND idx = ?"
+    sql = " UNION ALL ".join(one for _ in positions)
+    args = [x for pos in positions for x in pos]
+    with _db_errors(location):
+        rows = conn.execute(sql, args).fetchall()
+    found = {}
+    for row in rows:
+        level, idx, digest = stored_node(location, *row)
+        found[(level, idx)] = digest
+    missing = [p for p in positions if p not in found]
+    if missing:
+        raise LedgerUnreadable(f"{location}: Merkle node {missing[0]} is missing")
+    return tuple(found[p] for p in positions)
+
+
+class _SQLiteWriter(Writer):
+    def __init__(self, conn: sqlite3.Connection, location: str) -> None:
+        self._conn = conn
+        self._location = location
+
+    def tip(self) -> Tip:
+        conn = self._conn
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        row = conn.execute("SELECT idx, body FROM blocks ORDER BY idx DESC LIMIT 1").fetchone()
+        if row is not None and type(row[0]) is not int:
+            raise LedgerInvalid(f"{self._location}: a block is stored under a non-integer index")
+        size = 0 if row is None else row[0] + 1
+        last = None if row is None else stored_text_block(size - 1, row[1]).data
+        for key in ("checkpoint", "origin"):
+            if not isinstance(meta.get(key, ""), str):
+                raise LedgerInvalid(f"{self._location}: the stored {key} is not text")
+        return Tip(
+            size=size,
+            last_data=last,
+            peaks=_read_peaks(conn, self._location, size),
+            checkpoint=meta.get("checkpoint"),
+            origin=meta.get("origin"),
+        )
+
+    def head(self) -> tuple[int, str | None]:
+        size, checkpoint = self._conn.execute(
+            "SELECT (SELECT coalesce(max(idx) + 1, 0) FROM blocks), "
+            "(SELECT value FROM meta WHERE key = 'checkpoint')"
+        ).fetchone()
+        return int(size), checkpoint
+
+    def latest_version(self, name: str) -> int:
+        row = self._conn.execute(
+            "SELECT max(version) FROM blocks WHERE name = ?", (name,)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def append(
+        self,
+        block: dict[str, Any],
+        data: bytes,
+        nodes: Sequence[tuple[int, int, bytes]],
+        checkpoint: str,
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO blocks (idx, body) VALUES (?, ?)", (block["index"], data.decode())
+        )
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
+        )
+        self._conn.execute("UPDATE meta SET value = ? WHERE key = 'checkpoint'", (checkpoint,))
+
+    def initialise(self, origin: str, checkpoint: str) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('origin', ?), ('checkpoint', ?)",
+            (origin, checkpoint),
+        )
+
+    def import_blocks(
+        self,
+        blocks: Sequence[tuple[dict[str, Any], bytes]],
+        nodes: Sequence[tuple[int, int, bytes]],
+        origin: str,
+        checkpoint: str,
+    ) -> None:
+        self.initialise(origin, checkpoint)
+        self._conn.executemany(
+            "INSERT INTO blocks (idx, body) VALUES (?, ?)",
+            [(b["index"], data.decode()) for b, data in blocks],
+        )
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
+        )
