@@ -42,7 +42,13 @@ bench: $(VENV)/.dev-installed
 	tools/ensure-wrk
 	MODELCHAIN_TEST_PG_DSN="$${MODELCHAIN_TEST_PG_DSN:-$(BENCH_PG_DSN)}" $(BIN)/python benchmarks/run.py
 
-.PHONY: fuzz
+# the same benchmarks at an earlier commit and here, taking turns: `make bench-compare BEFORE=v1`
+bench-compare: $(VENV)/.dev-installed
+	tools/ensure-wrk
+	MODELCHAIN_TEST_PG_DSN="$${MODELCHAIN_TEST_PG_DSN:-$(BENCH_PG_DSN)}" \
+		$(BIN)/python benchmarks/compare.py --before "$(BEFORE)"
+
+.PHONY: fuzz bench-compare
 fuzz: $(VENV)/.dev-installed
 	$(BIN)/python fuzz/fuzz_scan.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=20 \
 		-artifact_prefix=tests/regressions/scan/ fuzz/corpus tests/regressions/scan
