@@ -507,110 +507,68 @@ def _verify_path(
     allow_outside: bool,
     as_json: bool,
 ) -> dict[str, Any]:
-    """One PATH of `verify`: prints the text report, returns the JSON one."""
+    """One PATH of `verify`: the checks are `modelchain.use.check`'s; this renders them."""
+    from modelchain.core.errors import UsageError
+    from modelchain.use import check
+
     if load_format is not None and not test_load:
-        from modelchain.core.errors import UsageError
-
         raise UsageError("--format names the format for --load: give --load too")
-    if test_load:
-        from modelchain.use.guard import format_before_reading
-
-        format_before_reading(path, load_format)  # before a big file is hashed for nothing
-    bundle = _check_bundle(
-        path, signature, public_key, ignore_paths, follow_symlinks, allow_outside
-    )
-    if bundle is not None and not _ledger_given():
-        if test_load:
-            from modelchain.core.errors import UsageError
-
-            raise UsageError("--load checks against the ledger: give --ledger too")
-        if not as_json:
-            _echo_bundle(bundle)
-        return bundle.as_dict()
-    if bundle is not None and not as_json:
-        _echo_bundle(bundle)
-    known = None
-    if bundle is not None and bundle.sha256s:  # the bundle check read every file already
-        from modelchain.fs.digest import digest_from_known
-
-        known = digest_from_known(
-            path,
-            bundle.sha256s,
-            ignore=_ignores(ignore),
-            follow_symlinks=follow_symlinks,
-            allow_outside=allow_outside,
-        )
-    with _open_ledger() as ledger:
-        result = ledger.verify(
-            path,
-            name=name,
-            keys=_verifiers(keys),
-            ignore=_ignores(ignore),
-            follow_symlinks=follow_symlinks,
-            allow_outside=allow_outside,
-            signers=signers,
-            digest=known,
-            version=version,
-        )
-        loaded = (
-            _load_in_child(ledger, path, result.name, trusted, load_format) if test_load else None
-        )
-        extra = {"signature": bundle.as_dict()} if bundle is not None else {}
-        out = {**result.as_dict(), **({"load": loaded} if loaded else {}), **extra}
-        if as_json:
-            return out
-        click.echo(
-            f"OK: {path} matches {result.block.label}, "
-            f"registered {_fmt_time(result.block.timestamp)}"
-        )
-        if version is not None:
-            click.echo(
-                f"v{version} is the newest version of {result.name}"
-                if result.is_newest
-                else f"Not the newest version: {result.name} is at v{result.newest_version}"
-            )
-        from modelchain.ledgers.ledger import n_blocks
-
-        if result.audit.proofs_only:  # a server's ledger: proven, not audited in full
-            click.echo(
-                f"Proved into the signed checkpoint of {n_blocks(result.audit.size)} "
-                f"(log {result.audit.origin}); `modelchain audit` checks every entry"
-            )
-        else:
-            click.echo(
-                f"Ledger valid: {n_blocks(result.audit.size)}, "
-                f"checkpoint signed by {result.audit.origin}"
-            )
-        if signers:
-            signed = ", ".join(f"{s.keyid[:16]} ({s.key_type})" for s in result.block.signatures)
-            click.echo(f"Registration signed by: {signed}")
-        if loaded is not None:
-            click.echo(f"Test load in a child process: {loaded.get('format')} model loaded")
-        return out
-
-
-def _load_in_child(
-    ledger: Any, path: str, name: str, trusted: Sequence[str], load_format: str | None
-) -> dict[str, Any]:
-    """`verify --load`: the restricted load runs in a fresh process, so even a loader bug
-    cannot touch this one; any refusal is this command's failure."""
-    from modelchain.core.errors import VerificationError
-    from modelchain.use.guard import verify_load_in_child
-
-    verdict = verify_load_in_child(
+    request = check.Check(
         path,
-        ledger_location=ledger.location,
         name=name,
+        version=version,
+        signers=signers,
+        keys=_verifiers(keys),
+        ignore=_ignores(ignore),
+        follow_symlinks=follow_symlinks,
+        allow_outside=allow_outside,
+        signature=signature,
+        public_key=_bundle_key(signature, public_key, ignore_paths),
+        ignore_paths=ignore_paths,
+        test_load=test_load,
+        load_format=load_format,
         trusted=trusted,
-        home=ledger.home.path,
-        format=load_format,
     )
-    if not verdict.get("loaded"):
-        error = VerificationError(f"{path}: test load refused: {verdict.get('error', verdict)}")
-        error.exit_code = int(verdict.get("exit_code") or 1)
-        error.details = {"verified": False, "load": verdict}  # type: ignore[attr-defined]
-        raise error
-    return verdict
+    bundle_only = signature is not None and not _ledger_given()
+    if bundle_only and test_load:
+        raise UsageError("--load checks against the ledger: give --ledger too")
+    result = check.check(
+        request,
+        None if bundle_only else _open_ledger,
+        on_bundle=None if as_json else _echo_bundle,
+    )
+    out = result.as_dict()
+    if as_json or result.verification is None:
+        return out
+    verified = result.verification
+    click.echo(
+        f"OK: {path} matches {verified.block.label}, "
+        f"registered {_fmt_time(verified.block.timestamp)}"
+    )
+    if version is not None:
+        click.echo(
+            f"v{version} is the newest version of {verified.name}"
+            if verified.is_newest
+            else f"Not the newest version: {verified.name} is at v{verified.newest_version}"
+        )
+    from modelchain.ledgers.ledger import n_blocks
+
+    if verified.audit.proofs_only:  # a server's ledger: proven, not audited in full
+        click.echo(
+            f"Proved into the signed checkpoint of {n_blocks(verified.audit.size)} "
+            f"(log {verified.audit.origin}); `modelchain audit` checks every entry"
+        )
+    else:
+        click.echo(
+            f"Ledger valid: {n_blocks(verified.audit.size)}, "
+            f"checkpoint signed by {verified.audit.origin}"
+        )
+    if signers:
+        signed = ", ".join(f"{s.keyid[:16]} ({s.key_type})" for s in verified.block.signatures)
+        click.echo(f"Registration signed by: {signed}")
+    if result.load is not None:
+        click.echo(f"Test load in a child process: {result.load.get('format')} model loaded")
+    return out
 
 
 @cli.command()
@@ -1347,15 +1305,8 @@ def sign(
     click.echo(f"  key {result.key.key_id[:16]} ({result.key.kind})")
 
 
-def _check_bundle(
-    path: str,
-    signature: str | None,
-    public_key: str | None,
-    ignore_paths: Sequence[str],
-    follow_symlinks: bool,
-    allow_outside: bool,
-) -> Any:
-    """`verify --signature SIG --public-key PUB`: the bundle check (None without them)."""
+def _bundle_key(signature: str | None, public_key: str | None, ignore_paths: Sequence[str]) -> Any:
+    """`verify --signature SIG --public-key PUB`: the key of the bundle check (None without)."""
     from modelchain.core.errors import UsageError
 
     if signature is None and public_key is None:
@@ -1364,18 +1315,10 @@ def _check_bundle(
         return None
     if signature is None or public_key is None:
         raise UsageError("--signature and --public-key go together")
-    from modelchain.claims.bundle import verify_model
     from modelchain.claims.keys import public_key_for
     from modelchain.log.home import Home
 
-    return verify_model(
-        path,
-        signature,
-        public_key_for(public_key, Home().path),
-        ignore_paths=ignore_paths,
-        follow_symlinks=follow_symlinks,
-        allow_outside=allow_outside,
-    )
+    return public_key_for(public_key, Home().path)
 
 
 def _files(n: int) -> str:
