@@ -41,7 +41,6 @@ from modelchain.core.errors import (
     LedgerInvalid,
     LedgerUnreadable,
     NoteFormatError,
-    SignatureError,
     UsageError,
 )
 from modelchain.core.strictjson import JSONLimitError, loads_within
@@ -49,7 +48,7 @@ from modelchain.log.store.base import Store, StoredBlock, Writer
 
 if TYPE_CHECKING:
     from modelchain.core.note import Verifier
-    from modelchain.log.home import Home
+    from modelchain.log.home import Home, KeyChoice, PinNotice
 
 API = "/api/v1"
 PAGE = 1000  # the API's largest page (entries, search)
@@ -83,7 +82,6 @@ TOKEN_FILE_ENV = "MODELCHAIN_TOKEN_FILE"
 CA_BUNDLE_ENV = "MODELCHAIN_CA_BUNDLE"
 TIMEOUT_ENV = "MODELCHAIN_HTTP_TIMEOUT"
 DEADLINE_ENV = "MODELCHAIN_HTTP_DEADLINE"
-PINS_FILE = "pinned_keys.json"
 
 
 def is_remote(location: str) -> bool:
@@ -175,8 +173,8 @@ class HTTPStore(Store):
         self._log: dict[str, Any] | None = None
         #: entries already fetched (by search); each is still proven before it is used
         self._entries: dict[int, StoredBlock] = {}
-        #: (origin, verifier key, trusted on first use) to pin once a checkpoint is accepted
-        self._unpinned: tuple[str, str, bool] | None = None
+        #: the verifier key to pin once a checkpoint signed by it is accepted
+        self._key_choice: KeyChoice | None = None
 
     # -- HTTP -------------------------------------------------------------------------------
 
@@ -569,57 +567,40 @@ class HTTPStore(Store):
 
     # -- the verifier key -------------------------------------------------------------------
 
-    def verifier(self, origin: str, keys: Sequence[Verifier], home: Home) -> Verifier:
-        """The key that must sign `origin`'s checkpoints: the one given, else the one pinned
-        before, else -- trust on first use -- the key the server advertises. A key not yet
-        pinned is pinned by `pin`, once the ledger has accepted a checkpoint signed by it
-        (so a mistyped --key or a server's bogus key is never remembered)."""
+    def advertised_key(self) -> Verifier:
+        """The verifier key the server advertises in /log: only a claim (whether to trust it
+        is the trust state's decision, `TrustState.choose_key`)."""
         from modelchain.core.note import Verifier
 
-        pins = _read_pins(home)
-        if keys:
-            chosen = next((k for k in keys if k.name == origin), None)
-            if chosen is None:
-                names = ", ".join(k.name for k in keys)
-                raise SignatureError(f"none of the given keys ({names}) is for log {origin!r}")
-            if pins.get(origin) != chosen.string():
-                self._unpinned = (origin, chosen.string(), False)
-            return chosen
-        pinned = pins.get(origin)
-        if pinned is not None:
-            try:
-                return Verifier.from_string(pinned)
-            except (NoteFormatError, UsageError) as exc:
-                raise KeyFileError(
-                    f"the pinned key of log {origin!r} is unreadable: {exc}"
-                ) from None
         log = self._snapshot()
         try:
-            advertised = Verifier.from_string(str(log.get("verifier_key", "")))
+            return Verifier.from_string(str(log.get("verifier_key", "")))
         except (NoteFormatError, UsageError) as exc:
             raise LedgerUnreadable(f"{self.location}: advertises no usable key: {exc}") from None
-        if advertised.name != origin:
-            raise SignatureError(
-                f"{self.location}: advertises a key for log {advertised.name!r}, not {origin!r}"
-            )
-        self._unpinned = (origin, advertised.string(), True)
-        return advertised
 
-    def pin(self, home: Home) -> None:
-        """Remember the key that signed the checkpoint just accepted (see `verifier`); on
-        first use, say so on stderr, as SSH does for a new host key."""
-        if self._unpinned is None:
-            return
-        origin, vkey, first_use = self._unpinned
-        self._unpinned = None
-        _write_pin(home, origin, vkey)
-        if first_use:
+    def verifier(self, origin: str, keys: Sequence[Verifier], home: Home) -> Verifier:
+        """The key that must sign `origin`'s checkpoints (`TrustState.choose_key`), kept to
+        be pinned by `pin` once the ledger has accepted a checkpoint signed by it."""
+        choice = home.trust.choose_key(origin, keys, self.advertised_key, where=self.location)
+        self._key_choice = choice if choice.to_pin else None
+        return choice.key
+
+    def pin(self, home: Home) -> PinNotice | None:
+        """Pin the key chosen by `verifier` (`TrustState.accept_key`, synced at once); a key
+        taken on first use gives the notice to show."""
+        choice, self._key_choice = self._key_choice, None
+        if choice is None:
+            return None
+        with home.trust.synced() as trust:
+            notice = trust.accept_key(choice, self.location)
+        if notice is not None and home.trust.notify is None:
             print(
-                f"modelchain: pinned the verifier key of log {origin} served by "
-                f"{self.location} (trust on first use): {vkey}; pin it yourself with "
+                f"modelchain: pinned the verifier key of log {notice.origin} served by "
+                f"{notice.location} (trust on first use): {notice.key}; pin it yourself with "
                 "--key VKEY or MODELCHAIN_VERIFIER_KEY",
                 file=sys.stderr,
             )
+        return notice
 
     # -- what a remote store does not have --------------------------------------------------
 
@@ -811,29 +792,3 @@ def _error_message(data: bytes) -> str:
     except (ValueError, TypeError, KeyError):
         return ""
     return " ".join(str(message).split())[:300]
-
-
-def _pins_path(home: Home) -> Any:
-    return home.trust_dir / PINS_FILE
-
-
-def _read_pins(home: Home) -> dict[str, str]:
-    path = _pins_path(home)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise KeyFileError(f"{path}: not a JSON object of verifier keys")
-    return data
-
-
-def _write_pin(home: Home, origin: str, vkey: str) -> None:
-    from modelchain.log.home import _write_private
-
-    with home._trust_lock():
-        pins = _read_pins(home)
-        pins[origin] = vkey
-        _write_private(_pins_path(home), json.dumps(pins, indent=2, sort_keys=True) + "\n")
