@@ -100,6 +100,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             proc.wait()
 
 
+def test_the_library_prints_nothing_on_first_use(
+    server: Server, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Trust on first use is data for the caller (a notice), not a line the library prints."""
+    from modelchain.log.home import PinNotice
+
+    home = Home(tmp_path / "home")
+    with Ledger.open(server.url, home=home) as ledger:
+        report = ledger.audit()
+    assert report.origin == "test.example/models"
+    assert capfd.readouterr().err == ""
+    assert home.trust.notices == [PinNotice("test.example/models", server.url, server.vkey)]
+    assert home.trust.pinned_key("test.example/models") == server.vkey
+
+
 def test_register_verify_audit_log_checkpoint(
     server: Server, run: Run, workdir: Path, home: Path
 ) -> None:

@@ -26,7 +26,6 @@ import json
 import os
 import socket
 import ssl
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -586,21 +585,14 @@ class HTTPStore(Store):
         return choice.key
 
     def pin(self, home: Home) -> PinNotice | None:
-        """Pin the key chosen by `verifier` (`TrustState.accept_key`, synced at once); a key
-        taken on first use gives the notice to show."""
+        """Pin the key chosen by `verifier` (`TrustState.accept_key`, synced at once). A key
+        taken on first use gives a notice, also handed to the home's `notify`: this module
+        prints nothing."""
         choice, self._key_choice = self._key_choice, None
         if choice is None:
             return None
         with home.trust.synced() as trust:
-            notice = trust.accept_key(choice, self.location)
-        if notice is not None and home.trust.notify is None:
-            print(
-                f"modelchain: pinned the verifier key of log {notice.origin} served by "
-                f"{notice.location} (trust on first use): {notice.key}; pin it yourself with "
-                "--key VKEY or MODELCHAIN_VERIFIER_KEY",
-                file=sys.stderr,
-            )
-        return notice
+            return trust.accept_key(choice, self.location)
 
     # -- what a remote store does not have --------------------------------------------------
 
