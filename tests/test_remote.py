@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from modelchain.core import merkle
 from modelchain.core.errors import UsageError
 from modelchain.core.note import Checkpoint, Signer, sign_checkpoint
-from modelchain.ledgers.http import normalise_url
+from modelchain.ledgers.client import normalise_url
 from modelchain.ledgers.ledger import Ledger
 from modelchain.log.home import Home
 
@@ -815,3 +815,13 @@ def test_prove_over_http_checks_what_it_prints(
     fake.routes[_q("/proof/consistency", old=2, new=4)][1]["old_root"] = "11" * 32
     bad_root = run("prove", "inclusion", "1", "--size", "2", *at)
     assert_clean_error(bad_root, 1, "not consistent with its signed checkpoint")
+
+
+def test_the_client_is_not_a_store() -> None:
+    """A server's ledger is reached through a client that only fetches, not a `Store` whose
+    node and peak reads would raise."""
+    from modelchain.ledgers.client import LedgerClient
+    from modelchain.log.store.base import Store
+
+    assert not issubclass(LedgerClient, Store)
+    assert not hasattr(LedgerClient, "peaks") and not hasattr(LedgerClient, "all_nodes")

@@ -26,7 +26,7 @@ def location_key(location: str | os.PathLike[str]) -> str:
     if path is not None:
         return path
     if loc.split("://", 1)[0].lower() in ("http", "https"):
-        from modelchain.ledgers.http import normalise_url
+        from modelchain.ledgers.client import normalise_url
 
         return normalise_url(loc)
     return display_location(loc)

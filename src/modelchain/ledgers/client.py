@@ -1,14 +1,15 @@
-"""A ledger served by `modelchain serve`, read (and appended to) over its HTTP API.
+"""The client of a ledger served by `modelchain serve`: read (and appended to) over its API.
 
-The server is not trusted. This store only fetches: the newest checkpoint note, the entries
-with their exact leaf data, inclusion and consistency proofs. `modelchain.ledgers.ledger.Ledger`
-checks all of it with the same rules as for a local ledger: the checkpoint signature with
-the pinned verifier key, every leaf it reads against the signed root, and that each new
-checkpoint extends the newest one accepted before (the trust state in MODELCHAIN_HOME).
+The server is not trusted. This client only fetches: the newest checkpoint note, the entries
+with their exact leaf data, inclusion and consistency proofs, the key the server advertises.
+`modelchain.ledgers.ledger.Ledger` checks all of it with the same rules as for a local
+ledger: the checkpoint signature with the log's verifier key, every leaf it reads against the
+signed root, and that each new checkpoint extends the newest one accepted before. Which key
+that is, and pinning it on first use like SSH's known_hosts, is the trust state's decision
+(`modelchain.log.home.TrustState`), not this module's.
 
-The store keeps no Merkle nodes (there is nothing stored here to check), it cannot be
-written through a `Writer` (the operator key lives on the server), and it pins each log's
-verifier key on first use, like SSH's known_hosts.
+It is not a `Store`: it keeps no Merkle nodes (there is nothing stored here to check) and
+has no `Writer` (the operator key lives on the server); registrations go through `submit`.
 
 Only the standard library is used (http.client), so a client needs no extra dependency.
 Every request has a deadline and every answer a size cap near what an honest server can
@@ -30,9 +31,8 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from modelchain.core import validate
 from modelchain.core.errors import (
@@ -43,7 +43,7 @@ from modelchain.core.errors import (
     UsageError,
 )
 from modelchain.core.strictjson import JSONLimitError, loads_within
-from modelchain.log.store.base import Store, StoredBlock, Writer
+from modelchain.log.store.base import StoredBlock
 
 if TYPE_CHECKING:
     from modelchain.core.note import Verifier
@@ -151,10 +151,14 @@ class AnswerTooLarge(LedgerInvalid):
         self.path = path
 
 
-class HTTPStore(Store):
-    """A read-only view of a server's ledger; writes go through `submit`."""
+class LedgerClient:
+    """A server's ledger seen through its API: what it says, to be proven by the ledger;
+    registrations go through `submit`."""
 
+    #: read through proofs, written by `submit` (what `Ledger` branches on)
     remote = True
+    #: nothing of it lives in a local file
+    local_path: str | None = None
 
     def __init__(self, location: str, *, timeout: float | None = None) -> None:
         self.location = normalise_url(location)
@@ -594,7 +598,12 @@ class HTTPStore(Store):
         with home.trust.synced() as trust:
             return trust.accept_key(choice, self.location)
 
-    # -- what a remote store does not have --------------------------------------------------
+    # -- what `Ledger` still asks of every store --------------------------------------------
+    #
+    # The ledger treats a server's log like a store in a few shared paths: the audit's hint
+    # for the first changed leaf (`node`, whose refusal it catches), `init` and `import`
+    # into a server (`writer`, refused in these words), the audit's lookup columns (none
+    # here) and the cleanup of a refused first append (nothing to remove).
 
     def node(self, level: int, index: int) -> bytes:
         raise LedgerUnreadable(
@@ -602,18 +611,20 @@ class HTTPStore(Store):
             "ask the server for proofs"
         )
 
-    def peaks(self, size: int) -> tuple[bytes, ...]:
-        return (self.node(0, 0),)
-
-    def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
-        """Nothing is stored here to check: audit recomputes the root from the leaves."""
-        return iter(())
-
-    def writer(self) -> AbstractContextManager[Writer]:
+    def writer(self) -> NoReturn:
         raise UsageError(
             f"{self.location} is a server: register models there with `modelchain register "
             "--ledger URL` (initialising, importing and exporting into it run on the server)"
         )
+
+    def lookup_columns(self, size: int) -> None:
+        return None
+
+    def discard_created(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
 
 
 # -- helpers --------------------------------------------------------------------------------
