@@ -164,3 +164,16 @@ def test_key_choices_refused(tmp_path: Path) -> None:
     (trust.directory / "pinned_keys.json").write_text("[]")
     with pytest.raises(KeyFileError, match="not a JSON object of verifier keys"):
         trust.choose_key(ORIGIN, (), lambda: other, where="https://a")
+
+
+# -- the way out of an error, as data ---------------------------------------------------------
+
+
+def test_errors_carry_their_way_out_beside_the_message(tmp_path: Path) -> None:
+    from modelchain.core.errors import ModelchainError, WayOut
+
+    assert ModelchainError("plain").way_out is None
+    with pytest.raises(KeyFileError) as caught:
+        Home(tmp_path).operator_signer()
+    assert "run `modelchain init`" in str(caught.value)  # the message is unchanged
+    assert caught.value.way_out == WayOut(command=("init",), env=("MODELCHAIN_HOME",))

@@ -41,6 +41,7 @@ from modelchain.core.errors import (
     LedgerUnreadable,
     NoteFormatError,
     UsageError,
+    WayOut,
 )
 from modelchain.core.strictjson import JSONLimitError, loads_within
 from modelchain.log.store.base import StoredBlock
@@ -110,7 +111,8 @@ def normalise_url(location: str) -> str:
         raise UsageError(f"{location}: not a server address (use https://host:port)")
     if parts.username is not None or parts.password is not None:
         raise UsageError(
-            f"{location}: do not put credentials in the address; set {TOKEN_ENV} instead"
+            f"{location}: do not put credentials in the address; set {TOKEN_ENV} instead",
+            way_out=WayOut(env=(TOKEN_ENV,)),
         )
     if parts.query or parts.fragment:
         raise UsageError(f"{location}: a server address has no query or fragment")
@@ -222,9 +224,12 @@ class LedgerClient:
                 ):
                     raise LedgerUnreadable(
                         f"{self.location}: the command did not finish within {overall[0]:g} s "
-                        f"(set {DEADLINE_ENV} to allow longer)"
+                        f"(set {DEADLINE_ENV} to allow longer)",
+                        way_out=WayOut(env=(DEADLINE_ENV,)),
                     ) from None
-                raise LedgerUnreadable(f"{self.location}: {_describe(exc, self.timeout)}") from None
+                raise LedgerUnreadable(
+                    f"{self.location}: {_describe(exc, self.timeout)}", way_out=_way_out(exc)
+                ) from None
         if not 200 <= status < 300:
             self._refuse(status, data, kind, path, answer_headers)
         return status, data, kind
@@ -294,12 +299,14 @@ class LedgerClient:
         if status == 401:
             raise UsageError(
                 f"{self.location}: the server refused the token ({message}): set {TOKEN_ENV} "
-                "to a token made on the server with `modelchain token create --scope write`"
+                "to a token made on the server with `modelchain token create --scope write`",
+                way_out=WayOut(command=_WRITE_TOKEN, env=(TOKEN_ENV,)),
             )
         if status == 403:
             raise UsageError(
                 f"{self.location}: the token may not do this ({message}): "
-                "use a token with write scope"
+                "use a token with write scope",
+                way_out=WayOut(command=_WRITE_TOKEN, env=(TOKEN_ENV,)),
             )
         if status == 404 and path == "/log":
             raise LedgerUnreadable(
@@ -536,7 +543,8 @@ class LedgerClient:
             raise UsageError(
                 f"registering at {self.location} needs a token: set {TOKEN_ENV} (or "
                 f"{TOKEN_FILE_ENV}) to one made on the server with "
-                "`modelchain token create --scope write`"
+                "`modelchain token create --scope write`",
+                way_out=WayOut(command=_WRITE_TOKEN, env=(TOKEN_ENV, TOKEN_FILE_ENV)),
             )
         return token
 
@@ -614,7 +622,8 @@ class LedgerClient:
     def writer(self) -> NoReturn:
         raise UsageError(
             f"{self.location} is a server: register models there with `modelchain register "
-            "--ledger URL` (initialising, importing and exporting into it run on the server)"
+            "--ledger URL` (initialising, importing and exporting into it run on the server)",
+            way_out=WayOut(command=("register", "--ledger", self.location)),
         )
 
     def lookup_columns(self, size: int) -> None:
@@ -629,6 +638,8 @@ class LedgerClient:
 
 # -- helpers --------------------------------------------------------------------------------
 
+#: the command that makes a token registrations are accepted with
+_WRITE_TOKEN = ("token", "create", "--scope", "write")
 _HEADERS = {"Accept": "application/json", "Connection": "close", "User-Agent": "modelchain"}
 
 
@@ -764,6 +775,17 @@ def _transient(reason: object) -> bool:
     return isinstance(
         reason, ConnectionRefusedError | ConnectionResetError | http.client.RemoteDisconnected
     )
+
+
+def _way_out(reason: object) -> WayOut | None:
+    """What `_describe` advises, as data."""
+    if isinstance(reason, ConnectionRefusedError):
+        return WayOut(command=("serve",))
+    if isinstance(reason, TimeoutError):
+        return WayOut(env=(TIMEOUT_ENV,))
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return WayOut(env=(CA_BUNDLE_ENV,))
+    return None
 
 
 def _describe(reason: object, timeout: float) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelchain.core.errors import KeyFileError, SignatureError, UsageError
+from modelchain.core.errors import KeyFileError, SignatureError, UsageError, WayOut
 from modelchain.fs.safeio import atomic_write, fsync_dir, sync_file
 
 if TYPE_CHECKING:
@@ -495,12 +495,14 @@ class Home:
         if home == directory or home in ledger.parents:
             raise UsageError(
                 f"the ledger ({ledger_path}) must not lie inside MODELCHAIN_HOME ({self.path}): "
-                f"{why}; keep the ledger elsewhere, or set MODELCHAIN_HOME to another folder"
+                f"{why}; keep the ledger elsewhere, or set MODELCHAIN_HOME to another folder",
+                way_out=WayOut(env=("MODELCHAIN_HOME",)),
             )
         if directory in home.parents and directory != user and directory not in user.parents:
             raise UsageError(
                 f"MODELCHAIN_HOME ({self.path}) must not lie inside the ledger's folder "
-                f"({directory}): {why}; set MODELCHAIN_HOME to a folder outside it"
+                f"({directory}): {why}; set MODELCHAIN_HOME to a folder outside it",
+                way_out=WayOut(env=("MODELCHAIN_HOME",)),
             )
 
     # -- the operator key -------------------------------------------------------------------
@@ -516,7 +518,8 @@ class Home:
         if not path.exists():
             if not create:
                 raise KeyFileError(
-                    f"no operator key at {path} (run `modelchain init`, or set MODELCHAIN_HOME)"
+                    f"no operator key at {path} (run `modelchain init`, or set MODELCHAIN_HOME)",
+                    way_out=WayOut(command=("init",), env=("MODELCHAIN_HOME",)),
                 )
             self._ensure_dir(self.path)
             signer = Signer.generate(OPERATOR_KEY_NAME)

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from modelchain.core.errors import KeyFileError, UsageError
+from modelchain.core.errors import KeyFileError, UsageError, WayOut
 from modelchain.log.home import Home, _write_private
 
 PREFIX = "mc_"
@@ -157,7 +157,8 @@ class TokenStore:
             ]
             if not matches:
                 raise UsageError(
-                    f"no token with id or name {ident!r} (see `modelchain token list`)"
+                    f"no token with id or name {ident!r} (see `modelchain token list`)",
+                    way_out=WayOut(command=("token", "list")),
                 )
             if len(matches) > 1:
                 raise UsageError(f"{len(matches)} tokens are named {ident!r}: revoke by id")

@@ -14,9 +14,12 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from modelchain.core.errors import LedgerInvalid, UsageError
+from modelchain.core.errors import LedgerInvalid, UsageError, WayOut
 from modelchain.ledgers.locations import display_location, local_path, resolve_location
 from modelchain.log.home import Home
+
+#: where to see what is remembered
+_LIST = WayOut(command=("trust", "list"))
 
 
 def location_key(location: str | os.PathLike[str]) -> str:
@@ -41,7 +44,10 @@ def _find(home: Home, origin: str) -> dict[str, Any]:
     for log in home.remembered_logs():
         if log["origin"] == origin:
             return log
-    raise UsageError(f"this verifier remembers no log {origin!r} (see `modelchain trust list`)")
+    raise UsageError(
+        f"this verifier remembers no log {origin!r} (see `modelchain trust list`)",
+        way_out=_LIST,
+    )
 
 
 def plan_forget(home: Home, origin: str | None = None, ledger: str | None = None) -> dict[str, Any]:
@@ -61,7 +67,8 @@ def plan_forget(home: Home, origin: str | None = None, ledger: str | None = None
         )
     if found is None:
         raise UsageError(
-            f"this verifier remembers no log at {ledger} (see `modelchain trust list`)"
+            f"this verifier remembers no log at {ledger} (see `modelchain trust list`)",
+            way_out=_LIST,
         )
     log = _find(home, found)
     scope = "log" if log["location"] in (key, None) else "location"
