@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from modelchain.core.errors import KeyFileError, UsageError, WayOut
-from modelchain.log.home import Home, _write_private
+from modelchain.fs.safeio import atomic_write
+from modelchain.log.home import Home
 
 PREFIX = "mc_"
 SCOPES = ("read", "write")
@@ -102,8 +103,10 @@ class TokenStore:
             raise KeyFileError(f"{self.path}: not a modelchain token file") from exc
 
     def _write(self, records: list[TokenRecord]) -> None:
+        """Replace the file atomically and durably (file and folder synced), mode 0600: a
+        reader sees the old tokens or the new ones, and a revocation survives a power loss."""
         text = json.dumps({"tokens": [asdict(r) for r in records]}, indent=2) + "\n"
-        _write_private(self.path, text)
+        atomic_write(self.path, text, 0o600)
 
     def records(self) -> list[TokenRecord]:
         """All records, re-read only when the file changed (the server calls this per write
