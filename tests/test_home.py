@@ -177,3 +177,16 @@ def test_errors_carry_their_way_out_beside_the_message(tmp_path: Path) -> None:
         Home(tmp_path).operator_signer()
     assert "run `modelchain init`" in str(caught.value)  # the message is unchanged
     assert caught.value.way_out == WayOut(command=("init",), env=("MODELCHAIN_HOME",))
+
+
+def test_trust_forget_and_move_are_flushed_before_they_return(tmp_path: Path) -> None:
+    from modelchain.use.trust import forget, plan_forget
+
+    home = Home(tmp_path)
+    with home.trust as trust:
+        trust.accept(ORIGIN, 1, note(1))
+        trust.remember_location("/data/ledger.db", ORIGIN)
+        trust.claim_log_location(ORIGIN, "/data/ledger.db")
+    done = forget(plan_forget(home, ORIGIN), home)
+    assert done == {"origin": ORIGIN, "forgot": "log", "locations": ["/data/ledger.db"]}
+    assert not home.trust.pending and home.trust.remembered_logs() == []
