@@ -129,9 +129,9 @@ def test_first_use_pins_the_advertised_key_once_accepted(tmp_path: Path) -> None
     home = Home(tmp_path, notify=seen.append)
     key = SIGNER.verifier()
     choice = home.trust.choose_key(ORIGIN, (), lambda: key, where="https://ledger.example")
-    assert choice == KeyChoice(ORIGIN, key, to_pin=True, first_use=True)
+    assert choice == KeyChoice(ORIGIN, key, "https://ledger.example", to_pin=True, first_use=True)
     assert home.trust.pinned_key(ORIGIN) is None  # not before a checkpoint is accepted
-    notice = home.trust.accept_key(choice, "https://ledger.example")
+    notice = home.trust.accept_key(choice)
     assert notice == PinNotice(ORIGIN, "https://ledger.example", key.string())
     assert seen == [notice] and home.trust.notices == [notice]
     assert Home(tmp_path).trust.pinned_key(ORIGIN) == key.string()
@@ -140,16 +140,17 @@ def test_first_use_pins_the_advertised_key_once_accepted(tmp_path: Path) -> None
         raise AssertionError("a pinned key is not asked of the server again")
 
     again = home.trust.choose_key(ORIGIN, (), not_asked, where="https://ledger.example")
-    assert again == KeyChoice(ORIGIN, key) and home.trust.accept_key(again, "x") is None
+    assert again == KeyChoice(ORIGIN, key, "https://ledger.example")
+    assert home.trust.accept_key(again) is None
 
 
 def test_a_given_key_replaces_the_pin_without_a_notice(tmp_path: Path) -> None:
     home = Home(tmp_path)
     old, new = SIGNER.verifier(), Signer.generate(ORIGIN).verifier()
-    home.trust.accept_key(KeyChoice(ORIGIN, old, to_pin=True), "https://a")
+    home.trust.accept_key(KeyChoice(ORIGIN, old, "https://a", to_pin=True))
     choice = home.trust.choose_key(ORIGIN, (new,), lambda: old, where="https://a")
-    assert choice == KeyChoice(ORIGIN, new, to_pin=True, first_use=False)
-    assert home.trust.accept_key(choice, "https://a") is None
+    assert choice == KeyChoice(ORIGIN, new, "https://a", to_pin=True, first_use=False)
+    assert home.trust.accept_key(choice) is None
     assert home.trust.pinned_key(ORIGIN) == new.string() and home.trust.notices == []
 
 

@@ -604,7 +604,7 @@ class LedgerClient:
         if choice is None:
             return None
         with home.trust.synced() as trust:
-            return trust.accept_key(choice, self.location)
+            return trust.accept_key(choice)
 
     # -- what `Ledger` still asks of every store --------------------------------------------
     #

@@ -56,6 +56,8 @@ class KeyChoice:
 
     origin: str
     key: Verifier
+    #: the server whose log it checks
+    location: str
     #: not the pinned key: `TrustState.accept_key` remembers it
     to_pin: bool = False
     #: taken on the server's word (trust on first use): the user is told once it is pinned
@@ -375,10 +377,10 @@ class TrustState:
             if chosen is None:
                 names = ", ".join(k.name for k in given)
                 raise SignatureError(f"none of the given keys ({names}) is for log {origin!r}")
-            return KeyChoice(origin, chosen, to_pin=pinned != chosen.string())
+            return KeyChoice(origin, chosen, where, to_pin=pinned != chosen.string())
         if pinned is not None:
             try:
-                return KeyChoice(origin, Verifier.from_string(pinned))
+                return KeyChoice(origin, Verifier.from_string(pinned), where)
             except (NoteFormatError, UsageError) as exc:
                 raise KeyFileError(
                     f"the pinned key of log {origin!r} is unreadable: {exc}"
@@ -386,9 +388,9 @@ class TrustState:
         key = advertised()
         if key.name != origin:
             raise SignatureError(f"{where}: advertises a key for log {key.name!r}, not {origin!r}")
-        return KeyChoice(origin, key, to_pin=True, first_use=True)
+        return KeyChoice(origin, key, where, to_pin=True, first_use=True)
 
-    def accept_key(self, choice: KeyChoice, where: str) -> PinNotice | None:
+    def accept_key(self, choice: KeyChoice) -> PinNotice | None:
         """Pin the key of `choice` once a checkpoint signed by it was accepted. A key taken
         on first use gives a `PinNotice` (handed to `notify` and kept in `notices`)."""
         if not choice.to_pin:
@@ -400,7 +402,7 @@ class TrustState:
             self._write_json(self._pins_file(), pins, end="\n")
         if not choice.first_use:
             return None
-        notice = PinNotice(choice.origin, where, vkey)
+        notice = PinNotice(choice.origin, choice.location, vkey)
         self.notices.append(notice)
         if self.notify is not None:
             self.notify(notice)
