@@ -21,8 +21,8 @@ from test_remote import FakeLog, FakeServer, write_model
 
 from modelchain.claims import bundle, keys
 from modelchain.core.errors import LedgerInvalid, UsageError
-from modelchain.ledgers import http as store_http
-from modelchain.ledgers.http import HTTPStore, _check_loopback_peer
+from modelchain.ledgers import client as store_http
+from modelchain.ledgers.client import LedgerClient, _check_loopback_peer
 
 ORIGIN = "attack.example/log"
 TOKEN = "mc_secret_write_token"
@@ -277,7 +277,7 @@ def test_a_proof_longer_than_any_tree_needs_is_refused(scripted: Scripted) -> No
     body = json.dumps({"index": 0, "size": 2, "hashes": hashes}).encode()
     scripted.answers["/api/v1/proof/inclusion"] = (200, body)
     with pytest.raises(LedgerInvalid, match="65 proof hashes"):
-        HTTPStore(scripted.url).inclusion_proof(0, 2)
+        LedgerClient(scripted.url).inclusion_proof(0, 2)
 
 
 def _entries_handler(entries: list[dict[str, Any]]) -> Callable[[str], tuple[int, bytes]]:
@@ -306,7 +306,7 @@ def test_large_honest_entries_are_read_in_smaller_pages(
     asked for again in halves, and every entry still arrives, in order."""
     monkeypatch.setattr(store_http, "MAX_PAGE", 5000)
     scripted.handler = _entries_handler([_entry(i, 1500) for i in range(4)])
-    stored = list(HTTPStore(scripted.url).blocks(0, 4))
+    stored = list(LedgerClient(scripted.url).blocks(0, 4))
     assert [s.position for s in stored] == [0, 1, 2, 3]
     limits = [p.split("limit=")[1] for p in scripted.seen]
     assert limits == ["4", "2", "2"]  # 4 would be ~6 KB: over the cap; 2 fit
@@ -318,7 +318,7 @@ def test_one_entry_beyond_any_block_is_a_lie(
     monkeypatch.setattr(store_http, "MAX_PAGE", 5000)
     monkeypatch.setattr(store_http, "MAX_ENTRY", 5000)
     scripted.handler = _entries_handler([_entry(0, 100), _entry(1, 9000)])
-    store = HTTPStore(scripted.url)
+    store = LedgerClient(scripted.url)
     with pytest.raises(LedgerInvalid, match="is over 5000 bytes, more than an honest server"):
         list(store.blocks(0, 2))
     assert scripted.seen[-1].endswith("start=1&limit=1")  # entry 0 was read; 1 alone fails
@@ -340,7 +340,7 @@ def test_a_search_answer_over_its_cap_is_read_as_cut_short(
         return pages(path)
 
     scripted.handler = handle
-    assert HTTPStore(scripted.url).find(name="m") == [0, 1]
+    assert LedgerClient(scripted.url).find(name="m") == [0, 1]
     assert any(p.startswith("/api/v1/entries?") for p in scripted.seen)
 
 
@@ -351,7 +351,7 @@ def test_entry_data_over_the_block_bound_is_refused(
     body = json.dumps(_entry(3, 2000)).encode()
     scripted.answers["/api/v1/entries/3"] = (200, body)
     with pytest.raises(LedgerInvalid, match=r"entry 3 .* larger than any block"):
-        HTTPStore(scripted.url).entry(3)
+        LedgerClient(scripted.url).entry(3)
 
 
 # -- the write token: no proxy for loopback, nothing in clear elsewhere ---------------------

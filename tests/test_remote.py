@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from modelchain.core import merkle
 from modelchain.core.errors import UsageError
 from modelchain.core.note import Checkpoint, Signer, sign_checkpoint
-from modelchain.ledgers.http import normalise_url
+from modelchain.ledgers.client import normalise_url
 from modelchain.ledgers.ledger import Ledger
 from modelchain.log.home import Home
 
@@ -98,6 +98,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_the_library_prints_nothing_on_first_use(
+    server: Server, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Trust on first use is data for the caller (a notice), not a line the library prints."""
+    from modelchain.log.home import PinNotice
+
+    home = Home(tmp_path / "home")
+    with Ledger.open(server.url, home=home) as ledger:
+        report = ledger.audit()
+    assert report.origin == "test.example/models"
+    assert capfd.readouterr().err == ""
+    assert home.trust.notices == [PinNotice("test.example/models", server.url, server.vkey)]
+    assert home.trust.pinned_key("test.example/models") == server.vkey
 
 
 def test_register_verify_audit_log_checkpoint(
@@ -800,3 +815,26 @@ def test_prove_over_http_checks_what_it_prints(
     fake.routes[_q("/proof/consistency", old=2, new=4)][1]["old_root"] = "11" * 32
     bad_root = run("prove", "inclusion", "1", "--size", "2", *at)
     assert_clean_error(bad_root, 1, "not consistent with its signed checkpoint")
+
+
+def test_the_client_is_not_a_store() -> None:
+    """A server's ledger is reached through a client that only fetches, not a `Store` whose
+    node and peak reads would raise."""
+    from modelchain.ledgers.client import LedgerClient
+    from modelchain.log.store.base import Store
+
+    assert not issubclass(LedgerClient, Store)
+    assert not hasattr(LedgerClient, "peaks") and not hasattr(LedgerClient, "all_nodes")
+
+
+def test_a_missing_token_says_what_to_make(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelchain.core.errors import WayOut
+    from modelchain.ledgers.client import TOKEN_ENV, TOKEN_FILE_ENV, LedgerClient
+
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    monkeypatch.delenv(TOKEN_FILE_ENV, raising=False)
+    with pytest.raises(UsageError, match="needs a token") as caught:
+        LedgerClient("http://127.0.0.1:9").token()
+    assert caught.value.way_out == WayOut(
+        command=("token", "create", "--scope", "write"), env=(TOKEN_ENV, TOKEN_FILE_ENV)
+    )

@@ -299,7 +299,7 @@ def test_a_block_over_the_bound_the_remote_client_accepts_is_refused(tmp_path: P
     from modelchain.core import validate
     from modelchain.core.errors import UsageError
     from modelchain.fs.digest import Manifest, ManifestEntry
-    from modelchain.ledgers import http
+    from modelchain.ledgers import client as http
     from modelchain.ledgers.ledger import Ledger
     from modelchain.log.home import Home
 

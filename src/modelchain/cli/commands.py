@@ -175,12 +175,29 @@ def _verifiers(keys: Sequence[str]) -> list[Any]:
     return out
 
 
+def _show_pin(notice: Any) -> None:
+    """A server's key pinned on first use (`log.home.PinNotice`), said out loud as SSH does."""
+    click.echo(
+        f"modelchain: pinned the verifier key of log {notice.origin} served by "
+        f"{notice.location} (trust on first use): {notice.key}; pin it yourself with "
+        "--key VKEY or MODELCHAIN_VERIFIER_KEY",
+        err=True,
+    )
+
+
+def _home() -> Any:
+    """MODELCHAIN_HOME, telling the user of each server key it pins on first use."""
+    from modelchain.log.home import Home
+
+    return Home(notify=_show_pin)
+
+
 def _open_ledger(*, create: bool = False, keys: Sequence[str] = ()) -> Any:
     """The --ledger ledger; `keys` (--key) check a server's checkpoints (see docs/remote.md)."""
     from modelchain.ledgers.ledger import Ledger
 
     state = click.get_current_context().ensure_object(_State)
-    return Ledger.open(state.ledger, create=create, keys=_verifiers(keys))
+    return Ledger.open(state.ledger, create=create, keys=_verifiers(keys), home=_home())
 
 
 def _fmt_size(n: int) -> str:
@@ -915,7 +932,7 @@ def import_(source: str, keys: Sequence[str], as_json: bool) -> None:
     from modelchain.ledgers.locations import resolve_location
 
     target = resolve_location(click.get_current_context().ensure_object(_State).ledger)
-    with Ledger.open(source) as src:
+    with Ledger.open(source, home=_home()) as src:
         report = copy_ledger(src, target, keys=_verifiers(keys))
         _report_copy(report, src.location, target, as_json)
 

@@ -7,11 +7,31 @@ input" (see PRODUCT.md).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WayOut:
+    """What would get past a failure, as data: the message says it to a person (and keeps
+    saying it), a program or another face reads it here instead of parsing the message."""
+
+    #: a modelchain command that helps, as its words: ("token", "create", "--scope", "write")
+    command: tuple[str, ...] = ()
+    #: environment variables that would change the outcome
+    env: tuple[str, ...] = ()
+
 
 class ModelchainError(Exception):
-    """Base class: a failure with a one-line, user-facing message."""
+    """Base class: a failure with a one-line, user-facing message, and optionally the way
+    out of it as data (`way_out`)."""
 
     exit_code: int = 2
+    way_out: WayOut | None = None
+
+    def __init__(self, *args: object, way_out: WayOut | None = None) -> None:
+        super().__init__(*args)
+        if way_out is not None:
+            self.way_out = way_out
 
 
 class UsageError(ModelchainError):

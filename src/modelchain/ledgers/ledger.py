@@ -64,7 +64,7 @@ from modelchain.log.home import Home
 from modelchain.log.store import Store, StoredBlock, Tip
 
 if TYPE_CHECKING:
-    from modelchain.ledgers.http import HTTPStore
+    from modelchain.ledgers.client import LedgerClient as HTTPStore
 
 ZERO_HASH = "0" * 64
 #: how long a reader waits for the checkpoint of an append that is committing (its trust

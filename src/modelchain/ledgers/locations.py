@@ -81,11 +81,11 @@ def open_store(location: str | os.PathLike[str] | None, *, create: bool = False)
 
             return PostgresStore(loc, create=create)
         if scheme in ("http", "https"):
-            from modelchain.ledgers.http import (
-                HTTPStore,  # a server: read over its API, every answer checked
+            from modelchain.ledgers.client import (
+                LedgerClient,  # a server: read over its API, every answer checked
             )
 
-            return HTTPStore(loc)
+            return LedgerClient(loc)
         raise LedgerUnreadable(
             f"unknown ledger scheme {scheme!r}: use a path ending in .json, an SQLite file path, "
             "postgresql:// or https://"

@@ -15,13 +15,21 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from modelchain.core.errors import KeyFileError, UsageError
-from modelchain.fs.safeio import atomic_write, sync_file
+from modelchain.core.errors import KeyFileError, SignatureError, UsageError, WayOut
+from modelchain.fs.safeio import atomic_write, fsync_dir, sync_file
+
+if TYPE_CHECKING:
+    from modelchain.core.note import Signer, Verifier
 
 OPERATOR_KEY_NAME = "modelchain-operator"
+#: the verifier key pinned for each log served over HTTP (origin -> key), as SSH's known_hosts
+PINS_FILE = "pinned_keys.json"
 
 
 def default_home() -> Path:
@@ -40,104 +48,147 @@ def _write_private(path: Path, text: str, *, durable: bool = True) -> None:
     atomic_write(path, text, 0o600, durable=durable)
 
 
-class Home:
-    """One `MODELCHAIN_HOME` directory."""
+@dataclass(frozen=True)
+class KeyChoice:
+    """The key a log's checkpoints must be signed by, and whether it is still to be pinned
+    (only once a checkpoint signed by it is accepted, so a mistyped key or a server's bogus
+    one is never remembered)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path).expanduser() if path is not None else default_home()
+    origin: str
+    key: Verifier
+    #: the server whose log it checks
+    location: str
+    #: not the pinned key: `TrustState.accept_key` remembers it
+    to_pin: bool = False
+    #: taken on the server's word (trust on first use): the user is told once it is pinned
+    first_use: bool = False
+
+
+@dataclass(frozen=True)
+class PinNotice:
+    """A log's verifier key pinned on first use. The library prints nothing: whoever opened
+    the ledger (the command line) is handed this and tells the user, as SSH does."""
+
+    origin: str
+    #: the server that advertised the key
+    location: str
+    #: the key, as `name+id+key`
+    key: str
+
+
+class TrustState:
+    """The verifier's memory in `MODELCHAIN_HOME/trust`: the newest checkpoint accepted per
+    log, where each log lives and where copies of it were seen, and the verifier keys pinned
+    for servers' logs.
+
+    Every write is atomic and visible to every process the moment it returns, but only
+    `flush` (or leaving a `with` block) makes it durable: one sync for a batch instead of two
+    per write. A power loss before the flush can only leave the state older than what was
+    accepted, which the next check accepts again by a consistency proof. Writes are locked
+    across processes (a file lock) and threads.
+    """
+
+    def __init__(self, directory: Path, notify: Callable[[PinNotice], None] | None = None) -> None:
+        self.directory = directory
+        #: called with each key pinned on first use (they are also kept in `notices`)
+        self.notify = notify
+        self.notices: list[PinNotice] = []
+        self._pending: set[Path] = set()
+        self._folder_changed = False
+        self._pending_lock = threading.Lock()
+        self._local = threading.local()
 
     def __repr__(self) -> str:
-        return f"Home({str(self.path)!r})"
+        return f"TrustState({str(self.directory)!r})"
 
-    @property
-    def key_path(self) -> Path:
-        return self.path / "operator.key"
+    def __enter__(self) -> TrustState:
+        return self
 
-    @property
-    def trust_dir(self) -> Path:
-        return self.path / "trust"
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
 
-    def _ensure_dir(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-    def check_separate_from(self, ledger_path: str | None) -> None:
-        """Refuse a home in the ledger's directory, or a ledger inside the home.
-
-        The exception is a ledger kept in the user's home directory or above it (the seed
-        demo run from ~), where the default home, ~/.config/modelchain, necessarily lies.
-        """
-        if ledger_path is None or os.path.isdir(ledger_path):
-            return  # a folder is no ledger: the store says so, in those words
-        home = self.path.resolve()
-        ledger = Path(ledger_path).resolve()
-        directory = ledger.parent
-        user = Path.home().resolve()
-        why = "whoever can write the ledger could then replace the key and trust state"
-        if home == directory or home in ledger.parents:
-            raise UsageError(
-                f"the ledger ({ledger_path}) must not lie inside MODELCHAIN_HOME ({self.path}): "
-                f"{why}; keep the ledger elsewhere, or set MODELCHAIN_HOME to another folder"
-            )
-        if directory in home.parents and directory != user and directory not in user.parents:
-            raise UsageError(
-                f"MODELCHAIN_HOME ({self.path}) must not lie inside the ledger's folder "
-                f"({directory}): {why}; set MODELCHAIN_HOME to a folder outside it"
-            )
-
-    # -- the operator key -------------------------------------------------------------------
-
-    def has_operator_key(self) -> bool:
-        return self.key_path.exists()
-
-    def operator_signer(self, *, create: bool = False):  # -> note.Signer
-        """Load the operator key, creating it (mode 0600) when asked and missing."""
-        from modelchain.core.note import Signer
-
-        path = self.key_path
-        if not path.exists():
-            if not create:
-                raise KeyFileError(
-                    f"no operator key at {path} (run `modelchain init`, or set MODELCHAIN_HOME)"
-                )
-            self._ensure_dir(self.path)
-            signer = Signer.generate(OPERATOR_KEY_NAME)
-            with contextlib.suppress(FileExistsError):  # another process made it first
-                atomic_write(path, signer.private_key_string() + "\n", 0o600, overwrite=False)
-        try:
-            st = path.stat()
-            if not stat.S_ISREG(st.st_mode):
-                raise KeyFileError(f"{path}: not a regular file")
-            if st.st_mode & 0o077:
-                raise KeyFileError(
-                    f"{path}: permissions {stat.S_IMODE(st.st_mode):04o} are too open; "
-                    f"the key must be private to its owner (chmod 600 {path})"
-                )
-            text = path.read_text(encoding="utf-8").strip()
-        except UnicodeDecodeError as exc:
-            raise KeyFileError(f"{path}: not a modelchain key file (not text)") from exc
-        except OSError as exc:
-            raise KeyFileError(f"cannot read {path}: {exc.strerror}") from exc
-        try:
-            return Signer.from_private_key_string(text)
-        except KeyFileError as exc:
-            raise KeyFileError(f"{path}: {exc}") from exc
-
-    # -- trust state ------------------------------------------------------------------------
-
-    def _origin_file(self, origin: str) -> Path:
-        return self.trust_dir / (hashlib.sha256(origin.encode()).hexdigest()[:32] + ".checkpoint")
+    # -- writing and syncing ----------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _trust_lock(self) -> Iterator[None]:
-        self._ensure_dir(self.trust_dir)
-        with open(self.trust_dir / ".lock", "a+b") as lock:
+    def _locked(self) -> Iterator[None]:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.directory / ".lock", "a+b") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
-    def trusted_checkpoint(self, origin: str) -> str | None:
+    @contextlib.contextmanager
+    def synced(self) -> Iterator[TrustState]:
+        """Writes in this block (of this thread) are durable before they return, as those
+        that must be: nothing else pending is synced by them."""
+        before = getattr(self._local, "synced", False)
+        self._local.synced = True
+        try:
+            yield self
+        finally:
+            self._local.synced = before
+
+    def _write(self, path: Path, text: str) -> None:
+        """Replace `path` atomically, synced by the next `flush` (at once in `synced`). A
+        failed write raises and leaves the file as it was (nothing is then pending for it)."""
+        durable = getattr(self._local, "synced", False)
+        _write_private(path, text, durable=durable)
+        with self._pending_lock:
+            if durable:
+                self._pending.discard(path)
+            else:
+                self._pending.add(path)
+
+    def _write_json(self, path: Path, data: dict[str, str], end: str = "") -> None:
+        self._write(path, json.dumps(data, indent=2, sort_keys=True) + end)
+
+    def _unlink(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        with self._pending_lock:
+            self._pending.discard(path)
+            if getattr(self._local, "synced", False):
+                fsync_dir(self.directory)
+            else:
+                self._folder_changed = True
+
+    def sync(self, origin: str) -> None:
+        """Make the accepted checkpoint of `origin` durable now (the rest stays pending)."""
+        path = self._origin_file(origin)
+        with self._pending_lock:
+            self._pending.discard(path)
+        sync_file(path)
+
+    @property
+    def pending(self) -> bool:
+        """Whether some write of this object is not yet durable."""
+        with self._pending_lock:
+            return bool(self._pending) or self._folder_changed
+
+    def flush(self) -> None:
+        """Make every write of this object durable (each file and its folder entry). Calling
+        it again with nothing written since does nothing."""
+        with self._pending_lock:
+            paths, self._pending = sorted(self._pending), set()
+            folder, self._folder_changed = self._folder_changed, False
+        try:
+            for path in paths:
+                sync_file(path)  # its data, then the folder entry
+            if folder:  # a file removed
+                fsync_dir(self.directory)
+        except BaseException:
+            with self._pending_lock:  # not synced: still pending
+                self._pending.update(paths)
+                self._folder_changed = self._folder_changed or folder
+            raise
+
+    # -- accepted checkpoints ---------------------------------------------------------------
+
+    def _origin_file(self, origin: str) -> Path:
+        return self.directory / (hashlib.sha256(origin.encode()).hexdigest()[:32] + ".checkpoint")
+
+    def checkpoint(self, origin: str) -> str | None:
         """The newest checkpoint note accepted for `origin`, if any."""
         try:
             return self._origin_file(origin).read_text(encoding="utf-8")
@@ -146,63 +197,19 @@ class Home:
         except (OSError, UnicodeDecodeError) as exc:
             raise KeyFileError(f"cannot read trust state for {origin}: {exc}") from exc
 
-    def accept_checkpoint(
-        self, origin: str, size: int, note: str, *, durable: bool = True
-    ) -> str | None:
+    def accept(self, origin: str, size: int, note: str) -> str | None:
         """Remember `note` as accepted unless a larger one already is (never move back).
-        `durable=False`: visible to every process at once, synced by `sync_checkpoint`.
         Returns the note accepted before (None: none), to take the change back with."""
         from modelchain.core.note import Checkpoint, parse_note
 
-        with self._trust_lock():
-            current = self.trusted_checkpoint(origin)
+        with self._locked():
+            current = self.checkpoint(origin)
             if current is not None:
                 old = Checkpoint.parse(parse_note(current).text)
                 if old.size >= size:
                     return current
-            _write_private(self._origin_file(origin), note, durable=durable)
+            self._write(self._origin_file(origin), note)
             return current
-
-    def sync_checkpoint(self, origin: str) -> None:
-        """Make the accepted checkpoint of `origin` durable (see `accept_checkpoint`)."""
-        sync_file(self._origin_file(origin))
-
-    def _locations_file(self) -> Path:
-        return self.trust_dir / "locations.json"
-
-    def _read_locations(self) -> dict[str, str]:
-        try:
-            data = json.loads(self._locations_file().read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise KeyFileError(f"cannot read {self._locations_file()}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise KeyFileError(f"{self._locations_file()}: not a JSON object")
-        return {str(k): str(v) for k, v in data.items()}
-
-    def known_origin(self, location: str) -> str | None:
-        """The origin of the ledger last accepted at this path, if any."""
-        return self._read_locations().get(location)
-
-    def remember_location(self, location: str, origin: str) -> None:
-        with self._trust_lock():
-            data = self._read_locations()
-            if data.get(location) == origin:
-                return
-            data[location] = origin
-            _write_private(self._locations_file(), json.dumps(data, indent=2, sort_keys=True))
-
-    def forget(self, origin: str, location: str | None = None) -> None:
-        """Drop the trust state of one log (after a deliberate reset)."""
-        with self._trust_lock():
-            self._origin_file(origin).unlink(missing_ok=True)
-            if location is not None:
-                data = self._read_locations()
-                if data.pop(location, None) is not None:
-                    _write_private(
-                        self._locations_file(), json.dumps(data, indent=2, sort_keys=True)
-                    )
 
     # -- where each log lives -----------------------------------------------------------------
     #
@@ -211,22 +218,40 @@ class Home:
     # where the log lives and may be appended to. A copy elsewhere can be read, but appending
     # to it would make the log itself look rolled back, so only `trust move` makes it the log.
 
-    def _logs_file(self) -> Path:
-        return self.trust_dir / "logs.json"
+    def _locations_file(self) -> Path:
+        return self.directory / "locations.json"
 
-    def _read_logs(self) -> dict[str, str]:
+    def _logs_file(self) -> Path:
+        return self.directory / "logs.json"
+
+    def _read_map(self, path: Path) -> dict[str, str]:
         try:
-            data = json.loads(self._logs_file().read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise KeyFileError(f"cannot read {self._logs_file()}: {exc}") from exc
+            raise KeyFileError(f"cannot read {path}: {exc}") from exc
         if not isinstance(data, dict):
-            raise KeyFileError(f"{self._logs_file()}: not a JSON object")
+            raise KeyFileError(f"{path}: not a JSON object")
         return {str(k): str(v) for k, v in data.items()}
 
-    def _write_json(self, path: Path, data: dict[str, str]) -> None:
-        _write_private(path, json.dumps(data, indent=2, sort_keys=True))
+    def _read_locations(self) -> dict[str, str]:
+        return self._read_map(self._locations_file())
+
+    def _read_logs(self) -> dict[str, str]:
+        return self._read_map(self._logs_file())
+
+    def origin_at(self, location: str) -> str | None:
+        """The origin of the ledger last accepted at this location, if any."""
+        return self._read_locations().get(location)
+
+    def remember_location(self, location: str, origin: str) -> None:
+        with self._locked():
+            data = self._read_locations()
+            if data.get(location) == origin:
+                return
+            data[location] = origin
+            self._write_json(self._locations_file(), data)
 
     def log_location(self, origin: str) -> str | None:
         """Where the log `origin` lives (is appended to), if this verifier knows.
@@ -246,7 +271,7 @@ class Home:
     def claim_log_location(self, origin: str, location: str) -> str:
         """Record `location` as where `origin` lives unless another one already is; returns
         the location the log lives at afterwards."""
-        with self._trust_lock():
+        with self._locked():
             logs = self._read_logs()
             current = logs.get(origin)
             if current is None:
@@ -259,7 +284,7 @@ class Home:
     def move_log(self, origin: str, location: str) -> str | None:
         """Make `location` the place where `origin` lives; returns the previous one. The
         previous location is released (a new log may start there)."""
-        with self._trust_lock():
+        with self._locked():
             logs = self._read_logs()
             previous = logs.get(origin)
             if previous is None:
@@ -274,11 +299,21 @@ class Home:
             self._write_json(self._locations_file(), data)
             return previous
 
+    def forget(self, origin: str, location: str | None = None) -> None:
+        """Drop the accepted checkpoint of one log (after a deliberate reset), and what is
+        remembered of `location`."""
+        with self._locked():
+            self._unlink(self._origin_file(origin))
+            if location is not None:
+                data = self._read_locations()
+                if data.pop(location, None) is not None:
+                    self._write_json(self._locations_file(), data)
+
     def forget_log(self, origin: str) -> list[str]:
         """Drop everything remembered about `origin`: its newest accepted checkpoint, where it
         lives and every location it was seen at. Returns those locations."""
-        with self._trust_lock():
-            self._origin_file(origin).unlink(missing_ok=True)
+        with self._locked():
+            self._unlink(self._origin_file(origin))
             logs = self._read_logs()
             home = logs.pop(origin, None)
             if home is not None:
@@ -293,12 +328,87 @@ class Home:
 
     def forget_location(self, location: str) -> str | None:
         """Drop what is remembered about one location of a log's copy; returns its origin."""
-        with self._trust_lock():
+        with self._locked():
             data = self._read_locations()
             origin = data.pop(location, None)
             if origin is not None:
                 self._write_json(self._locations_file(), data)
             return origin
+
+    # -- pinned verifier keys (trust on first use) ------------------------------------------
+
+    def _pins_file(self) -> Path:
+        return self.directory / PINS_FILE
+
+    def _read_pins(self) -> dict[str, str]:
+        path = self._pins_file()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise KeyFileError(f"cannot read {path}: {exc}") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise KeyFileError(f"{path}: not a JSON object of verifier keys")
+        return data
+
+    def pinned_key(self, origin: str) -> str | None:
+        """The verifier key pinned for `origin` (`name+id+key`), if any."""
+        return self._read_pins().get(origin)
+
+    def choose_key(
+        self,
+        origin: str,
+        given: Sequence[Verifier],
+        advertised: Callable[[], Verifier],
+        *,
+        where: str,
+    ) -> KeyChoice:
+        """The key that must sign `origin`'s checkpoints, served from `where`: the given one
+        for that log, else the one pinned before, else -- trust on first use -- the key the
+        server advertises (`advertised` is asked only then). A server that changed its key
+        is refused by the signature check: its checkpoints are checked with the pinned key."""
+        from modelchain.core.errors import NoteFormatError
+        from modelchain.core.note import Verifier
+
+        pinned = self.pinned_key(origin)
+        if given:
+            chosen = next((k for k in given if k.name == origin), None)
+            if chosen is None:
+                names = ", ".join(k.name for k in given)
+                raise SignatureError(f"none of the given keys ({names}) is for log {origin!r}")
+            return KeyChoice(origin, chosen, where, to_pin=pinned != chosen.string())
+        if pinned is not None:
+            try:
+                return KeyChoice(origin, Verifier.from_string(pinned), where)
+            except (NoteFormatError, UsageError) as exc:
+                raise KeyFileError(
+                    f"the pinned key of log {origin!r} is unreadable: {exc}"
+                ) from None
+        key = advertised()
+        if key.name != origin:
+            raise SignatureError(f"{where}: advertises a key for log {key.name!r}, not {origin!r}")
+        return KeyChoice(origin, key, where, to_pin=True, first_use=True)
+
+    def accept_key(self, choice: KeyChoice) -> PinNotice | None:
+        """Pin the key of `choice` once a checkpoint signed by it was accepted. A key taken
+        on first use gives a `PinNotice` (handed to `notify` and kept in `notices`)."""
+        if not choice.to_pin:
+            return None
+        vkey = choice.key.string()
+        with self._locked():
+            pins = self._read_pins()
+            pins[choice.origin] = vkey
+            self._write_json(self._pins_file(), pins, end="\n")
+        if not choice.first_use:
+            return None
+        notice = PinNotice(choice.origin, choice.location, vkey)
+        self.notices.append(notice)
+        if self.notify is not None:
+            self.notify(notice)
+        return notice
+
+    # -- what is remembered -----------------------------------------------------------------
 
     def remembered_logs(self) -> list[dict[str, object]]:
         """Every log this verifier remembers: origin, accepted size and root, where it lives,
@@ -309,8 +419,8 @@ class Home:
         locations = self._read_locations()
         logs = self._read_logs()
         checkpoints: dict[str, str] = {}
-        if self.trust_dir.is_dir():
-            for path in sorted(self.trust_dir.glob("*.checkpoint")):
+        if self.directory.is_dir():
+            for path in sorted(self.directory.glob("*.checkpoint")):
                 try:
                     note = path.read_text(encoding="utf-8")
                     origin = Checkpoint.parse(parse_note(note).text).origin
@@ -342,3 +452,158 @@ class Home:
                 }
             )
         return out
+
+
+class Home:
+    """One `MODELCHAIN_HOME` directory: the operator key and the trust state (`trust`)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        notify: Callable[[PinNotice], None] | None = None,
+    ) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_home()
+        #: the verifier's memory; `notify` is told of each key pinned on first use
+        self.trust = TrustState(self.path / "trust", notify)
+
+    def __repr__(self) -> str:
+        return f"Home({str(self.path)!r})"
+
+    @property
+    def key_path(self) -> Path:
+        return self.path / "operator.key"
+
+    @property
+    def trust_dir(self) -> Path:
+        return self.trust.directory
+
+    def _ensure_dir(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def check_separate_from(self, ledger_path: str | None) -> None:
+        """Refuse a home in the ledger's directory, or a ledger inside the home.
+
+        The exception is a ledger kept in the user's home directory or above it (the seed
+        demo run from ~), where the default home, ~/.config/modelchain, necessarily lies.
+        """
+        if ledger_path is None or os.path.isdir(ledger_path):
+            return  # a folder is no ledger: the store says so, in those words
+        home = self.path.resolve()
+        ledger = Path(ledger_path).resolve()
+        directory = ledger.parent
+        user = Path.home().resolve()
+        why = "whoever can write the ledger could then replace the key and trust state"
+        if home == directory or home in ledger.parents:
+            raise UsageError(
+                f"the ledger ({ledger_path}) must not lie inside MODELCHAIN_HOME ({self.path}): "
+                f"{why}; keep the ledger elsewhere, or set MODELCHAIN_HOME to another folder",
+                way_out=WayOut(env=("MODELCHAIN_HOME",)),
+            )
+        if directory in home.parents and directory != user and directory not in user.parents:
+            raise UsageError(
+                f"MODELCHAIN_HOME ({self.path}) must not lie inside the ledger's folder "
+                f"({directory}): {why}; set MODELCHAIN_HOME to a folder outside it",
+                way_out=WayOut(env=("MODELCHAIN_HOME",)),
+            )
+
+    # -- the operator key -------------------------------------------------------------------
+
+    def has_operator_key(self) -> bool:
+        return self.key_path.exists()
+
+    def operator_signer(self, *, create: bool = False) -> Signer:
+        """Load the operator key, creating it (mode 0600) when asked and missing."""
+        from modelchain.core.note import Signer
+
+        path = self.key_path
+        if not path.exists():
+            if not create:
+                raise KeyFileError(
+                    f"no operator key at {path} (run `modelchain init`, or set MODELCHAIN_HOME)",
+                    way_out=WayOut(command=("init",), env=("MODELCHAIN_HOME",)),
+                )
+            self._ensure_dir(self.path)
+            signer = Signer.generate(OPERATOR_KEY_NAME)
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                atomic_write(path, signer.private_key_string() + "\n", 0o600, overwrite=False)
+        try:
+            st = path.stat()
+            if not stat.S_ISREG(st.st_mode):
+                raise KeyFileError(f"{path}: not a regular file")
+            if st.st_mode & 0o077:
+                raise KeyFileError(
+                    f"{path}: permissions {stat.S_IMODE(st.st_mode):04o} are too open; "
+                    f"the key must be private to its owner (chmod 600 {path})"
+                )
+            text = path.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise KeyFileError(f"{path}: not a modelchain key file (not text)") from exc
+        except OSError as exc:
+            raise KeyFileError(f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            return Signer.from_private_key_string(text)
+        except KeyFileError as exc:
+            raise KeyFileError(f"{path}: {exc}") from exc
+
+    # -- the trust state, durable at once (the ledger's callers; see `TrustState`) ----------
+
+    def _durable(self) -> contextlib.AbstractContextManager[TrustState]:
+        return self.trust.synced()
+
+    def trusted_checkpoint(self, origin: str) -> str | None:
+        """The newest checkpoint note accepted for `origin`, if any."""
+        return self.trust.checkpoint(origin)
+
+    def accept_checkpoint(
+        self, origin: str, size: int, note: str, *, durable: bool = True
+    ) -> str | None:
+        """`TrustState.accept`, synced at once unless `durable=False` (then it is synced by
+        `sync_checkpoint`, or by `trust.flush()`)."""
+        if not durable:
+            return self.trust.accept(origin, size, note)
+        with self._durable() as trust:
+            return trust.accept(origin, size, note)
+
+    def sync_checkpoint(self, origin: str) -> None:
+        """Make the accepted checkpoint of `origin` durable (see `accept_checkpoint`)."""
+        self.trust.sync(origin)
+
+    def known_origin(self, location: str) -> str | None:
+        """The origin of the ledger last accepted at this path, if any."""
+        return self.trust.origin_at(location)
+
+    def remember_location(self, location: str, origin: str) -> None:
+        with self._durable() as trust:
+            trust.remember_location(location, origin)
+
+    def forget(self, origin: str, location: str | None = None) -> None:
+        """Drop the trust state of one log (after a deliberate reset)."""
+        with self._durable() as trust:
+            trust.forget(origin, location)
+
+    def log_location(self, origin: str) -> str | None:
+        """Where the log `origin` lives (see `TrustState.log_location`)."""
+        return self.trust.log_location(origin)
+
+    def locations_of(self, origin: str) -> list[str]:
+        return self.trust.locations_of(origin)
+
+    def claim_log_location(self, origin: str, location: str) -> str:
+        with self._durable() as trust:
+            return trust.claim_log_location(origin, location)
+
+    def move_log(self, origin: str, location: str) -> str | None:
+        with self._durable() as trust:
+            return trust.move_log(origin, location)
+
+    def forget_log(self, origin: str) -> list[str]:
+        with self._durable() as trust:
+            return trust.forget_log(origin)
+
+    def forget_location(self, location: str) -> str | None:
+        with self._durable() as trust:
+            return trust.forget_location(location)
+
+    def remembered_logs(self) -> list[dict[str, object]]:
+        return self.trust.remembered_logs()

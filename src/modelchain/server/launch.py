@@ -63,7 +63,7 @@ def serve(
             + install_hint("server")
         ) from None
 
-    from modelchain.ledgers.http import is_remote
+    from modelchain.ledgers.client import is_remote
     from modelchain.ledgers.ledger import Ledger, n_blocks
     from modelchain.ledgers.locations import local_path, resolve_location
     from modelchain.server.app import ENV_LEDGER, ENV_MAX_BATCH, ENV_MAX_BODY, create_app

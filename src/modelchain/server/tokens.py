@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from modelchain.core.errors import KeyFileError, UsageError
-from modelchain.log.home import Home, _write_private
+from modelchain.core.errors import KeyFileError, UsageError, WayOut
+from modelchain.fs.safeio import atomic_write
+from modelchain.log.home import Home
 
 PREFIX = "mc_"
 SCOPES = ("read", "write")
@@ -102,8 +103,10 @@ class TokenStore:
             raise KeyFileError(f"{self.path}: not a modelchain token file") from exc
 
     def _write(self, records: list[TokenRecord]) -> None:
+        """Replace the file atomically and durably (file and folder synced), mode 0600: a
+        reader sees the old tokens or the new ones, and a revocation survives a power loss."""
         text = json.dumps({"tokens": [asdict(r) for r in records]}, indent=2) + "\n"
-        _write_private(self.path, text)
+        atomic_write(self.path, text, 0o600)
 
     def records(self) -> list[TokenRecord]:
         """All records, re-read only when the file changed (the server calls this per write
@@ -157,7 +160,8 @@ class TokenStore:
             ]
             if not matches:
                 raise UsageError(
-                    f"no token with id or name {ident!r} (see `modelchain token list`)"
+                    f"no token with id or name {ident!r} (see `modelchain token list`)",
+                    way_out=WayOut(command=("token", "list")),
                 )
             if len(matches) > 1:
                 raise UsageError(f"{len(matches)} tokens are named {ident!r}: revoke by id")

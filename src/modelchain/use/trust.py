@@ -14,9 +14,12 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from modelchain.core.errors import LedgerInvalid, UsageError
+from modelchain.core.errors import LedgerInvalid, UsageError, WayOut
 from modelchain.ledgers.locations import display_location, local_path, resolve_location
 from modelchain.log.home import Home
+
+#: where to see what is remembered
+_LIST = WayOut(command=("trust", "list"))
 
 
 def location_key(location: str | os.PathLike[str]) -> str:
@@ -26,22 +29,25 @@ def location_key(location: str | os.PathLike[str]) -> str:
     if path is not None:
         return path
     if loc.split("://", 1)[0].lower() in ("http", "https"):
-        from modelchain.ledgers.http import normalise_url
+        from modelchain.ledgers.client import normalise_url
 
         return normalise_url(loc)
     return display_location(loc)
 
 
 def remembered(home: Home) -> list[dict[str, Any]]:
-    """Every log this verifier remembers (see `Home.remembered_logs`)."""
-    return home.remembered_logs()
+    """Every log this verifier remembers (see `TrustState.remembered_logs`)."""
+    return home.trust.remembered_logs()
 
 
 def _find(home: Home, origin: str) -> dict[str, Any]:
-    for log in home.remembered_logs():
+    for log in home.trust.remembered_logs():
         if log["origin"] == origin:
             return log
-    raise UsageError(f"this verifier remembers no log {origin!r} (see `modelchain trust list`)")
+    raise UsageError(
+        f"this verifier remembers no log {origin!r} (see `modelchain trust list`)",
+        way_out=_LIST,
+    )
 
 
 def plan_forget(home: Home, origin: str | None = None, ledger: str | None = None) -> dict[str, Any]:
@@ -54,14 +60,16 @@ def plan_forget(home: Home, origin: str | None = None, ledger: str | None = None
         return {"origin": origin, "scope": "log", "log": log}
     assert ledger is not None
     key = location_key(ledger)
-    found = home.known_origin(key)
+    found = home.trust.origin_at(key)
     if found is None:
         found = next(
-            (log["origin"] for log in home.remembered_logs() if log["location"] == key), None
+            (log["origin"] for log in home.trust.remembered_logs() if log["location"] == key),
+            None,
         )
     if found is None:
         raise UsageError(
-            f"this verifier remembers no log at {ledger} (see `modelchain trust list`)"
+            f"this verifier remembers no log at {ledger} (see `modelchain trust list`)",
+            way_out=_LIST,
         )
     log = _find(home, found)
     scope = "log" if log["location"] in (key, None) else "location"
@@ -69,12 +77,14 @@ def plan_forget(home: Home, origin: str | None = None, ledger: str | None = None
 
 
 def forget(plan: dict[str, Any], home: Home) -> dict[str, Any]:
-    """Carry out a `plan_forget` plan; returns what was forgotten."""
+    """Carry out a `plan_forget` plan (durably: the trust state is flushed before this
+    returns); returns what was forgotten."""
     origin = plan["origin"]
-    if plan["scope"] == "log":
-        locations = home.forget_log(origin)
-        return {"origin": origin, "forgot": "log", "locations": locations}
-    home.forget_location(plan["location"])
+    with home.trust as trust:
+        if plan["scope"] == "log":
+            locations = trust.forget_log(origin)
+            return {"origin": origin, "forgot": "log", "locations": locations}
+        trust.forget_location(plan["location"])
     return {"origin": origin, "forgot": "location", "locations": [plan["location"]]}
 
 
@@ -96,7 +106,8 @@ def move(home: Home, origin: str, new_location: str, keys: Sequence[Any] = ()) -
             )
         report = ledger.audit()
         key = ledger._trust_key()
-    previous = home.move_log(origin, key)
+    with home.trust as trust:  # durable before this returns
+        previous = trust.move_log(origin, key)
     return {
         "origin": origin,
         "location": key,

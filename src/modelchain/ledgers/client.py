@@ -1,14 +1,15 @@
-"""A ledger served by `modelchain serve`, read (and appended to) over its HTTP API.
+"""The client of a ledger served by `modelchain serve`: read (and appended to) over its API.
 
-The server is not trusted. This store only fetches: the newest checkpoint note, the entries
-with their exact leaf data, inclusion and consistency proofs. `modelchain.ledgers.ledger.Ledger`
-checks all of it with the same rules as for a local ledger: the checkpoint signature with
-the pinned verifier key, every leaf it reads against the signed root, and that each new
-checkpoint extends the newest one accepted before (the trust state in MODELCHAIN_HOME).
+The server is not trusted. This client only fetches: the newest checkpoint note, the entries
+with their exact leaf data, inclusion and consistency proofs, the key the server advertises.
+`modelchain.ledgers.ledger.Ledger` checks all of it with the same rules as for a local
+ledger: the checkpoint signature with the log's verifier key, every leaf it reads against the
+signed root, and that each new checkpoint extends the newest one accepted before. Which key
+that is, and pinning it on first use like SSH's known_hosts, is the trust state's decision
+(`modelchain.log.home.TrustState`), not this module's.
 
-The store keeps no Merkle nodes (there is nothing stored here to check), it cannot be
-written through a `Writer` (the operator key lives on the server), and it pins each log's
-verifier key on first use, like SSH's known_hosts.
+It is not a `Store`: it keeps no Merkle nodes (there is nothing stored here to check) and
+has no `Writer` (the operator key lives on the server); registrations go through `submit`.
 
 Only the standard library is used (http.client), so a client needs no extra dependency.
 Every request has a deadline and every answer a size cap near what an honest server can
@@ -26,14 +27,12 @@ import json
 import os
 import socket
 import ssl
-import sys
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from modelchain.core import validate
 from modelchain.core.errors import (
@@ -41,15 +40,15 @@ from modelchain.core.errors import (
     LedgerInvalid,
     LedgerUnreadable,
     NoteFormatError,
-    SignatureError,
     UsageError,
+    WayOut,
 )
 from modelchain.core.strictjson import JSONLimitError, loads_within
-from modelchain.log.store.base import Store, StoredBlock, Writer
+from modelchain.log.store.base import StoredBlock
 
 if TYPE_CHECKING:
     from modelchain.core.note import Verifier
-    from modelchain.log.home import Home
+    from modelchain.log.home import Home, KeyChoice, PinNotice
 
 API = "/api/v1"
 PAGE = 1000  # the API's largest page (entries, search)
@@ -83,7 +82,6 @@ TOKEN_FILE_ENV = "MODELCHAIN_TOKEN_FILE"
 CA_BUNDLE_ENV = "MODELCHAIN_CA_BUNDLE"
 TIMEOUT_ENV = "MODELCHAIN_HTTP_TIMEOUT"
 DEADLINE_ENV = "MODELCHAIN_HTTP_DEADLINE"
-PINS_FILE = "pinned_keys.json"
 
 
 def is_remote(location: str) -> bool:
@@ -113,7 +111,8 @@ def normalise_url(location: str) -> str:
         raise UsageError(f"{location}: not a server address (use https://host:port)")
     if parts.username is not None or parts.password is not None:
         raise UsageError(
-            f"{location}: do not put credentials in the address; set {TOKEN_ENV} instead"
+            f"{location}: do not put credentials in the address; set {TOKEN_ENV} instead",
+            way_out=WayOut(env=(TOKEN_ENV,)),
         )
     if parts.query or parts.fragment:
         raise UsageError(f"{location}: a server address has no query or fragment")
@@ -154,10 +153,14 @@ class AnswerTooLarge(LedgerInvalid):
         self.path = path
 
 
-class HTTPStore(Store):
-    """A read-only view of a server's ledger; writes go through `submit`."""
+class LedgerClient:
+    """A server's ledger seen through its API: what it says, to be proven by the ledger;
+    registrations go through `submit`."""
 
+    #: read through proofs, written by `submit` (what `Ledger` branches on)
     remote = True
+    #: nothing of it lives in a local file
+    local_path: str | None = None
 
     def __init__(self, location: str, *, timeout: float | None = None) -> None:
         self.location = normalise_url(location)
@@ -175,8 +178,8 @@ class HTTPStore(Store):
         self._log: dict[str, Any] | None = None
         #: entries already fetched (by search); each is still proven before it is used
         self._entries: dict[int, StoredBlock] = {}
-        #: (origin, verifier key, trusted on first use) to pin once a checkpoint is accepted
-        self._unpinned: tuple[str, str, bool] | None = None
+        #: the verifier key to pin once a checkpoint signed by it is accepted
+        self._key_choice: KeyChoice | None = None
 
     # -- HTTP -------------------------------------------------------------------------------
 
@@ -221,9 +224,12 @@ class HTTPStore(Store):
                 ):
                     raise LedgerUnreadable(
                         f"{self.location}: the command did not finish within {overall[0]:g} s "
-                        f"(set {DEADLINE_ENV} to allow longer)"
+                        f"(set {DEADLINE_ENV} to allow longer)",
+                        way_out=WayOut(env=(DEADLINE_ENV,)),
                     ) from None
-                raise LedgerUnreadable(f"{self.location}: {_describe(exc, self.timeout)}") from None
+                raise LedgerUnreadable(
+                    f"{self.location}: {_describe(exc, self.timeout)}", way_out=_way_out(exc)
+                ) from None
         if not 200 <= status < 300:
             self._refuse(status, data, kind, path, answer_headers)
         return status, data, kind
@@ -293,12 +299,14 @@ class HTTPStore(Store):
         if status == 401:
             raise UsageError(
                 f"{self.location}: the server refused the token ({message}): set {TOKEN_ENV} "
-                "to a token made on the server with `modelchain token create --scope write`"
+                "to a token made on the server with `modelchain token create --scope write`",
+                way_out=WayOut(command=_WRITE_TOKEN, env=(TOKEN_ENV,)),
             )
         if status == 403:
             raise UsageError(
                 f"{self.location}: the token may not do this ({message}): "
-                "use a token with write scope"
+                "use a token with write scope",
+                way_out=WayOut(command=_WRITE_TOKEN, env=(TOKEN_ENV,)),
             )
         if status == 404 and path == "/log":
             raise LedgerUnreadable(
@@ -535,7 +543,8 @@ class HTTPStore(Store):
             raise UsageError(
                 f"registering at {self.location} needs a token: set {TOKEN_ENV} (or "
                 f"{TOKEN_FILE_ENV}) to one made on the server with "
-                "`modelchain token create --scope write`"
+                "`modelchain token create --scope write`",
+                way_out=WayOut(command=_WRITE_TOKEN, env=(TOKEN_ENV, TOKEN_FILE_ENV)),
             )
         return token
 
@@ -569,59 +578,40 @@ class HTTPStore(Store):
 
     # -- the verifier key -------------------------------------------------------------------
 
-    def verifier(self, origin: str, keys: Sequence[Verifier], home: Home) -> Verifier:
-        """The key that must sign `origin`'s checkpoints: the one given, else the one pinned
-        before, else -- trust on first use -- the key the server advertises. A key not yet
-        pinned is pinned by `pin`, once the ledger has accepted a checkpoint signed by it
-        (so a mistyped --key or a server's bogus key is never remembered)."""
+    def advertised_key(self) -> Verifier:
+        """The verifier key the server advertises in /log: only a claim (whether to trust it
+        is the trust state's decision, `TrustState.choose_key`)."""
         from modelchain.core.note import Verifier
 
-        pins = _read_pins(home)
-        if keys:
-            chosen = next((k for k in keys if k.name == origin), None)
-            if chosen is None:
-                names = ", ".join(k.name for k in keys)
-                raise SignatureError(f"none of the given keys ({names}) is for log {origin!r}")
-            if pins.get(origin) != chosen.string():
-                self._unpinned = (origin, chosen.string(), False)
-            return chosen
-        pinned = pins.get(origin)
-        if pinned is not None:
-            try:
-                return Verifier.from_string(pinned)
-            except (NoteFormatError, UsageError) as exc:
-                raise KeyFileError(
-                    f"the pinned key of log {origin!r} is unreadable: {exc}"
-                ) from None
         log = self._snapshot()
         try:
-            advertised = Verifier.from_string(str(log.get("verifier_key", "")))
+            return Verifier.from_string(str(log.get("verifier_key", "")))
         except (NoteFormatError, UsageError) as exc:
             raise LedgerUnreadable(f"{self.location}: advertises no usable key: {exc}") from None
-        if advertised.name != origin:
-            raise SignatureError(
-                f"{self.location}: advertises a key for log {advertised.name!r}, not {origin!r}"
-            )
-        self._unpinned = (origin, advertised.string(), True)
-        return advertised
 
-    def pin(self, home: Home) -> None:
-        """Remember the key that signed the checkpoint just accepted (see `verifier`); on
-        first use, say so on stderr, as SSH does for a new host key."""
-        if self._unpinned is None:
-            return
-        origin, vkey, first_use = self._unpinned
-        self._unpinned = None
-        _write_pin(home, origin, vkey)
-        if first_use:
-            print(
-                f"modelchain: pinned the verifier key of log {origin} served by "
-                f"{self.location} (trust on first use): {vkey}; pin it yourself with "
-                "--key VKEY or MODELCHAIN_VERIFIER_KEY",
-                file=sys.stderr,
-            )
+    def verifier(self, origin: str, keys: Sequence[Verifier], home: Home) -> Verifier:
+        """The key that must sign `origin`'s checkpoints (`TrustState.choose_key`), kept to
+        be pinned by `pin` once the ledger has accepted a checkpoint signed by it."""
+        choice = home.trust.choose_key(origin, keys, self.advertised_key, where=self.location)
+        self._key_choice = choice if choice.to_pin else None
+        return choice.key
 
-    # -- what a remote store does not have --------------------------------------------------
+    def pin(self, home: Home) -> PinNotice | None:
+        """Pin the key chosen by `verifier` (`TrustState.accept_key`, synced at once). A key
+        taken on first use gives a notice, also handed to the home's `notify`: this module
+        prints nothing."""
+        choice, self._key_choice = self._key_choice, None
+        if choice is None:
+            return None
+        with home.trust.synced() as trust:
+            return trust.accept_key(choice)
+
+    # -- what `Ledger` still asks of every store --------------------------------------------
+    #
+    # The ledger treats a server's log like a store in a few shared paths: the audit's hint
+    # for the first changed leaf (`node`, whose refusal it catches), `init` and `import`
+    # into a server (`writer`, refused in these words), the audit's lookup columns (none
+    # here) and the cleanup of a refused first append (nothing to remove).
 
     def node(self, level: int, index: int) -> bytes:
         raise LedgerUnreadable(
@@ -629,22 +619,27 @@ class HTTPStore(Store):
             "ask the server for proofs"
         )
 
-    def peaks(self, size: int) -> tuple[bytes, ...]:
-        return (self.node(0, 0),)
-
-    def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
-        """Nothing is stored here to check: audit recomputes the root from the leaves."""
-        return iter(())
-
-    def writer(self) -> AbstractContextManager[Writer]:
+    def writer(self) -> NoReturn:
         raise UsageError(
             f"{self.location} is a server: register models there with `modelchain register "
-            "--ledger URL` (initialising, importing and exporting into it run on the server)"
+            "--ledger URL` (initialising, importing and exporting into it run on the server)",
+            way_out=WayOut(command=("register", "--ledger", self.location)),
         )
+
+    def lookup_columns(self, size: int) -> None:
+        return None
+
+    def discard_created(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
 
 
 # -- helpers --------------------------------------------------------------------------------
 
+#: the command that makes a token registrations are accepted with
+_WRITE_TOKEN = ("token", "create", "--scope", "write")
 _HEADERS = {"Accept": "application/json", "Connection": "close", "User-Agent": "modelchain"}
 
 
@@ -782,6 +777,17 @@ def _transient(reason: object) -> bool:
     )
 
 
+def _way_out(reason: object) -> WayOut | None:
+    """What `_describe` advises, as data."""
+    if isinstance(reason, ConnectionRefusedError):
+        return WayOut(command=("serve",))
+    if isinstance(reason, TimeoutError):
+        return WayOut(env=(TIMEOUT_ENV,))
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return WayOut(env=(CA_BUNDLE_ENV,))
+    return None
+
+
 def _describe(reason: object, timeout: float) -> str:
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused (is `modelchain serve` running there?)"
@@ -811,29 +817,3 @@ def _error_message(data: bytes) -> str:
     except (ValueError, TypeError, KeyError):
         return ""
     return " ".join(str(message).split())[:300]
-
-
-def _pins_path(home: Home) -> Any:
-    return home.trust_dir / PINS_FILE
-
-
-def _read_pins(home: Home) -> dict[str, str]:
-    path = _pins_path(home)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise KeyFileError(f"{path}: not a JSON object of verifier keys")
-    return data
-
-
-def _write_pin(home: Home, origin: str, vkey: str) -> None:
-    from modelchain.log.home import _write_private
-
-    with home._trust_lock():
-        pins = _read_pins(home)
-        pins[origin] = vkey
-        _write_private(_pins_path(home), json.dumps(pins, indent=2, sort_keys=True) + "\n")
