@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from modelchain.claims.keys import PrivateKey, PublicKey
 from modelchain.core.canonical import canonical_json
+from modelchain.core.dsse import IN_TOTO_PAYLOAD_TYPE, STATEMENT_TYPE, pae
 from modelchain.core.errors import (
     InputError,
     ModelMismatch,
@@ -69,7 +70,6 @@ __all__ = [
     "Statement",
     "VerifyResult",
     "make_bundle",
-    "pae",
     "parse_size",
     "read_bundle",
     "sign_model",
@@ -77,8 +77,7 @@ __all__ = [
 ]
 
 MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-PAYLOAD_TYPE = "application/vnd.in-toto+json"
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PAYLOAD_TYPE = IN_TOTO_PAYLOAD_TYPE
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 #: model_signing's default signature path (relative to the current directory), and ours
 DEFAULT_SIGNATURE = "model.sig"
@@ -581,15 +580,9 @@ def _load_json(data: bytes, where: str) -> Any:
 # --------------------------------------------------------------------------- DSSE bundle
 
 
-def pae(payload: bytes, payload_type: str = PAYLOAD_TYPE) -> bytes:
-    """DSSE v1 pre-authentication encoding: what is actually signed."""
-    ptype = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %s %d %s" % (len(ptype), ptype, len(payload), payload)
-
-
 def make_bundle(payload: bytes, key: PrivateKey, payload_type: str = PAYLOAD_TYPE) -> bytes:
     """A Sigstore v0.3 bundle with one DSSE signature by `key` over `payload`."""
-    signature = key.sign(pae(payload, payload_type))
+    signature = key.sign(pae(payload_type, payload))
     bundle = {
         "mediaType": MEDIA_TYPE,
         "verificationMaterial": {"publicKey": {"hint": key.key_id}, "tlogEntries": []},
@@ -618,7 +611,7 @@ class Envelope:
                 f"key mismatch: the bundle was signed by key {self.hint[:16]}..., "
                 f"the given public key is {key.key_id[:16]}..."
             )
-        message = pae(self.payload, self.payload_type)
+        message = pae(self.payload_type, self.payload)
         if not any(key.verify(sig, message) for sig in self.signatures):
             raise SignatureError(
                 f"the bundle's signature does not verify with public key {key.key_id[:16]}... "

@@ -43,6 +43,7 @@ from modelchain.claims.keys import (
     parse_public_key,
 )
 from modelchain.core.canonical import canonical_json, json_type
+from modelchain.core.dsse import LEGACY_STATEMENT_TYPES, STATEMENT_TYPE, pae
 from modelchain.core.errors import (
     InputError,
     KeyFileError,
@@ -58,8 +59,8 @@ PAYLOAD_TYPE = "application/vnd.modelchain.registration.v1+json"
 #: the claim bound to one registration: it names the log (origin) and the version it makes
 BOUND_PAYLOAD_TYPE = "application/vnd.modelchain.registration.v2+json"
 PREDICATE_TYPE = "https://modelchain.dev/provenance/v1"
-STATEMENT_TYPES = ("https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1")
-STATEMENT_TYPE = STATEMENT_TYPES[0]
+#: the in-toto statement versions a provenance file may be (v1 first: the one written)
+STATEMENT_TYPES = (STATEMENT_TYPE, *LEGACY_STATEMENT_TYPES)
 #: a provenance file or block field larger than this is refused (it is a claim, not a dataset)
 MAX_PROVENANCE_BYTES = 1 << 20
 #: libraries whose versions are recorded when installed (distribution names)
@@ -405,12 +406,6 @@ def check_stored(raw: Any, where: str) -> dict[str, Any]:
 
 
 # -- registration signatures --------------------------------------------------------------
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding: what is actually signed."""
-    ptype = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %s %d %s" % (len(ptype), ptype, len(payload), payload)
 
 
 def claim(
