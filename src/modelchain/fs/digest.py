@@ -389,7 +389,7 @@ def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-class _Scanner:
+class _Walker:
     """Walks a model directory and applies the safety and ignore rules, opening nothing but
     directories (checked to be the ones listed) so that special files are never touched."""
 
@@ -616,7 +616,7 @@ def hash_directory(
         raise read_error(root, e) from None
     if not stat.S_ISDIR(root_stat.st_mode):
         raise InputError(f"not a directory: {show_path(root)}")
-    plan = _Scanner(root, rules, follow_symlinks, allow_outside).run(root_stat)
+    plan = _Walker(root, rules, follow_symlinks, allow_outside).run(root_stat)
     total = sum(item.size for item in plan)
     with _progress_for(progress, total, show_path(root.rstrip("/") + "/")) as bar:
         entries = _hash_all(plan, workers, bar.advance)
@@ -647,7 +647,7 @@ def scan_directory(
         raise read_error(root, e) from None
     if not stat.S_ISDIR(root_stat.st_mode):
         raise InputError(f"not a directory: {show_path(root)}")
-    return _Scanner(root, rules, follow_symlinks, allow_outside).run(root_stat)
+    return _Walker(root, rules, follow_symlinks, allow_outside).run(root_stat)
 
 
 def open_scanned(item: ScannedFile) -> int:

@@ -299,10 +299,6 @@ class _Buffer:
 # --------------------------------------------------------------------------- symbolic values
 
 
-class _Mark:
-    pass
-
-
 @dataclass(eq=False)
 class _Global:
     module: str
