@@ -46,16 +46,9 @@ from modelchain.core.errors import (
     install_hint,
 )
 from modelchain.core.strictjson import JSONLimitError, loads_within
-from modelchain.fs.digest import (
-    ScannedFile,
-    default_workers,
-    kind_name,
-    open_scanned,
-    read_error,
-    scan_directory,
-    show_path,
-)
+from modelchain.fs.digest import ScannedFile, default_workers, open_scanned, scan_directory
 from modelchain.fs.inputs import read_small_file
+from modelchain.fs.safeio import kind_name, read_error, show_path
 
 __all__ = [
     "DEFAULT_SIGNATURE",

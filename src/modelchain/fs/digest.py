@@ -54,6 +54,14 @@ from modelchain.core.errors import InputError, ModelUnreadable, UnsafePath, Usag
 from modelchain.core.formats import FormatError, SafetensorsHeader, parse_safetensors
 from modelchain.core.validate import MAX_SIZE as _MAX_SIZE  # the one definition of the limit
 from modelchain.fs.progress import Progress, ProgressSink
+from modelchain.fs.safeio import (
+    NotRegularFile,
+    kind_name,
+    open_regular,
+    os_message,
+    read_error,
+    show_path,
+)
 
 __all__ = [
     "BUFFER_SIZE",
@@ -82,11 +90,8 @@ StrPath = str | os.PathLike[str]
 BUFFER_SIZE = 1 << 20
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO must never wait for a writer
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_O_BINARY = getattr(os, "O_BINARY", 0)
-_OPEN_FILE = os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY
 _OPEN_DIR = os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC
 _SCANDIR_FD = os.scandir in os.supports_fd
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -171,48 +176,8 @@ def _path_key(entry: ManifestEntry) -> bytes:
     return entry.path.encode("utf-8")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def show_path(path: str) -> str:
-    """A path fit for a one-line message: undecodable bytes and control characters escaped."""
-    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
-
-
 def _fspath(path: StrPath | bytes) -> str:
     return os.fsdecode(os.fspath(path))
-
-
-def _os_message(e: OSError) -> str:
-    """`strerror` in the lower case our messages use ("permission denied")."""
-    text = e.strerror or str(e)
-    return text[:1].lower() + text[1:]
-
-
-def read_error(path: str, e: OSError) -> InputError:
-    shown = show_path(path)
-    if isinstance(e, FileNotFoundError):
-        return InputError(f"no such file or directory: {shown}")
-    if isinstance(e, PermissionError):
-        return InputError(f"cannot read {shown}: permission denied")
-    if isinstance(e, IsADirectoryError):
-        return InputError(f"cannot hash {shown}: it is a directory, not a file")
-    return InputError(f"cannot read {shown}: {_os_message(e)}")
-
-
-def kind_name(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    return "not a regular file"
 
 
 class _Cancelled(Exception):
@@ -228,8 +193,6 @@ def _hash_fd(
 ) -> FileDigest:
     """Hash an open regular file through `buf`; refuse a file that changes meanwhile."""
     before = os.fstat(fd)
-    if _O_NONBLOCK:  # opened non-blocking only so a FIFO could not hang open(); a regular
-        os.set_blocking(fd, True)  # file ignores it today, but reads must never see EAGAIN
     if hasattr(os, "posix_fadvise"):
         with contextlib.suppress(OSError):  # only a hint: larger readahead when not cached
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
@@ -296,13 +259,12 @@ def hash_file(path: StrPath, *, progress: ProgressSink | None = None) -> FileDig
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"cannot hash {shown}: {kind_name(st.st_mode)}, not a regular file")
     try:
-        fd = os.open(p, _OPEN_FILE)
+        fd, opened = open_regular(p)
+    except NotRegularFile as e:
+        raise InputError(f"cannot hash {shown}: {kind_name(e.mode)}") from None
     except OSError as e:
         raise read_error(p, e) from None
     try:
-        opened = os.fstat(fd)
-        if not stat.S_ISREG(opened.st_mode):
-            raise InputError(f"cannot hash {shown}: {kind_name(opened.st_mode)}")
         with _progress_for(progress, opened.st_size, show_path(os.path.basename(p) or p)) as bar:
             return _hash_fd(fd, shown, bytearray(BUFFER_SIZE), bar.advance)
     except OSError as e:
@@ -500,7 +462,7 @@ class _Walker:
         except OSError as e:
             if _ignored(self.rules, parts, False):
                 return
-            raise InputError(f"{arrow}: cannot follow: {_os_message(e)}") from None
+            raise InputError(f"{arrow}: cannot follow: {os_message(e)}") from None
         mode = st.st_mode
         if _ignored(self.rules, parts, stat.S_ISDIR(mode)):
             return
@@ -653,27 +615,19 @@ def scan_directory(
 def open_scanned(item: ScannedFile) -> int:
     """A read-only descriptor of a scanned file, refusing a file swapped since the scan (for a
     link or another file): the caller closes it."""
-    flags = _OPEN_FILE | (0 if item.follow else _O_NOFOLLOW)
     try:
-        fd = os.open(item.open_path, flags)
+        fd, st = open_regular(item.open_path, follow=item.follow)
+    except NotRegularFile:
+        raise UnsafePath(f"{item.shown} was replaced while hashing") from None
     except OSError as e:
         if not item.follow and os.path.islink(item.open_path):
             raise UnsafePath(
                 f"{item.shown} was replaced by a symbolic link while hashing"
             ) from None
         raise read_error(item.open_path, e) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != item.ident:
-            raise UnsafePath(f"{item.shown} was replaced while hashing")
-        if _O_NONBLOCK:
-            os.set_blocking(fd, True)
-    except OSError as e:
+    if (st.st_dev, st.st_ino) != item.ident:
         os.close(fd)
-        raise read_error(item.open_path, e) from None
-    except BaseException:
-        os.close(fd)
-        raise
+        raise UnsafePath(f"{item.shown} was replaced while hashing")
     return fd
 
 
