@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from modelchain.claims.keys import PrivateKey, PublicKey
-from modelchain.core.canonical import canonical_json
+from modelchain.core.canonical import DuplicateKey, canonical_json, is_sha256_hex
 from modelchain.core.dsse import IN_TOTO_PAYLOAD_TYPE, STATEMENT_TYPE, pae
 from modelchain.core.errors import (
     InputError,
@@ -491,7 +491,7 @@ class Statement:
         digest = _object(subject.get("digest"), "bundle: subject.digest").get("sha256")
         if not isinstance(name, str):
             raise InputError("bundle: subject.name must be a string")
-        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        if not is_sha256_hex(digest):
             raise InputError("bundle: subject.digest.sha256 must be 64 lowercase hex digits")
         predicate = _object(obj.get("predicate"), "bundle: predicate")
         settings = Serialization.from_json(predicate.get("serialization"))
@@ -552,16 +552,10 @@ def _check_name(name: str, where: str) -> None:
 
 
 def _load_json(data: bytes, where: str) -> Any:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise InputError(f"{where}: key {_short(key)} appears twice")
-            out[key] = value
-        return out
-
     try:
-        return loads_within(data, max_depth=MAX_BUNDLE_DEPTH, object_pairs_hook=no_duplicates)
+        return loads_within(data, max_depth=MAX_BUNDLE_DEPTH)
+    except DuplicateKey as e:
+        raise InputError(f"{where}: key {_short(e.key)} appears twice") from None
     except UnicodeDecodeError:
         raise InputError(f"{where}: not UTF-8 text") from None
     except json.JSONDecodeError as e:

@@ -42,7 +42,7 @@ from modelchain.claims.keys import (
     PublicKey,
     parse_public_key,
 )
-from modelchain.core.canonical import canonical_json, json_type
+from modelchain.core.canonical import canonical_json, is_sha256_hex, json_type, utc_text
 from modelchain.core.dsse import LEGACY_STATEMENT_TYPES, STATEMENT_TYPE, pae
 from modelchain.core.errors import (
     InputError,
@@ -51,6 +51,7 @@ from modelchain.core.errors import (
     SignatureError,
     UsageError,
 )
+from modelchain.core.strictjson import JSONLimitError, loads_within
 from modelchain.fs.inputs import read_small_file
 
 #: the first, unbound claim: no log and no version, so it can be replayed (kept to audit old
@@ -81,7 +82,6 @@ LIBRARIES = (
     "lightgbm",
 )
 GIT_TIMEOUT = 5.0
-_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _SIGNATURE_FIELDS = {"keyid", "key_type", "public_key", "sig"}
 
 
@@ -183,12 +183,12 @@ class Provenance:
         well-formed JSON."""
         p = Path(path)
         data = read_small_file(p, limit=MAX_PROVENANCE_BYTES, what="provenance file")
-        from modelchain.core.canonical import unique_object
-
         try:
-            obj = json.loads(data.decode("utf-8"), object_pairs_hook=unique_object)
+            obj = loads_within(data)
         except UnicodeDecodeError:
             raise InputError(f"{p}: not UTF-8 text") from None
+        except JSONLimitError as exc:
+            raise InputError(f"{p}: beyond what canonical JSON carries ({exc})") from None
         except (ValueError, RecursionError) as exc:
             raise InputError(f"{p}: not valid JSON ({_short(exc)})") from None
         return cls.from_json(obj, str(p))
@@ -214,7 +214,7 @@ def _subject_digests(subjects: Any, where: str) -> tuple[str, ...]:
         if not isinstance(digest, dict):
             raise InputError(f"{where}: subject {i} has no 'digest' object")
         sha = digest.get("sha256")
-        if not isinstance(sha, str) or not _HEX64.match(sha.lower()):
+        if not isinstance(sha, str) or not is_sha256_hex(sha.lower()):
             raise InputError(f"{where}: subject {i} has no sha256 digest")
         out.append(sha.lower())
     return tuple(out)
@@ -504,7 +504,7 @@ class RegistrationSignature:
             )
         if not all(isinstance(v, str) for v in raw.values()):
             raise LedgerInvalid(f"{where}: signature fields must be strings")
-        if not _HEX64.match(raw["keyid"]):
+        if not is_sha256_hex(raw["keyid"]):
             raise LedgerInvalid(f"{where}: signature keyid is not a lowercase hex SHA-256")
         if raw["key_type"] not in KEY_TYPES:
             raise LedgerInvalid(f"{where}: unknown signature key_type {raw['key_type'][:20]!r}")
@@ -596,7 +596,6 @@ def registration_view(
     provenance, and each signature with whether it verifies (a bound one against `origin`,
     the log's) and is bound, and, when the signer's key is in the local key ring, that key's
     name."""
-    import datetime as dt
 
     names: dict[str, str] = {}
     if home_path is not None:
@@ -630,13 +629,12 @@ def registration_view(
             "size": block.manifest.size,
             "digest": block.manifest.digest,
         }
-    registered = dt.datetime.fromtimestamp(block.timestamp, dt.UTC)
     return {
         "name": block.name,
         "version": block.version,
         "index": block.index,
         "timestamp": block.timestamp,
-        "registered": registered.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "registered": utc_text(block.timestamp),
         "sha256": block.model_hash,
         "kind": block.kind,
         "size": block.size,

@@ -193,9 +193,9 @@ def _fmt_size(n: int) -> str:
 
 
 def _fmt_time(ts: float) -> str:
-    import datetime as dt
+    from modelchain.core.canonical import utc_text
 
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_text(ts)
 
 
 # -- the group ----------------------------------------------------------------------------

@@ -39,7 +39,6 @@ import hashlib
 import io
 import itertools
 import os
-import re
 import stat
 import threading
 from collections import deque
@@ -49,7 +48,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
-from modelchain.core.canonical import canonical_json
+from modelchain.core.canonical import canonical_json, is_sha256_hex
 from modelchain.core.errors import InputError, ModelUnreadable, UnsafePath, UsageError
 from modelchain.core.formats import FormatError, SafetensorsHeader, parse_safetensors
 from modelchain.core.validate import MAX_SIZE as _MAX_SIZE  # the one definition of the limit
@@ -94,7 +93,6 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _OPEN_DIR = os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC
 _SCANDIR_FD = os.scandir in os.supports_fd
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 # --------------------------------------------------------------------------- data types
@@ -744,7 +742,7 @@ def manifest_from_json(data: Any) -> Manifest:
         if not isinstance(path, str):
             raise InputError(f"{where}: path must be a string")
         _check_rel_path(path, where)
-        if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+        if not is_sha256_hex(digest):
             raise InputError(f"{where}: sha256 must be 64 lowercase hexadecimal digits")
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= _MAX_SIZE:
             raise InputError(f"{where}: size must be a non-negative integer")
