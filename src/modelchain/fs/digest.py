@@ -50,9 +50,15 @@ from typing import Any, Literal
 
 from modelchain.core.canonical import canonical_json, is_sha256_hex
 from modelchain.core.errors import InputError, ModelUnreadable, UnsafePath, UsageError
-from modelchain.core.formats import FormatError, SafetensorsHeader, parse_safetensors
+from modelchain.core.formats import (
+    MAX_SAFETENSORS_HEADER,
+    FormatError,
+    SafetensorsHeader,
+    parse_safetensors,
+    parse_safetensors_header_bytes,
+)
 from modelchain.core.validate import MAX_SIZE as _MAX_SIZE  # the one definition of the limit
-from modelchain.fs.progress import Progress, ProgressSink
+from modelchain.fs.progress import NullProgress, Progress, ProgressSink
 from modelchain.fs.safeio import (
     NotRegularFile,
     kind_name,
@@ -74,11 +80,13 @@ __all__ = [
     "digest_path",
     "hash_directory",
     "hash_file",
+    "hash_safetensors_file",
     "manifest_from_json",
     "manifest_to_json",
     "open_scanned",
     "parse_safetensors_header",
     "safetensors_digests",
+    "safetensors_digests_file",
     "scan_directory",
 ]
 
@@ -772,11 +780,14 @@ def compare_manifests(expected: Manifest, actual: Manifest) -> ManifestDiff:
 # -- safetensors per tensor ------------------------------------------------------------
 
 
-def parse_safetensors_header(data: bytes) -> SafetensorsHeader:
+def parse_safetensors_header(data: bytes, file_size: int | None = None) -> SafetensorsHeader:
     """Parse and check a safetensors file's header strictly (`modelchain.core.formats`, the parser
-    `scan` uses too). Raises `ModelUnreadable` naming the first problem."""
+    `scan` uses too): `data` is the whole file, or only its beginning when `file_size` says how
+    large the file is. Raises `ModelUnreadable` naming the first problem."""
     try:
-        return parse_safetensors(data)
+        if file_size is None:
+            return parse_safetensors(data)
+        return parse_safetensors_header_bytes(data, file_size)
     except FormatError as e:
         raise ModelUnreadable(str(e)) from None
 
@@ -789,3 +800,82 @@ def safetensors_digests(data: bytes) -> dict[str, str]:
     for name, (begin, end) in sorted(parsed.tensors.items()):
         out[name] = hashlib.sha256(view[begin:end]).hexdigest()
     return out
+
+
+def _read_exact(f: io.FileIO, n: int) -> bytes:
+    """`n` bytes, or fewer only at the end of the file."""
+    parts = []
+    while n > 0:
+        chunk = f.read(n)
+        if not chunk:
+            break
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+def hash_safetensors_file(
+    path: StrPath, *, progress: ProgressSink | None = None
+) -> tuple[FileDigest, dict[str, str]]:
+    """The file's SHA-256 and `safetensors_digests` of a `.safetensors` file, in one pass
+    that holds the header and one buffer in memory, never the tensors: the header is read
+    (bounded by `MAX_SAFETENSORS_HEADER`) and checked by the same strict parser, then the
+    tensors are streamed in file order, each byte feeding its tensor's digest and the
+    file's. Both describe the same bytes: a file that changes meanwhile is refused.
+
+    Raises ModelUnreadable for a malformed file, InputError (UsageError for a directory)
+    for one that cannot be read, as `safeio.read_once` does."""
+    p = _fspath(path)
+    shown = show_path(p)
+    try:
+        fd, before = open_regular(p)
+    except NotRegularFile as e:
+        if e.is_dir:
+            raise UsageError(f"{shown} is a directory: this reads model files only") from None
+        raise InputError(f"{shown}: {kind_name(e.mode)}, not a model file") from None
+    except OSError as e:
+        raise read_error(p, e) from None
+    advance = (progress or NullProgress()).advance
+    size = before.st_size
+    try:
+        with io.FileIO(fd, "rb", closefd=False) as f:
+            head = _read_exact(f, 8)
+            if len(head) == 8:
+                announced = int.from_bytes(head, "little")
+                head += _read_exact(f, min(announced, MAX_SAFETENSORS_HEADER, size - 8))
+            parsed = parse_safetensors_header(head, size)
+            whole = hashlib.sha256(head)
+            advance(len(head))
+            out = {"__header__": hashlib.sha256(parsed.header).hexdigest()}
+            buf = bytearray(BUFFER_SIZE)
+            view = memoryview(buf)
+            digests: dict[str, str] = {}
+            for name, (begin, end) in sorted(parsed.tensors.items(), key=lambda kv: kv[1]):
+                h = hashlib.sha256()
+                remaining = end - begin
+                while remaining > 0:
+                    n = f.readinto(view[: min(remaining, BUFFER_SIZE)])
+                    if not n:
+                        raise InputError(f"{shown} changed while it was being hashed")
+                    chunk = view[:n]
+                    h.update(chunk)
+                    whole.update(chunk)
+                    remaining -= n
+                    advance(n)
+                digests[name] = h.hexdigest()
+            if f.read(1):
+                raise InputError(f"{shown} changed while it was being hashed")
+        after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            raise InputError(f"{shown} changed while it was being hashed")
+    except OSError as e:
+        raise read_error(p, e) from None
+    finally:
+        os.close(fd)
+    out.update(sorted(digests.items()))
+    return FileDigest(sha256=whole.hexdigest(), size=size), out
+
+
+def safetensors_digests_file(path: StrPath) -> dict[str, str]:
+    """`safetensors_digests` of the file at `path`, streamed (see `hash_safetensors_file`)."""
+    return hash_safetensors_file(path)[1]
