@@ -19,17 +19,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
-import io
 import json
 import os
 import posixpath
 import re
 import stat
-import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,10 +39,10 @@ from modelchain.core.errors import (
     SignatureError,
     UsageError,
     VerificationError,
-    install_hint,
 )
 from modelchain.core.strictjson import JSONLimitError, loads_within
 from modelchain.fs.digest import ScannedFile, default_workers, open_scanned, scan_directory
+from modelchain.fs.hashing import buffer_size, hash_open_file, new_hasher, run_parallel
 from modelchain.fs.inputs import read_small_file
 from modelchain.fs.safeio import kind_name, read_error, show_path
 
@@ -90,8 +86,6 @@ MAX_BUNDLE = 16 << 20
 MAX_BUNDLE_SIGNATURES = 16
 #: nesting of a bundle or its statement (an honest one is 5 levels deep)
 MAX_BUNDLE_DEPTH = 32
-_BUFFER = 1 << 20
-_BLAKE3_BUFFER = 8 << 20  # blake3 spreads one update over its threads: give it big ones
 _HEX = re.compile(r"[0-9a-f]+")
 
 
@@ -273,48 +267,29 @@ class _Task:
     whole: bool  # the whole file: also check it did not grow or shrink meanwhile
 
 
-def _new_hasher(hash_type: str) -> Any:
-    if hash_type == "sha256":
-        return hashlib.sha256()
-    if hash_type == "blake2b":
-        return hashlib.blake2b()
-    try:
-        import blake3
-    except ImportError:
-        raise UsageError(
-            f"BLAKE3 hashing needs the blake3 package: {install_hint('signing')}"
-        ) from None
-    return blake3.blake3(max_threads=blake3.blake3.AUTO)
-
-
-def _hash_task(task: _Task, hash_type: str, buf: bytearray, advance: Callable[[int], None]) -> str:
+def _hash_task(
+    task: _Task,
+    hash_type: str,
+    buf: bytearray,
+    advance: Callable[[int], None],
+    cancelled: Callable[[], bool] | None = None,
+) -> str:
     """Hex digest of bytes [start, end) of a scanned file, read once through `buf`."""
     item = task.item
     fd = open_scanned(item)
     try:
-        before = os.fstat(fd)
-        if before.st_size != item.size:
-            raise InputError(f"{item.shown} changed while it was being hashed")
-        if hasattr(os, "posix_fadvise"):
-            with contextlib.suppress(OSError):
-                os.posix_fadvise(fd, task.start, task.end - task.start, os.POSIX_FADV_SEQUENTIAL)
-        h = _new_hasher(hash_type)
-        view = memoryview(buf)
-        full = len(buf)
-        remaining = task.end - task.start
-        with io.FileIO(fd, "rb", closefd=False) as f:
-            if task.start:
-                f.seek(task.start)
-            while remaining > 0:
-                n = f.readinto(buf if remaining >= full else view[:remaining])
-                if not n:
-                    raise InputError(f"{item.shown} changed while it was being hashed")
-                h.update(buf if n == full else view[:n])
-                remaining -= n
-                advance(n)
-        after = os.fstat(fd)
-        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-            raise InputError(f"{item.shown} changed while it was being hashed")
+        h = new_hasher(hash_type)
+        hash_open_file(
+            fd,
+            h,
+            buf,
+            advance,
+            shown=item.shown,
+            start=task.start,
+            length=task.end - task.start,
+            expect_size=item.size,
+            cancelled=cancelled,
+        )
         return str(h.hexdigest())
     except OSError as e:
         raise read_error(item.open_path, e) from None
@@ -327,32 +302,18 @@ def _run_tasks(
 ) -> list[str]:
     """Digests of `tasks` (same order), hashed in parallel, largest first: hashlib and blake3
     release the GIL, so threads use every core."""
-    size = _BLAKE3_BUFFER if hash_type == "blake3" else _BUFFER
-    order = sorted(range(len(tasks)), key=lambda i: tasks[i].start - tasks[i].end)
-    results: list[str] = [""] * len(tasks)
-    if workers <= 1 or len(tasks) <= 1:
-        buf = bytearray(size)
-        for i in order:
-            results[i] = _hash_task(tasks[i], hash_type, buf, advance)
-        return results
-    local = threading.local()
 
-    def work(i: int) -> None:
-        buf = getattr(local, "buf", None)
-        if buf is None:
-            buf = local.buf = bytearray(size)
-        results[i] = _hash_task(tasks[i], hash_type, buf, advance)
+    def work(task: _Task, buf: bytearray, cancelled: Callable[[], bool] | None) -> str:
+        return _hash_task(task, hash_type, buf, advance, cancelled)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelchain-oms") as pool:
-        futures = [pool.submit(work, i) for i in order]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-    return results
+    return run_parallel(
+        tasks,
+        work,
+        workers=workers,
+        buffer=buffer_size(hash_type),
+        weight=lambda t: t.end - t.start,
+        name="modelchain-oms",
+    )
 
 
 def _single_file(path: str) -> ScannedFile:

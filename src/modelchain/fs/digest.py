@@ -34,16 +34,12 @@ by a thread pool (largest first, so the big files do not end up last on one core
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import itertools
 import os
 import stat
-import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Literal
@@ -58,6 +54,7 @@ from modelchain.core.formats import (
     parse_safetensors_header_bytes,
 )
 from modelchain.core.validate import MAX_SIZE as _MAX_SIZE  # the one definition of the limit
+from modelchain.fs.hashing import BUFFER_SIZE, hash_open_file, run_parallel
 from modelchain.fs.progress import NullProgress, Progress, ProgressSink
 from modelchain.fs.safeio import (
     NotRegularFile,
@@ -92,9 +89,6 @@ __all__ = [
 
 StrPath = str | os.PathLike[str]
 
-#: Read size per worker. Chosen by benchmarks/bench_hash.py: sizes from 1 to 8 MiB hash at the
-#: same speed from the page cache; 1 MiB keeps memory low and the buffer inside L2 cache.
-BUFFER_SIZE = 1 << 20
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -186,10 +180,6 @@ def _fspath(path: StrPath | bytes) -> str:
     return os.fsdecode(os.fspath(path))
 
 
-class _Cancelled(Exception):
-    """Raised inside a worker when another worker failed or the caller was interrupted."""
-
-
 def _hash_fd(
     fd: int,
     shown: str,
@@ -198,29 +188,8 @@ def _hash_fd(
     cancelled: Callable[[], bool] | None = None,
 ) -> FileDigest:
     """Hash an open regular file through `buf`; refuse a file that changes meanwhile."""
-    before = os.fstat(fd)
-    if hasattr(os, "posix_fadvise"):
-        with contextlib.suppress(OSError):  # only a hint: larger readahead when not cached
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     h = hashlib.sha256()
-    update = h.update
-    full = len(buf)
-    view = memoryview(buf)
-    size = 0
-    with io.FileIO(fd, "rb", closefd=False) as f:
-        readinto = f.readinto
-        while True:
-            n = readinto(buf)
-            if not n:
-                break
-            update(buf if n == full else view[:n])
-            size += n
-            advance(n)
-            if cancelled is not None and cancelled():
-                raise _Cancelled
-    after = os.fstat(fd)
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-        raise InputError(f"{shown} changed while it was being hashed")
+    size = hash_open_file(fd, h, buf, advance, shown=shown, cancelled=cancelled)
     return FileDigest(sha256=h.hexdigest(), size=size)
 
 
@@ -525,37 +494,12 @@ def _hash_all(
     plan: list[_Planned], workers: int, advance: Callable[[int], None]
 ) -> list[ManifestEntry]:
     """Hash every planned file, `workers` at a time, each worker with its own buffer."""
-    queue = deque(sorted(plan, key=lambda p: (-p.size, p.rel)))  # largest first
-    if workers <= 1 or len(queue) <= 1:
-        buf = bytearray(BUFFER_SIZE)
-        return [_hash_planned(item, buf, advance, None) for item in queue]
+    plan = sorted(plan, key=lambda p: p.rel)  # equal sizes go in path order
 
-    results: list[ManifestEntry] = []
-    stop = threading.Event()
+    def work(item: _Planned, buf: bytearray, cancelled: Callable[[], bool] | None) -> Any:
+        return _hash_planned(item, buf, advance, cancelled)
 
-    def work() -> None:
-        buf = bytearray(BUFFER_SIZE)
-        try:
-            while not stop.is_set():
-                try:
-                    item = queue.popleft()
-                except IndexError:
-                    return
-                results.append(_hash_planned(item, buf, advance, stop.is_set))
-        except BaseException:
-            stop.set()  # the first failure ends everyone's work
-            raise
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelchain-hash") as pool:
-        futures = [pool.submit(work) for _ in range(min(workers, len(queue)))]
-        try:
-            errors = [f.exception() for f in futures]
-        finally:
-            stop.set()  # also on KeyboardInterrupt: workers stop after their current buffer
-    real = [e for e in errors if e is not None and not isinstance(e, _Cancelled)]
-    if real:
-        raise real[0]
-    return results
+    return run_parallel(plan, work, workers=workers, buffer=BUFFER_SIZE, weight=lambda p: p.size)
 
 
 def hash_directory(
