@@ -44,6 +44,7 @@ from modelchain.core.strictjson import JSONLimitError, loads_within
 from modelchain.fs.digest import ScannedFile, default_workers, open_scanned, scan_directory
 from modelchain.fs.hashing import buffer_size, hash_open_file, new_hasher, run_parallel
 from modelchain.fs.inputs import read_small_file
+from modelchain.fs.progress import NullProgress, ProgressSink, announce
 from modelchain.fs.safeio import kind_name, read_error, show_path
 
 __all__ = [
@@ -353,7 +354,7 @@ def hash_model(
     *,
     allow_outside: bool = False,
     workers: int | None = None,
-    progress: Any = None,
+    progress: ProgressSink | None = None,
 ) -> _Hashed:
     """The resources of `model` under `settings`, sorted as model_signing sorts them."""
     if os.path.isdir(model):
@@ -381,12 +382,9 @@ def hash_model(
             step = settings.shard_size or 1
             for start in range(0, item.size, step):
                 tasks.append(_Task(item, start, min(start + step, item.size), False))
-    if progress is None:
-        from modelchain.fs.progress import Progress
-
-        progress = Progress(sum(t.end - t.start for t in tasks), "hashing")
-    with progress as bar:
-        digests = _run_tasks(tasks, settings.hash_type, workers or default_workers(), bar.advance)
+    sink = progress if progress is not None else NullProgress()  # the caller closes its own
+    announce(sink, sum(t.end - t.start for t in tasks), "hashing")
+    digests = _run_tasks(tasks, settings.hash_type, workers or default_workers(), sink.advance)
     algorithm = settings.algorithm
     named = []
     for task, digest in zip(tasks, digests, strict=True):
@@ -683,7 +681,7 @@ def sign_model(
     allow_symlinks: bool = False,
     allow_outside: bool = False,
     workers: int | None = None,
-    progress: Any = None,
+    progress: ProgressSink | None = None,
 ) -> SignResult:
     """Hash `model` (file or directory), sign the statement with `key`, write the bundle."""
     _check_model(model)
@@ -813,7 +811,7 @@ def verify_model(
     follow_symlinks: bool = False,
     allow_outside: bool = False,
     workers: int | None = None,
-    progress: Any = None,
+    progress: ProgressSink | None = None,
 ) -> VerifyResult:
     """Check the bundle at `signature` with `key`, then `model` against its statement.
 

@@ -192,6 +192,14 @@ def _fmt_size(n: int) -> str:
     return f"{n} B"
 
 
+def _bar() -> Any:
+    """The terminal progress bar for a command that hashes (shown only on a terminal, and only
+    when the work takes more than a second): the library itself never draws one."""
+    from modelchain.cli.progress import Progress
+
+    return Progress(None, "hashing")
+
+
 def _fmt_time(ts: float) -> str:
     from modelchain.core.canonical import utc_text
 
@@ -321,9 +329,10 @@ def register(
     provenance = collect(
         path, base=base, data=data, params=hyper, metrics=measured, automatic=automatic
     )
-    with _open_ledger(create=True, keys=verifier_keys) as ledger:
+    with _open_ledger(create=True, keys=verifier_keys) as ledger, _bar() as bar:
         block = ledger.register(
             path,
+            progress=bar,
             name=name,
             metadata=metadata,
             ignore=_ignores(ignore),
@@ -540,9 +549,10 @@ def _verify_path(
             follow_symlinks=follow_symlinks,
             allow_outside=allow_outside,
         )
-    with _open_ledger() as ledger:
+    with _open_ledger() as ledger, _bar() as bar:
         result = ledger.verify(
             path,
+            progress=bar,
             name=name,
             keys=_verifiers(keys),
             ignore=_ignores(ignore),
@@ -748,9 +758,14 @@ def _hash_one(
             h.update(chunk)
             size += len(chunk)
         return {"path": "-", "kind": "file", "sha256": h.hexdigest(), "size": size}
-    d = digest_path(
-        path, ignore=_ignores(ignore), follow_symlinks=follow_symlinks, allow_outside=allow_outside
-    )
+    with _bar() as bar:
+        d = digest_path(
+            path,
+            ignore=_ignores(ignore),
+            follow_symlinks=follow_symlinks,
+            allow_outside=allow_outside,
+            progress=bar,
+        )
     out: dict[str, Any] = {"path": path, "kind": d.kind, "sha256": d.sha256, "size": d.size}
     if d.manifest is not None:
         out["manifest"] = manifest_to_json(d.manifest)
@@ -1326,17 +1341,19 @@ def sign(
     size = parse_size(shard_size) if shard_size is not None else None
     password = _read_password(password_file)
     key = resolve_private_key(private_key, Home().path, password)
-    result = sign_model(
-        model,
-        key,
-        signature=signature,
-        ignore_paths=ignore_paths,
-        ignore_git_paths=ignore_git_paths,
-        hash_type=hash_type,
-        shard_size=size,
-        allow_symlinks=follow_symlinks,
-        allow_outside=allow_outside,
-    )
+    with _bar() as bar:
+        result = sign_model(
+            model,
+            key,
+            signature=signature,
+            ignore_paths=ignore_paths,
+            ignore_git_paths=ignore_git_paths,
+            hash_type=hash_type,
+            shard_size=size,
+            allow_symlinks=follow_symlinks,
+            allow_outside=allow_outside,
+            progress=bar,
+        )
     if as_json:
         _emit(result.as_dict())
         return
@@ -1368,14 +1385,17 @@ def _check_bundle(
     from modelchain.claims.keys import public_key_for
     from modelchain.log.home import Home
 
-    return verify_model(
-        path,
-        signature,
-        public_key_for(public_key, Home().path),
-        ignore_paths=ignore_paths,
-        follow_symlinks=follow_symlinks,
-        allow_outside=allow_outside,
-    )
+    key = public_key_for(public_key, Home().path)
+    with _bar() as bar:
+        return verify_model(
+            path,
+            signature,
+            key,
+            ignore_paths=ignore_paths,
+            follow_symlinks=follow_symlinks,
+            allow_outside=allow_outside,
+            progress=bar,
+        )
 
 
 def _files(n: int) -> str:

@@ -55,7 +55,7 @@ from modelchain.core.formats import (
 )
 from modelchain.core.validate import MAX_SIZE as _MAX_SIZE  # the one definition of the limit
 from modelchain.fs.hashing import BUFFER_SIZE, hash_open_file, run_parallel
-from modelchain.fs.progress import NullProgress, Progress, ProgressSink
+from modelchain.fs.progress import NullProgress, ProgressSink, announce
 from modelchain.fs.safeio import (
     NotRegularFile,
     kind_name,
@@ -193,24 +193,12 @@ def _hash_fd(
     return FileDigest(sha256=h.hexdigest(), size=size)
 
 
-def _progress_for(progress: ProgressSink | None, total: int, what: str) -> Any:
-    """The caller's reporter (which it manages), or an automatic one we open and close."""
-    if progress is not None:
-        return _Borrowed(progress)
-    return Progress(total, f"hashing {what}")
-
-
-class _Borrowed:
-    """Context manager around a caller's reporter that leaves closing it to the caller."""
-
-    def __init__(self, sink: ProgressSink) -> None:
-        self.advance = sink.advance
-
-    def __enter__(self) -> _Borrowed:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+def _progress_for(progress: ProgressSink | None, total: int, what: str) -> ProgressSink:
+    """The caller's reporter (which it closes), told the total; else one that reports nothing:
+    the library never draws a bar itself."""
+    sink = progress if progress is not None else NullProgress()
+    announce(sink, total, f"hashing {what}")
+    return sink
 
 
 # --------------------------------------------------------------------------- files
@@ -240,8 +228,8 @@ def hash_file(path: StrPath, *, progress: ProgressSink | None = None) -> FileDig
     except OSError as e:
         raise read_error(p, e) from None
     try:
-        with _progress_for(progress, opened.st_size, show_path(os.path.basename(p) or p)) as bar:
-            return _hash_fd(fd, shown, bytearray(BUFFER_SIZE), bar.advance)
+        bar = _progress_for(progress, opened.st_size, show_path(os.path.basename(p) or p))
+        return _hash_fd(fd, shown, bytearray(BUFFER_SIZE), bar.advance)
     except OSError as e:
         raise read_error(p, e) from None
     finally:
@@ -530,8 +518,8 @@ def hash_directory(
         raise InputError(f"not a directory: {show_path(root)}")
     plan = _Walker(root, rules, follow_symlinks, allow_outside).run(root_stat)
     total = sum(item.size for item in plan)
-    with _progress_for(progress, total, show_path(root.rstrip("/") + "/")) as bar:
-        entries = _hash_all(plan, workers, bar.advance)
+    bar = _progress_for(progress, total, show_path(root.rstrip("/") + "/"))
+    entries = _hash_all(plan, workers, bar.advance)
     return Manifest.from_entries(entries)
 
 
@@ -779,8 +767,8 @@ def hash_safetensors_file(
         raise InputError(f"{shown}: {kind_name(e.mode)}, not a model file") from None
     except OSError as e:
         raise read_error(p, e) from None
-    advance = (progress or NullProgress()).advance
     size = before.st_size
+    advance = _progress_for(progress, size, shown).advance
     try:
         with io.FileIO(fd, "rb", closefd=False) as f:
             head = _read_exact(f, 8)
