@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelchain.claims import bundle, provenance
+from modelchain.claims import bundle, claim, provenance
 from modelchain.core import dsse
 
 
@@ -18,7 +18,7 @@ def test_lengths_count_bytes_not_characters() -> None:
 
 
 def test_claims_and_bundles_sign_through_the_one_encoding() -> None:
-    assert provenance.pae is dsse.pae
+    assert claim.pae is dsse.pae
     assert bundle.pae is dsse.pae
     assert bundle.PAYLOAD_TYPE == dsse.IN_TOTO_PAYLOAD_TYPE
 

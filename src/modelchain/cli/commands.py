@@ -1067,7 +1067,8 @@ def show(ref: str, as_json: bool) -> None:
       modelchain show iris_model.joblib
       modelchain show iris_model.joblib@1 --json
     """
-    from modelchain.claims.provenance import provenance_lines, registration_view
+    from modelchain.claims.claim import registration_view
+    from modelchain.claims.provenance import provenance_lines
     from modelchain.ledgers.ledger import parse_ref
 
     name, version = parse_ref(ref)
