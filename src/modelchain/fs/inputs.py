@@ -36,8 +36,12 @@ def read_small_file(
     except FileNotFoundError:
         raise error(f"{p}: no such {what}") from None
     except OSError as exc:
-        if p.is_dir():  # a folder we may not list is still a folder, not an unreadable file
+        # a folder we may not list is still a folder, a socket (which cannot be opened) still
+        # not a regular file: say what it is rather than why opening it failed
+        if p.is_dir():
             raise error(f"{p}: is a directory, not a {what}") from None
+        if p.exists() and not p.is_file():
+            raise error(f"{p}: not a regular file") from None
         raise error(f"{p}: cannot read {what}: {exc.strerror or exc}") from None
     if len(data) > limit:
         raise error(f"{p}: too large for a {what} (limit {_size(limit)})")
