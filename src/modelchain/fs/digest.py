@@ -27,9 +27,8 @@ Ignore patterns (a gitignore-like subset, matched with `fnmatch.fnmatchcase`):
 * a trailing "/" restricts the pattern to directories (``cache/``);
 * negation (``!pattern``) is not supported.
 
-Throughput: each worker reads into one preallocated buffer with `readinto` and feeds the
-buffer to hashlib, which releases the GIL for large updates, so files are hashed in parallel
-by a thread pool (largest first, so the big files do not end up last on one core).
+Throughput: files are hashed in parallel by the engine of `modelchain.fs.hashing` (one
+preallocated buffer per worker thread, largest files first), the one OMS bundles use too.
 """
 
 from __future__ import annotations
@@ -88,7 +87,6 @@ __all__ = [
 ]
 
 StrPath = str | os.PathLike[str]
-
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
