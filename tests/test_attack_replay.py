@@ -17,7 +17,8 @@ from conftest import assert_clean_error, assert_ok
 from server_util import running_server
 
 import modelchain.ledgers.ledger
-from modelchain.claims import keys, provenance
+from modelchain.claims import claim as reg
+from modelchain.claims import keys
 from modelchain.core.errors import ModelMismatch, SignatureError
 from modelchain.ledgers.ledger import Block, Ledger
 
@@ -62,7 +63,7 @@ def test_the_same_log_refuses_a_replayed_signature(
         # the copy, signature bytes altered so they are not "held": made for v1, not v3
         sig = v1.signatures[0]
         raw = base64.b64decode(sig.sig)
-        other = provenance.RegistrationSignature(
+        other = reg.RegistrationSignature(
             sig.keyid,
             sig.key_type,
             sig.public_key,
@@ -102,11 +103,11 @@ def test_an_unbound_copy_is_refused(home: Path, workdir: Path, model: Path, alic
     with Ledger.open(workdir / "l.db", create=True) as ledger:
         v1 = ledger.register(model, name="m", sign_keys=[alice])
         sig = v1.signatures[0]
-        unbound = provenance.RegistrationSignature(sig.keyid, sig.key_type, sig.public_key, sig.sig)
+        unbound = reg.RegistrationSignature(sig.keyid, sig.key_type, sig.public_key, sig.sig)
         with pytest.raises(SignatureError, match="unbound"):
             ledger.append(**{**_replay_fields(v1), "signatures": [unbound]})
         # an unbound signature freshly made over the old claim is refused all the same
-        (legacy,) = provenance.sign([alice], provenance.signed_message(v1.claim()))
+        (legacy,) = reg.sign([alice], reg.signed_message(v1.claim()))
         with pytest.raises(SignatureError, match="unbound"):
             ledger.append(**{**_replay_fields(v1), "signatures": [legacy]})
         assert len(ledger) == 1
@@ -150,7 +151,7 @@ def test_old_unbound_signatures_audit_but_do_not_satisfy_signer(
     real = modelchain.ledgers.ledger._sign_claim
 
     def unbound(name, model_hash, kind, size, manifest, metadata, prov, sign_keys, *rest):
-        claim = provenance.claim(
+        claim = reg.claim(
             name=name,
             model_hash=model_hash,
             kind=kind,
@@ -159,7 +160,7 @@ def test_old_unbound_signatures_audit_but_do_not_satisfy_signer(
             metadata=metadata,
             provenance=prov,
         )
-        return provenance.sign(sign_keys, provenance.signed_message(claim))
+        return reg.sign(sign_keys, reg.signed_message(claim))
 
     monkeypatch.setattr(modelchain.ledgers.ledger, "_sign_claim", unbound)
     with Ledger.open(workdir / ".modelchain" / "ledger.db", create=True) as ledger:
@@ -204,10 +205,10 @@ def test_replay_through_the_service_is_refused(
     server, vkey = served
     token = server.token()
     at = ("--ledger", server.url, "--key", vkey)
-    reg = run("register", model, *at, "--name", "m", "--sign-key", "alice", "--json",
+    registered = run("register", model, *at, "--name", "m", "--sign-key", "alice", "--json",
               MODELCHAIN_TOKEN=token)  # fmt: skip
-    v1 = json.loads(assert_ok(reg).stdout)["block"]
-    assert v1["signatures"][0]["payload_type"] == provenance.BOUND_PAYLOAD_TYPE
+    v1 = json.loads(assert_ok(registered).stdout)["block"]
+    assert v1["signatures"][0]["payload_type"] == reg.BOUND_PAYLOAD_TYPE
     old = model.read_bytes()
     assert_ok(run("register", _new_version(model), *at, "--name", "m", "--sign-key", "alice",
                   MODELCHAIN_TOKEN=token))  # fmt: skip

@@ -78,3 +78,21 @@ def test_duplicate_keys_and_bad_text_are_value_errors() -> None:
         loads_within(b'"\xff"')
     with pytest.raises(json.JSONDecodeError):
         loads_within(b'{"a": ')
+
+
+def test_one_hex_digest_check_and_one_timestamp_text() -> None:
+    from modelchain.core.canonical import is_sha256_hex, utc_text
+
+    assert is_sha256_hex("ab" * 32)
+    for bad in ("AB" * 32, "ab" * 32 + "\n", "ab" * 31, " " + "ab" * 32, None, b"ab" * 32):
+        assert not is_sha256_hex(bad)
+    assert utc_text(0) == "1970-01-01T00:00:00Z"
+    assert utc_text(1764581400.9) == "2025-12-01T09:30:00Z"
+
+
+def test_a_bundle_with_a_duplicate_key_names_it() -> None:
+    from modelchain.claims.bundle import parse_bundle
+    from modelchain.core.errors import InputError
+
+    with pytest.raises(InputError, match='bundle: key "mediaType" appears twice'):
+        parse_bundle(b'{"mediaType": "a", "mediaType": "b"}')

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelchain.cli.progress import Progress
 from modelchain.core.canonical import canonical_json
 from modelchain.core.errors import InputError, UnsafePath, UsageError
 from modelchain.fs import digest
@@ -32,7 +33,7 @@ from modelchain.fs.digest import (
     manifest_from_json,
     manifest_to_json,
 )
-from modelchain.fs.progress import NullProgress, Progress
+from modelchain.fs.progress import NullProgress
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -761,6 +762,28 @@ def test_progress_shows_after_delay_and_counts_across_threads() -> None:
         assert p.shown
         assert p.completed == 8 * 1000 * 64
     assert not p.shown
+
+
+def test_the_library_draws_no_bar_and_tells_a_callers_bar_the_total(
+    model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library never prints: without a reporter it makes none (even on a terminal); the
+    command line's bar is told the total once the files are found."""
+    from modelchain.cli import progress as cli_progress
+    from modelchain.fs import progress as fs_progress
+
+    assert not hasattr(fs_progress, "Progress")
+    monkeypatch.setattr(cli_progress, "stderr_is_terminal", lambda: True)
+    made: list[object] = []
+    monkeypatch.setattr(cli_progress.Progress, "__init__", lambda *a, **k: made.append(a))
+    m = hash_directory(model, workers=2)
+    hash_file(model / "weights" / "layer1.bin")
+    assert made == []
+    monkeypatch.undo()
+    with Progress(None, "hashing", enabled=True, delay=3600) as bar:
+        m = hash_directory(model, progress=bar, workers=2)
+        assert bar.total_bytes == m.size and bar.description.startswith("hashing ")
+        assert bar.completed == m.size and not bar.shown
 
 
 def test_importing_digest_does_not_import_rich() -> None:

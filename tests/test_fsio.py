@@ -161,3 +161,27 @@ def test_json_ledger_rewrite_does_not_follow_a_planted_temporary(
     assert_ok(run("--ledger", "ledger.json", "register", model, "--name", "again"))
     assert victim.read_bytes() == SECRET
     assert_ok(run("--ledger", "ledger.json", "audit"))
+
+
+# -- the one safe regular-file open ---------------------------------------------------------
+
+
+def test_read_regular_refuses_a_fifo_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # no writer: a blocking open would wait for ever
+    with pytest.raises(fsio.NotRegularFile) as caught:
+        fsio.read_regular(fifo, limit=10)
+    assert stat.S_ISFIFO(caught.value.mode) and not caught.value.is_dir
+
+
+def test_read_regular_is_bounded_and_can_refuse_links(tmp_path: Path, victim: Path) -> None:
+    assert fsio.read_regular(victim, limit=4) == SECRET[:5]  # one byte over the limit
+    assert fsio.read_regular(victim) == SECRET
+    link = tmp_path / "link"
+    link.symlink_to(victim)
+    assert fsio.read_regular(link) == SECRET
+    with pytest.raises(OSError):
+        fsio.read_regular(link, follow=False)
+    with pytest.raises(fsio.NotRegularFile) as caught:
+        fsio.read_regular(tmp_path)
+    assert caught.value.is_dir

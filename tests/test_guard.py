@@ -555,3 +555,60 @@ def test_compression_bomb_is_refused_before_unpickling(work: Path) -> None:
     assert path.stat().st_size < (1 << 20)
     with pytest.raises(UnsafeModel, match="decompression bomb"):
         load(path, allow_unregistered=True)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x01\x00",
+        (10**6).to_bytes(8, "little") + b"{}",
+        _st({"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}}, b"x"),
+        _st({"a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}, b"xy"),
+        _st({"a": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}}, b"xy"),
+        _st({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 2]}}, b"xy"),
+        _st([], b""),  # type: ignore[arg-type]
+    ],
+)
+def test_streamed_safetensors_refuses_what_the_parser_refuses(work: Path, data: bytes) -> None:
+    from modelchain.fs.digest import safetensors_digests_file
+
+    path = work / "bad.safetensors"
+    path.write_bytes(data)
+    with pytest.raises(ModelUnreadable) as in_memory:
+        safetensors_digests(data)
+    with pytest.raises(ModelUnreadable) as streamed:
+        safetensors_digests_file(path)
+    assert str(streamed.value) == str(in_memory.value)
+
+
+def test_streamed_safetensors_digests_match_and_memory_stays_bounded(work: Path) -> None:
+    """A registration of a 64 MB .safetensors file must not read it into memory."""
+    import hashlib
+    import tracemalloc
+
+    from modelchain.fs.digest import hash_safetensors_file, safetensors_digests_file
+
+    rng = np.random.default_rng(7)
+    sizes = {"big": 48 << 20, "mid": 16 << 20, "tiny": 3, "empty": 0}
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, size in sizes.items():
+        header[name] = {"dtype": "U8", "shape": [size], "data_offsets": [offset, offset + size]}
+        offset += size
+    path = work / "w.safetensors"
+    with path.open("wb") as f:
+        raw = json.dumps(header).encode()
+        f.write(len(raw).to_bytes(8, "little") + raw)
+        for size in sizes.values():
+            f.write(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+    tracemalloc.start()
+    try:
+        digest, streamed = hash_safetensors_file(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak >> 20} MiB"
+    data = path.read_bytes()
+    assert streamed == safetensors_digests(data) == safetensors_digests_file(path)
+    assert list(streamed) == list(safetensors_digests(data))
+    assert digest.sha256 == hashlib.sha256(data).hexdigest() and digest.size == len(data)

@@ -17,12 +17,23 @@ def _fifo(tmp_path: Path) -> Path:
     return path
 
 
+def _socket(tmp_path: Path) -> Path:
+    import socket
+
+    path = tmp_path / "sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))  # the file stays after the socket is closed; opening it fails
+    server.close()
+    return path
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda d: d / "missing", "no such key file"),
         (lambda d: d, "is a directory, not a key file"),
         (_fifo, "not a regular file"),  # opening it would block forever
+        (_socket, "not a regular file"),  # it cannot even be opened
         (lambda d: (d / "big").write_bytes(b"x" * 101) and d / "big", "too large for a key file"),
         (lambda d: (d / "blank").write_bytes(b" \n\n") and d / "blank", "key file is empty"),
     ],

@@ -178,6 +178,8 @@ def test_bare_predicate_is_ours_and_options_add_to_it(run, model, workdir):
             "do not include this model",
         ),
         ('{"metrics": {"big": 1e400}}', "canonical JSON"),
+        ('{"metrics": {"loss": NaN}}', "canonical JSON"),  # the one strict reader
+        ('{"notes": ' + "[" * 200 + "]" * 200 + "}", "nested 201 levels deep"),
         (" " * (1 << 20) + "{}", "too large"),
     ],
 )

@@ -698,8 +698,8 @@ def test_signed_registration_with_provenance_over_http(
 ) -> None:
     """The client builds and signs the claim; the server stores exactly it; `verify --signer`
     and `audit` through the server check the signature like a local ledger's."""
+    from modelchain.claims.claim import signed_message
     from modelchain.claims.keys import KeyRing
-    from modelchain.claims.provenance import signed_message
 
     ring = KeyRing(home)
     alice, bob = ring.generate("alice"), ring.generate("bob", "p256")

@@ -524,7 +524,7 @@ def signed_body(
 ) -> dict:
     """A registration signed by `keys` the way the client signs one: over the claim bound to
     the log's origin and the version it makes."""
-    from modelchain.claims.provenance import BOUND_PAYLOAD_TYPE, claim, sign, signed_message
+    from modelchain.claims.claim import BOUND_PAYLOAD_TYPE, claim, sign, signed_message
 
     message = signed_message(
         claim(

@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import modelchain
-from modelchain.claims import keys, provenance
-from modelchain.claims.provenance import PAYLOAD_TYPE, RegistrationSignature, pae, signed_message
+from modelchain.claims import claim as reg
+from modelchain.claims import keys
+from modelchain.claims.claim import PAYLOAD_TYPE, RegistrationSignature, pae, signed_message
 from modelchain.core.errors import LedgerInvalid, SignatureError
 from modelchain.ledgers.ledger import Ledger
 
@@ -120,16 +121,16 @@ def test_a_signature_covers_the_bound_claim_not_the_ledgers_fields(home, workdir
     with Ledger.open(workdir / "two.db", create=True) as two:
         two.init("example.com/two")
         two.register(model)  # shifts the index
-        claim = provenance.claim(**fields, metadata={"team": "a"}, log="example.com/two", version=1)
-        (signature,) = provenance.sign([key], signed_message(claim), provenance.BOUND_PAYLOAD_TYPE)
+        claim = reg.claim(**fields, metadata={"team": "a"}, log="example.com/two", version=1)
+        (signature,) = reg.sign([key], signed_message(claim), reg.BOUND_PAYLOAD_TYPE)
         block = two.append(**fields, metadata={"team": "a"}, signatures=[signature])
         assert block.index == 1 and block.version == 1
         two.audit()
         # the same signature again is a replay; one over another claim does not verify
         with pytest.raises(SignatureError, match="already holds"):
             two.append(**fields, metadata={"team": "a"}, signatures=[signature])
-        v2 = provenance.claim(**fields, metadata={"team": "a"}, log="example.com/two", version=2)
-        (other,) = provenance.sign([key], signed_message(v2), provenance.BOUND_PAYLOAD_TYPE)
+        v2 = reg.claim(**fields, metadata={"team": "a"}, log="example.com/two", version=2)
+        (other,) = reg.sign([key], signed_message(v2), reg.BOUND_PAYLOAD_TYPE)
         with pytest.raises(SignatureError, match="does not verify"):
             two.append(**fields, metadata={"team": "b"}, signatures=[other])
         assert len(two) == 2  # nothing was written
@@ -145,16 +146,16 @@ def test_a_signature_covers_the_bound_claim_not_the_ledgers_fields(home, workdir
 def test_changing_any_claimed_field_breaks_the_signature(metadata, other):
     key = _KEY
     fields = dict(name="m", model_hash="a" * 64, kind="file", size=3)
-    message = signed_message(provenance.claim(**fields, metadata=metadata))
-    (signature,) = provenance.sign([key], message)
+    message = signed_message(reg.claim(**fields, metadata=metadata))
+    (signature,) = reg.sign([key], message)
     assert signature.problem(message) is None
     changed = dict(metadata)
     changed[other] = "changed" if changed.get(other) != "changed" else "again"
     for variant in (
-        provenance.claim(**fields, metadata=changed),
-        provenance.claim(**{**fields, "size": 4}, metadata=metadata),
-        provenance.claim(**{**fields, "name": "n"}, metadata=metadata),
-        provenance.claim(**fields, metadata=metadata, provenance={"predicateType": "x"}),
+        reg.claim(**fields, metadata=changed),
+        reg.claim(**{**fields, "size": 4}, metadata=metadata),
+        reg.claim(**{**fields, "name": "n"}, metadata=metadata),
+        reg.claim(**fields, metadata=metadata, provenance={"predicateType": "x"}),
     ):
         assert signature.problem(signed_message(variant)) is not None
 
@@ -168,7 +169,7 @@ def test_audit_refuses_a_block_whose_signature_does_not_verify(
     """Even inside a correctly signed tree (a buggy or dishonest writer), a registration
     signature that does not verify makes the ledger invalid, naming the block."""
     key = keys.KeyRing(home).private("alice")
-    forged = provenance.sign([key], b"some other message")
+    forged = reg.sign([key], b"some other message")
     monkeypatch.setattr(modelchain.ledgers.ledger, "_sign_claim", lambda *a, **k: forged)
     with Ledger.open(workdir / ".modelchain" / "ledger.db", create=True) as ledger:
         ledger.register(model)

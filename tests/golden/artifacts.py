@@ -8,7 +8,7 @@ from pathlib import Path
 
 from modelchain.claims import keys
 from modelchain.claims.bundle import sign_model
-from modelchain.claims.provenance import BOUND_PAYLOAD_TYPE, RegistrationSignature, signed_message
+from modelchain.claims.claim import BOUND_PAYLOAD_TYPE, RegistrationSignature, signed_message
 from modelchain.core import merkle, note
 from modelchain.core.canonical import canonical_json
 from modelchain.fs.digest import digest_path, manifest_to_json

@@ -19,42 +19,33 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
-import io
 import json
 import os
 import posixpath
 import re
 import stat
-import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from modelchain.claims.keys import PrivateKey, PublicKey
-from modelchain.core.canonical import canonical_json
+from modelchain.core.canonical import DuplicateKey, canonical_json, is_sha256_hex
+from modelchain.core.dsse import IN_TOTO_PAYLOAD_TYPE, STATEMENT_TYPE, pae
 from modelchain.core.errors import (
     InputError,
     ModelMismatch,
     SignatureError,
     UsageError,
     VerificationError,
-    install_hint,
 )
 from modelchain.core.strictjson import JSONLimitError, loads_within
-from modelchain.fs.digest import (
-    ScannedFile,
-    default_workers,
-    kind_name,
-    open_scanned,
-    read_error,
-    scan_directory,
-    show_path,
-)
+from modelchain.fs.digest import ScannedFile, default_workers, open_scanned, scan_directory
+from modelchain.fs.hashing import buffer_size, hash_open_file, new_hasher, run_parallel
 from modelchain.fs.inputs import read_small_file
+from modelchain.fs.progress import NullProgress, ProgressSink, announce
+from modelchain.fs.safeio import kind_name, read_error, show_path
 
 __all__ = [
     "DEFAULT_SIGNATURE",
@@ -69,7 +60,6 @@ __all__ = [
     "Statement",
     "VerifyResult",
     "make_bundle",
-    "pae",
     "parse_size",
     "read_bundle",
     "sign_model",
@@ -77,8 +67,7 @@ __all__ = [
 ]
 
 MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-PAYLOAD_TYPE = "application/vnd.in-toto+json"
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PAYLOAD_TYPE = IN_TOTO_PAYLOAD_TYPE
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 #: model_signing's default signature path (relative to the current directory), and ours
 DEFAULT_SIGNATURE = "model.sig"
@@ -98,8 +87,6 @@ MAX_BUNDLE = 16 << 20
 MAX_BUNDLE_SIGNATURES = 16
 #: nesting of a bundle or its statement (an honest one is 5 levels deep)
 MAX_BUNDLE_DEPTH = 32
-_BUFFER = 1 << 20
-_BLAKE3_BUFFER = 8 << 20  # blake3 spreads one update over its threads: give it big ones
 _HEX = re.compile(r"[0-9a-f]+")
 
 
@@ -281,48 +268,29 @@ class _Task:
     whole: bool  # the whole file: also check it did not grow or shrink meanwhile
 
 
-def _new_hasher(hash_type: str) -> Any:
-    if hash_type == "sha256":
-        return hashlib.sha256()
-    if hash_type == "blake2b":
-        return hashlib.blake2b()
-    try:
-        import blake3
-    except ImportError:
-        raise UsageError(
-            f"BLAKE3 hashing needs the blake3 package: {install_hint('signing')}"
-        ) from None
-    return blake3.blake3(max_threads=blake3.blake3.AUTO)
-
-
-def _hash_task(task: _Task, hash_type: str, buf: bytearray, advance: Callable[[int], None]) -> str:
+def _hash_task(
+    task: _Task,
+    hash_type: str,
+    buf: bytearray,
+    advance: Callable[[int], None],
+    cancelled: Callable[[], bool] | None = None,
+) -> str:
     """Hex digest of bytes [start, end) of a scanned file, read once through `buf`."""
     item = task.item
     fd = open_scanned(item)
     try:
-        before = os.fstat(fd)
-        if before.st_size != item.size:
-            raise InputError(f"{item.shown} changed while it was being hashed")
-        if hasattr(os, "posix_fadvise"):
-            with contextlib.suppress(OSError):
-                os.posix_fadvise(fd, task.start, task.end - task.start, os.POSIX_FADV_SEQUENTIAL)
-        h = _new_hasher(hash_type)
-        view = memoryview(buf)
-        full = len(buf)
-        remaining = task.end - task.start
-        with io.FileIO(fd, "rb", closefd=False) as f:
-            if task.start:
-                f.seek(task.start)
-            while remaining > 0:
-                n = f.readinto(buf if remaining >= full else view[:remaining])
-                if not n:
-                    raise InputError(f"{item.shown} changed while it was being hashed")
-                h.update(buf if n == full else view[:n])
-                remaining -= n
-                advance(n)
-        after = os.fstat(fd)
-        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-            raise InputError(f"{item.shown} changed while it was being hashed")
+        h = new_hasher(hash_type)
+        hash_open_file(
+            fd,
+            h,
+            buf,
+            advance,
+            shown=item.shown,
+            start=task.start,
+            length=task.end - task.start,
+            expect_size=item.size,
+            cancelled=cancelled,
+        )
         return str(h.hexdigest())
     except OSError as e:
         raise read_error(item.open_path, e) from None
@@ -335,32 +303,18 @@ def _run_tasks(
 ) -> list[str]:
     """Digests of `tasks` (same order), hashed in parallel, largest first: hashlib and blake3
     release the GIL, so threads use every core."""
-    size = _BLAKE3_BUFFER if hash_type == "blake3" else _BUFFER
-    order = sorted(range(len(tasks)), key=lambda i: tasks[i].start - tasks[i].end)
-    results: list[str] = [""] * len(tasks)
-    if workers <= 1 or len(tasks) <= 1:
-        buf = bytearray(size)
-        for i in order:
-            results[i] = _hash_task(tasks[i], hash_type, buf, advance)
-        return results
-    local = threading.local()
 
-    def work(i: int) -> None:
-        buf = getattr(local, "buf", None)
-        if buf is None:
-            buf = local.buf = bytearray(size)
-        results[i] = _hash_task(tasks[i], hash_type, buf, advance)
+    def work(task: _Task, buf: bytearray, cancelled: Callable[[], bool] | None) -> str:
+        return _hash_task(task, hash_type, buf, advance, cancelled)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelchain-oms") as pool:
-        futures = [pool.submit(work, i) for i in order]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-    return results
+    return run_parallel(
+        tasks,
+        work,
+        workers=workers,
+        buffer=buffer_size(hash_type),
+        weight=lambda t: t.end - t.start,
+        name="modelchain-oms",
+    )
 
 
 def _single_file(path: str) -> ScannedFile:
@@ -400,7 +354,7 @@ def hash_model(
     *,
     allow_outside: bool = False,
     workers: int | None = None,
-    progress: Any = None,
+    progress: ProgressSink | None = None,
 ) -> _Hashed:
     """The resources of `model` under `settings`, sorted as model_signing sorts them."""
     if os.path.isdir(model):
@@ -428,12 +382,9 @@ def hash_model(
             step = settings.shard_size or 1
             for start in range(0, item.size, step):
                 tasks.append(_Task(item, start, min(start + step, item.size), False))
-    if progress is None:
-        from modelchain.fs.progress import Progress
-
-        progress = Progress(sum(t.end - t.start for t in tasks), "hashing")
-    with progress as bar:
-        digests = _run_tasks(tasks, settings.hash_type, workers or default_workers(), bar.advance)
+    sink = progress if progress is not None else NullProgress()  # the caller closes its own
+    announce(sink, sum(t.end - t.start for t in tasks), "hashing")
+    digests = _run_tasks(tasks, settings.hash_type, workers or default_workers(), sink.advance)
     algorithm = settings.algorithm
     named = []
     for task, digest in zip(tasks, digests, strict=True):
@@ -499,7 +450,7 @@ class Statement:
         digest = _object(subject.get("digest"), "bundle: subject.digest").get("sha256")
         if not isinstance(name, str):
             raise InputError("bundle: subject.name must be a string")
-        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        if not is_sha256_hex(digest):
             raise InputError("bundle: subject.digest.sha256 must be 64 lowercase hex digits")
         predicate = _object(obj.get("predicate"), "bundle: predicate")
         settings = Serialization.from_json(predicate.get("serialization"))
@@ -560,16 +511,10 @@ def _check_name(name: str, where: str) -> None:
 
 
 def _load_json(data: bytes, where: str) -> Any:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise InputError(f"{where}: key {_short(key)} appears twice")
-            out[key] = value
-        return out
-
     try:
-        return loads_within(data, max_depth=MAX_BUNDLE_DEPTH, object_pairs_hook=no_duplicates)
+        return loads_within(data, max_depth=MAX_BUNDLE_DEPTH)
+    except DuplicateKey as e:
+        raise InputError(f"{where}: key {_short(e.key)} appears twice") from None
     except UnicodeDecodeError:
         raise InputError(f"{where}: not UTF-8 text") from None
     except json.JSONDecodeError as e:
@@ -581,15 +526,9 @@ def _load_json(data: bytes, where: str) -> Any:
 # --------------------------------------------------------------------------- DSSE bundle
 
 
-def pae(payload: bytes, payload_type: str = PAYLOAD_TYPE) -> bytes:
-    """DSSE v1 pre-authentication encoding: what is actually signed."""
-    ptype = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %s %d %s" % (len(ptype), ptype, len(payload), payload)
-
-
 def make_bundle(payload: bytes, key: PrivateKey, payload_type: str = PAYLOAD_TYPE) -> bytes:
     """A Sigstore v0.3 bundle with one DSSE signature by `key` over `payload`."""
-    signature = key.sign(pae(payload, payload_type))
+    signature = key.sign(pae(payload_type, payload))
     bundle = {
         "mediaType": MEDIA_TYPE,
         "verificationMaterial": {"publicKey": {"hint": key.key_id}, "tlogEntries": []},
@@ -618,7 +557,7 @@ class Envelope:
                 f"key mismatch: the bundle was signed by key {self.hint[:16]}..., "
                 f"the given public key is {key.key_id[:16]}..."
             )
-        message = pae(self.payload, self.payload_type)
+        message = pae(self.payload_type, self.payload)
         if not any(key.verify(sig, message) for sig in self.signatures):
             raise SignatureError(
                 f"the bundle's signature does not verify with public key {key.key_id[:16]}... "
@@ -742,7 +681,7 @@ def sign_model(
     allow_symlinks: bool = False,
     allow_outside: bool = False,
     workers: int | None = None,
-    progress: Any = None,
+    progress: ProgressSink | None = None,
 ) -> SignResult:
     """Hash `model` (file or directory), sign the statement with `key`, write the bundle."""
     _check_model(model)
@@ -872,7 +811,7 @@ def verify_model(
     follow_symlinks: bool = False,
     allow_outside: bool = False,
     workers: int | None = None,
-    progress: Any = None,
+    progress: ProgressSink | None = None,
 ) -> VerifyResult:
     """Check the bundle at `signature` with `key`, then `model` against its statement.
 

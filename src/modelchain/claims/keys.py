@@ -23,7 +23,7 @@ from cryptography import exceptions as crypto_exceptions
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from modelchain.core.errors import KeyFileError, SignatureError, UsageError
+from modelchain.core.errors import KeyFileError, UsageError
 from modelchain.fs.inputs import read_small_file
 
 KeyType = Literal["ed25519", "p256", "p384", "p521"]
@@ -402,9 +402,3 @@ def public_key_for(spec: str, home_path: str | os.PathLike[str]) -> PublicKey:
     if isinstance(found, str):
         raise UsageError(f"{spec!r} looks like a key ID; a public key file or key name is needed")
     return found
-
-
-def require_signature(key: PublicKey, signature: bytes, message: bytes, what: str) -> None:
-    """Raise SignatureError unless `signature` by `key` over `message` verifies."""
-    if not key.verify(signature, message):
-        raise SignatureError(f"{what}: signature by key {key.key_id[:16]} does not verify")

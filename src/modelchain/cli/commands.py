@@ -209,10 +209,18 @@ def _fmt_size(n: int) -> str:
     return f"{n} B"
 
 
-def _fmt_time(ts: float) -> str:
-    import datetime as dt
+def _bar() -> Any:
+    """The terminal progress bar for a command that hashes (shown only on a terminal, and only
+    when the work takes more than a second): the library itself never draws one."""
+    from modelchain.cli.progress import Progress
 
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Progress(None, "hashing")
+
+
+def _fmt_time(ts: float) -> str:
+    from modelchain.core.canonical import utc_text
+
+    return utc_text(ts)
 
 
 # -- the group ----------------------------------------------------------------------------
@@ -338,9 +346,10 @@ def register(
     provenance = collect(
         path, base=base, data=data, params=hyper, metrics=measured, automatic=automatic
     )
-    with _open_ledger(create=True, keys=verifier_keys) as ledger:
+    with _open_ledger(create=True, keys=verifier_keys) as ledger, _bar() as bar:
         block = ledger.register(
             path,
+            progress=bar,
             name=name,
             metadata=metadata,
             ignore=_ignores(ignore),
@@ -549,11 +558,13 @@ def _verify_path(
     bundle_only = signature is not None and not _ledger_given()
     if bundle_only and test_load:
         raise UsageError("--load checks against the ledger: give --ledger too")
-    result = check.check(
-        request,
-        None if bundle_only else _open_ledger,
-        on_bundle=None if as_json else _echo_bundle,
-    )
+    with _bar() as bar:
+        result = check.check(
+            request,
+            None if bundle_only else _open_ledger,
+            on_bundle=None if as_json else _echo_bundle,
+            progress=bar,
+        )
     out = result.as_dict()
     if as_json or result.verification is None:
         return out
@@ -723,9 +734,14 @@ def _hash_one(
             h.update(chunk)
             size += len(chunk)
         return {"path": "-", "kind": "file", "sha256": h.hexdigest(), "size": size}
-    d = digest_path(
-        path, ignore=_ignores(ignore), follow_symlinks=follow_symlinks, allow_outside=allow_outside
-    )
+    with _bar() as bar:
+        d = digest_path(
+            path,
+            ignore=_ignores(ignore),
+            follow_symlinks=follow_symlinks,
+            allow_outside=allow_outside,
+            progress=bar,
+        )
     out: dict[str, Any] = {"path": path, "kind": d.kind, "sha256": d.sha256, "size": d.size}
     if d.manifest is not None:
         out["manifest"] = manifest_to_json(d.manifest)
@@ -1027,7 +1043,8 @@ def show(ref: str, as_json: bool) -> None:
       modelchain show iris_model.joblib
       modelchain show iris_model.joblib@1 --json
     """
-    from modelchain.claims.provenance import provenance_lines, registration_view
+    from modelchain.claims.claim import registration_view
+    from modelchain.claims.provenance import provenance_lines
     from modelchain.ledgers.ledger import parse_ref
 
     name, version = parse_ref(ref)
@@ -1301,17 +1318,19 @@ def sign(
     size = parse_size(shard_size) if shard_size is not None else None
     password = _read_password(password_file)
     key = resolve_private_key(private_key, Home().path, password)
-    result = sign_model(
-        model,
-        key,
-        signature=signature,
-        ignore_paths=ignore_paths,
-        ignore_git_paths=ignore_git_paths,
-        hash_type=hash_type,
-        shard_size=size,
-        allow_symlinks=follow_symlinks,
-        allow_outside=allow_outside,
-    )
+    with _bar() as bar:
+        result = sign_model(
+            model,
+            key,
+            signature=signature,
+            ignore_paths=ignore_paths,
+            ignore_git_paths=ignore_git_paths,
+            hash_type=hash_type,
+            shard_size=size,
+            allow_symlinks=follow_symlinks,
+            allow_outside=allow_outside,
+            progress=bar,
+        )
     if as_json:
         _emit(result.as_dict())
         return

@@ -7,13 +7,17 @@ ECMAScript number formatting, UTF-8 output.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
 import rfc8785
 
 from modelchain.core.errors import InputError
 
-__all__ = ["canonical_json", "json_type"]
+__all__ = ["canonical_json", "is_sha256_hex", "json_type", "utc_text"]
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -34,6 +38,17 @@ def canonical_json(obj: Any) -> bytes:
         raise InputError("cannot encode as canonical JSON: value is nested too deeply") from None
 
 
+def is_sha256_hex(value: Any) -> bool:
+    """Whether `value` is a SHA-256 digest as modelchain writes it: a string of exactly 64
+    lowercase hex digits (no uppercase, no surrounding space, no trailing newline)."""
+    return isinstance(value, str) and _SHA256_HEX.fullmatch(value) is not None
+
+
+def utc_text(timestamp: float) -> str:
+    """A Unix timestamp as modelchain shows it, to the second in UTC: `2026-12-01T09:30:00Z`."""
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def json_type(value: Any) -> str:
     """What kind of JSON value `value` is, for messages ("found a string")."""
     if value is None:
@@ -50,7 +65,11 @@ def json_type(value: Any) -> str:
 
 
 class DuplicateKey(ValueError):
-    """A JSON object names the same key twice."""
+    """A JSON object names the same key twice (`key`)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
 
 
 def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -59,6 +78,6 @@ def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise DuplicateKey(f"duplicate key {key!r}")
+            raise DuplicateKey(key)
         out[key] = value
     return out

@@ -37,6 +37,7 @@ __all__ = [
     "compression_of",
     "detect_data",
     "parse_safetensors",
+    "parse_safetensors_header_bytes",
 ]
 
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
@@ -130,20 +131,30 @@ def parse_safetensors(data: Any) -> SafetensorsHeader:
     cover the data area exactly, without overlap or gaps. Raises `FormatError` naming the
     first problem.
     """
-    if len(data) < 8:
+    return parse_safetensors_header_bytes(data, len(data))
+
+
+def parse_safetensors_header_bytes(head: Any, file_size: int) -> SafetensorsHeader:
+    """`parse_safetensors` for a file of `file_size` bytes given only its beginning: `head`
+    holds at least the 8-byte length and the header it announces (a reader that streams the
+    tensors reads no more). Every check is the same; offsets are checked against
+    `file_size`."""
+    if file_size < 8 or len(head) < 8:
         raise FormatError("safetensors: file shorter than its 8-byte header length")
-    n = int.from_bytes(bytes(data[:8]), "little")
-    if n > len(data) - 8:
+    n = int.from_bytes(bytes(head[:8]), "little")
+    if n > file_size - 8:
         raise FormatError(f"safetensors: header length {n} exceeds the file")
     if n > MAX_SAFETENSORS_HEADER:
         raise FormatError(f"safetensors: header length {n} is implausibly large")
-    header = bytes(data[8 : 8 + n])
+    if len(head) < 8 + n:
+        raise FormatError("safetensors: file shorter than its header length")
+    header = bytes(head[8 : 8 + n])
     if header[:1] != b"{":
         raise FormatError("safetensors: header is not a JSON object (it must start with '{')")
     parsed = _strict_json(header, "safetensors: header")
     if not isinstance(parsed, dict):
         raise FormatError("safetensors: header is not a JSON object")
-    body = len(data) - 8 - n
+    body = file_size - 8 - n
     metadata: dict[str, str] = {}
     tensors: dict[str, tuple[int, int]] = {}
     for key, info in parsed.items():
@@ -183,8 +194,8 @@ def parse_safetensors(data: Any) -> SafetensorsHeader:
             what = "overlaps another tensor" if begin < position else "leaves a gap before it"
             raise FormatError(f"safetensors: tensor {key!r} {what}")
         position = end
-    if position != len(data):
-        raise FormatError(f"safetensors: {len(data) - position} bytes follow the last tensor")
+    if position != file_size:
+        raise FormatError(f"safetensors: {file_size - position} bytes follow the last tensor")
     return SafetensorsHeader(n, header, tensors, metadata)
 
 

@@ -27,33 +27,42 @@ Ignore patterns (a gitignore-like subset, matched with `fnmatch.fnmatchcase`):
 * a trailing "/" restricts the pattern to directories (``cache/``);
 * negation (``!pattern``) is not supported.
 
-Throughput: each worker reads into one preallocated buffer with `readinto` and feeds the
-buffer to hashlib, which releases the GIL for large updates, so files are hashed in parallel
-by a thread pool (largest first, so the big files do not end up last on one core).
+Throughput: files are hashed in parallel by the engine of `modelchain.fs.hashing` (one
+preallocated buffer per worker thread, largest files first), the one OMS bundles use too.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import itertools
 import os
-import re
 import stat
-import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
-from modelchain.core.canonical import canonical_json
+from modelchain.core.canonical import canonical_json, is_sha256_hex
 from modelchain.core.errors import InputError, ModelUnreadable, UnsafePath, UsageError
-from modelchain.core.formats import FormatError, SafetensorsHeader, parse_safetensors
+from modelchain.core.formats import (
+    MAX_SAFETENSORS_HEADER,
+    FormatError,
+    SafetensorsHeader,
+    parse_safetensors,
+    parse_safetensors_header_bytes,
+)
 from modelchain.core.validate import MAX_SIZE as _MAX_SIZE  # the one definition of the limit
-from modelchain.fs.progress import Progress, ProgressSink
+from modelchain.fs.hashing import BUFFER_SIZE, hash_open_file, run_parallel
+from modelchain.fs.progress import NullProgress, ProgressSink, announce
+from modelchain.fs.safeio import (
+    NotRegularFile,
+    kind_name,
+    open_regular,
+    os_message,
+    read_error,
+    show_path,
+)
 
 __all__ = [
     "BUFFER_SIZE",
@@ -67,29 +76,23 @@ __all__ = [
     "digest_path",
     "hash_directory",
     "hash_file",
+    "hash_safetensors_file",
     "manifest_from_json",
     "manifest_to_json",
     "open_scanned",
     "parse_safetensors_header",
     "safetensors_digests",
+    "safetensors_digests_file",
     "scan_directory",
 ]
 
 StrPath = str | os.PathLike[str]
 
-#: Read size per worker. Chosen by benchmarks/bench_hash.py: sizes from 1 to 8 MiB hash at the
-#: same speed from the page cache; 1 MiB keeps memory low and the buffer inside L2 cache.
-BUFFER_SIZE = 1 << 20
-
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO must never wait for a writer
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_O_BINARY = getattr(os, "O_BINARY", 0)
-_OPEN_FILE = os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY
 _OPEN_DIR = os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC
 _SCANDIR_FD = os.scandir in os.supports_fd
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 # --------------------------------------------------------------------------- data types
@@ -171,52 +174,8 @@ def _path_key(entry: ManifestEntry) -> bytes:
     return entry.path.encode("utf-8")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def show_path(path: str) -> str:
-    """A path fit for a one-line message: undecodable bytes and control characters escaped."""
-    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
-
-
 def _fspath(path: StrPath | bytes) -> str:
     return os.fsdecode(os.fspath(path))
-
-
-def _os_message(e: OSError) -> str:
-    """`strerror` in the lower case our messages use ("permission denied")."""
-    text = e.strerror or str(e)
-    return text[:1].lower() + text[1:]
-
-
-def read_error(path: str, e: OSError) -> InputError:
-    shown = show_path(path)
-    if isinstance(e, FileNotFoundError):
-        return InputError(f"no such file or directory: {shown}")
-    if isinstance(e, PermissionError):
-        return InputError(f"cannot read {shown}: permission denied")
-    if isinstance(e, IsADirectoryError):
-        return InputError(f"cannot hash {shown}: it is a directory, not a file")
-    return InputError(f"cannot read {shown}: {_os_message(e)}")
-
-
-def kind_name(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    return "not a regular file"
-
-
-class _Cancelled(Exception):
-    """Raised inside a worker when another worker failed or the caller was interrupted."""
 
 
 def _hash_fd(
@@ -227,52 +186,17 @@ def _hash_fd(
     cancelled: Callable[[], bool] | None = None,
 ) -> FileDigest:
     """Hash an open regular file through `buf`; refuse a file that changes meanwhile."""
-    before = os.fstat(fd)
-    if _O_NONBLOCK:  # opened non-blocking only so a FIFO could not hang open(); a regular
-        os.set_blocking(fd, True)  # file ignores it today, but reads must never see EAGAIN
-    if hasattr(os, "posix_fadvise"):
-        with contextlib.suppress(OSError):  # only a hint: larger readahead when not cached
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     h = hashlib.sha256()
-    update = h.update
-    full = len(buf)
-    view = memoryview(buf)
-    size = 0
-    with io.FileIO(fd, "rb", closefd=False) as f:
-        readinto = f.readinto
-        while True:
-            n = readinto(buf)
-            if not n:
-                break
-            update(buf if n == full else view[:n])
-            size += n
-            advance(n)
-            if cancelled is not None and cancelled():
-                raise _Cancelled
-    after = os.fstat(fd)
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-        raise InputError(f"{shown} changed while it was being hashed")
+    size = hash_open_file(fd, h, buf, advance, shown=shown, cancelled=cancelled)
     return FileDigest(sha256=h.hexdigest(), size=size)
 
 
-def _progress_for(progress: ProgressSink | None, total: int, what: str) -> Any:
-    """The caller's reporter (which it manages), or an automatic one we open and close."""
-    if progress is not None:
-        return _Borrowed(progress)
-    return Progress(total, f"hashing {what}")
-
-
-class _Borrowed:
-    """Context manager around a caller's reporter that leaves closing it to the caller."""
-
-    def __init__(self, sink: ProgressSink) -> None:
-        self.advance = sink.advance
-
-    def __enter__(self) -> _Borrowed:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+def _progress_for(progress: ProgressSink | None, total: int, what: str) -> ProgressSink:
+    """The caller's reporter (which it closes), told the total; else one that reports nothing:
+    the library never draws a bar itself."""
+    sink = progress if progress is not None else NullProgress()
+    announce(sink, total, f"hashing {what}")
+    return sink
 
 
 # --------------------------------------------------------------------------- files
@@ -296,15 +220,14 @@ def hash_file(path: StrPath, *, progress: ProgressSink | None = None) -> FileDig
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"cannot hash {shown}: {kind_name(st.st_mode)}, not a regular file")
     try:
-        fd = os.open(p, _OPEN_FILE)
+        fd, opened = open_regular(p)
+    except NotRegularFile as e:
+        raise InputError(f"cannot hash {shown}: {kind_name(e.mode)}") from None
     except OSError as e:
         raise read_error(p, e) from None
     try:
-        opened = os.fstat(fd)
-        if not stat.S_ISREG(opened.st_mode):
-            raise InputError(f"cannot hash {shown}: {kind_name(opened.st_mode)}")
-        with _progress_for(progress, opened.st_size, show_path(os.path.basename(p) or p)) as bar:
-            return _hash_fd(fd, shown, bytearray(BUFFER_SIZE), bar.advance)
+        bar = _progress_for(progress, opened.st_size, show_path(os.path.basename(p) or p))
+        return _hash_fd(fd, shown, bytearray(BUFFER_SIZE), bar.advance)
     except OSError as e:
         raise read_error(p, e) from None
     finally:
@@ -389,7 +312,7 @@ def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-class _Scanner:
+class _Walker:
     """Walks a model directory and applies the safety and ignore rules, opening nothing but
     directories (checked to be the ones listed) so that special files are never touched."""
 
@@ -500,7 +423,7 @@ class _Scanner:
         except OSError as e:
             if _ignored(self.rules, parts, False):
                 return
-            raise InputError(f"{arrow}: cannot follow: {_os_message(e)}") from None
+            raise InputError(f"{arrow}: cannot follow: {os_message(e)}") from None
         mode = st.st_mode
         if _ignored(self.rules, parts, stat.S_ISDIR(mode)):
             return
@@ -557,37 +480,12 @@ def _hash_all(
     plan: list[_Planned], workers: int, advance: Callable[[int], None]
 ) -> list[ManifestEntry]:
     """Hash every planned file, `workers` at a time, each worker with its own buffer."""
-    queue = deque(sorted(plan, key=lambda p: (-p.size, p.rel)))  # largest first
-    if workers <= 1 or len(queue) <= 1:
-        buf = bytearray(BUFFER_SIZE)
-        return [_hash_planned(item, buf, advance, None) for item in queue]
+    plan = sorted(plan, key=lambda p: p.rel)  # equal sizes go in path order
 
-    results: list[ManifestEntry] = []
-    stop = threading.Event()
+    def work(item: _Planned, buf: bytearray, cancelled: Callable[[], bool] | None) -> Any:
+        return _hash_planned(item, buf, advance, cancelled)
 
-    def work() -> None:
-        buf = bytearray(BUFFER_SIZE)
-        try:
-            while not stop.is_set():
-                try:
-                    item = queue.popleft()
-                except IndexError:
-                    return
-                results.append(_hash_planned(item, buf, advance, stop.is_set))
-        except BaseException:
-            stop.set()  # the first failure ends everyone's work
-            raise
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelchain-hash") as pool:
-        futures = [pool.submit(work) for _ in range(min(workers, len(queue)))]
-        try:
-            errors = [f.exception() for f in futures]
-        finally:
-            stop.set()  # also on KeyboardInterrupt: workers stop after their current buffer
-    real = [e for e in errors if e is not None and not isinstance(e, _Cancelled)]
-    if real:
-        raise real[0]
-    return results
+    return run_parallel(plan, work, workers=workers, buffer=BUFFER_SIZE, weight=lambda p: p.size)
 
 
 def hash_directory(
@@ -616,10 +514,10 @@ def hash_directory(
         raise read_error(root, e) from None
     if not stat.S_ISDIR(root_stat.st_mode):
         raise InputError(f"not a directory: {show_path(root)}")
-    plan = _Scanner(root, rules, follow_symlinks, allow_outside).run(root_stat)
+    plan = _Walker(root, rules, follow_symlinks, allow_outside).run(root_stat)
     total = sum(item.size for item in plan)
-    with _progress_for(progress, total, show_path(root.rstrip("/") + "/")) as bar:
-        entries = _hash_all(plan, workers, bar.advance)
+    bar = _progress_for(progress, total, show_path(root.rstrip("/") + "/"))
+    entries = _hash_all(plan, workers, bar.advance)
     return Manifest.from_entries(entries)
 
 
@@ -647,33 +545,25 @@ def scan_directory(
         raise read_error(root, e) from None
     if not stat.S_ISDIR(root_stat.st_mode):
         raise InputError(f"not a directory: {show_path(root)}")
-    return _Scanner(root, rules, follow_symlinks, allow_outside).run(root_stat)
+    return _Walker(root, rules, follow_symlinks, allow_outside).run(root_stat)
 
 
 def open_scanned(item: ScannedFile) -> int:
     """A read-only descriptor of a scanned file, refusing a file swapped since the scan (for a
     link or another file): the caller closes it."""
-    flags = _OPEN_FILE | (0 if item.follow else _O_NOFOLLOW)
     try:
-        fd = os.open(item.open_path, flags)
+        fd, st = open_regular(item.open_path, follow=item.follow)
+    except NotRegularFile:
+        raise UnsafePath(f"{item.shown} was replaced while hashing") from None
     except OSError as e:
         if not item.follow and os.path.islink(item.open_path):
             raise UnsafePath(
                 f"{item.shown} was replaced by a symbolic link while hashing"
             ) from None
         raise read_error(item.open_path, e) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != item.ident:
-            raise UnsafePath(f"{item.shown} was replaced while hashing")
-        if _O_NONBLOCK:
-            os.set_blocking(fd, True)
-    except OSError as e:
+    if (st.st_dev, st.st_ino) != item.ident:
         os.close(fd)
-        raise read_error(item.open_path, e) from None
-    except BaseException:
-        os.close(fd)
-        raise
+        raise UnsafePath(f"{item.shown} was replaced while hashing")
     return fd
 
 
@@ -790,7 +680,7 @@ def manifest_from_json(data: Any) -> Manifest:
         if not isinstance(path, str):
             raise InputError(f"{where}: path must be a string")
         _check_rel_path(path, where)
-        if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+        if not is_sha256_hex(digest):
             raise InputError(f"{where}: sha256 must be 64 lowercase hexadecimal digits")
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= _MAX_SIZE:
             raise InputError(f"{where}: size must be a non-negative integer")
@@ -820,11 +710,14 @@ def compare_manifests(expected: Manifest, actual: Manifest) -> ManifestDiff:
 # -- safetensors per tensor ------------------------------------------------------------
 
 
-def parse_safetensors_header(data: bytes) -> SafetensorsHeader:
+def parse_safetensors_header(data: bytes, file_size: int | None = None) -> SafetensorsHeader:
     """Parse and check a safetensors file's header strictly (`modelchain.core.formats`, the parser
-    `scan` uses too). Raises `ModelUnreadable` naming the first problem."""
+    `scan` uses too): `data` is the whole file, or only its beginning when `file_size` says how
+    large the file is. Raises `ModelUnreadable` naming the first problem."""
     try:
-        return parse_safetensors(data)
+        if file_size is None:
+            return parse_safetensors(data)
+        return parse_safetensors_header_bytes(data, file_size)
     except FormatError as e:
         raise ModelUnreadable(str(e)) from None
 
@@ -837,3 +730,82 @@ def safetensors_digests(data: bytes) -> dict[str, str]:
     for name, (begin, end) in sorted(parsed.tensors.items()):
         out[name] = hashlib.sha256(view[begin:end]).hexdigest()
     return out
+
+
+def _read_exact(f: io.FileIO, n: int) -> bytes:
+    """`n` bytes, or fewer only at the end of the file."""
+    parts = []
+    while n > 0:
+        chunk = f.read(n)
+        if not chunk:
+            break
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+def hash_safetensors_file(
+    path: StrPath, *, progress: ProgressSink | None = None
+) -> tuple[FileDigest, dict[str, str]]:
+    """The file's SHA-256 and `safetensors_digests` of a `.safetensors` file, in one pass
+    that holds the header and one buffer in memory, never the tensors: the header is read
+    (bounded by `MAX_SAFETENSORS_HEADER`) and checked by the same strict parser, then the
+    tensors are streamed in file order, each byte feeding its tensor's digest and the
+    file's. Both describe the same bytes: a file that changes meanwhile is refused.
+
+    Raises ModelUnreadable for a malformed file, InputError (UsageError for a directory)
+    for one that cannot be read, as `safeio.read_once` does."""
+    p = _fspath(path)
+    shown = show_path(p)
+    try:
+        fd, before = open_regular(p)
+    except NotRegularFile as e:
+        if e.is_dir:
+            raise UsageError(f"{shown} is a directory: this reads model files only") from None
+        raise InputError(f"{shown}: {kind_name(e.mode)}, not a model file") from None
+    except OSError as e:
+        raise read_error(p, e) from None
+    size = before.st_size
+    advance = _progress_for(progress, size, shown).advance
+    try:
+        with io.FileIO(fd, "rb", closefd=False) as f:
+            head = _read_exact(f, 8)
+            if len(head) == 8:
+                announced = int.from_bytes(head, "little")
+                head += _read_exact(f, min(announced, MAX_SAFETENSORS_HEADER, size - 8))
+            parsed = parse_safetensors_header(head, size)
+            whole = hashlib.sha256(head)
+            advance(len(head))
+            out = {"__header__": hashlib.sha256(parsed.header).hexdigest()}
+            buf = bytearray(BUFFER_SIZE)
+            view = memoryview(buf)
+            digests: dict[str, str] = {}
+            for name, (begin, end) in sorted(parsed.tensors.items(), key=lambda kv: kv[1]):
+                h = hashlib.sha256()
+                remaining = end - begin
+                while remaining > 0:
+                    n = f.readinto(view[: min(remaining, BUFFER_SIZE)])
+                    if not n:
+                        raise InputError(f"{shown} changed while it was being hashed")
+                    chunk = view[:n]
+                    h.update(chunk)
+                    whole.update(chunk)
+                    remaining -= n
+                    advance(n)
+                digests[name] = h.hexdigest()
+            if f.read(1):
+                raise InputError(f"{shown} changed while it was being hashed")
+        after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            raise InputError(f"{shown} changed while it was being hashed")
+    except OSError as e:
+        raise read_error(p, e) from None
+    finally:
+        os.close(fd)
+    out.update(sorted(digests.items()))
+    return FileDigest(sha256=whole.hexdigest(), size=size), out
+
+
+def safetensors_digests_file(path: StrPath) -> dict[str, str]:
+    """`safetensors_digests` of the file at `path`, streamed (see `hash_safetensors_file`)."""
+    return hash_safetensors_file(path)[1]

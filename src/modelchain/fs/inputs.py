@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from modelchain.core.errors import InputError
+from modelchain.fs.safeio import NotRegularFile, read_regular
 
 
 def read_small_file(
@@ -27,15 +28,20 @@ def read_small_file(
     """
     p = Path(path)
     try:
-        if p.is_dir():
-            raise error(f"{p}: is a directory, not a {what}")
-        if p.exists() and not p.is_file():
-            raise error(f"{p}: not a regular file")
-        with p.open("rb") as fh:
-            data = fh.read(limit + 1)
+        data = read_regular(p, limit=limit)
+    except NotRegularFile as exc:
+        if exc.is_dir:
+            raise error(f"{p}: is a directory, not a {what}") from None
+        raise error(f"{p}: not a regular file") from None
     except FileNotFoundError:
         raise error(f"{p}: no such {what}") from None
     except OSError as exc:
+        # a folder we may not list is still a folder, a socket (which cannot be opened) still
+        # not a regular file: say what it is rather than why opening it failed
+        if p.is_dir():
+            raise error(f"{p}: is a directory, not a {what}") from None
+        if p.exists() and not p.is_file():
+            raise error(f"{p}: not a regular file") from None
         raise error(f"{p}: cannot read {what}: {exc.strerror or exc}") from None
     if len(data) > limit:
         raise error(f"{p}: too large for a {what} (limit {_size(limit)})")

@@ -1,24 +1,17 @@
-"""Progress reporting for long work (hashing multi-GiB models).
+"""Progress reporting for long work (hashing multi-GiB models), without printing.
 
-A `Progress` stays invisible unless stderr is a terminal *and* the work has already taken
-longer than `delay` seconds, so quick commands never flash a bar and piped or captured output
-never contains one. `rich` is imported only when a bar is actually shown, which keeps
-`modelchain --version` and every short command from paying for it.
-
-`advance` sits on the hashing hot path (once per read buffer, from several threads), so when
-no bar is shown it costs an attribute check, or a lock and a clock read while waiting for the
-delay to pass.
+The library reports to a `ProgressSink` its caller passes (`NullProgress` when none is): it
+never draws anything itself. The command line's terminal bar is `modelchain.cli.progress`.
+A sink that also has `start(total_bytes, description)` is told, through `announce`, how much
+work is coming once the files are found.
 """
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Protocol, Self
 
-__all__ = ["NullProgress", "Progress", "ProgressSink", "stderr_is_terminal"]
+__all__ = ["NullProgress", "ProgressSink", "announce"]
 
 
 class ProgressSink(Protocol):
@@ -27,15 +20,12 @@ class ProgressSink(Protocol):
     def advance(self, nbytes: int) -> None: ...
 
 
-def stderr_is_terminal() -> bool:
-    """True when stderr exists and is a terminal (the only place a bar is useful)."""
-    stream = sys.stderr
-    if stream is None:
-        return False
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError, OSError):  # replaced, closed or detached stream
-        return False
+def announce(sink: ProgressSink, total_bytes: int | None, description: str) -> None:
+    """Tell `sink` the total about to be hashed, if it can use it (a bar can, a counter
+    need not implement `start`)."""
+    start = getattr(sink, "start", None)
+    if start is not None:
+        start(total_bytes, description)
 
 
 class NullProgress:
@@ -59,94 +49,3 @@ class NullProgress:
         tb: TracebackType | None,
     ) -> None:
         return None
-
-
-class Progress:
-    """A byte-counting progress bar on stderr that appears only for slow work on a terminal.
-
-    `enabled=None` decides automatically (stderr is a terminal); `True` forces the bar on (after
-    the delay), `False` turns it off. `advance` may be called from any thread.
-    """
-
-    def __init__(
-        self,
-        total_bytes: int | None,
-        description: str,
-        enabled: bool | None = None,
-        *,
-        delay: float = 1.0,
-    ) -> None:
-        self.total_bytes = total_bytes
-        self.description = description
-        self.enabled = stderr_is_terminal() if enabled is None else bool(enabled)
-        self._lock = threading.Lock()
-        self._completed = 0
-        self._show_at = time.monotonic() + delay
-        self._display: Any = None  # rich.progress.Progress once shown
-        self._task: Any = None
-        self._closed = False
-
-    @property
-    def completed(self) -> int:
-        """Bytes reported so far (counted only when enabled: nobody reads it otherwise)."""
-        return self._completed
-
-    @property
-    def shown(self) -> bool:
-        """Whether the bar has been put on screen."""
-        return self._display is not None
-
-    def advance(self, nbytes: int) -> None:
-        """Record `nbytes` more bytes of work; shows the bar once the delay has passed."""
-        if not self.enabled:
-            return
-        with self._lock:
-            self._completed += nbytes
-            if self._display is None:
-                if self._closed or time.monotonic() < self._show_at:
-                    return
-                self._show()
-            if self._display is not None:
-                self._display.update(self._task, completed=self._completed)
-
-    def _show(self) -> None:
-        """Start the rich display (called with the lock held, at most once)."""
-        try:
-            from rich import progress as rp
-            from rich.console import Console
-        except ImportError:  # rich is a dependency, but a bar is never worth a crash
-            self.enabled = False
-            return
-        display = rp.Progress(
-            rp.TextColumn("{task.description}"),
-            rp.BarColumn(),
-            rp.DownloadColumn(binary_units=True),
-            rp.TransferSpeedColumn(),
-            rp.TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._task = display.add_task(
-            self.description, total=self.total_bytes, completed=self._completed
-        )
-        display.start()
-        self._display = display
-
-    def close(self) -> None:
-        """Remove the bar (if shown); later `advance` calls only count."""
-        with self._lock:
-            self._closed = True
-            display, self._display = self._display, None
-        if display is not None:
-            display.stop()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from modelchain.claims.claim import RegistrationSignature
 from modelchain.claims.keys import PrivateKey, PublicKey
-from modelchain.claims.provenance import Provenance, RegistrationSignature
+from modelchain.claims.provenance import Provenance
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json, json_type, unique_object
 from modelchain.core.errors import (
@@ -162,7 +163,7 @@ class Block:
     def claim(self, origin: str | None = None) -> dict[str, Any]:
         """What the registrant signed: the block minus what the ledger assigned. With the
         log's `origin`, the bound claim: it also names the log and this block's version."""
-        from modelchain.claims.provenance import claim
+        from modelchain.claims.claim import claim
 
         return claim(
             name=self.name,
@@ -184,7 +185,7 @@ class Block:
         version; without `origin` it cannot be checked, and says so."""
         if not self.signatures:
             return []
-        from modelchain.claims.provenance import signed_message
+        from modelchain.claims.claim import signed_message
 
         messages: dict[bool, bytes] = {}
         out: list[tuple[RegistrationSignature, str | None]] = []
@@ -264,7 +265,7 @@ class Block:
             provenance = check_stored(raw["provenance"], where)
         signatures: tuple[RegistrationSignature, ...] = ()
         if "signatures" in raw:
-            from modelchain.claims.provenance import stored_signatures
+            from modelchain.claims.claim import stored_signatures
 
             signatures = stored_signatures(raw["signatures"], where)
         known = {
@@ -2122,7 +2123,7 @@ def _require_signers(
     names no log and no version, so it may be a copy of another registration's."""
     if not required:
         return
-    from modelchain.claims.provenance import BOUND_PAYLOAD_TYPE, describe, matches
+    from modelchain.claims.claim import BOUND_PAYLOAD_TYPE, describe, matches
 
     checked = block.signature_problems(origin)
     valid = [s for s, problem in checked if problem is None]
@@ -2189,7 +2190,7 @@ def _sign_claim(
     if not sign_keys and not signatures:
         return ()
     assert binding is not None
-    from modelchain.claims.provenance import BOUND_PAYLOAD_TYPE, claim, sign, signed_message
+    from modelchain.claims.claim import BOUND_PAYLOAD_TYPE, claim, sign, signed_message
 
     origin, version = binding
     message = signed_message(

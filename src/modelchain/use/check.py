@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelchain.claims.bundle import VerifyResult
     from modelchain.claims.keys import PublicKey
     from modelchain.core.note import Verifier
+    from modelchain.fs.progress import ProgressSink
     from modelchain.ledgers.ledger import Ledger
 
 __all__ = ["Check", "CheckResult", "check"]
@@ -75,7 +76,7 @@ def check_format(request: Check) -> None:
         format_before_reading(request.path, request.load_format)
 
 
-def check_signature(request: Check) -> VerifyResult | None:
+def check_signature(request: Check, progress: ProgressSink | None = None) -> VerifyResult | None:
     """The bundle check (None when no bundle was asked for)."""
     if request.signature is None or request.public_key is None:
         return None
@@ -88,11 +89,15 @@ def check_signature(request: Check) -> VerifyResult | None:
         ignore_paths=request.ignore_paths,
         follow_symlinks=request.follow_symlinks,
         allow_outside=request.allow_outside,
+        progress=progress,
     )
 
 
 def check_ledger(
-    request: Check, ledger: Ledger, bundle: VerifyResult | None = None
+    request: Check,
+    ledger: Ledger,
+    bundle: VerifyResult | None = None,
+    progress: ProgressSink | None = None,
 ) -> Verification:
     """The ledger check; after a bundle check, from the digests that check already read."""
     known = None
@@ -116,6 +121,7 @@ def check_ledger(
         signers=request.signers,
         digest=known,
         version=request.version,
+        progress=progress,
     )
 
 
@@ -147,19 +153,21 @@ def check(
     open_ledger: Callable[[], Ledger] | None,
     *,
     on_bundle: Callable[[VerifyResult], None] | None = None,
+    progress: ProgressSink | None = None,
 ) -> CheckResult:
     """Every check `request` asks for, in order: format, bundle, ledger, test load. Without
     a ledger (`open_ledger=None`) only the bundle is checked. `on_bundle` sees the bundle
-    result as soon as it is known (a renderer shows it even if the ledger check then fails)."""
+    result as soon as it is known (a renderer shows it even if the ledger check then fails);
+    `progress` is told of the bytes hashed (the library draws nothing itself)."""
     check_format(request)
     result = CheckResult(os.fspath(request.path))
-    result.bundle = check_signature(request)
+    result.bundle = check_signature(request, progress)
     if result.bundle is not None and on_bundle is not None:
         on_bundle(result.bundle)
     if open_ledger is None:
         return result
     with open_ledger() as ledger:
-        result.verification = check_ledger(request, ledger, result.bundle)
+        result.verification = check_ledger(request, ledger, result.bundle, progress)
         if request.test_load:
             result.load = check_load(request, ledger, result.verification.name)
     return result

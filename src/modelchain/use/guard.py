@@ -51,9 +51,8 @@ from modelchain.fs.digest import (
     PathDigest,
     parse_safetensors_header,
     safetensors_digests,
-    show_path,
 )
-from modelchain.fs.safeio import read_once
+from modelchain.fs.safeio import read_once, show_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from modelchain.ledgers.ledger import Block, Ledger

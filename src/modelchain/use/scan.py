@@ -55,6 +55,7 @@ from typing import Any, BinaryIO
 
 from modelchain.core import allowlist, formats
 from modelchain.core.errors import InputError
+from modelchain.fs.safeio import NotRegularFile, kind_name, open_regular, read_error, show_path
 
 __all__ = [
     "DEFAULT_MAX_DECOMPRESSED",
@@ -90,13 +91,6 @@ _JOBLIB_WRAPPERS = frozenset(
         "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
     }
 )
-
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_O_BINARY = getattr(os, "O_BINARY", 0)
-_OPEN_FILE = os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY
-
 
 # --------------------------------------------------------------------------- reports
 
@@ -297,10 +291,6 @@ class _Buffer:
 
 
 # --------------------------------------------------------------------------- symbolic values
-
-
-class _Mark:
-    pass
 
 
 @dataclass(eq=False)
@@ -1439,21 +1429,18 @@ def scan_bytes(
 
 
 def _open_regular(path: str, *, nofollow: bool) -> int:
-    from modelchain.fs.digest import kind_name, read_error, show_path
-
     try:
         st = os.stat(path, follow_symlinks=not nofollow)
     except OSError as e:
         raise read_error(path, e) from None
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode):  # refused before it is opened
         raise InputError(f"cannot scan {show_path(path)}: it is {kind_name(st.st_mode)}")
     try:
-        fd = os.open(path, _OPEN_FILE | (_O_NOFOLLOW if nofollow else 0))
+        fd, _ = open_regular(path, follow=not nofollow)
+    except NotRegularFile:
+        raise InputError(f"cannot scan {show_path(path)}: it changed while being opened") from None
     except OSError as e:
         raise read_error(path, e) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise InputError(f"cannot scan {show_path(path)}: it changed while being opened")
     return fd
 
 
@@ -1494,8 +1481,6 @@ def scan_path(
     try:
         st = os.stat(text)
     except OSError as e:
-        from modelchain.fs.digest import read_error
-
         raise read_error(text, e) from None
     if not stat.S_ISDIR(st.st_mode):
         return _scan_file(text, text, opts, nofollow=False)
@@ -1508,8 +1493,6 @@ def scan_path(
 def _walk(
     root: str, rel: str, result: DirectoryScan, opts: _Options, seen: set[tuple[int, int]]
 ) -> None:
-    from modelchain.fs.digest import kind_name, show_path
-
     here = os.path.join(root, rel) if rel else root
     try:
         entries = sorted(os.scandir(here), key=lambda e: e.name)
