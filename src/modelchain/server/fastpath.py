@@ -11,7 +11,6 @@ the routes, so every refusal and every error is the documented one, from one pla
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -20,8 +19,8 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from modelchain import __version__
+from modelchain.core import validate
 from modelchain.core.errors import ModelchainError, UsageError
-from modelchain.core.validate import MAX_NAME
 from modelchain.server.answers import (
     Answers,
     dumps,
@@ -36,7 +35,6 @@ from modelchain.server.readers import Readers, SignedView
 from modelchain.server.routes import API
 from modelchain.server.tokens import TokenStore
 
-_HEX64 = re.compile("[0-9a-f]{64}")
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -70,7 +68,11 @@ def fast_handlers(
         if request is None or request.keys() != {"name", "digest"}:
             return None
         name, digest = request["name"], request["digest"]
-        if not _valid_name(name) or not _valid_digest(digest):
+        if not validate.is_hex64(digest):
+            return None
+        try:  # a bad name goes to the route, which refuses it with the validator's message
+            validate.check_name(name)
+        except ModelchainError:
             return None
         try:
             signed = await signed_view.current()
@@ -97,7 +99,7 @@ def fast_handlers(
         name, digest = request.get("name"), request.get("digest")
         kind, size = request.get("kind", "file"), request.get("size", 0)
         metadata, force = request.get("metadata", {}), request.get("force", False)
-        if type(name) is not str or not _valid_digest(digest) or kind != "file":
+        if type(name) is not str or not validate.is_hex64(digest) or kind != "file":
             return None
         if type(size) is not int or type(metadata) is not dict or type(force) is not bool:
             return None
@@ -171,14 +173,6 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return value if type(value) is dict else None
-
-
-def _valid_name(name: Any) -> bool:
-    return type(name) is str and 1 <= len(name) <= MAX_NAME
-
-
-def _valid_digest(digest: Any) -> bool:
-    return type(digest) is str and _HEX64.fullmatch(digest) is not None
 
 
 def _bearer_token(scope: Scope) -> str | None:

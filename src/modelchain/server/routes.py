@@ -35,6 +35,7 @@ from modelchain.server.metrics import Metrics
 from modelchain.server.readers import Readers
 from modelchain.server.schemas import (
     HEX64,
+    NAME_SCHEMA,
     READ_ERRORS,
     WRITE_ERRORS,
     ConsistencyProof,
@@ -220,7 +221,7 @@ def add_routes(
 
     @app.get(f"{API}/search", response_model=EntryList, responses=READ_ERRORS, tags=["entries"])
     async def search(
-        name: str | None = Query(None, min_length=1, max_length=validate.MAX_NAME),
+        name: str | None = Query(None, json_schema_extra=NAME_SCHEMA),
         digest: str | None = Query(None, pattern=HEX64),
         limit: int = Query(100, ge=1, le=1000),
         after: int | None = Query(
@@ -230,6 +231,8 @@ def add_routes(
         """Entries by model name and/or digest, oldest first, `limit` a page."""
         if name is None and digest is None:
             raise ApiError(400, "bad_request", "give name, digest, or both")
+        if name is not None:  # a name no registration can have: refused as registering it is
+            validate.check_name(name)
 
         def read(ledger: Ledger) -> dict[str, Any]:
             _note, cp = signed(ledger)
@@ -323,6 +326,7 @@ def add_routes(
     )
     async def verify(body: VerifyRequest) -> JSONResponse:
         """Is `digest` the newest registered version of `name`? With the proof to check it."""
+        validate.check_name(body.name)  # refused as a registration of that name would be
 
         def read(ledger: Ledger) -> dict[str, Any]:
             found = ledger.lookup(body.name, body.digest)

@@ -111,7 +111,10 @@ class Verdict(_Strict):
 class RegisterRequest(_Strict):
     # every value is checked by `Ledger.prepare` (modelchain.core.validate), the one place the
     # limits live: here only their JSON types, and the limits as documentation
-    name: str = Field(description=f"Model name (1 to {MAX_NAME} characters, no NUL).")
+    name: str = Field(
+        description=f"Model name (1 to {MAX_NAME} characters, no NUL).",
+        json_schema_extra=NAME_SCHEMA,
+    )
     digest: str = Field(pattern=HEX64, description="Lowercase hex SHA-256 (manifest digest).")
     kind: Literal["file", "directory"] = "file"
     size: int = Field(0, description=f"Size in bytes (0 to {MAX_SIZE}).")
@@ -138,7 +141,7 @@ class RegisterRequest(_Strict):
 
 
 class VerifyRequest(_Strict):
-    name: str = Field(min_length=1, max_length=MAX_NAME)
+    name: str = Field(json_schema_extra=NAME_SCHEMA)
     digest: str = Field(pattern=HEX64)
 
 
