@@ -710,3 +710,16 @@ def test_a_batch_whose_third_entry_the_service_would_refuse_appends_nothing(
             ledger.append_many(entries)
     with fresh.client() as c:
         assert c.get("/health").json()["size"] == 0
+
+
+def test_serve_takes_the_clients_loopback_rule(tmp_path: Path) -> None:
+    """One loopback test for both ends (the client's, which also takes `LOCALHOST`)."""
+    from modelchain.core.errors import ModelchainError, UsageError
+    from modelchain.server import launch
+
+    with pytest.raises(UsageError, match="not a loopback address"):
+        launch.serve(str(tmp_path / "none.db"), host="10.0.0.1")
+    for host in ("LOCALHOST", "127.0.0.2", "::1"):
+        with pytest.raises(ModelchainError) as caught:  # refused later: no ledger there
+            launch.serve(str(tmp_path / "none.db"), host=host)
+        assert "loopback" not in str(caught.value)
