@@ -80,6 +80,9 @@ BAD_BODIES = [
     pytest.param({"name": "", "digest": H}, "non-empty", id="empty-name"),
     pytest.param({"name": "x", "digest": H, "size": 2**53}, "size", id="size-2^53"),
     pytest.param({"name": "x", "digest": H, "size": -1}, "size", id="negative-size"),
+    pytest.param({"name": "x", "digest": H, "size": True}, "size", id="size-true"),
+    pytest.param({"name": "x", "digest": H, "size": "5"}, "size", id="size-a-string"),
+    pytest.param({"name": "x", "digest": H, "size": 5.0}, "size", id="size-a-float"),
     pytest.param({"name": "x", "digest": H, "force": "yes"}, "force", id="force-not-a-boolean"),
 ]
 

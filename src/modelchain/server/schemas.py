@@ -117,7 +117,8 @@ class RegisterRequest(_Strict):
     )
     digest: str = Field(pattern=HEX64, description="Lowercase hex SHA-256 (manifest digest).")
     kind: Literal["file", "directory"] = "file"
-    size: int = Field(0, description=f"Size in bytes (0 to {MAX_SIZE}).")
+    # strict: an integer, as the validator takes it (lax parsing made "5", 5.0 and true sizes)
+    size: int = Field(0, strict=True, description=f"Size in bytes (0 to {MAX_SIZE}).")
     metadata: dict[str, Any] = Field(default_factory=dict)
     manifest: list[dict[str, Any]] | None = Field(
         None, description='A directory\'s files: [{"path", "size", "sha256"}, ...].'
