@@ -443,3 +443,16 @@ def test_check_registration_bounds_the_block_as_prepare_does(ledger) -> None:
             metadata={"team": "x"},
         )
     assert str(by_function.value) == str(by_prepare.value)
+
+
+def test_a_model_hash_is_checked_as_prepare_checked_it() -> None:
+    from modelchain.core.validate import check_model_hash, is_hex64
+
+    class Text(str):
+        pass
+
+    assert check_model_hash(Text(DIGEST)) == DIGEST  # any str, as `isinstance` took it
+    for bad in (DIGEST + "\n", DIGEST[:-1], DIGEST.upper(), b"a" * 64, None):
+        assert not is_hex64(bad)
+        with pytest.raises(UsageError, match="lowercase hex SHA-256"):
+            check_model_hash(bad)

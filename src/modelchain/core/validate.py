@@ -194,7 +194,7 @@ def _check_block_size(
 
 def is_hex64(value: Any) -> bool:
     """Is `value` a lowercase hex SHA-256 (the cheap test: for pre-checks and for lookups)?"""
-    return type(value) is str and _HEX64.fullmatch(value) is not None
+    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
 
 
 def check_model_hash(model_hash: Any) -> str:
