@@ -80,6 +80,9 @@ BAD_BODIES = [
     pytest.param({"name": "", "digest": H}, "non-empty", id="empty-name"),
     pytest.param({"name": "x", "digest": H, "size": 2**53}, "size", id="size-2^53"),
     pytest.param({"name": "x", "digest": H, "size": -1}, "size", id="negative-size"),
+    pytest.param({"name": "x", "digest": H, "size": True}, "size", id="size-true"),
+    pytest.param({"name": "x", "digest": H, "size": "5"}, "size", id="size-a-string"),
+    pytest.param({"name": "x", "digest": H, "size": 5.0}, "size", id="size-a-float"),
     pytest.param({"name": "x", "digest": H, "force": "yes"}, "force", id="force-not-a-boolean"),
 ]
 
@@ -273,3 +276,35 @@ def test_a_statement_about_the_folder_or_exactly_its_files_is_kept(tmp_path, fol
         again = led.register(directory, provenance=whole, force=True)
         assert again.version == 2 and again.provenance is not None
         led.audit()
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        pytest.param("n" * (MAX_NAME + 1), f"at most {MAX_NAME} characters", id="long"),
+        pytest.param("x\x00y", "NUL", id="nul"),
+    ],
+)
+def test_a_name_no_registration_can_have_is_refused_the_same_everywhere(
+    server: Server, name: str, why: str
+) -> None:
+    """Registering, verifying and searching refuse such a name with the one validator's
+    message (before, `/verify` and `/search` answered with another wording, or not at all)."""
+    from modelchain.core.errors import UsageError
+    from modelchain.core.validate import check_name
+
+    with pytest.raises(UsageError) as caught:
+        check_name(name)
+    expected = str(caught.value)
+    assert why in expected
+    with server.client() as c:
+        before = size_of(c)
+        answers = [
+            c.post("/entries", json={"name": name, "digest": H}, headers=server.auth()),
+            c.post("/verify", json={"name": name, "digest": H}),
+            c.get("/search", params={"name": name}),
+        ]
+        for response in answers:
+            refused(response)
+            assert response.json()["error"]["message"] == expected
+        assert size_of(c) == before

@@ -27,7 +27,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from server_util import Server, init_ledger, running_server, server_env
 
-from modelchain.fs.digest import digest_path
+from modelchain.core.canonical import canonical_json
+from modelchain.fs.digest import digest_path, manifest_to_json
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -92,6 +93,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "model": model,
             "old": old,
             "directory": digest_path(work / "llm").sha256,
+            # a file holding the directory's manifest JSON: the same digest, not the model
+            "manifest_json": canonical_json(manifest_to_json(digest_path(work / "llm").manifest)),
             "size": size,
         }
 
@@ -298,6 +301,28 @@ def test_dropped_file_is_hashed_locally_and_looked_up(
     assert requests and all(r.method == "GET" and not r.post_data for r in requests)
     searched = [r.url for r in requests if "/api/v1/search?digest=" in r.url]
     assert any(sha(unknown.read_bytes()) in url for url in searched)
+
+
+def test_a_file_holding_a_directorys_manifest_is_not_that_directory(
+    page: Any, site: dict[str, Any], tmp_path: Path
+) -> None:
+    """Kind and digest, as `modelchain verify` judges: a dropped file is a file, so a
+    directory's block with the same digest is not its registration (it was shown green)."""
+    impostor = tmp_path / "llm.json"
+    impostor.write_bytes(site["manifest_json"])
+    assert sha(impostor.read_bytes()) == site["directory"]
+    page.goto("/explorer/#/check")
+    page.set_input_files("#file-input", str(impostor))
+    status = settled(page, "#check-status")
+    assert status.get_attribute("data-ok") == "false"
+    text = status.inner_text()
+    assert "not registered" in text, text
+    assert "(llm v1, proven) has this digest, but it registers a directory, and this is a file" in (
+        text
+    )
+    page.fill("#digest-input", site["directory"])  # a pasted digest may be a directory's
+    page.click("#digest-form button")
+    page.wait_for_selector("#check-status:has-text('registered as llm v1')")
 
 
 def test_pasted_digest_is_checked(page: Any, site: dict[str, Any]) -> None:

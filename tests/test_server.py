@@ -687,3 +687,39 @@ def test_serve_refuses_a_server_address_as_its_ledger(workdir: Path, run) -> Non
     for location in ("https://ledger.example.com:8443", "http://127.0.0.1:8080"):
         bad = run("--ledger", location, "serve", "--port", "0")
         assert_clean_error(bad, 2, location, "is a server")
+
+
+@pytest.mark.xfail(strict=True, reason="needs Ledger.prepare to call validate.check_registration")
+def test_a_batch_whose_third_entry_the_service_would_refuse_appends_nothing(
+    fresh: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through a server, `append_many` sends one registration after another: a limit only the
+    service held (here: at most 16 signatures) refused the 3rd after the first two were
+    written. With every limit in the one validator, `prepare` refuses it before any write."""
+    from modelchain import Ledger
+    from modelchain.claims import keys
+    from modelchain.core.errors import ModelchainError
+    from modelchain.core.validate import MAX_SIGNATURES
+
+    monkeypatch.setenv("MODELCHAIN_TOKEN", fresh.token())
+    signers = [keys.generate("ed25519") for _ in range(MAX_SIGNATURES + 1)]
+    with Ledger.open(fresh.url, home=tmp_path / "client") as ledger:
+        with pytest.raises(ModelchainError):
+            entries = [ledger.prepare(name=f"m{i}", model_hash=digest_of(str(i))) for i in (0, 1)]
+            entries.append(ledger.prepare(name="m2", model_hash=digest_of("2"), sign_keys=signers))
+            ledger.append_many(entries)
+    with fresh.client() as c:
+        assert c.get("/health").json()["size"] == 0
+
+
+def test_serve_takes_the_clients_loopback_rule(tmp_path: Path) -> None:
+    """One loopback test for both ends (the client's, which also takes `LOCALHOST`)."""
+    from modelchain.core.errors import ModelchainError, UsageError
+    from modelchain.server import launch
+
+    with pytest.raises(UsageError, match="not a loopback address"):
+        launch.serve(str(tmp_path / "none.db"), host="10.0.0.1")
+    for host in ("LOCALHOST", "127.0.0.2", "::1"):
+        with pytest.raises(ModelchainError) as caught:  # refused later: no ledger there
+            launch.serve(str(tmp_path / "none.db"), host=host)
+        assert "loopback" not in str(caught.value)

@@ -231,7 +231,7 @@ class _FakeReaders:
 
 
 def test_concurrent_requests_share_reads_and_none_sees_an_older_note() -> None:
-    from modelchain.server.app import _Signed
+    from modelchain.server.readers import SignedView as _Signed
 
     readers = _FakeReaders()
     signed = _Signed(readers)  # type: ignore[arg-type]

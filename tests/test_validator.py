@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelchain import Ledger
-from modelchain.core.errors import UsageError
+from modelchain.core.errors import InputError, UsageError
 from modelchain.core.validate import MAX_DEPTH, MAX_INT, MAX_NAME
 from modelchain.ledgers.ledger import Block, canonical_timestamp, seed_hash
 
@@ -317,3 +318,141 @@ def test_a_block_over_the_bound_the_remote_client_accepts_is_refused(tmp_path: P
                 name="big", model_hash=manifest.digest, kind="directory", manifest=manifest
             )
         assert len(ledger) == 0
+
+
+# -- the one validator, as a function: the same rules and messages as `Ledger.prepare` ----
+
+
+def _fields(**changes: Any) -> dict[str, Any]:
+    return {"name": "m", "model_hash": DIGEST, "kind": "file", "size": 0, **changes}
+
+
+SAME_AS_PREPARE = [
+    pytest.param({"name": "n" * (MAX_NAME + 1)}, id="long-name"),
+    pytest.param({"name": ""}, id="empty-name"),
+    pytest.param({"name": "a\x00b"}, id="nul-name"),
+    pytest.param({"model_hash": DIGEST.upper()}, id="upper-hash"),
+    pytest.param({"model_hash": 5}, id="hash-not-a-string"),
+    pytest.param({"kind": "dir"}, id="kind"),
+    pytest.param({"size": -1}, id="negative-size"),
+    pytest.param({"size": 2**53}, id="size-2^53"),
+    pytest.param({"size": True}, id="size-bool"),
+    pytest.param({"metadata": [1]}, id="metadata-not-an-object"),
+    pytest.param({"metadata": nested(MAX_DEPTH + 1)}, id="metadata-too-deep"),
+    pytest.param({"metadata": {"n": 2**60}}, id="metadata-big-int"),
+    pytest.param({"metadata": {"s": "\x00"}}, id="metadata-nul"),
+    pytest.param({"metadata": {"blob": "a" * (8 << 20)}}, id="metadata-bytes"),
+    pytest.param({"kind": "directory"}, id="directory-without-manifest"),
+]
+
+
+@pytest.mark.parametrize("changes", SAME_AS_PREPARE)
+def test_check_registration_refuses_as_prepare_does(ledger, changes) -> None:
+    from modelchain.core.validate import check_registration
+
+    fields = _fields(**changes)
+    with pytest.raises(UsageError) as by_function:
+        check_registration(fields)
+    with pytest.raises(UsageError) as by_prepare:
+        ledger.prepare(**fields)
+    assert str(by_function.value) == str(by_prepare.value)
+    assert "\n" not in str(by_function.value)
+    assert len(ledger) == 0
+
+
+def test_check_registration_accepts_the_limits() -> None:
+    from modelchain.core.validate import MAX_SIGNATURES, check_registration
+
+    check_registration(_fields(name="n" * MAX_NAME, size=MAX_INT))
+    check_registration(_fields(metadata={"deep": nested(MAX_DEPTH - 1), "n": -MAX_INT}))
+    sig = {"keyid": "k", "key_type": "ed25519", "public_key": "p", "sig": "s"}
+    check_registration(_fields(signatures=[sig] * MAX_SIGNATURES))
+    manifest = [{"path": "a", "size": 1, "sha256": DIGEST}]
+    check_registration(_fields(kind="directory", manifest=manifest, manifest_digest=DIGEST, size=1))
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "why"),
+    [
+        pytest.param({"signatures": [{}] * 17}, UsageError, "at most 16 signatures", id="17-sigs"),
+        pytest.param({"signatures": "sig"}, InputError, "signatures", id="sigs-not-a-list"),
+        pytest.param({"signatures": ["x"]}, InputError, "signatures[0]", id="sig-not-an-object"),
+        pytest.param({"provenance": [1]}, InputError, "provenance", id="provenance-not-object"),
+        pytest.param(
+            {"provenance": {"predicateType": "x", "predicate": nested(40)}},
+            UsageError,
+            "nested more than",
+            id="provenance-too-deep",
+        ),
+        pytest.param(
+            {"kind": "directory", "manifest": [], "manifest_digest": "0" * 64},
+            UsageError,
+            "does not hash to model_hash",
+            id="manifest-digest",
+        ),
+        pytest.param({"manifest": []}, UsageError, "has no manifest", id="file-with-manifest"),
+        pytest.param({"owner": "me"}, UsageError, "unknown registration field", id="unknown"),
+        pytest.param(
+            {
+                "kind": "directory",
+                "manifest": [{"path": "f" * 9, "size": 1, "sha256": DIGEST}] * 200_000,
+                "manifest_digest": DIGEST,
+            },
+            UsageError,
+            "at most 16777216 are accepted",
+            id="block-size",
+        ),
+    ],
+)
+def test_check_registration_refuses(changes, error, why) -> None:
+    from modelchain.core.validate import check_registration
+
+    with pytest.raises(error, match=re.escape(why)) as caught:
+        check_registration(_fields(**changes))
+    assert "\n" not in str(caught.value)
+
+
+def test_check_registration_bounds_the_block_as_prepare_does(ledger) -> None:
+    """The same byte count in the message: the bound is computed over the same block."""
+    from modelchain.core.validate import MAX_BLOCK, check_registration
+    from modelchain.fs.digest import Manifest, ManifestEntry, manifest_to_json
+
+    files = [
+        ManifestEntry(path=f"shard-{i:07d}.bin", sha256="ab" * 32, size=1)
+        for i in range(MAX_BLOCK // 80)
+    ]
+    manifest = Manifest.from_entries(files)
+    fields = _fields(
+        name="big",
+        kind="directory",
+        size=manifest.size,
+        manifest=manifest_to_json(manifest),
+        manifest_digest=manifest.digest,
+        model_hash=manifest.digest,
+        metadata={"team": "x"},
+    )
+    with pytest.raises(UsageError) as by_function:
+        check_registration(fields)
+    with pytest.raises(UsageError) as by_prepare:
+        ledger.prepare(
+            name="big",
+            model_hash=manifest.digest,
+            kind="directory",
+            size=manifest.size,
+            manifest=manifest,
+            metadata={"team": "x"},
+        )
+    assert str(by_function.value) == str(by_prepare.value)
+
+
+def test_a_model_hash_is_checked_as_prepare_checked_it() -> None:
+    from modelchain.core.validate import check_model_hash, is_hex64
+
+    class Text(str):
+        pass
+
+    assert check_model_hash(Text(DIGEST)) == DIGEST  # any str, as `isinstance` took it
+    for bad in (DIGEST + "\n", DIGEST[:-1], DIGEST.upper(), b"a" * 64, None):
+        assert not is_hex64(bad)
+        with pytest.raises(UsageError, match="lowercase hex SHA-256"):
+            check_model_hash(bad)

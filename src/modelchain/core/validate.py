@@ -4,17 +4,20 @@ A block is signed into the log the moment it is appended, so anything a store or
 cannot carry must be refused *before*: a value nested too deeply for a JSON parser (every
 later read of the block would fail), an integer that JSON readers round to a float, a NUL
 character PostgreSQL cannot store, a name longer than the service lets anyone search for.
-These rules live here only; the service, the CLI and the library all go through
-`Ledger.prepare`, which calls `check_registration`.
+These rules live here only: `check_registration` applies all of them to one registration,
+and the service builds its request schemas and its fast path's pre-checks from the same
+constants and functions, so no limit has a second copy that could disagree.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
-from modelchain.core.errors import UsageError
+from modelchain.core.canonical import canonical_json
+from modelchain.core.errors import InputError, UsageError
 
 #: a model name's length in characters (the service's `/search` and `/verify` take up to this)
 MAX_NAME = 256
@@ -31,18 +34,179 @@ MAX_METADATA_BYTES = 8 << 20
 #: signatures): the remote client refuses any entry larger than this as a lie, so nothing
 #: larger may be accepted (a manifest of ~100,000 files fits)
 MAX_BLOCK = 16 << 20
+#: registration signatures on one registration (each costs a verification before any write)
+MAX_SIGNATURES = 16
+#: what a model is: one file, or a directory described by its manifest
+KINDS: Final = ("file", "directory")
+#: a model hash (SHA-256, or a directory's manifest digest): lowercase hex, as sha256sum prints
+HEX64_PATTERN = "^[0-9a-f]{64}$"
+_HEX64 = re.compile("[0-9a-f]{64}")
+#: the fields a registration gives, as its block stores them (`manifest_digest` is the digest
+#: the caller computed from `manifest`, which must equal `model_hash`)
+REGISTRATION_FIELDS: Final = frozenset(
+    {
+        "name",
+        "model_hash",
+        "kind",
+        "size",
+        "manifest",
+        "manifest_digest",
+        "metadata",
+        "provenance",
+        "signatures",
+    }
+)
+#: what the append fills in (index, time, hashes, version), at their starting values: with
+#: `BLOCK_SLACK` more bytes, the largest they can grow to, the bound holds for the stored block
+_APPENDED: Final = {
+    "index": 0,
+    "timestamp": 0,
+    "previous_hash": "0" * 64,
+    "current_hash": "0" * 64,
+    "version": 1,
+}
+BLOCK_SLACK = 512
 
 __all__ = [
+    "HEX64_PATTERN",
+    "KINDS",
     "MAX_BLOCK",
     "MAX_DEPTH",
     "MAX_INT",
     "MAX_METADATA_BYTES",
     "MAX_NAME",
+    "MAX_SIGNATURES",
     "MAX_SIZE",
+    "REGISTRATION_FIELDS",
     "check_json_value",
+    "check_kind",
+    "check_model_hash",
     "check_name",
+    "check_registration",
     "check_size",
+    "is_hex64",
 ]
+
+
+def check_registration(fields: Mapping[str, Any]) -> None:
+    """Every limit of one registration, checked before anything is signed into the log, so
+    a batch cannot fail halfway and nothing accepted is unreadable or unfindable later.
+
+    `fields` holds the registration as its block will store it (JSON values): `name`,
+    `model_hash`, `kind` ("file"), `size` (0), `manifest` (the manifest's JSON array, or
+    None), `manifest_digest` (what the caller hashed that manifest to), `metadata` ({}),
+    `provenance` (the stored object, or None), `signatures` (their stored objects, []).
+    What needs a higher layer stays with the caller: hashing the manifest, the provenance
+    subject, verifying the signatures. Raises `UsageError` (or `InputError` for the shape of
+    given JSON) with a one-line reason."""
+    unknown = sorted(str(key) for key in fields.keys() - REGISTRATION_FIELDS)
+    if unknown:
+        raise UsageError(f"unknown registration field: {unknown[0]}")
+    name = check_name(fields.get("name"))
+    model_hash = check_model_hash(fields.get("model_hash"))
+    kind = check_kind(fields.get("kind", "file"))
+    check_size(fields.get("size", 0))
+    manifest = fields.get("manifest")
+    if kind == "directory":
+        if manifest is None:
+            raise UsageError("a directory registration needs its manifest")
+        if not isinstance(manifest, Sequence) or isinstance(manifest, str | bytes):
+            raise InputError("manifest must be a JSON array of files")
+        if fields.get("manifest_digest") != model_hash:
+            raise UsageError("the manifest does not hash to model_hash")
+    elif manifest is not None:
+        raise UsageError("a file registration has no manifest")
+    metadata = fields.get("metadata")
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, Mapping):
+        raise UsageError("metadata must be a JSON object")
+    check_json_value(metadata, "metadata")  # depth, numbers, NUL: readable back
+    encoded = canonical_json({"name": name, "metadata": dict(metadata)})  # now, not mid-batch
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise UsageError(
+            f"metadata is {len(encoded)} bytes as canonical JSON; at most "
+            f"{MAX_METADATA_BYTES} are accepted"
+        )
+    provenance = fields.get("provenance")
+    if provenance is not None:
+        if not isinstance(provenance, Mapping):
+            raise InputError("provenance must be a JSON object")
+        check_json_value(provenance, "provenance")
+    signatures = fields.get("signatures")
+    if signatures is None:
+        signatures = ()
+    if not isinstance(signatures, Sequence) or isinstance(signatures, str | bytes):
+        raise InputError("signatures must be a JSON array")
+    if len(signatures) > MAX_SIGNATURES:
+        raise UsageError(
+            f"a registration carries at most {MAX_SIGNATURES} signatures, not {len(signatures)}"
+        )
+    for i, signature in enumerate(signatures):
+        if not isinstance(signature, Mapping):
+            raise InputError(f"signatures[{i}] must be a JSON object")
+    if manifest is not None or provenance is not None or signatures:
+        # else it is metadata (bounded above) and a few short fields: far below the bound
+        _check_block_size(
+            name,
+            model_hash,
+            kind,
+            fields.get("size", 0),
+            manifest,
+            metadata,
+            provenance,
+            signatures,
+        )
+
+
+def _check_block_size(
+    name: str,
+    model_hash: str,
+    kind: str,
+    size: int,
+    manifest: Any,
+    metadata: Mapping[str, Any],
+    provenance: Mapping[str, Any] | None,
+    signatures: Sequence[Mapping[str, Any]],
+) -> None:
+    """The whole block, as it will be stored, within `MAX_BLOCK`: the remote client refuses
+    any larger entry, so a ledger must not accept one."""
+    draft: dict[str, Any] = {
+        **_APPENDED,
+        "model_hash": model_hash,
+        "name": name,
+        "kind": kind,
+        "size": size,
+        "manifest": None if manifest is None else list(manifest),
+        "metadata": dict(metadata),
+    }
+    if provenance is not None:  # absent, not null, as a block stores it
+        draft["provenance"] = dict(provenance)
+    if signatures:
+        draft["signatures"] = [dict(s) for s in signatures]
+    total = len(canonical_json(draft)) + BLOCK_SLACK
+    if total > MAX_BLOCK:
+        raise UsageError(
+            f"the block for {name!r} would be {total} bytes as canonical JSON; at most "
+            f"{MAX_BLOCK} are accepted (a smaller manifest, metadata or provenance)"
+        )
+
+
+def is_hex64(value: Any) -> bool:
+    """Is `value` a lowercase hex SHA-256 (the cheap test: for pre-checks and for lookups)?"""
+    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
+
+
+def check_model_hash(model_hash: Any) -> str:
+    if not is_hex64(model_hash):
+        raise UsageError("model_hash must be a lowercase hex SHA-256")
+    return model_hash
+
+
+def check_kind(kind: Any) -> str:
+    if kind not in KINDS:
+        raise UsageError("kind must be 'file' or 'directory'")
+    return kind
 
 
 def check_name(name: Any) -> str:

@@ -7,21 +7,12 @@ rather than as a server that starts and then fails every request.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import sys
 
 from modelchain.core.errors import UsageError, install_hint
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from modelchain.ledgers.http import _is_loopback  # the client's test: one rule for both ends
 
 
 def _check_port(host: str, port: int) -> None:

@@ -884,6 +884,16 @@
     }
   }
 
+  /**
+   * The one test of "this is the registered model", as `same_model` in modelchain's
+   * checks/verdict.py: the same kind (file or directory) and the same digest. A file holding
+   * a directory's manifest JSON has the directory's digest, but is not that directory.
+   * `kind` null: a pasted digest, which may be either's.
+   */
+  function sameModel(block, kind, digest) {
+    return block.model_hash === digest && (kind === null || (block.kind || "file") === kind);
+  }
+
   let checkRun = 0;
   const MAX_PROVEN = 20; // matching blocks proven per lookup (newest first)
 
@@ -892,7 +902,7 @@
    * digest; "newest" only ever as "newest listed" unless a later version is proven.
    * `name` (a file's base name, or typed) is used to explain a digest that matches nothing.
    */
-  async function checkDigest(digest, out, label, name) {
+  async function checkDigest(digest, out, label, name, kind) {
     const run = ++checkRun;
     const check = await signedTree();
     const cp = check.checkpoint;
@@ -900,13 +910,14 @@
     if (run !== checkRun) return;
     const proven = []; // newest first
     const failed = [];
+    const otherKind = []; // proven, this digest, but another kind of model: not this one
     for (const entry of matches.entries.slice().reverse().slice(0, MAX_PROVEN)) {
       try {
         const { block } = await proveEntry(entry.index, cp);
         if (block.model_hash !== digest) {
           throw new Error(`its leaf holds digest ${short(String(block.model_hash))}, not this one`);
         }
-        proven.push({ index: entry.index, block });
+        (sameModel(block, kind, digest) ? proven : otherKind).push({ index: entry.index, block });
       } catch (err) {
         failed.push({ index: entry.index, message: err.message });
       }
@@ -920,11 +931,14 @@
           `${failed[0].index} for this digest, but ${failed[0].message}.`), shaLine);
         return;
       }
-      const why = name ? await whyNot(name, digest, cp) : { text: "", note: null };
+      const why = name ? await whyNot(name, digest, cp, kind) : { text: "", note: null };
       if (run !== checkRun) return;
+      const other = otherKind.map(({ index, block }) =>
+        ` Block ${index} (${block.name} v${block.version}, proven) has this digest, but it ` +
+        `registers a ${block.kind}, and this is a ${kind}.`).join("");
       out.replaceChildren(
         statusLine("check-status", "false",
-          `${label}: not registered (SHA-256 ${digest}).${why.text}`),
+          `${label}: not registered (SHA-256 ${digest}).${other}${why.text}`),
         ...(why.note ? [h("p", { class: "muted", id: "check-note" }, why.note)] : []),
       );
       return;
@@ -990,7 +1004,7 @@
    * For a digest that matches nothing: does `name` exist, and which version is it not?
    * Returns text to follow the verdict, and a note on what was not proven.
    */
-  async function whyNot(name, digest, cp) {
+  async function whyNot(name, digest, cp, kind) {
     let got;
     try {
       got = await newestListed(name, cp);
@@ -1000,10 +1014,11 @@
     }
     if (!got.newest) return { text: ` The server lists no model named ${name} either.`, note: null };
     const b = got.newest.block;
-    if (b.model_hash === digest) {
+    if (sameModel(b, kind, digest)) {
       return { text: ` Yet block ${got.newest.index} (${name} v${b.version}, proven) holds ` +
         "this digest: the server's answers disagree.", note: null };
     }
+    if (b.model_hash === digest) return { text: "", note: null }; // named above: another kind
     return {
       text: ` A model named ${name} is registered, but this is not ${name} v${b.version} ` +
         `(block ${got.newest.index}, proven), nor any other version the server listed.`,
@@ -1057,7 +1072,7 @@
           bar.value = done;
         });
         if (run !== checkRun) return;
-        await checkDigest(digest, out, file.name, nameInput.value.trim() || file.name);
+        await checkDigest(digest, out, file.name, nameInput.value.trim() || file.name, "file");
       } catch (err) {
         if (run === checkRun) {
           out.replaceChildren(statusLine("check-status", "false", `${file.name}: ${err.message}`));
@@ -1089,7 +1104,7 @@
         return;
       }
       try {
-        await checkDigest(digest, out, "That digest", nameInput.value.trim());
+        await checkDigest(digest, out, "That digest", nameInput.value.trim(), null);
       } catch (err) {
         out.replaceChildren(statusLine("check-status", "false", err.message));
       }
