@@ -446,13 +446,14 @@ def test_check_registration_bounds_the_block_as_prepare_does(ledger) -> None:
 
 
 def test_a_model_hash_is_checked_as_prepare_checked_it() -> None:
-    from modelchain.core.validate import check_model_hash, is_hex64
+    from modelchain.core.canonical import is_sha256_hex
+    from modelchain.core.validate import check_model_hash
 
     class Text(str):
         pass
 
     assert check_model_hash(Text(DIGEST)) == DIGEST  # any str, as `isinstance` took it
     for bad in (DIGEST + "\n", DIGEST[:-1], DIGEST.upper(), b"a" * 64, None):
-        assert not is_hex64(bad)
+        assert not is_sha256_hex(bad)
         with pytest.raises(UsageError, match="lowercase hex SHA-256"):
             check_model_hash(bad)

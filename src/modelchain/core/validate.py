@@ -12,11 +12,10 @@ constants and functions, so no limit has a second copy that could disagree.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from modelchain.core.canonical import canonical_json
+from modelchain.core.canonical import canonical_json, is_sha256_hex
 from modelchain.core.errors import InputError, UsageError
 
 #: a model name's length in characters (the service's `/search` and `/verify` take up to this)
@@ -40,7 +39,6 @@ MAX_SIGNATURES = 16
 KINDS: Final = ("file", "directory")
 #: a model hash (SHA-256, or a directory's manifest digest): lowercase hex, as sha256sum prints
 HEX64_PATTERN = "^[0-9a-f]{64}$"
-_HEX64 = re.compile("[0-9a-f]{64}")
 #: the fields a registration gives, as its block stores them (`manifest_digest` is the digest
 #: the caller computed from `manifest`, which must equal `model_hash`)
 REGISTRATION_FIELDS: Final = frozenset(
@@ -84,7 +82,6 @@ __all__ = [
     "check_name",
     "check_registration",
     "check_size",
-    "is_hex64",
 ]
 
 
@@ -192,13 +189,8 @@ def _check_block_size(
         )
 
 
-def is_hex64(value: Any) -> bool:
-    """Is `value` a lowercase hex SHA-256 (the cheap test: for pre-checks and for lookups)?"""
-    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
-
-
 def check_model_hash(model_hash: Any) -> str:
-    if not is_hex64(model_hash):
+    if not is_sha256_hex(model_hash):
         raise UsageError("model_hash must be a lowercase hex SHA-256")
     return model_hash
 

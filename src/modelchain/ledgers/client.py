@@ -89,7 +89,7 @@ def is_remote(location: str) -> bool:
     return location.split("://", 1)[0].lower() in ("http", "https") and "://" in location
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
     try:
@@ -116,7 +116,7 @@ def normalise_url(location: str) -> str:
         )
     if parts.query or parts.fragment:
         raise UsageError(f"{location}: a server address has no query or fragment")
-    if scheme == "http" and not _is_loopback(host):
+    if scheme == "http" and not is_loopback(host):
         raise UsageError(
             f"{location}: plain http:// is allowed only to a loopback address "
             "(127.0.0.1, ::1, localhost); use https:// for another host"
@@ -279,7 +279,7 @@ class LedgerClient:
         if self._scheme == "http":
             return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
         context = self._tls
-        proxy = None if _is_loopback(self._host) else _proxy_for(self._host)
+        proxy = None if is_loopback(self._host) else _proxy_for(self._host)
         if proxy is None:
             return http.client.HTTPSConnection(
                 self._host, self._port, timeout=timeout, context=context
@@ -523,7 +523,7 @@ class LedgerClient:
         """The write token goes only where nobody else can read it: over https (through a
         proxy only as a CONNECT tunnel), or plain http to this machine, never via a proxy
         (`_connection` uses none for loopback; `_exchange` checks the address connected to)."""
-        if self._scheme != "https" and not _is_loopback(self._host):
+        if self._scheme != "https" and not is_loopback(self._host):
             raise UsageError(
                 f"{self.location}: a write token is sent only over https:// or to a loopback "
                 "address; refusing to send it in clear"

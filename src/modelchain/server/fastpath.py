@@ -20,6 +20,7 @@ from fastapi.responses import Response
 
 from modelchain import __version__
 from modelchain.core import validate
+from modelchain.core.canonical import is_sha256_hex
 from modelchain.core.errors import ModelchainError, UsageError
 from modelchain.server.answers import (
     Answers,
@@ -68,7 +69,7 @@ def fast_handlers(
         if request is None or request.keys() != {"name", "digest"}:
             return None
         name, digest = request["name"], request["digest"]
-        if not validate.is_hex64(digest):
+        if not is_sha256_hex(digest):
             return None
         try:  # a bad name goes to the route, which refuses it with the validator's message
             validate.check_name(name)
@@ -99,7 +100,7 @@ def fast_handlers(
         name, digest = request.get("name"), request.get("digest")
         kind, size = request.get("kind", "file"), request.get("size", 0)
         metadata, force = request.get("metadata", {}), request.get("force", False)
-        if type(name) is not str or not validate.is_hex64(digest) or kind != "file":
+        if type(name) is not str or not is_sha256_hex(digest) or kind != "file":
             return None
         if type(size) is not int or type(metadata) is not dict or type(force) is not bool:
             return None

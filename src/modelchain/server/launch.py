@@ -12,7 +12,7 @@ import socket
 import sys
 
 from modelchain.core.errors import UsageError, install_hint
-from modelchain.ledgers.http import _is_loopback  # the client's test: one rule for both ends
+from modelchain.ledgers.client import is_loopback  # the client's test: one rule for both ends
 
 
 def _check_port(host: str, port: int) -> None:
@@ -40,7 +40,7 @@ def serve(
     log_level: str = "warning",
 ) -> None:
     """Run the HTTP service until interrupted."""
-    if not _is_loopback(host) and not allow_remote:
+    if not is_loopback(host) and not allow_remote:
         raise UsageError(
             f"--host {host} is not a loopback address: pass --allow-remote to serve other "
             "machines (and put TLS in front: tokens travel in clear otherwise)"
