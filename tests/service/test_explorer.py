@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-STATIC = Path(__file__).resolve().parents[1] / "src/modelchain/server/explorer"
+STATIC = Path(__file__).resolve().parents[2] / "src/modelchain/server/explorer"
 PAGE = 20  # blocks per page in app.js
 EVIL = '<img src=x id="pwned">'  # a model name that must stay text
 

@@ -16,7 +16,12 @@ import pytest
 from modelchain.core.restore import RestoreRefused, check_dtype_state
 from modelchain.use.guard import load, verify_load_in_child
 
-FOUND = Path(__file__).parent / "regressions" / "scan" / "fuzz-object-dtype-state-one-short.joblib"
+FOUND = (
+    Path(__file__).resolve().parents[1]
+    / "regressions"
+    / "scan"
+    / "fuzz-object-dtype-state-one-short.joblib"
+)
 
 
 def _in_child(code: str) -> subprocess.CompletedProcess[str]:

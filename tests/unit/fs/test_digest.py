@@ -34,7 +34,7 @@ from modelchain.fs.digest import (
 )
 from modelchain.fs.progress import NullProgress, Progress
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[3] / "src")
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 

@@ -36,7 +36,7 @@ from modelchain.use.guard import (  # noqa: E402
 )
 from modelchain.use.scan import scan_path  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from corpus import TRUSTED, train_models  # noqa: E402
 
 PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"

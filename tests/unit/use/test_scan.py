@@ -21,7 +21,7 @@ from modelchain.core.errors import InputError, UsageError
 from modelchain.core.formats import DATA_FORMATS
 from modelchain.use.scan import DirectoryScan, ScanReport, scan_bytes, scan_path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from corpus import TECHNIQUES, TRUSTED, CorpusFile, build_corpus, payload
 
 pytest.importorskip("sklearn")

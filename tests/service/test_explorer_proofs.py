@@ -25,9 +25,9 @@ import httpx
 import pytest
 from server_util import Server, init_ledger, running_server, server_env
 from shared import SHARED, missing
-from test_explorer import browser, settled, sha, watched_page  # noqa: F401  (browser is a fixture)
 
 from modelchain.core import merkle
+from service.test_explorer import browser, settled, sha, watched_page  # noqa: F401  (browser is a fixture)
 
 TWIN = b"the same weights under two names\n"
 BIG = 1005  # versions of one name: more than one page (1000) of /search

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import Run, assert_clean_error, assert_ok
-from test_remote import FakeLog, FakeServer, write_model
+from service.test_remote import FakeLog, FakeServer, write_model
 
 from modelchain.claims import bundle, keys
 from modelchain.core.errors import LedgerInvalid, UsageError

@@ -15,9 +15,9 @@ from shared import REPO
 
 # the tests that read shared/: every one must skip in a lone clone, never fail
 NEEDS_SHARED = [
-    "tests/test_merkle.py",
-    "tests/test_interop_notes.py",
-    "tests/test_explorer_proofs.py::test_the_pages_inclusion_check_passes_the_rfc9162_vectors",
+    "tests/unit/core/test_merkle.py",
+    "tests/interop/test_interop_notes.py",
+    "tests/service/test_explorer_proofs.py::test_the_pages_inclusion_check_passes_the_rfc9162_vectors",
 ]
 
 

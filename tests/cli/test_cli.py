@@ -557,7 +557,7 @@ def test_version(run):
 def test_note_verify_another_logs_checkpoint(run, workdir):
     """A real sum.golang.org checkpoint (transparency-dev/trillian-tessera test data) with
     the Go checksum database's published key: any C2SP signed note, not only ours."""
-    from test_note import SUMDB_NOTE, SUMDB_VKEY
+    from unit.core.test_note import SUMDB_NOTE, SUMDB_VKEY
 
     note = workdir / "sumdb.note"
     note.write_text(SUMDB_NOTE, encoding="utf-8")

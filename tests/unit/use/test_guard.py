@@ -44,7 +44,7 @@ from modelchain.use.guard import (  # noqa: E402
     verify_load_in_child,
 )
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from corpus import TRUSTED, build_corpus, train_models  # noqa: E402
 
 X, Y = load_iris(return_X_y=True)

@@ -23,7 +23,7 @@ from modelchain.use.scan import scan_path
 pytest.importorskip("sklearn")
 pytest.importorskip("joblib")
 
-REGRESSIONS = Path(__file__).resolve().parent / "regressions" / "scan"
+REGRESSIONS = Path(__file__).resolve().parents[1] / "regressions" / "scan"
 
 
 def _assert_differential(paths: list[Path]) -> list[str]:
