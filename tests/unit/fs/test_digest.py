@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -520,36 +520,42 @@ def test_device_refused() -> None:
         hash_file("/dev/null")
 
 
-def test_file_swapped_for_symlink_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_file_swapped_for_symlink_is_refused(tmp_path: Path) -> None:
     """The scan saw a regular file; if it becomes a symlink before it is opened, refuse."""
     write(tmp_path / "a.bin", "a")
+    write(tmp_path / "big.bin", "hashed first: the largest file goes first")
     write(tmp_path / "secret", "secret")
-    real_hash_all = digest._hash_all
 
-    def swap_then_hash(plan, workers, advance):  # type: ignore[no-untyped-def]
-        (tmp_path / "a.bin").unlink()
-        (tmp_path / "a.bin").symlink_to(tmp_path / "secret")
-        return real_hash_all(plan, workers, advance)
+    def swap_once(nbytes: int) -> None:
+        if not (tmp_path / "a.bin").is_symlink():
+            (tmp_path / "a.bin").unlink()
+            (tmp_path / "a.bin").symlink_to(tmp_path / "secret")
 
-    monkeypatch.setattr(digest, "_hash_all", swap_then_hash)
     with pytest.raises(UnsafePath, match=r"a\.bin was replaced by a symbolic link"):
-        hash_directory(tmp_path, workers=1)
+        hash_directory(tmp_path, workers=1, progress=_Hook(swap_once))
 
 
-def test_file_replaced_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_replaced_is_refused(tmp_path: Path) -> None:
     write(tmp_path / "a.bin", "a")
-    real_hash_all = digest._hash_all
+    write(tmp_path / "big.bin", "hashed first: the largest file goes first")
+    replaced: list[int] = []
 
-    def replace_then_hash(plan, workers, advance):  # type: ignore[no-untyped-def]
-        write(tmp_path / "b.tmp", "other")
-        os.replace(tmp_path / "b.tmp", tmp_path / "a.bin")
-        return real_hash_all(plan, workers, advance)
+    def replace_once(nbytes: int) -> None:
+        if not replaced:
+            replaced.append(nbytes)
+            write(tmp_path / "b.tmp", "other")
+            os.replace(tmp_path / "b.tmp", tmp_path / "a.bin")
 
-    monkeypatch.setattr(digest, "_hash_all", replace_then_hash)
     with pytest.raises(UnsafePath, match=r"a\.bin was replaced while hashing"):
-        hash_directory(tmp_path, workers=1)
+        hash_directory(tmp_path, workers=1, progress=_Hook(replace_once))
+
+
+class _Hook:
+    """A progress sink that runs `action` each time bytes are reported: a way to change the
+    folder after it was scanned and while it is being hashed, through the public API."""
+
+    def __init__(self, action: Callable[[int], None]) -> None:
+        self.advance = action
 
 
 # --------------------------------------------------------------------------- parallel errors

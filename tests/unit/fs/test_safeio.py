@@ -93,7 +93,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(
     def broken(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(fsio.os, "fsync", broken)
+    monkeypatch.setattr(os, "fsync", broken)  # the disk fills, whoever calls fsync
     with pytest.raises(OSError, match="No space"):
         fsio.atomic_write(target, "new", 0o600)
     assert target.read_text() == "old"
