@@ -7,6 +7,7 @@ names the log and the version it makes, and the ledger refuses one it already ho
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,9 @@ import pytest
 from conftest import assert_clean_error, assert_ok
 from server_util import running_server
 
-import modelchain.ledgers.ledger
 from modelchain.claims import keys, provenance
 from modelchain.core.errors import ModelMismatch, SignatureError
+from modelchain.fs.digest import digest_path
 from modelchain.ledgers.ledger import Block, Ledger
 
 
@@ -143,28 +144,27 @@ def test_a_signature_is_for_the_version_it_was_prepared_for(
 
 
 def test_old_unbound_signatures_audit_but_do_not_satisfy_signer(
-    run, home: Path, workdir: Path, model: Path, alice, monkeypatch: pytest.MonkeyPatch
+    run, home: Path, workdir: Path, model: Path, alice
 ) -> None:
     """A block written by a release whose signatures named no log or version still audits
     (the signature is what it is), but `verify --signer` says it is of the unbound kind."""
-    real = modelchain.ledgers.ledger._sign_claim
-
-    def unbound(name, model_hash, kind, size, manifest, metadata, prov, sign_keys, *rest):
-        claim = provenance.claim(
-            name=name,
-            model_hash=model_hash,
-            kind=kind,
-            size=size,
-            manifest=None,
-            metadata=metadata,
-            provenance=prov,
-        )
-        return provenance.sign(sign_keys, provenance.signed_message(claim))
-
-    monkeypatch.setattr(modelchain.ledgers.ledger, "_sign_claim", unbound)
     with Ledger.open(workdir / ".modelchain" / "ledger.db", create=True) as ledger:
-        ledger.register(model, sign_keys=[alice])
-    monkeypatch.setattr(modelchain.ledgers.ledger, "_sign_claim", real)
+        digest = digest_path(model)
+        entry = ledger.prepare(
+            name=model.name, model_hash=digest.sha256, kind=digest.kind, size=digest.size
+        )
+        claim = provenance.claim(
+            name=entry.name,
+            model_hash=entry.model_hash,
+            kind=entry.kind,
+            size=entry.size,
+            manifest=None,
+            metadata=entry.metadata,
+            provenance=entry.provenance,
+        )
+        unbound = provenance.sign([alice], provenance.signed_message(claim))
+        # as that release wrote it: `append_many` takes the entry as prepared elsewhere
+        ledger.append_many([dataclasses.replace(entry, signatures=unbound)])
     assert_ok(run("audit"))
     assert_clean_error(run("verify", model, "--signer", "alice"), 1, "unbound", "replay")
     shown = assert_ok(run("show", model.name)).stdout

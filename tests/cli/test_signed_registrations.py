@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import shutil
 
@@ -162,17 +163,16 @@ def test_changing_any_claimed_field_breaks_the_signature(metadata, other):
 _KEY = keys.generate("ed25519")
 
 
-def test_audit_refuses_a_block_whose_signature_does_not_verify(
-    home, workdir, model, alice, monkeypatch, run
-):
+def test_audit_refuses_a_block_whose_signature_does_not_verify(home, workdir, model, alice, run):
     """Even inside a correctly signed tree (a buggy or dishonest writer), a registration
     signature that does not verify makes the ledger invalid, naming the block."""
     key = keys.KeyRing(home).private("alice")
     forged = provenance.sign([key], b"some other message")
-    monkeypatch.setattr(modelchain.ledgers.ledger, "_sign_claim", lambda *a, **k: forged)
+    digest = modelchain.ledgers.ledger.digest_path(model)
     with Ledger.open(workdir / ".modelchain" / "ledger.db", create=True) as ledger:
-        ledger.register(model)
-        ledger.register(model, name="other")
+        for name in (MODEL_FILE, "other"):  # a writer that skips the check `prepare` makes
+            entry = ledger.prepare(name=name, model_hash=digest.sha256, size=digest.size)
+            ledger.append_many([dataclasses.replace(entry, signatures=forged)])
         with pytest.raises(LedgerInvalid, match=r"block 0 \(iris_model.joblib v1\).*verify"):
             ledger.audit()
     assert_clean_error(run("audit"), 1, "block 0", "does not verify")
