@@ -646,22 +646,26 @@ def test_trust_on_first_use_then_a_new_key_is_refused(
 
 
 def test_long_listings_are_checked_by_recomputing_the_root(
-    fake: FakeServer, logs: dict[str, Any], home: Path, monkeypatch: pytest.MonkeyPatch
+    fake: FakeServer, home: Path, tmp_path: Path
 ) -> None:
-    """More than a few entries are not proven one by one: the whole tree is recomputed from
-    the leaves served, so one altered leaf in the listing is still refused."""
-    import modelchain.ledgers.ledger as ledger_module
+    """More than a few entries (here 40) are not proven one by one: the whole tree is
+    recomputed from the leaves served, so one altered leaf in the listing is still refused."""
     from modelchain.core.errors import LedgerInvalid
     from modelchain.core.note import Verifier
 
-    monkeypatch.setattr(ledger_module, "_PROVE_EACH", 1)
-    main: FakeLog = logs["main"]
-    fake.routes = main.routes(4)
-    with Ledger.open(fake.url, home=home, keys=[Verifier.from_string(main.vkey)]) as ledger:
-        assert [b.name for b in ledger.blocks(1)] == ["b", "m", "b"]
-    page = fake.routes[_q("/entries", start=0, limit=4)][1]
+    n = 40
+    models = [
+        (write_model(tmp_path / "models" / f"{i}.bin", b"model %d" % i), "ab"[i % 2])
+        for i in range(n)
+    ]
+    (tmp_path / "data").mkdir()
+    long = FakeLog(tmp_path / "data" / "long.db", tmp_path / "srv", models, ORIGIN)
+    fake.routes = long.routes(n)
+    with Ledger.open(fake.url, home=home, keys=[Verifier.from_string(long.vkey)]) as ledger:
+        assert [b.name for b in ledger.blocks(1)] == ["ab"[i % 2] for i in range(1, n)]
+    page = fake.routes[_q("/entries", start=0, limit=n)][1]
     page["entries"][0]["data"] = page["entries"][0]["data"].replace('"a"', '"A"')
-    with Ledger.open(fake.url, home=home, keys=[Verifier.from_string(main.vkey)]) as ledger:
+    with Ledger.open(fake.url, home=home, keys=[Verifier.from_string(long.vkey)]) as ledger:
         with pytest.raises(LedgerInvalid, match="do not match the signed checkpoint"):
             list(ledger.blocks(1))
 
