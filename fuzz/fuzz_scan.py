@@ -7,7 +7,7 @@ allowlist refuses) must not resolve a refused global, and "data" must not be a p
 
 Seeds: the files in tests/regressions/scan and fuzz/corpus (built on first run from a few
 small joblib/pickle/safetensors files). A failing input is written as crash-<sha1>; keep
-it in tests/regressions/scan/ (tests/test_differential.py runs every file there).
+it in tests/regressions/scan/ (tests/interop/test_differential.py runs every file there).
 """
 
 from __future__ import annotations

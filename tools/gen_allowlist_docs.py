@@ -2,7 +2,7 @@
 list the code enforces.
 
 Run `python tools/gen_allowlist_docs.py` after changing the allowlist;
-`tests/test_allowlist_docs.py` fails when docs/allowlist.md is out of date.
+`tests/cli/test_allowlist_docs.py` fails when docs/allowlist.md is out of date.
 """
 
 from __future__ import annotations

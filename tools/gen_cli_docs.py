@@ -1,6 +1,6 @@
 """Write docs/cli.md from the command's own --help, so the reference never drifts.
 
-Run `python tools/gen_cli_docs.py` after changing an option; `tests/test_docs.py` fails
+Run `python tools/gen_cli_docs.py` after changing an option; `tests/cli/test_docs.py` fails
 when docs/cli.md is out of date.
 """
 
