@@ -16,7 +16,7 @@ from modelchain.core.errors import LedgerUnreadable
 from modelchain.ledgers.ledger import Ledger
 from modelchain.ledgers.locations import open_store
 from modelchain.log.home import Home
-from modelchain.log.store import Writer
+from modelchain.log.store import StoreSubtrees, Writer
 
 BACKENDS = ["sqlite", "json", "postgresql"]
 
@@ -86,6 +86,48 @@ def test_append_read_back_and_nodes(location: Path | str, home: Home) -> None:
     assert store.find(name="m1") == [1, 4, 7, 10]
     assert store.find(digest=_hex(4)) == [4]
     assert store.origin() is not None and store.checkpoint() is not None
+
+
+def test_nodes_are_read_by_id_in_one_batch(location: Path | str, home: Home) -> None:
+    with Ledger.open(location, home=home, create=True) as ledger:
+        for i in range(21):
+            ledger.append(name="m", model_hash=_hex(i))
+    store = open_store(location)
+    leaves = [merkle.leaf_hash(s.data) for s in store.blocks()]
+    tree = merkle.ListSubtrees(leaves)
+    ids = [(4, 0), (0, 20), (2, 4), (0, 20), (1, 9)]  # any order, repeats allowed
+    assert store.nodes(ids) == [tree.node(level, index) for level, index in ids]
+    assert store.nodes([]) == []
+    assert store.node(2, 4) == tree.node(2, 4)
+    with pytest.raises(LedgerUnreadable, match=r"Merkle node \(0, 21\)"):
+        store.nodes([(0, 3), (0, 21)])
+    with pytest.raises(LedgerUnreadable, match=r"Merkle node \(5, 0\)"):
+        store.nodes([(5, 0)])
+    # a proof, a root and the peaks through the adapter: one read each, the same answers
+    reads: list[int] = []
+    batch = store.nodes
+
+    def counted(ids: Any) -> list[bytes]:
+        reads.append(len(ids))
+        return batch(ids)
+
+    store.nodes = counted  # type: ignore[method-assign]
+    subtrees = StoreSubtrees(store, 21)
+    for i in (0, 7, 20):
+        assert merkle.inclusion_proof(i, subtrees) == merkle.inclusion_proof(i, leaves)
+    for m in (1, 5, 16, 20):
+        assert merkle.consistency_proof(m, subtrees) == merkle.consistency_proof(m, leaves)
+    assert merkle.root(subtrees, 13) == merkle.root(leaves[:13])
+    assert list(store.peaks(21)) == [tree.node(*p) for p in merkle.Frontier.peak_positions(21)]
+    assert len(reads) == 3 + 4 + 1 + 1
+    # with a cache, a node is read once
+    reads.clear()
+    cache: dict[tuple[int, int], bytes] = {}
+    cached = StoreSubtrees(store, 21, cache)
+    assert merkle.inclusion_proof(3, cached) == merkle.inclusion_proof(3, leaves)
+    assert merkle.inclusion_proof(3, cached) == merkle.inclusion_proof(3, leaves)
+    assert len(reads) == 1 and len(cache) == reads[0]
+    store.close()
 
 
 def test_versions_count_per_name(location: Path | str, home: Home) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from modelchain.core.canonical import DuplicateKey, canonical_json, unique_object
 from modelchain.core.errors import InputError, LedgerInvalid, LedgerUnreadable
+from modelchain.core.merkle import Frontier, leaf_hash
 from modelchain.fs.safeio import atomic_write
 from modelchain.log.store.base import Store, StoredBlock, Tip, Writer, no_ledger_message
 from modelchain.log.store.files import check_ledger_files, key_path, open_lock, read_regular
@@ -52,8 +53,6 @@ class _Snapshot:
 
     def nodes(self, location: str) -> dict[tuple[int, int], bytes]:
         if self._nodes is None:
-            from modelchain.core.merkle import Frontier, leaf_hash
-
             frontier = Frontier.empty()
             nodes: dict[tuple[int, int], bytes] = {}
             for data in self.data(location):
@@ -171,16 +170,16 @@ class JSONFileStore(Store):
         for position in range(start, end):
             yield StoredBlock(position, snap.items[position], data[position])
 
-    def node(self, level: int, index: int) -> bytes:
-        try:
-            return self._load().nodes(self.location)[(level, index)]
-        except KeyError:
-            raise LedgerUnreadable(f"{self.location}: no Merkle node ({level}, {index})") from None
-
-    def peaks(self, size: int) -> tuple[bytes, ...]:
-        from modelchain.core.merkle import Frontier
-
-        return tuple(self.node(level, index) for level, index in Frontier.peak_positions(size))
+    def nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        """From memory: the nodes are computed from the blocks when the file is read."""
+        kept = self._load().nodes(self.location)
+        out = []
+        for level, index in ids:
+            digest = kept.get((level, index))
+            if digest is None:
+                raise LedgerUnreadable(f"{self.location}: no Merkle node ({level}, {index})")
+            out.append(digest)
+        return out
 
     def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
         for (level, index), digest in self._load().nodes(self.location).items():
@@ -254,7 +253,7 @@ class _JSONWriter(Writer):
         return Tip(
             size=size,
             last_data=self._snap.data(self._store.location)[-1] if self._items else None,
-            peaks=self._store.peaks(size),
+            peaks=tuple(self._store.nodes(Frontier.peak_positions(size))),
             checkpoint=self._checkpoint,
             origin=_origin_of(self._checkpoint),
         )
@@ -270,18 +269,20 @@ class _JSONWriter(Writer):
         ]
         return max(versions, default=0)
 
-    def append(
+    def append_many(
         self,
-        block: dict[str, Any],
-        data: bytes,
+        items: Sequence[tuple[dict[str, Any], bytes]],
         nodes: Sequence[tuple[int, int, bytes]],
         checkpoint: str,
     ) -> None:
-        self._items.append(block)
+        if not items:
+            return
+        for i, (block, data) in enumerate(items):
+            self._items.append(block)
+            if self._added is not None:
+                self._added.append((data, nodes if i == len(items) - 1 else ()))
         self._checkpoint = checkpoint
         self._dirty = True
-        if self._added is not None:
-            self._added.append((data, nodes))
 
     def initialise(self, origin: str, checkpoint: str) -> None:
         self._checkpoint = checkpoint
