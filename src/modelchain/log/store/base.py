@@ -6,9 +6,10 @@ note, and the log origin. Merkle nodes are read by ID in batches (`Store.nodes`)
 code names every node a proof needs up front (`merkle.inclusion_nodes`), so `StoreSubtrees`
 serves a whole proof, or a tree's peaks, in one round trip.
 
-A store enforces no ledger rule: the ledger (`modelchain.ledgers`) decides what is written
-and checks what is read; the store only makes each write atomic and serialises writers
-(several processes may append at once).
+A store enforces one ledger rule only, as a last line of defence: a (name, version) is
+stored once (`duplicate_version`). Otherwise the ledger (`modelchain.ledgers`) decides what
+is written and checks what is read; the store only makes each write atomic and serialises
+writers (several processes may append at once).
 """
 
 from __future__ import annotations
@@ -92,6 +93,17 @@ def stored_node(location: str, level: Any, index: Any, digest: Any) -> tuple[int
     return level, index, bytes(digest)
 
 
+def duplicate_version(location: str, name: Any, version: Any) -> Exception:
+    """The refusal of a second block with a name and version already stored: the one rule
+    every store enforces itself (the ledger checks it first; this holds if it did not)."""
+    from modelchain.core.errors import LedgerInvalid
+
+    return LedgerInvalid(
+        f"{location}: refusing a second block named {name!r} with version {version}: "
+        "each version of a name is registered once"
+    )
+
+
 class StoreSubtrees:
     """`merkle.BatchSubtrees` over a store's nodes: a proof, a root or a tree's peaks costs
     one read. With `cache` (a dict shared across calls: nodes never change once written) a
@@ -171,7 +183,8 @@ class Writer(ABC):
     ) -> None:
         """Add several blocks (in index order), all their new nodes, and the one checkpoint
         that covers the batch: one transaction and one signature for many appends, which is
-        how a busy service keeps up."""
+        how a busy service keeps up. A block whose (name, version) is stored already, or
+        comes twice in `items`, is refused (`duplicate_version`) and nothing is written."""
 
     @abstractmethod
     def initialise(self, origin: str, checkpoint: str) -> None:

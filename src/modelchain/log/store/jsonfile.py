@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,14 @@ from modelchain.core.canonical import DuplicateKey, canonical_json, unique_objec
 from modelchain.core.errors import InputError, LedgerInvalid, LedgerUnreadable
 from modelchain.core.merkle import Frontier, leaf_hash
 from modelchain.fs.safeio import atomic_write
-from modelchain.log.store.base import Store, StoredBlock, Tip, Writer, no_ledger_message
+from modelchain.log.store.base import (
+    Store,
+    StoredBlock,
+    Tip,
+    Writer,
+    duplicate_version,
+    no_ledger_message,
+)
 from modelchain.log.store.files import check_ledger_files, key_path, open_lock, read_regular
 
 
@@ -60,6 +67,17 @@ class _Snapshot:
                     nodes[(level, index)] = digest
             self._nodes = nodes
         return self._nodes
+
+
+def _version_key(block: Any) -> tuple[str, int] | None:
+    """A block's (name, version), None when it has none to clash on (a seed block, say, or
+    one the ledger's validator will refuse anyway)."""
+    if not isinstance(block, dict):
+        return None
+    name, version = block.get("name"), block.get("version")
+    if not isinstance(name, str) or type(version) is not int:
+        return None
+    return name, version
 
 
 def _origin_of(note: str | None) -> str | None:
@@ -247,6 +265,8 @@ class _JSONWriter(Writer):
         self._dirty = False
         #: what append() added, to carry the parsed snapshot over to the next writer
         self._added: list[tuple[bytes, Sequence[tuple[int, int, bytes]]]] | None = []
+        #: the (name, version) of every block held, once a write needs them
+        self._versions: set[tuple[str, int]] | None = None
 
     def tip(self) -> Tip:
         size = len(self._items)
@@ -277,12 +297,28 @@ class _JSONWriter(Writer):
     ) -> None:
         if not items:
             return
+        self._refuse_duplicates(block for block, _ in items)
         for i, (block, data) in enumerate(items):
             self._items.append(block)
             if self._added is not None:
                 self._added.append((data, nodes if i == len(items) - 1 else ()))
         self._checkpoint = checkpoint
         self._dirty = True
+
+    def _refuse_duplicates(self, new: Iterable[Any]) -> None:
+        """(name, version) is unique, as the database stores' indexes make it: checked against
+        every block held (read once per writer) and within the new ones, before any is added."""
+        if self._versions is None:
+            keys = (_version_key(b) for b in self._items)
+            self._versions = {key for key in keys if key is not None}
+        added: set[tuple[str, int]] = set()
+        for block in new:
+            key = _version_key(block)
+            if key is not None and (key in self._versions or key in added):
+                raise duplicate_version(self._store.location, *key)
+            if key is not None:
+                added.add(key)
+        self._versions |= added
 
     def initialise(self, origin: str, checkpoint: str) -> None:
         self._checkpoint = checkpoint
@@ -295,6 +331,8 @@ class _JSONWriter(Writer):
         origin: str,
         checkpoint: str,
     ) -> None:
+        self._items, self._versions = [], set()
+        self._refuse_duplicates(b for b, _ in blocks)
         self._items = [b for b, _ in blocks]
         self._checkpoint = checkpoint
         self._dirty = True

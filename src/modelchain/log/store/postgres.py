@@ -32,6 +32,7 @@ from modelchain.log.store.base import (
     StoredBlock,
     Tip,
     Writer,
+    duplicate_version,
     stored_node,
     stored_text_block,
 )
@@ -462,6 +463,19 @@ def _read_nodes(
     return node_hashes(location, ids, rows)
 
 
+def _clash(items: Sequence[tuple[dict[str, Any], bytes]], detail: str) -> tuple[Any, Any]:
+    """Which (name, version) broke UNIQUE (name, version): one the batch holds twice, else
+    the one PostgreSQL names ("Key (name, version)=(m, 2) already exists.")."""
+    seen: set[tuple[Any, Any]] = set()
+    for block, _ in items:
+        key = (block.get("name"), block.get("version"))
+        if key in seen:
+            return key
+        seen.add(key)
+    found = re.search(r"\)=\((.*), (-?\d+)\) already exists", detail)
+    return (found.group(1), int(found.group(2))) if found else ("?", "?")
+
+
 def _node_arrays(
     nodes: Sequence[tuple[int, int, bytes]],
 ) -> tuple[list[int], list[int], list[bytes]]:
@@ -529,15 +543,21 @@ class _PgWriter(Writer):
         nodes: Sequence[tuple[int, int, bytes]],
         checkpoint: str,
     ) -> None:
-        self._conn.execute(
-            self._store._sql["append"],
-            (
-                [int(b["index"]) for b, _ in items],
-                [data.decode("utf-8") for _, data in items],
-                *_node_arrays(nodes),
-                checkpoint,
-            ),
-        )
+        try:
+            self._conn.execute(
+                self._store._sql["append"],
+                (
+                    [int(b["index"]) for b, _ in items],
+                    [data.decode("utf-8") for _, data in items],
+                    *_node_arrays(nodes),
+                    checkpoint,
+                ),
+            )
+        except self._store._pg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != "blocks_name_version_key":
+                raise
+            name, version = _clash(items, exc.diag.message_detail or "")
+            raise duplicate_version(self._store.location, name, version) from None
 
     def initialise(self, origin: str, checkpoint: str) -> None:
         self._conn.execute(

@@ -7,7 +7,8 @@ of node positions is passed. `Queries` builds every shared statement from those 
 
 The table definitions are compared with the database's own record of its schema when a
 ledger is opened (`sqlite_master`; `pgschema` for PostgreSQL), so their text is part of the
-format: an edit here changes what existing ledgers are checked against.
+format: an edit here changes what existing ledgers are checked against. That is why the
+SQLite schema of every version modelchain still opens is kept, with the step between them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from modelchain.log.store.base import stored_node
 
 # -- SQLite ---------------------------------------------------------------------------------
 
-SQLITE_SCHEMA = """
+#: schema "2": what modelchain created before (name, version) was unique in SQLite. Kept
+#: byte for byte: a ledger made then is accepted only if its schema is exactly this.
+SQLITE_SCHEMA_2 = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (
     idx INTEGER PRIMARY KEY,
@@ -40,6 +43,17 @@ CREATE TABLE IF NOT EXISTS nodes (
     PRIMARY KEY (level, idx)
 ) WITHOUT ROWID;
 """
+
+_BY_NAME_2 = "CREATE INDEX IF NOT EXISTS blocks_by_name ON blocks (name, version);"
+_BY_NAME_3 = "CREATE UNIQUE INDEX IF NOT EXISTS blocks_by_name ON blocks (name, version);"
+
+#: schema "3", the current one: the name index is UNIQUE, so SQLite itself refuses a second
+#: block with the same name and version, as PostgreSQL's UNIQUE (name, version) does
+SQLITE_SCHEMA = SQLITE_SCHEMA_2.replace(_BY_NAME_2, _BY_NAME_3)
+
+#: schema "2" -> "3", run in the first write transaction on an older ledger (statements one
+#: by one: sqlite3's executescript would commit the transaction first)
+SQLITE_MIGRATE_2 = ("DROP INDEX blocks_by_name", _BY_NAME_3.rstrip(";"))
 
 # -- PostgreSQL -----------------------------------------------------------------------------
 

@@ -24,15 +24,26 @@ from modelchain.log.store.base import (
     StoredBlock,
     Tip,
     Writer,
+    duplicate_version,
     no_ledger_message,
     stored_node,
     stored_text_block,
 )
 from modelchain.log.store.files import check_ledger_files, key_path, read_regular
-from modelchain.log.store.sql import SQLITE_SCHEMA, Queries, node_hashes
+from modelchain.log.store.sql import (
+    SQLITE_MIGRATE_2,
+    SQLITE_SCHEMA,
+    SQLITE_SCHEMA_2,
+    Queries,
+    node_hashes,
+)
 
 FORMAT = "modelchain-ledger"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
+#: older schema versions this version opens, with the statements that bring each one up to
+#: date; they run in the first write transaction, so reading never changes the file
+_UPGRADES = {"2": SQLITE_MIGRATE_2}
+_SCHEMAS = {"2": SQLITE_SCHEMA_2, SCHEMA_VERSION: SQLITE_SCHEMA}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 #: files SQLite keeps beside the ledger: none of them may be a symlink either
 _SIDECARS = ("-wal", "-shm", "-journal")
@@ -60,13 +71,13 @@ def _schema_objects(conn: sqlite3.Connection) -> frozenset[tuple[str, str, str, 
 
 
 @functools.cache
-def _expected_schema() -> frozenset[tuple[str, str, str, str | None]]:
-    """Exactly what `SQLITE_SCHEMA` creates, as SQLite records it. A ledger whose schema differs
-    (a lookup column rebuilt as a plain one that can disagree with the signed body, an extra
-    trigger or view) answers lookups from something nobody signed, so it is refused."""
+def _expected_schema(version: str = SCHEMA_VERSION) -> frozenset[tuple[str, str, str, str | None]]:
+    """Exactly what that version's schema creates, as SQLite records it. A ledger whose schema
+    differs (a lookup column rebuilt as a plain one that can disagree with the signed body, an
+    extra trigger or view) answers lookups from something nobody signed, so it is refused."""
     conn = sqlite3.connect(":memory:")
     try:
-        conn.executescript(SQLITE_SCHEMA)
+        conn.executescript(_SCHEMAS[version])
         return _schema_objects(conn)
     finally:
         conn.close()
@@ -146,14 +157,16 @@ class SQLiteStore(Store):
             raise LedgerUnreadable(
                 f"{self.location}: an SQLite database, but not a modelchain ledger"
             )
-        if rows.get("schema") != SCHEMA_VERSION:
+        version = rows.get("schema")
+        if version not in _SCHEMAS:
             raise LedgerUnreadable(
                 f"{self.location}: ledger schema {rows.get('schema')!r} is not supported "
                 f"by this version of modelchain (expects {SCHEMA_VERSION})"
             )
+        expected = _expected_schema(str(version))
         actual = _schema_objects(self._conn)
-        if actual != _expected_schema():
-            extra = sorted(actual - _expected_schema())
+        if actual != expected:
+            extra = sorted(actual - expected)
             what = f"{extra[0][0]} {extra[0][1]!r}" if extra else "a table or index is missing"
             raise LedgerInvalid(
                 f"{self.location}: the database schema is not the one modelchain creates "
@@ -246,6 +259,7 @@ class SQLiteStore(Store):
         with _db_errors(self.location):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                self._upgrade()
                 yield _SQLiteWriter(self._conn, self.location)
                 self._conn.execute("COMMIT")
                 self._made = []  # a ledger lives here now: nothing to discard
@@ -253,6 +267,23 @@ class SQLiteStore(Store):
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+
+    def _upgrade(self) -> None:
+        """Bring an older ledger's schema up to date, inside the write transaction that has
+        just begun (so under the write lock, and undone with it if the write fails). A ledger
+        of schema 2 holding two blocks with one name and version cannot be: refused."""
+        (version,) = self._conn.execute(_Q.meta, ("schema",)).fetchone() or (None,)
+        while version in _UPGRADES:
+            try:
+                for statement in _UPGRADES[version]:
+                    self._conn.execute(statement)
+            except sqlite3.IntegrityError:
+                raise LedgerInvalid(
+                    f"{self.location}: two blocks have the same name and version; the ledger "
+                    "was tampered with"
+                ) from None
+            version = str(int(version) + 1)
+            self._conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (version,))
 
     def discard_created(self) -> None:
         """Close, and remove the file (and directories) this object created for a ledger
@@ -351,10 +382,26 @@ class _SQLiteWriter(Writer):
         self._conn.execute("UPDATE meta SET value = ? WHERE key = 'checkpoint'", (checkpoint,))
 
     def _insert_blocks(self, items: Sequence[tuple[dict[str, Any], bytes]]) -> None:
-        self._conn.executemany(
-            "INSERT INTO blocks (idx, body) VALUES (?, ?)",
-            [(b["index"], data.decode()) for b, data in items],
-        )
+        try:
+            self._conn.executemany(
+                "INSERT INTO blocks (idx, body) VALUES (?, ?)",
+                [(b["index"], data.decode()) for b, data in items],
+            )
+        except sqlite3.IntegrityError as exc:
+            if "blocks.name" not in str(exc):
+                raise
+            # the rows before the refused one are in (the transaction is rolled back by
+            # the caller): the first block whose name and version another row holds
+            for block, _ in items:
+                clash = self._conn.execute(
+                    "SELECT 1 FROM blocks WHERE name = ? AND version = ? AND idx <> ?",
+                    (block.get("name"), block.get("version"), block["index"]),
+                ).fetchone()
+                if clash is not None:
+                    raise duplicate_version(
+                        self._location, block.get("name"), block.get("version")
+                    ) from None
+            raise
 
     def _insert_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
         self._conn.executemany(
