@@ -98,6 +98,8 @@ def test_nodes_are_read_by_id_in_one_batch(location: Path | str, home: Home) -> 
     ids = [(4, 0), (0, 20), (2, 4), (0, 20), (1, 9)]  # any order, repeats allowed
     assert store.nodes(ids) == [tree.node(level, index) for level, index in ids]
     assert store.nodes([]) == []
+    many = ids * 100  # more positions than one SQLite statement takes
+    assert store.nodes(many) == [tree.node(level, index) for level, index in many]
     assert store.node(2, 4) == tree.node(2, 4)
     with pytest.raises(LedgerUnreadable, match=r"Merkle node \(0, 21\)"):
         store.nodes([(0, 3), (0, 21)])
@@ -340,6 +342,28 @@ def test_json_file_stays_a_plain_indented_dump(tmp_path: Path, home: Home) -> No
     assert text == json.dumps(json.loads(text), indent=4, ensure_ascii=False) + "\n"
     with Ledger.open(loc, home=home) as ledger:
         assert ledger.audit().size == 8
+
+
+def test_sqlite_reads_a_proof_in_one_statement_by_primary_key(tmp_path: Path, home: Home) -> None:
+    import sqlite3
+
+    from modelchain.log.store.sql import Queries
+
+    loc = tmp_path / "ledger.db"
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        for i in range(37):
+            ledger.append(name="m", model_hash=_hex(i))
+    store = open_store(loc)
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    proof = merkle.inclusion_proof(5, StoreSubtrees(store, 37))
+    assert len(statements) == 1 and len(proof) == 6
+    store.close()
+    ((sql, args),) = Queries("?").nodes(merkle.inclusion_nodes(5, 37).ids)
+    conn = sqlite3.connect(loc)
+    plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+    conn.close()
+    assert "SEARCH n USING PRIMARY KEY" in plan and "SCAN n" not in plan
 
 
 # The SQLite schema as modelchain created it up to schema version 2 (the name index was not
