@@ -396,6 +396,7 @@ def _as_schema_2(path: Path, extra_sql: str = "") -> None:
 
     old = path.with_name("old.db")
     conn = sqlite3.connect(old, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")  # as modelchain made them
     conn.executescript(_SQLITE_SCHEMA_2)
     conn.execute("ATTACH DATABASE ? AS a", (str(path),))
     conn.executescript(
@@ -466,3 +467,36 @@ def test_a_schema_2_sqlite_ledger_holding_a_version_twice_is_refused_on_write(
             pass
     store.close()
     assert _sqlite_schema(loc)[0] == "2"  # the failed upgrade was rolled back
+
+
+def test_opening_while_another_process_upgrades_the_schema(
+    tmp_path: Path, home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The schema version and the schema are read in one snapshot: an upgrade committed
+    between the two reads is not taken for tampering."""
+    import sqlite3
+
+    from modelchain.log.store import sqlite as sqlite_store
+
+    loc = tmp_path / "ledger.db"
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        ledger.append(name="m", model_hash=_hex(0))
+    _as_schema_2(loc)
+    real = sqlite_store._schema_objects
+
+    def upgraded_meanwhile(conn: sqlite3.Connection) -> Any:
+        other = sqlite3.connect(loc, isolation_level=None)
+        other.executescript(
+            "BEGIN IMMEDIATE; DROP INDEX blocks_by_name;"
+            "CREATE UNIQUE INDEX IF NOT EXISTS blocks_by_name ON blocks (name, version);"
+            "UPDATE meta SET value = '3' WHERE key = 'schema'; COMMIT;"
+        )
+        other.close()
+        monkeypatch.setattr(sqlite_store, "_schema_objects", real)
+        return real(conn)
+
+    monkeypatch.setattr(sqlite_store, "_schema_objects", upgraded_meanwhile)
+    open_store(loc).close()
+    assert _sqlite_schema(loc)[0] == "3"
+    with Ledger.open(loc, home=home) as ledger:
+        assert ledger.audit().size == 1

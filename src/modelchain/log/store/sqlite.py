@@ -147,6 +147,16 @@ class SQLiteStore(Store):
         )
 
     def _check_schema(self) -> None:
+        """The meta rows and the schema, read in one snapshot: another process upgrading an
+        older ledger meanwhile is seen whole or not at all, never as a mismatch."""
+        self._conn.execute("BEGIN")
+        try:
+            self._check_schema_snapshot()
+        finally:
+            if self._conn.in_transaction:
+                self._conn.execute("COMMIT")  # only read
+
+    def _check_schema_snapshot(self) -> None:
         try:
             rows = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.OperationalError as exc:
