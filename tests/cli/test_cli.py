@@ -397,8 +397,10 @@ def _reorder(path: Path, workdir: Path) -> None:
 
 def _insert(path: Path, workdir: Path) -> None:
     with db(path) as conn:
-        conn.execute(
-            "INSERT INTO blocks (idx, body) SELECT idx + 2, body FROM blocks WHERE idx = 1"
+        conn.execute(  # as a later version: a second "other" v1 is refused by SQLite itself
+            "INSERT INTO blocks (idx, body) "
+            "SELECT idx + 2, replace(body, '\"version\":1', '\"version\":2') FROM blocks "
+            "WHERE idx = 1"
         )
 
 

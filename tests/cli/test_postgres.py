@@ -326,3 +326,38 @@ def test_the_core_does_not_import_psycopg() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- node reads ------------------------------------------------------------------------------
+
+
+def test_a_proof_and_the_peaks_are_one_query_each(
+    pg_ledger: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from modelchain.core import merkle
+    from modelchain.log.store import StoreSubtrees
+
+    _build(pg_ledger, 37)
+    store = open_store(pg_ledger)
+    leaves = [merkle.leaf_hash(s.data) for s in store.blocks()]
+    statements: list[str] = []
+    execute = psycopg.Connection.execute
+
+    def counted(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", counted)
+    assert merkle.inclusion_proof(5, StoreSubtrees(store, 37)) == merkle.inclusion_proof(5, leaves)
+    assert len(statements) == 1  # the whole proof: one round trip
+    assert merkle.consistency_proof(11, StoreSubtrees(store, 37)) == merkle.consistency_proof(
+        11, leaves
+    )
+    with store.writer() as w:
+        tip = w.tip()
+    assert merkle.Frontier(tip.size, list(tip.peaks)).root() == merkle.root(leaves)
+    node_reads = [s for s in statements if "unnest(" in s and ".nodes n" in s]
+    assert len(node_reads) == 3
+    store.close()

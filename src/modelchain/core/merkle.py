@@ -11,13 +11,16 @@ step can be checked against the RFC text:
 
 Proof generation reads the tree only through `Subtrees.node`, the hash of a complete, aligned
 subtree, so a store that keeps those nodes can serve a proof in O(log n) reads (O(log^2 n) at
-worst) without loading the leaves. `Frontier` is what the writer keeps to append in O(log n).
+worst) without loading the leaves. `inclusion_nodes` and `consistency_nodes` name those nodes
+up front, so a store can read them all in one batch (`BatchSubtrees.nodes`) and
+`proof_from_nodes` can combine them. `Frontier` is what the writer keeps to append in O(log n).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from modelchain.core.errors import InvalidProof, UsageError
@@ -25,15 +28,23 @@ from modelchain.core.errors import InvalidProof, UsageError
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "BatchSubtrees",
     "Frontier",
     "ListSubtrees",
+    "NodeID",
+    "ProofNodes",
     "Subtrees",
+    "consistency_nodes",
     "consistency_proof",
+    "inclusion_nodes",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
+    "proof_from_nodes",
+    "read_nodes",
     "root",
     "subtree_hash",
+    "subtree_nodes",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -43,6 +54,9 @@ HASH_SIZE = 32
 
 EMPTY_ROOT: bytes = hashlib.sha256(b"").digest()
 """MTH({}) = HASH(): the root of the empty tree (RFC 9162 2.1.1)."""
+
+NodeID = tuple[int, int]
+"""(level, index): the complete subtree over leaves [index << level, (index + 1) << level)."""
 
 _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
@@ -76,6 +90,15 @@ class Subtrees(Protocol):
     def size(self) -> int: ...
 
     def node(self, level: int, index: int) -> bytes: ...
+
+
+@runtime_checkable
+class BatchSubtrees(Subtrees, Protocol):
+    """A `Subtrees` that reads many nodes at once (a store: one query for a whole proof)."""
+
+    def nodes(self, ids: Sequence[NodeID]) -> list[bytes]:
+        """The hashes of the complete subtrees `ids`, in the same order."""
+        ...
 
 
 class ListSubtrees:
@@ -142,19 +165,38 @@ def _aligned_pieces(start: int, end: int) -> Iterator[tuple[int, int]]:
             start += 1 << level
 
 
-def subtree_hash(tree: Subtrees, start: int, end: int) -> bytes:
-    """MTH(D[start:end]) from at most popcount(end - start) node reads.
+def subtree_nodes(start: int, end: int) -> list[NodeID]:
+    """The complete subtrees whose hashes, folded right to left, give MTH(D[start:end])."""
+    return list(_aligned_pieces(start, end))
 
-    The pieces are combined right to left, because MTH(D[n]) = HASH(left || MTH(rest)) keeps
-    the unbalanced part of a tree on its right edge.
-    """
-    if end > tree.size:
-        raise UsageError(f"leaf range [{start}, {end}) is beyond tree size {tree.size}")
-    pieces = [tree.node(level, index) for level, index in _aligned_pieces(start, end)]
+
+def _fold(pieces: Sequence[bytes]) -> bytes:
+    """MTH of a range from its complete pieces (largest first), combined right to left,
+    because MTH(D[n]) = HASH(left || MTH(rest)) keeps the unbalanced part on the right edge."""
     result = pieces[-1]
     for piece in reversed(pieces[:-1]):
         result = node_hash(piece, result)
     return result
+
+
+def read_nodes(tree: Subtrees, ids: Sequence[NodeID]) -> list[bytes]:
+    """The hashes of `ids`, in order: one batch read when the tree offers one, so a store
+    answers a whole proof in one round trip."""
+    if not ids:
+        return []
+    if isinstance(tree, BatchSubtrees):
+        hashes = list(tree.nodes(ids))
+        if len(hashes) != len(ids):
+            raise UsageError(f"asked for {len(ids)} Merkle nodes, got {len(hashes)}")
+        return hashes
+    return [tree.node(level, index) for level, index in ids]
+
+
+def subtree_hash(tree: Subtrees, start: int, end: int) -> bytes:
+    """MTH(D[start:end]) from the popcount(end - start) nodes of `subtree_nodes`."""
+    if end > tree.size:
+        raise UsageError(f"leaf range [{start}, {end}) is beyond tree size {tree.size}")
+    return _fold(read_nodes(tree, subtree_nodes(start, end)))
 
 
 def root(leaves: Sequence[bytes] | Subtrees, size: int | None = None) -> bytes:
@@ -172,63 +214,114 @@ def root(leaves: Sequence[bytes] | Subtrees, size: int | None = None) -> bytes:
 
 
 # --------------------------------------------------------------------------------------------
+# Which nodes a proof needs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProofNodes:
+    """The stored nodes a proof is made of, and how they combine into its hashes.
+
+    `ids` are the complete subtrees to read, in order. Proof hash i is the fold (right to
+    left) of the hashes of `ids[spans[i][0]:spans[i][1]]`: a span of one is a stored node as
+    it is, a longer span a partial subtree on the tree's right edge, which no store keeps
+    because it changes with every append. The spans cover `ids` in order, without gaps.
+    """
+
+    ids: tuple[NodeID, ...]
+    spans: tuple[tuple[int, int], ...]
+
+
+def _plan(ranges: Sequence[tuple[int, int]]) -> ProofNodes:
+    """ProofNodes for proof hashes that are MTH(D[start:end]) of each range, in order."""
+    ids: list[NodeID] = []
+    spans: list[tuple[int, int]] = []
+    for start, end in ranges:
+        first = len(ids)
+        ids.extend(_aligned_pieces(start, end))
+        spans.append((first, len(ids)))
+    return ProofNodes(tuple(ids), tuple(spans))
+
+
+def inclusion_nodes(index: int, size: int) -> ProofNodes:
+    """What PATH(index, D[size]) (RFC 9162 2.1.3.1) reads: the sibling of each split from
+    the leaf up to the root.
+
+    Walks the RFC's recursion from the root down, noting the sibling's leaf range at each
+    split, and reverses at the end because the RFC lists the deepest sibling first.
+    """
+    if not 0 <= index < size:
+        raise UsageError(f"index {index} is beyond tree size {size}")
+    ranges: list[tuple[int, int]] = []
+    start, end = 0, size
+    while end - start > 1:
+        k = _split(end - start)
+        if index < start + k:  # PATH(m, D[0:k]) : MTH(D[k:n])
+            ranges.append((start + k, end))
+            end = start + k
+        else:  # PATH(m - k, D[k:n]) : MTH(D[0:k])
+            ranges.append((start, start + k))
+            start += k
+    ranges.reverse()
+    return _plan(ranges)
+
+
+def consistency_nodes(old_size: int, new_size: int) -> ProofNodes:
+    """What PROOF(old_size, D[new_size]) = SUBPROOF(old_size, D[new_size], true) (RFC 9162
+    2.1.4.1) reads; nothing when old_size is 0 or new_size (the proof is empty).
+
+    Like `inclusion_nodes`, it walks down and reverses at the end.
+    """
+    if not 0 <= old_size <= new_size:
+        raise UsageError(f"old size {old_size} is outside 0..{new_size} (the new tree size)")
+    if old_size in (0, new_size):
+        return ProofNodes((), ())
+    ranges: list[tuple[int, int]] = []
+    start, end, m = 0, new_size, old_size
+    whole_old_tree = True  # SUBPROOF's b: the verifier already knows this subtree's hash
+    while m != end - start:
+        k = _split(end - start)
+        if m <= k:  # SUBPROOF(m, D[0:k], b) : MTH(D[k:n])
+            ranges.append((start + k, end))
+            end = start + k
+        else:  # SUBPROOF(m - k, D[k:n], false) : MTH(D[0:k])
+            ranges.append((start, start + k))
+            start += k
+            m -= k
+            whole_old_tree = False
+    if not whole_old_tree:  # SUBPROOF(m, D[m], false) = {MTH(D[m])}
+        ranges.append((start, end))
+    ranges.reverse()
+    return _plan(ranges)
+
+
+def proof_from_nodes(nodes: ProofNodes, hashes: Sequence[bytes]) -> list[bytes]:
+    """The proof from the hashes of `nodes.ids` (read in that order)."""
+    if len(hashes) != len(nodes.ids):
+        raise UsageError(f"a proof needs {len(nodes.ids)} node hashes, got {len(hashes)}")
+    return [_fold(hashes[first:last]) for first, last in nodes.spans]
+
+
+# --------------------------------------------------------------------------------------------
 # Building proofs
 # --------------------------------------------------------------------------------------------
 
 
 def inclusion_proof(index: int, leaves: Sequence[bytes] | Subtrees) -> list[bytes]:
-    """PATH(index, D[n]) (RFC 9162 2.1.3.1): the sibling hashes from the leaf up to the root.
-
-    Walks the RFC's recursion from the root down, noting the sibling at each split, and
-    reverses at the end because the RFC lists the deepest sibling first.
-    """
+    """PATH(index, D[n]) (RFC 9162 2.1.3.1): the sibling hashes from the leaf up to the root,
+    from one batch of node reads (`inclusion_nodes`)."""
     tree = _as_subtrees(leaves)
-    n = tree.size
-    if not 0 <= index < n:
-        raise UsageError(f"index {index} is beyond tree size {n}")
-    siblings: list[bytes] = []
-    start, end = 0, n
-    while end - start > 1:
-        k = _split(end - start)
-        if index < start + k:  # PATH(m, D[0:k]) : MTH(D[k:n])
-            siblings.append(subtree_hash(tree, start + k, end))
-            end = start + k
-        else:  # PATH(m - k, D[k:n]) : MTH(D[0:k])
-            siblings.append(subtree_hash(tree, start, start + k))
-            start += k
-    siblings.reverse()
-    return siblings
+    plan = inclusion_nodes(index, tree.size)
+    return proof_from_nodes(plan, read_nodes(tree, plan.ids))
 
 
 def consistency_proof(old_size: int, leaves: Sequence[bytes] | Subtrees) -> list[bytes]:
-    """PROOF(old_size, D[n]) = SUBPROOF(old_size, D[n], true) (RFC 9162 2.1.4.1).
-
-    Empty when old_size is 0 or n: the empty tree is a prefix of every tree, and a tree is
-    consistent with itself. Like `inclusion_proof`, it walks down and reverses at the end.
-    """
+    """PROOF(old_size, D[n]) (RFC 9162 2.1.4.1), from one batch of node reads
+    (`consistency_nodes`). Empty when old_size is 0 or n: the empty tree is a prefix of every
+    tree, and a tree is consistent with itself."""
     tree = _as_subtrees(leaves)
-    n = tree.size
-    if not 0 <= old_size <= n:
-        raise UsageError(f"old size {old_size} is outside 0..{n} (the new tree size)")
-    if old_size in (0, n):
-        return []
-    hashes: list[bytes] = []
-    start, end, m = 0, n, old_size
-    whole_old_tree = True  # SUBPROOF's b: the verifier already knows this subtree's hash
-    while m != end - start:
-        k = _split(end - start)
-        if m <= k:  # SUBPROOF(m, D[0:k], b) : MTH(D[k:n])
-            hashes.append(subtree_hash(tree, start + k, end))
-            end = start + k
-        else:  # SUBPROOF(m - k, D[k:n], false) : MTH(D[0:k])
-            hashes.append(subtree_hash(tree, start, start + k))
-            start += k
-            m -= k
-            whole_old_tree = False
-    if not whole_old_tree:  # SUBPROOF(m, D[m], false) = {MTH(D[m])}
-        hashes.append(subtree_hash(tree, start, end))
-    hashes.reverse()
-    return hashes
+    plan = consistency_nodes(old_size, tree.size)
+    return proof_from_nodes(plan, read_nodes(tree, plan.ids))
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import os
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,17 @@ from modelchain.core import merkle
 from modelchain.core.errors import InvalidProof, UsageError
 from modelchain.core.merkle import (
     EMPTY_ROOT,
+    BatchSubtrees,
     Frontier,
     ListSubtrees,
+    ProofNodes,
+    consistency_nodes,
     consistency_proof,
+    inclusion_nodes,
     inclusion_proof,
     leaf_hash,
     node_hash,
+    proof_from_nodes,
     root,
     subtree_hash,
     verify_consistency,
@@ -294,12 +301,24 @@ class DictSubtrees:
 
     def __init__(self, size: int, nodes: dict[tuple[int, int], bytes]) -> None:
         self.size = size
-        self.nodes = nodes
+        self.kept = nodes
         self.reads = 0
 
     def node(self, level: int, index: int) -> bytes:
         self.reads += 1
-        return self.nodes[(level, index)]
+        return self.kept[(level, index)]
+
+
+class BatchDictSubtrees(DictSubtrees):
+    """DictSubtrees that also reads in batches (as the stores do), counting round trips."""
+
+    def __init__(self, size: int, nodes: dict[tuple[int, int], bytes]) -> None:
+        super().__init__(size, nodes)
+        self.batches = 0
+
+    def nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        self.batches += 1
+        return [self.kept[i] for i in ids]
 
 
 def _flip(data: bytes, bit: int) -> bytes:
@@ -459,6 +478,136 @@ def test_inclusion_proof_is_short_for_large_tree(index: int) -> None:
     proof = inclusion_proof(index, subtrees)
     assert len(proof) <= 17
     verify_inclusion(index, 100_000, leaves[index], proof, r)
+
+
+# --------------------------------------------------------------------------------------------
+# Node IDs: which stored nodes a proof needs
+# --------------------------------------------------------------------------------------------
+
+
+def _mth(leaves: Sequence[bytes]) -> bytes:
+    """MTH exactly as RFC 9162 2.1.1 defines it, recursively (the reference)."""
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return node_hash(_mth(leaves[:k]), _mth(leaves[k:]))
+
+
+def _rfc_path(m: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PATH(m, D[n]) as RFC 9162 2.1.3.1 writes it."""
+    n = len(leaves)
+    if n == 1:
+        return []
+    k = 1 << ((n - 1).bit_length() - 1)
+    if m < k:
+        return [*_rfc_path(m, leaves[:k]), _mth(leaves[k:])]
+    return [*_rfc_path(m - k, leaves[k:]), _mth(leaves[:k])]
+
+
+def _rfc_subproof(m: int, leaves: Sequence[bytes], b: bool) -> list[bytes]:
+    """SUBPROOF(m, D[n], b) as RFC 9162 2.1.4.1 writes it."""
+    n = len(leaves)
+    if m == n:
+        return [] if b else [_mth(leaves)]
+    k = 1 << ((n - 1).bit_length() - 1)
+    if m <= k:
+        return [*_rfc_subproof(m, leaves[:k], b), _mth(leaves[k:])]
+    return [*_rfc_subproof(m - k, leaves[k:], False), _mth(leaves[:k])]
+
+
+def _from_nodes(plan: ProofNodes, tree: ListSubtrees) -> list[bytes]:
+    return proof_from_nodes(plan, [tree.node(level, index) for level, index in plan.ids])
+
+
+def _check_plan(plan: ProofNodes, size: int) -> None:
+    """Only complete subtrees inside the tree, each once; spans cover the IDs in order."""
+    assert len(set(plan.ids)) == len(plan.ids)
+    for level, index in plan.ids:
+        assert level >= 0 and index >= 0 and (index + 1) << level <= size
+    bounds = [0, *(b for _, b in plan.spans)]
+    assert list(itertools.pairwise(bounds)) == list(plan.spans)
+    assert bounds[-1] == len(plan.ids)
+    assert all(b > a for a, b in plan.spans)
+
+
+def test_node_ids_give_the_rfc_proofs_at_every_size_up_to_64() -> None:
+    for n in range(1, 65):
+        leaves = _leaves(b"ids", n)
+        tree = ListSubtrees(leaves)
+        for i in range(n):
+            plan = inclusion_nodes(i, n)
+            _check_plan(plan, n)
+            assert _from_nodes(plan, tree) == _rfc_path(i, leaves) == inclusion_proof(i, tree)
+        for m in range(n + 1):
+            plan = consistency_nodes(m, n)
+            _check_plan(plan, n)
+            want = [] if m in (0, n) else _rfc_subproof(m, leaves, True)
+            assert _from_nodes(plan, tree) == want == consistency_proof(m, tree)
+
+
+def test_node_ids_of_a_small_tree() -> None:
+    # size 7: leaf 6 has sibling MTH(D[4:6]) = node (1, 2) and MTH(D[0:4]) = node (2, 0)
+    assert inclusion_nodes(6, 7) == ProofNodes(((1, 2), (2, 0)), ((0, 1), (1, 2)))
+    # leaf 0 of 7: the right-edge subtree D[4:7] is no stored node: (1, 2) and (0, 6) folded
+    assert inclusion_nodes(0, 7) == ProofNodes(
+        ((0, 1), (1, 1), (1, 2), (0, 6)), ((0, 1), (1, 2), (2, 4))
+    )
+    assert consistency_nodes(4, 7) == ProofNodes(((1, 2), (0, 6)), ((0, 2),))
+    assert consistency_nodes(0, 7) == consistency_nodes(7, 7) == ProofNodes((), ())
+
+
+def test_node_ids_reject_bad_arguments() -> None:
+    with pytest.raises(UsageError, match="beyond tree size 3"):
+        inclusion_nodes(3, 3)
+    with pytest.raises(UsageError, match="beyond tree size 0"):
+        inclusion_nodes(0, 0)
+    with pytest.raises(UsageError, match=r"outside 0\.\.3"):
+        consistency_nodes(4, 3)
+    with pytest.raises(UsageError, match=r"outside 0\.\.3"):
+        consistency_nodes(-1, 3)
+    with pytest.raises(UsageError, match="needs 2 node hashes, got 1"):
+        proof_from_nodes(inclusion_nodes(6, 7), [b"\0" * 32])
+
+
+@PROPERTY_SETTINGS
+@given(
+    n=st.integers(min_value=65, max_value=1 << 40),
+    data=st.data(),
+)
+def test_node_ids_of_large_trees(n: int, data: st.DataObject) -> None:
+    """Without the leaves: the IDs are complete subtrees inside the tree, O(log n) of them."""
+    i = data.draw(st.integers(0, n - 1))
+    m = data.draw(st.integers(0, n))
+    for plan in (inclusion_nodes(i, n), consistency_nodes(m, n)):
+        _check_plan(plan, n)
+        assert len(plan.spans) <= n.bit_length() + 1
+        assert len(plan.ids) <= 2 * n.bit_length() + 1
+
+
+@PROPERTY_SETTINGS
+@given(tree=trees, data=st.data())
+def test_batch_subtrees_answer_a_proof_in_one_read(
+    tree: tuple[bytes, int], data: st.DataObject
+) -> None:
+    seed, n = tree
+    leaves = _leaves(seed, n)
+    frontier = Frontier.empty()
+    nodes: dict[tuple[int, int], bytes] = {}
+    for leaf in leaves:
+        for level, index, h in frontier.append(leaf):
+            nodes[(level, index)] = h
+    store = BatchDictSubtrees(n, nodes)
+    assert isinstance(store, BatchSubtrees) and not isinstance(ListSubtrees(leaves), BatchSubtrees)
+    i = data.draw(st.integers(0, n - 1))
+    m = data.draw(st.integers(1, n))
+    for compute, want in (
+        (lambda: inclusion_proof(i, store), inclusion_proof(i, leaves)),
+        (lambda: consistency_proof(m, store), consistency_proof(m, leaves)),
+        (lambda: root(store, m), root(leaves[:m])),
+    ):
+        store.batches = store.reads = 0
+        assert compute() == want
+        assert store.reads == 0 and store.batches <= 1
 
 
 def test_module_exports() -> None:

@@ -102,7 +102,8 @@ def test_unsigned_blocks_beyond_the_checkpoint_are_still_reported(tmp_path: Path
         body = next(ledger.store.blocks(2, 3)).data.decode()
     conn = sqlite3.connect(path)
     conn.execute(
-        "INSERT INTO blocks (idx, body) VALUES (3, ?)", (body.replace('"index":2', '"index":3'),)
+        "INSERT INTO blocks (idx, body) VALUES (3, ?)",
+        (body.replace('"index":2', '"index":3').replace('"version":3', '"version":4'),),
     )
     conn.commit()
     conn.close()

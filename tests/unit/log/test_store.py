@@ -12,11 +12,11 @@ import pytest
 
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json
-from modelchain.core.errors import LedgerUnreadable
+from modelchain.core.errors import LedgerInvalid, LedgerUnreadable
 from modelchain.ledgers.ledger import Ledger
 from modelchain.ledgers.locations import open_store
 from modelchain.log.home import Home
-from modelchain.log.store import Writer
+from modelchain.log.store import StoreSubtrees, Writer
 
 BACKENDS = ["sqlite", "json", "postgresql"]
 
@@ -88,6 +88,50 @@ def test_append_read_back_and_nodes(location: Path | str, home: Home) -> None:
     assert store.origin() is not None and store.checkpoint() is not None
 
 
+def test_nodes_are_read_by_id_in_one_batch(location: Path | str, home: Home) -> None:
+    with Ledger.open(location, home=home, create=True) as ledger:
+        for i in range(21):
+            ledger.append(name="m", model_hash=_hex(i))
+    store = open_store(location)
+    leaves = [merkle.leaf_hash(s.data) for s in store.blocks()]
+    tree = merkle.ListSubtrees(leaves)
+    ids = [(4, 0), (0, 20), (2, 4), (0, 20), (1, 9)]  # any order, repeats allowed
+    assert store.nodes(ids) == [tree.node(level, index) for level, index in ids]
+    assert store.nodes([]) == []
+    many = ids * 100  # more positions than one SQLite statement takes
+    assert store.nodes(many) == [tree.node(level, index) for level, index in many]
+    assert store.node(2, 4) == tree.node(2, 4)
+    with pytest.raises(LedgerUnreadable, match=r"Merkle node \(0, 21\)"):
+        store.nodes([(0, 3), (0, 21)])
+    with pytest.raises(LedgerUnreadable, match=r"Merkle node \(5, 0\)"):
+        store.nodes([(5, 0)])
+    # a proof, a root and the peaks through the adapter: one read each, the same answers
+    reads: list[int] = []
+    batch = store.nodes
+
+    def counted(ids: Any) -> list[bytes]:
+        reads.append(len(ids))
+        return batch(ids)
+
+    store.nodes = counted  # type: ignore[method-assign]
+    subtrees = StoreSubtrees(store, 21)
+    for i in (0, 7, 20):
+        assert merkle.inclusion_proof(i, subtrees) == merkle.inclusion_proof(i, leaves)
+    for m in (1, 5, 16, 20):
+        assert merkle.consistency_proof(m, subtrees) == merkle.consistency_proof(m, leaves)
+    assert merkle.root(subtrees, 13) == merkle.root(leaves[:13])
+    assert list(store.peaks(21)) == [tree.node(*p) for p in merkle.Frontier.peak_positions(21)]
+    assert len(reads) == 3 + 4 + 1 + 1
+    # with a cache, a node is read once
+    reads.clear()
+    cache: dict[tuple[int, int], bytes] = {}
+    cached = StoreSubtrees(store, 21, cache)
+    assert merkle.inclusion_proof(3, cached) == merkle.inclusion_proof(3, leaves)
+    assert merkle.inclusion_proof(3, cached) == merkle.inclusion_proof(3, leaves)
+    assert len(reads) == 1 and len(cache) == reads[0]
+    store.close()
+
+
 def test_versions_count_per_name(location: Path | str, home: Home) -> None:
     with Ledger.open(location, home=home, create=True) as ledger:
         versions = [
@@ -147,9 +191,10 @@ def test_concurrent_appenders_never_fork(location: Path | str, backend: str, hom
 
 
 def _signed_batch(
-    w: Writer, home: Home, name: str, count: int
+    w: Writer, home: Home, name: str, count: int, first: int | None = None, step: int = 1
 ) -> tuple[list[tuple[dict[str, Any], bytes]], list[tuple[int, int, bytes]], str]:
-    """`count` valid blocks after the writer's tip, their nodes and one checkpoint over all."""
+    """`count` valid blocks after the writer's tip, their nodes and one checkpoint over all
+    (versions from `first`, default the next one, `step` apart: 0 repeats one version)."""
     from modelchain.core.note import Checkpoint, sign_checkpoint
     from modelchain.ledgers.ledger import ZERO_HASH, Block, seed_hash
 
@@ -157,7 +202,7 @@ def _signed_batch(
     assert tip.origin is not None
     frontier = merkle.Frontier(tip.size, list(tip.peaks))
     previous = ZERO_HASH if tip.last_data is None else json.loads(tip.last_data)["current_hash"]
-    first = w.latest_version(name) + 1
+    first = w.latest_version(name) + 1 if first is None else first
     items, nodes = [], []
     for i in range(tip.size, tip.size + count):
         digest, stamp = _hex(i), 1_700_000_000.25 + i
@@ -168,7 +213,7 @@ def _signed_batch(
             previous_hash=previous,
             current_hash=seed_hash(i, stamp, digest, previous),
             name=name,
-            version=first + i - tip.size,
+            version=first + (i - tip.size) * step,
             kind="file",
             size=i,
         )
@@ -200,6 +245,34 @@ def test_append_many_writes_a_batch_under_one_checkpoint(location: Path | str, h
         assert [b.version for b in ledger.blocks() if b.name == "batch"] == list(range(1, 101))
         assert ledger.append(name="a", model_hash=_hex(999)).index == 101  # the tip is sound
         assert ledger.store.find(name="lost") == []
+
+
+def test_a_second_block_with_the_same_name_and_version_is_refused(
+    location: Path | str, home: Home
+) -> None:
+    """(name, version) is unique in every store, not only in the ledger's check before it:
+    a writer that skips that check (or races it) still cannot register a version twice."""
+    with Ledger.open(location, home=home, create=True) as ledger:
+        ledger.append(name="m", model_hash=_hex(0))
+        ledger.append(name="other", model_hash=_hex(1))
+    store = open_store(location)
+    with pytest.raises(LedgerInvalid, match="second block named 'm' with version 1"):
+        with store.writer() as w:  # the stored version again
+            w.append_many(*_signed_batch(w, home, "m", 1, first=1))
+    with pytest.raises(LedgerInvalid, match="second block named 'm' with version 1"):
+        with store.writer() as w:  # versions 2, 3, then 1 again: after two good blocks
+            items, _, _ = _signed_batch(w, home, "m", 3, first=3, step=-1)
+            items = [items[1], items[0], items[2]]
+            for position, (block, _) in enumerate(items):
+                block["index"] = 2 + position
+            w.append_many(items, [], "a checkpoint")
+    with pytest.raises(LedgerInvalid, match="second block named 'm' with version 2"):
+        with store.writer() as w:  # twice in one batch
+            w.append_many(*_signed_batch(w, home, "m", 2, first=2, step=0))
+    store.close()
+    with Ledger.open(location, home=home) as ledger:
+        assert ledger.audit().size == 2  # nothing of the refused batches was written
+        assert ledger.append(name="m", model_hash=_hex(9)).version == 2
 
 
 def test_json_store_writes_the_seed_layout(tmp_path: Path, home: Home) -> None:
@@ -269,3 +342,161 @@ def test_json_file_stays_a_plain_indented_dump(tmp_path: Path, home: Home) -> No
     assert text == json.dumps(json.loads(text), indent=4, ensure_ascii=False) + "\n"
     with Ledger.open(loc, home=home) as ledger:
         assert ledger.audit().size == 8
+
+
+def test_sqlite_reads_a_proof_in_one_statement_by_primary_key(tmp_path: Path, home: Home) -> None:
+    import sqlite3
+
+    from modelchain.log.store.sql import Queries
+
+    loc = tmp_path / "ledger.db"
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        for i in range(37):
+            ledger.append(name="m", model_hash=_hex(i))
+    store = open_store(loc)
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    proof = merkle.inclusion_proof(5, StoreSubtrees(store, 37))
+    assert len(statements) == 1 and len(proof) == 6
+    store.close()
+    ((sql, args),) = Queries("?").nodes(merkle.inclusion_nodes(5, 37).ids)
+    conn = sqlite3.connect(loc)
+    plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+    conn.close()
+    assert "SEARCH n USING PRIMARY KEY" in plan and "SCAN n" not in plan
+
+
+# The SQLite schema as modelchain created it up to schema version 2 (the name index was not
+# UNIQUE), copied here as it was written: ledgers made then must keep opening.
+_SQLITE_SCHEMA_2 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    idx INTEGER PRIMARY KEY,
+    body TEXT NOT NULL,
+    -- lookup columns derived by SQLite from the signed body, so they cannot disagree with it
+    name TEXT GENERATED ALWAYS AS (json_extract(body, '$.name')) VIRTUAL,
+    version INTEGER GENERATED ALWAYS AS (json_extract(body, '$.version')) VIRTUAL,
+    model_hash TEXT GENERATED ALWAYS AS (json_extract(body, '$.model_hash')) VIRTUAL
+);
+CREATE INDEX IF NOT EXISTS blocks_by_name ON blocks (name, version);
+CREATE INDEX IF NOT EXISTS blocks_by_hash ON blocks (model_hash);
+CREATE TABLE IF NOT EXISTS nodes (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+"""
+
+
+def _as_schema_2(path: Path, extra_sql: str = "") -> None:
+    """Rebuild the ledger at `path` with the schema-2 statements (same rows, same meta but
+    the schema version), as a ledger made before the name index was unique."""
+    import sqlite3
+
+    old = path.with_name("old.db")
+    conn = sqlite3.connect(old, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")  # as modelchain made them
+    conn.executescript(_SQLITE_SCHEMA_2)
+    conn.execute("ATTACH DATABASE ? AS a", (str(path),))
+    conn.executescript(
+        "BEGIN;"
+        "INSERT INTO meta SELECT key, value FROM a.meta;"
+        "UPDATE meta SET value = '2' WHERE key = 'schema';"
+        "INSERT INTO blocks (idx, body) SELECT idx, body FROM a.blocks;"
+        "INSERT INTO nodes SELECT level, idx, hash FROM a.nodes;" + extra_sql + "COMMIT;"
+    )
+    conn.execute("DETACH DATABASE a")
+    conn.close()
+    os.replace(old, path)
+
+
+def _sqlite_schema(path: Path) -> tuple[str, str]:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        (index,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'blocks_by_name'"
+        ).fetchone()
+        return version, index
+    finally:
+        conn.close()
+
+
+def test_a_schema_2_sqlite_ledger_opens_and_is_upgraded_on_its_first_write(
+    tmp_path: Path, home: Home
+) -> None:
+    loc = tmp_path / "ledger.db"
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        for i, name in enumerate("mmo"):
+            ledger.append(name=name, model_hash=_hex(i))
+    _as_schema_2(loc)
+    assert _sqlite_schema(loc) == ("2", "CREATE INDEX blocks_by_name ON blocks (name, version)")
+    with Ledger.open(loc, home=home) as ledger:  # reading leaves the schema as it is
+        assert ledger.audit().size == 3
+        assert ledger.registration("m").version == 2
+        assert ledger.store.find(name="m") == [0, 1]
+    assert _sqlite_schema(loc)[0] == "2"
+    with Ledger.open(loc, home=home) as ledger:
+        assert ledger.append(name="m", model_hash=_hex(7)).version == 3
+    assert _sqlite_schema(loc) == (
+        "3",
+        "CREATE UNIQUE INDEX blocks_by_name ON blocks (name, version)",
+    )
+    with Ledger.open(loc, home=home) as ledger:
+        assert ledger.audit().size == 4
+    store = open_store(loc)
+    with pytest.raises(LedgerInvalid, match="second block named 'm' with version 3"):
+        with store.writer() as w:
+            w.append_many(*_signed_batch(w, home, "m", 1, first=3))
+    store.close()
+
+
+def test_a_schema_2_sqlite_ledger_holding_a_version_twice_is_refused_on_write(
+    tmp_path: Path, home: Home
+) -> None:
+    loc = tmp_path / "ledger.db"
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        ledger.append(name="m", model_hash=_hex(0))
+    _as_schema_2(loc, "INSERT INTO blocks (idx, body) SELECT 1, body FROM blocks WHERE idx = 0;")
+    store = open_store(loc)
+    with pytest.raises(LedgerInvalid, match="two blocks have the same name and version"):
+        with store.writer():
+            pass
+    store.close()
+    assert _sqlite_schema(loc)[0] == "2"  # the failed upgrade was rolled back
+
+
+def test_opening_while_another_process_upgrades_the_schema(
+    tmp_path: Path, home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The schema version and the schema are read in one snapshot: an upgrade committed
+    between the two reads is not taken for tampering."""
+    import sqlite3
+
+    from modelchain.log.store import sqlite as sqlite_store
+
+    loc = tmp_path / "ledger.db"
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        ledger.append(name="m", model_hash=_hex(0))
+    _as_schema_2(loc)
+    real = sqlite_store._schema_objects
+
+    def upgraded_meanwhile(conn: sqlite3.Connection) -> Any:
+        other = sqlite3.connect(loc, isolation_level=None)
+        other.executescript(
+            "BEGIN IMMEDIATE; DROP INDEX blocks_by_name;"
+            "CREATE UNIQUE INDEX IF NOT EXISTS blocks_by_name ON blocks (name, version);"
+            "UPDATE meta SET value = '3' WHERE key = 'schema'; COMMIT;"
+        )
+        other.close()
+        monkeypatch.setattr(sqlite_store, "_schema_objects", real)
+        return real(conn)
+
+    monkeypatch.setattr(sqlite_store, "_schema_objects", upgraded_meanwhile)
+    open_store(loc).close()
+    assert _sqlite_schema(loc)[0] == "3"
+    with Ledger.open(loc, home=home) as ledger:
+        assert ledger.audit().size == 1

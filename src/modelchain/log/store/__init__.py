@@ -6,9 +6,18 @@ from modelchain.log.store.base import (
     DEFAULT_LEDGER,
     Store,
     StoredBlock,
+    StoreSubtrees,
     Tip,
     Writer,
     no_ledger_message,
 )
 
-__all__ = ["DEFAULT_LEDGER", "Store", "StoredBlock", "Tip", "Writer", "no_ledger_message"]
+__all__ = [
+    "DEFAULT_LEDGER",
+    "Store",
+    "StoreSubtrees",
+    "StoredBlock",
+    "Tip",
+    "Writer",
+    "no_ledger_message",
+]

@@ -2,9 +2,14 @@
 
 A store keeps four things: blocks (JSON objects, in index order), the hashes of the complete
 Merkle subtrees over them (so proofs and appends cost O(log n)), the newest signed checkpoint
-note, and the log origin. It enforces no ledger rule: the ledger (`modelchain.ledgers`)
-decides what is written and checks what is read; the store only makes each write atomic and
-serialises writers (several processes may append at once).
+note, and the log origin. Merkle nodes are read by ID in batches (`Store.nodes`): the proof
+code names every node a proof needs up front (`merkle.inclusion_nodes`), so `StoreSubtrees`
+serves a whole proof, or a tree's peaks, in one round trip.
+
+A store enforces one ledger rule only, as a last line of defence: a (name, version) is
+stored once (`duplicate_version`). Otherwise the ledger (`modelchain.ledgers`) decides what
+is written and checks what is read; the store only makes each write atomic and serialises
+writers (several processes may append at once).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
+
+from modelchain.core import merkle
 
 # the stores read JSON with these (defined once, with canonical JSON)
 from modelchain.core.canonical import unique_object
@@ -86,6 +93,50 @@ def stored_node(location: str, level: Any, index: Any, digest: Any) -> tuple[int
     return level, index, bytes(digest)
 
 
+def duplicate_version(location: str, name: Any, version: Any) -> Exception:
+    """The refusal of a second block with a name and version already stored: the one rule
+    every store enforces itself (the ledger checks it first; this holds if it did not)."""
+    from modelchain.core.errors import LedgerInvalid
+
+    return LedgerInvalid(
+        f"{location}: refusing a second block named {name!r} with version {version}: "
+        "each version of a name is registered once"
+    )
+
+
+class StoreSubtrees:
+    """`merkle.BatchSubtrees` over a store's nodes: a proof, a root or a tree's peaks costs
+    one read. With `cache` (a dict shared across calls: nodes never change once written) a
+    node is read once; the cache is emptied when it would grow past `LIMIT` entries."""
+
+    #: about 100 bytes a node
+    LIMIT = 200_000
+
+    def __init__(
+        self, store: Store, size: int, cache: dict[tuple[int, int], bytes] | None = None
+    ) -> None:
+        self.store = store
+        self.size = size
+        self.cache = cache
+
+    def node(self, level: int, index: int) -> bytes:
+        return self.nodes([(level, index)])[0]
+
+    def nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        cache = self.cache
+        if cache is None:
+            return self.store.nodes(ids)
+        known = {i: cache.get(i) for i in ids}  # one look each: another thread may clear it
+        wanted = [i for i, digest in known.items() if digest is None]
+        read = dict(zip(wanted, self.store.nodes(wanted), strict=True)) if wanted else {}
+        out = [known[i] or read[i] for i in ids]
+        if read:
+            if len(cache) + len(read) > self.LIMIT:
+                cache.clear()
+            cache.update(read)
+        return out
+
+
 @dataclass(frozen=True)
 class Tip:
     """What a writer needs to append: the tree's size and right edge, and the newest state."""
@@ -112,7 +163,6 @@ class Writer(ABC):
     def latest_version(self, name: str) -> int:
         """Highest version registered under `name`, 0 if none (an index, not yet audited)."""
 
-    @abstractmethod
     def append(
         self,
         block: dict[str, Any],
@@ -120,8 +170,11 @@ class Writer(ABC):
         nodes: Sequence[tuple[int, int, bytes]],
         checkpoint: str,
     ) -> None:
-        """Add one block, its new Merkle nodes, and the checkpoint that now covers it."""
+        """Add one block, its new Merkle nodes, and the checkpoint that now covers it
+        (a batch of one: `append_many` is the one write path)."""
+        self.append_many([(block, data)], nodes, checkpoint)
 
+    @abstractmethod
     def append_many(
         self,
         items: Sequence[tuple[dict[str, Any], bytes]],
@@ -130,10 +183,8 @@ class Writer(ABC):
     ) -> None:
         """Add several blocks (in index order), all their new nodes, and the one checkpoint
         that covers the batch: one transaction and one signature for many appends, which is
-        how a busy service keeps up. Backends may override this with bulk inserts."""
-        for i, (block, data) in enumerate(items):
-            last = i == len(items) - 1
-            self.append(block, data, nodes if last else (), checkpoint)
+        how a busy service keeps up. A block whose (name, version) is stored already, or
+        comes twice in `items`, is refused (`duplicate_version`) and nothing is written."""
 
     @abstractmethod
     def initialise(self, origin: str, checkpoint: str) -> None:
@@ -175,13 +226,23 @@ class Store(ABC):
     @abstractmethod
     def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]: ...
 
-    @abstractmethod
-    def node(self, level: int, index: int) -> bytes:
-        """Hash of the complete subtree over leaves [index << level, (index + 1) << level)."""
+    def nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        """Hashes of the complete subtrees at `ids` (level, index), in the same order, in one
+        read; a missing node is a damaged ledger (`LedgerUnreadable`). A store that keeps no
+        nodes (a server's ledger, read through proofs) refuses."""
+        from modelchain.core.errors import LedgerUnreadable
 
-    @abstractmethod
+        raise LedgerUnreadable(f"{self.location}: keeps no Merkle nodes to read")
+
+    def node(self, level: int, index: int) -> bytes:
+        """Hash of the complete subtree over leaves [index << level, (index + 1) << level).
+        To be removed: `nodes` reads many at once."""
+        return self.nodes([(level, index)])[0]
+
     def peaks(self, size: int) -> tuple[bytes, ...]:
-        """The stored roots of the complete subtrees that make up a tree of `size` leaves."""
+        """The stored roots of the complete subtrees that make up a tree of `size` leaves.
+        To be removed: `nodes(Frontier.peak_positions(size))`."""
+        return tuple(self.nodes(merkle.Frontier.peak_positions(size)))
 
     @abstractmethod
     def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:

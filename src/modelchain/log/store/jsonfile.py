@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +19,16 @@ from typing import Any
 
 from modelchain.core.canonical import DuplicateKey, canonical_json, unique_object
 from modelchain.core.errors import InputError, LedgerInvalid, LedgerUnreadable
+from modelchain.core.merkle import Frontier, leaf_hash
 from modelchain.fs.safeio import atomic_write
-from modelchain.log.store.base import Store, StoredBlock, Tip, Writer, no_ledger_message
+from modelchain.log.store.base import (
+    Store,
+    StoredBlock,
+    Tip,
+    Writer,
+    duplicate_version,
+    no_ledger_message,
+)
 from modelchain.log.store.files import check_ledger_files, key_path, open_lock, read_regular
 
 
@@ -52,8 +60,6 @@ class _Snapshot:
 
     def nodes(self, location: str) -> dict[tuple[int, int], bytes]:
         if self._nodes is None:
-            from modelchain.core.merkle import Frontier, leaf_hash
-
             frontier = Frontier.empty()
             nodes: dict[tuple[int, int], bytes] = {}
             for data in self.data(location):
@@ -61,6 +67,17 @@ class _Snapshot:
                     nodes[(level, index)] = digest
             self._nodes = nodes
         return self._nodes
+
+
+def _version_key(block: Any) -> tuple[str, int] | None:
+    """A block's (name, version), None when it has none to clash on (a seed block, say, or
+    one the ledger's validator will refuse anyway)."""
+    if not isinstance(block, dict):
+        return None
+    name, version = block.get("name"), block.get("version")
+    if not isinstance(name, str) or type(version) is not int:
+        return None
+    return name, version
 
 
 def _origin_of(note: str | None) -> str | None:
@@ -171,16 +188,16 @@ class JSONFileStore(Store):
         for position in range(start, end):
             yield StoredBlock(position, snap.items[position], data[position])
 
-    def node(self, level: int, index: int) -> bytes:
-        try:
-            return self._load().nodes(self.location)[(level, index)]
-        except KeyError:
-            raise LedgerUnreadable(f"{self.location}: no Merkle node ({level}, {index})") from None
-
-    def peaks(self, size: int) -> tuple[bytes, ...]:
-        from modelchain.core.merkle import Frontier
-
-        return tuple(self.node(level, index) for level, index in Frontier.peak_positions(size))
+    def nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        """From memory: the nodes are computed from the blocks when the file is read."""
+        kept = self._load().nodes(self.location)
+        out = []
+        for level, index in ids:
+            digest = kept.get((level, index))
+            if digest is None:
+                raise LedgerUnreadable(f"{self.location}: no Merkle node ({level}, {index})")
+            out.append(digest)
+        return out
 
     def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
         for (level, index), digest in self._load().nodes(self.location).items():
@@ -248,13 +265,15 @@ class _JSONWriter(Writer):
         self._dirty = False
         #: what append() added, to carry the parsed snapshot over to the next writer
         self._added: list[tuple[bytes, Sequence[tuple[int, int, bytes]]]] | None = []
+        #: the (name, version) of every block held, once a write needs them
+        self._versions: set[tuple[str, int]] | None = None
 
     def tip(self) -> Tip:
         size = len(self._items)
         return Tip(
             size=size,
             last_data=self._snap.data(self._store.location)[-1] if self._items else None,
-            peaks=self._store.peaks(size),
+            peaks=tuple(self._store.nodes(Frontier.peak_positions(size))),
             checkpoint=self._checkpoint,
             origin=_origin_of(self._checkpoint),
         )
@@ -270,18 +289,36 @@ class _JSONWriter(Writer):
         ]
         return max(versions, default=0)
 
-    def append(
+    def append_many(
         self,
-        block: dict[str, Any],
-        data: bytes,
+        items: Sequence[tuple[dict[str, Any], bytes]],
         nodes: Sequence[tuple[int, int, bytes]],
         checkpoint: str,
     ) -> None:
-        self._items.append(block)
+        if not items:
+            return
+        self._refuse_duplicates(block for block, _ in items)
+        for i, (block, data) in enumerate(items):
+            self._items.append(block)
+            if self._added is not None:
+                self._added.append((data, nodes if i == len(items) - 1 else ()))
         self._checkpoint = checkpoint
         self._dirty = True
-        if self._added is not None:
-            self._added.append((data, nodes))
+
+    def _refuse_duplicates(self, new: Iterable[Any]) -> None:
+        """(name, version) is unique, as the database stores' indexes make it: checked against
+        every block held (read once per writer) and within the new ones, before any is added."""
+        if self._versions is None:
+            keys = (_version_key(b) for b in self._items)
+            self._versions = {key for key in keys if key is not None}
+        added: set[tuple[str, int]] = set()
+        for block in new:
+            key = _version_key(block)
+            if key is not None and (key in self._versions or key in added):
+                raise duplicate_version(self._store.location, *key)
+            if key is not None:
+                added.add(key)
+        self._versions |= added
 
     def initialise(self, origin: str, checkpoint: str) -> None:
         self._checkpoint = checkpoint
@@ -294,6 +331,8 @@ class _JSONWriter(Writer):
         origin: str,
         checkpoint: str,
     ) -> None:
+        self._items, self._versions = [], set()
+        self._refuse_duplicates(b for b, _ in blocks)
         self._items = [b for b, _ in blocks]
         self._checkpoint = checkpoint
         self._dirty = True

@@ -26,14 +26,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from modelchain.core.errors import LedgerUnreadable, UsageError, install_hint
+from modelchain.core.merkle import Frontier
 from modelchain.log.store.base import (
     Store,
     StoredBlock,
     Tip,
     Writer,
+    duplicate_version,
     stored_node,
     stored_text_block,
 )
+from modelchain.log.store.sql import PG_CREATE, Queries, node_hashes
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import psycopg
@@ -48,27 +51,8 @@ _LOCK_WAIT_S = 60.0
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
 _CHUNK = 10_000  # blocks per INSERT when importing a whole ledger
 
-# {s} is the quoted schema name (validated above, so plain formatting is safe).
-_CREATE = """
-CREATE SCHEMA IF NOT EXISTS {s};
-CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value text NOT NULL);
-CREATE TABLE IF NOT EXISTS {s}.blocks (
-    idx bigint PRIMARY KEY CHECK (idx >= 0),
-    body text NOT NULL,
-    -- derived by PostgreSQL from the signed body, so they cannot disagree with it
-    name text GENERATED ALWAYS AS (body::json ->> 'name') STORED,
-    version bigint GENERATED ALWAYS AS ((body::json ->> 'version')::bigint) STORED,
-    model_hash text GENERATED ALWAYS AS (body::json ->> 'model_hash') STORED,
-    UNIQUE (name, version)
-);
-CREATE INDEX IF NOT EXISTS blocks_by_hash ON {s}.blocks (model_hash);
-CREATE TABLE IF NOT EXISTS {s}.nodes (
-    level smallint NOT NULL,
-    idx bigint NOT NULL,
-    hash bytea NOT NULL,
-    PRIMARY KEY (level, idx)
-);
-"""
+#: the tables (shared with SQLite in `sql`); {s} is the quoted, validated schema name
+_CREATE = PG_CREATE
 _CREATE_META = """
 INSERT INTO {s}.meta (key, value) VALUES ('format', %s), ('schema', %s)
     ON CONFLICT (key) DO NOTHING
@@ -85,11 +69,6 @@ WITH b AS (
 )
 UPDATE {s}.meta SET value = %s WHERE key = 'checkpoint'
 """
-
-_HEAD = (
-    "SELECT (SELECT coalesce(max(idx) + 1, 0) FROM {s}.blocks), "
-    "(SELECT value FROM {s}.meta WHERE key = 'checkpoint')"
-)
 
 #: version -> function that upgrades a schema at that version to the next one, inside the
 #: creation lock. Empty while there is one version; `modelchain init` runs them.
@@ -194,10 +173,11 @@ class PostgresStore(Store):
                 "create": _CREATE,
                 "create_meta": _CREATE_META,
                 "append": _APPEND,
-                "head": _HEAD,
             }.items()
         }
         self._s = s
+        #: every statement shared with SQLite, on this ledger's schema
+        self._q = Queries("%s", f"{s}.")
         self._pool: psycopg_pool.ConnectionPool | None = None
         #: one writer per process at a time, waiting *before* it takes a pooled connection:
         #: otherwise writers queued on the row lock could hold every connection while the
@@ -354,7 +334,7 @@ class PostgresStore(Store):
             return conn.execute(sql, args).fetchone()
 
     def _meta(self, key: str) -> str | None:
-        row = self._one(f"SELECT value FROM {self._s}.meta WHERE key = %s", (key,))
+        row = self._one(self._q.meta, (key,))
         return None if row is None else str(row[0])
 
     def exists(self) -> bool:
@@ -367,41 +347,29 @@ class PostgresStore(Store):
         return self._meta("checkpoint")
 
     def size(self) -> int:
-        (n,) = self._one(f"SELECT coalesce(max(idx) + 1, 0) FROM {self._s}.blocks")
+        (n,) = self._one(self._q.size)
         return int(n)
 
     def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]:
         """Blocks in index order from one snapshot, numbered by position so that a gap shows
         as a wrong index; streamed through a server-side cursor (constant memory)."""
-        sql = f"SELECT body FROM {self._s}.blocks WHERE idx >= %s ORDER BY idx"
-        args: tuple[int, ...] = (start,)
-        if stop is not None:
-            sql += " LIMIT %s"
-            args = (start, max(0, stop - start))
+        sql, args = self._q.blocks(start, stop)
         with self._conn() as conn, conn.transaction():
             with conn.cursor(name="modelchain_blocks") as cur:
                 cur.itersize = 2048
                 cur.execute(sql, args)
-                for position, (body,) in enumerate(cur, start):
+                for position, (_, body) in enumerate(cur, start):
                     yield _stored(position, body)
 
-    def node(self, level: int, index: int) -> bytes:
-        row = self._one(
-            f"SELECT hash FROM {self._s}.nodes WHERE level = %s AND idx = %s", (level, index)
-        )
-        if row is None:
-            raise LedgerUnreadable(f"{self.location}: Merkle node ({level}, {index}) is missing")
-        return stored_node(self.location, level, index, row[0])[2]
-
-    def peaks(self, size: int) -> tuple[bytes, ...]:
+    def nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         with self._reader() as conn:
-            return _read_peaks(conn, self._s, self.location, size)
+            return _read_nodes(conn, self._q, self.location, ids)
 
     def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
         with self._conn() as conn, conn.transaction():
             with conn.cursor(name="modelchain_nodes") as cur:
                 cur.itersize = 8192
-                cur.execute(f"SELECT level, idx, hash FROM {self._s}.nodes")
+                cur.execute(self._q.all_nodes)
                 for level, idx, digest in cur:
                     yield stored_node(self.location, level, idx, digest)
 
@@ -421,18 +389,9 @@ class PostgresStore(Store):
                     yield int(idx), name, None if version is None else int(version), model_hash
 
     def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
-        clauses, args = [], []
-        if name is not None:
-            clauses.append("name = %s")
-            args.append(name)
-        if digest is not None:
-            clauses.append("model_hash = %s")
-            args.append(digest)
-        where = " AND ".join(clauses) or "true"
+        sql, args = self._q.find(name, digest)
         with self._reader() as conn:
-            rows = conn.execute(
-                f"SELECT idx FROM {self._s}.blocks WHERE {where} ORDER BY idx", args
-            ).fetchall()
+            rows = conn.execute(sql, args).fetchall()
         return [int(r[0]) for r in rows]
 
     # -- writes -----------------------------------------------------------------------------
@@ -459,8 +418,7 @@ class PostgresStore(Store):
             cur = conn.execute(
                 "BEGIN ISOLATION LEVEL READ COMMITTED; "
                 f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; "
-                f"SELECT 1 FROM {self._s}.meta WHERE key = 'format' FOR UPDATE; "
-                + self._sql["head"]
+                f"SELECT 1 FROM {self._s}.meta WHERE key = 'format' FOR UPDATE; " + self._q.head
             )
             results = []
             while True:
@@ -495,29 +453,27 @@ def _stored(position: int, body: Any) -> StoredBlock:
     return stored_text_block(position, body)
 
 
-def _read_peaks(
-    conn: psycopg.Connection[Any], s: str, location: str, size: int
-) -> tuple[bytes, ...]:
-    """The peaks of a tree of `size` leaves, by point lookups in one query."""
-    from modelchain.core.merkle import Frontier
+def _read_nodes(
+    conn: psycopg.Connection[Any], q: Queries, location: str, ids: Sequence[tuple[int, int]]
+) -> list[bytes]:
+    """Nodes by ID, by point lookups in one query (a proof's path, a tree's peaks)."""
+    rows: list[Any] = []
+    for sql, args in q.nodes(ids):
+        rows.extend(conn.execute(sql, args).fetchall())
+    return node_hashes(location, ids, rows)
 
-    positions = Frontier.peak_positions(size)
-    if not positions:
-        return ()
-    rows = conn.execute(
-        f"SELECT n.level, n.idx, n.hash FROM {s}.nodes n "
-        "JOIN unnest(%s::smallint[], %s::bigint[]) AS p(level, idx) "
-        "ON n.level = p.level AND n.idx = p.idx",
-        ([lv for lv, _ in positions], [ix for _, ix in positions]),
-    ).fetchall()
-    found = {}
-    for row in rows:
-        level, idx, digest = stored_node(location, *row)
-        found[(level, idx)] = digest
-    missing = [p for p in positions if p not in found]
-    if missing:
-        raise LedgerUnreadable(f"{location}: Merkle node {missing[0]} is missing")
-    return tuple(found[p] for p in positions)
+
+def _clash(items: Sequence[tuple[dict[str, Any], bytes]], detail: str) -> tuple[Any, Any]:
+    """Which (name, version) broke UNIQUE (name, version): one the batch holds twice, else
+    the one PostgreSQL names ("Key (name, version)=(m, 2) already exists.")."""
+    seen: set[tuple[Any, Any]] = set()
+    for block, _ in items:
+        key = (block.get("name"), block.get("version"))
+        if key in seen:
+            return key
+        seen.add(key)
+    found = re.search(r"\)=\((.*), (-?\d+)\) already exists", detail)
+    return (found.group(1), int(found.group(2))) if found else ("?", "?")
 
 
 def _node_arrays(
@@ -552,7 +508,11 @@ class _PgWriter(Writer):
         return Tip(
             size=size,
             last_data=last,
-            peaks=_read_peaks(conn, s, self._store.location, size),
+            peaks=tuple(
+                _read_nodes(
+                    conn, self._store._q, self._store.location, Frontier.peak_positions(size)
+                )
+            ),
             checkpoint=note,
             origin=origin,
         )
@@ -561,19 +521,8 @@ class _PgWriter(Writer):
         return self._size, self._note
 
     def latest_version(self, name: str) -> int:
-        row = self._conn.execute(
-            f"SELECT max(version) FROM {self._s}.blocks WHERE name = %s", (name,)
-        ).fetchone()
+        row = self._conn.execute(self._store._q.latest_version, (name,)).fetchone()
         return int(row[0] or 0) if row else 0
-
-    def append(
-        self,
-        block: dict[str, Any],
-        data: bytes,
-        nodes: Sequence[tuple[int, int, bytes]],
-        checkpoint: str,
-    ) -> None:
-        self.append_many([(block, data)], nodes, checkpoint)
 
     def append_many(
         self,
@@ -594,15 +543,21 @@ class _PgWriter(Writer):
         nodes: Sequence[tuple[int, int, bytes]],
         checkpoint: str,
     ) -> None:
-        self._conn.execute(
-            self._store._sql["append"],
-            (
-                [int(b["index"]) for b, _ in items],
-                [data.decode("utf-8") for _, data in items],
-                *_node_arrays(nodes),
-                checkpoint,
-            ),
-        )
+        try:
+            self._conn.execute(
+                self._store._sql["append"],
+                (
+                    [int(b["index"]) for b, _ in items],
+                    [data.decode("utf-8") for _, data in items],
+                    *_node_arrays(nodes),
+                    checkpoint,
+                ),
+            )
+        except self._store._pg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != "blocks_name_version_key":
+                raise
+            name, version = _clash(items, exc.diag.message_detail or "")
+            raise duplicate_version(self._store.location, name, version) from None
 
     def initialise(self, origin: str, checkpoint: str) -> None:
         self._conn.execute(

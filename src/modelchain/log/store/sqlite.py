@@ -18,19 +18,32 @@ from pathlib import Path
 from typing import Any
 
 from modelchain.core.errors import LedgerInvalid, LedgerUnreadable
+from modelchain.core.merkle import Frontier
 from modelchain.log.store.base import (
     Store,
     StoredBlock,
     Tip,
     Writer,
+    duplicate_version,
     no_ledger_message,
     stored_node,
     stored_text_block,
 )
 from modelchain.log.store.files import check_ledger_files, key_path, read_regular
+from modelchain.log.store.sql import (
+    SQLITE_MIGRATE_2,
+    SQLITE_SCHEMA,
+    SQLITE_SCHEMA_2,
+    Queries,
+    node_hashes,
+)
 
 FORMAT = "modelchain-ledger"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
+#: older schema versions this version opens, with the statements that bring each one up to
+#: date; they run in the first write transaction, so reading never changes the file
+_UPGRADES = {"2": SQLITE_MIGRATE_2}
+_SCHEMAS = {"2": SQLITE_SCHEMA_2, SCHEMA_VERSION: SQLITE_SCHEMA}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 #: files SQLite keeps beside the ledger: none of them may be a symlink either
 _SIDECARS = ("-wal", "-shm", "-journal")
@@ -42,25 +55,8 @@ _SIDECARS = ("-wal", "-shm", "-journal")
 _OPEN: dict[str, int] = {}
 _OPEN_LOCK = threading.Lock()
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS blocks (
-    idx INTEGER PRIMARY KEY,
-    body TEXT NOT NULL,
-    -- lookup columns derived by SQLite from the signed body, so they cannot disagree with it
-    name TEXT GENERATED ALWAYS AS (json_extract(body, '$.name')) VIRTUAL,
-    version INTEGER GENERATED ALWAYS AS (json_extract(body, '$.version')) VIRTUAL,
-    model_hash TEXT GENERATED ALWAYS AS (json_extract(body, '$.model_hash')) VIRTUAL
-);
-CREATE INDEX IF NOT EXISTS blocks_by_name ON blocks (name, version);
-CREATE INDEX IF NOT EXISTS blocks_by_hash ON blocks (model_hash);
-CREATE TABLE IF NOT EXISTS nodes (
-    level INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    hash BLOB NOT NULL,
-    PRIMARY KEY (level, idx)
-) WITHOUT ROWID;
-"""
+#: every statement shared with PostgreSQL, with sqlite3's parameter mark
+_Q = Queries("?")
 
 
 def _schema_objects(conn: sqlite3.Connection) -> frozenset[tuple[str, str, str, str | None]]:
@@ -75,13 +71,13 @@ def _schema_objects(conn: sqlite3.Connection) -> frozenset[tuple[str, str, str, 
 
 
 @functools.cache
-def _expected_schema() -> frozenset[tuple[str, str, str, str | None]]:
-    """Exactly what `_SCHEMA` creates, as SQLite records it. A ledger whose schema differs
-    (a lookup column rebuilt as a plain one that can disagree with the signed body, an extra
-    trigger or view) answers lookups from something nobody signed, so it is refused."""
+def _expected_schema(version: str = SCHEMA_VERSION) -> frozenset[tuple[str, str, str, str | None]]:
+    """Exactly what that version's schema creates, as SQLite records it. A ledger whose schema
+    differs (a lookup column rebuilt as a plain one that can disagree with the signed body, an
+    extra trigger or view) answers lookups from something nobody signed, so it is refused."""
     conn = sqlite3.connect(":memory:")
     try:
-        conn.executescript(_SCHEMA)
+        conn.executescript(_SCHEMAS[version])
         return _schema_objects(conn)
     finally:
         conn.close()
@@ -94,12 +90,6 @@ def _db_errors(path: str) -> Iterator[None]:
         yield
     except sqlite3.DatabaseError as exc:
         raise LedgerUnreadable(f"{path}: not a readable modelchain SQLite ledger ({exc})") from exc
-
-
-def _peak_positions(size: int) -> list[tuple[int, int]]:
-    from modelchain.core.merkle import Frontier
-
-    return Frontier.peak_positions(size)
 
 
 class SQLiteStore(Store):
@@ -150,13 +140,23 @@ class SQLiteStore(Store):
 
     def _create_schema(self) -> None:
         """Idempotent, so two processes creating the same ledger at once both succeed."""
-        self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        self._conn.executescript("BEGIN IMMEDIATE;" + SQLITE_SCHEMA + "COMMIT;")
         self._conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?), ('schema', ?)",
             (FORMAT, SCHEMA_VERSION),
         )
 
     def _check_schema(self) -> None:
+        """The meta rows and the schema, read in one snapshot: another process upgrading an
+        older ledger meanwhile is seen whole or not at all, never as a mismatch."""
+        self._conn.execute("BEGIN")
+        try:
+            self._check_schema_snapshot()
+        finally:
+            if self._conn.in_transaction:
+                self._conn.execute("COMMIT")  # only read
+
+    def _check_schema_snapshot(self) -> None:
         try:
             rows = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.OperationalError as exc:
@@ -167,14 +167,16 @@ class SQLiteStore(Store):
             raise LedgerUnreadable(
                 f"{self.location}: an SQLite database, but not a modelchain ledger"
             )
-        if rows.get("schema") != SCHEMA_VERSION:
+        version = rows.get("schema")
+        if version not in _SCHEMAS:
             raise LedgerUnreadable(
                 f"{self.location}: ledger schema {rows.get('schema')!r} is not supported "
                 f"by this version of modelchain (expects {SCHEMA_VERSION})"
             )
+        expected = _expected_schema(str(version))
         actual = _schema_objects(self._conn)
-        if actual != _expected_schema():
-            extra = sorted(actual - _expected_schema())
+        if actual != expected:
+            extra = sorted(actual - expected)
             what = f"{extra[0][0]} {extra[0][1]!r}" if extra else "a table or index is missing"
             raise LedgerInvalid(
                 f"{self.location}: the database schema is not the one modelchain creates "
@@ -185,7 +187,7 @@ class SQLiteStore(Store):
 
     def _meta(self, key: str) -> str | None:
         with _db_errors(self.location):
-            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            row = self._conn.execute(_Q.meta, (key,)).fetchone()
         if row is not None and not isinstance(row[0], str):
             raise LedgerInvalid(f"{self.location}: the stored {key} is not text")
         return None if row is None else row[0]
@@ -201,14 +203,12 @@ class SQLiteStore(Store):
 
     def size(self) -> int:
         with _db_errors(self.location):
-            (n,) = self._conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM blocks").fetchone()
+            (n,) = self._conn.execute(_Q.size).fetchone()
         return int(n)
 
     def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]:
         """Blocks in index order, numbered by position so that a gap shows as a wrong index."""
-        limit = -1 if stop is None else max(0, stop - start)
-        sql = "SELECT idx, body FROM blocks WHERE idx >= ? ORDER BY idx LIMIT ?"
-        args = (start, limit)
+        sql, args = _Q.blocks(start, stop)
         with _db_errors(self.location):
             cursor = self._conn.execute(sql, args)
             position = start
@@ -222,34 +222,18 @@ class SQLiteStore(Store):
                     yield _stored(position, body)
                     position += 1
 
-    def node(self, level: int, index: int) -> bytes:
-        with _db_errors(self.location):
-            row = self._conn.execute(
-                "SELECT hash FROM nodes WHERE level = ? AND idx = ?", (level, index)
-            ).fetchone()
-        if row is None:
-            raise LedgerUnreadable(f"{self.location}: Merkle node ({level}, {index}) is missing")
-        return stored_node(self.location, level, index, row[0])[2]
-
-    def peaks(self, size: int) -> tuple[bytes, ...]:
-        return _read_peaks(self._conn, self.location, size)
+    def nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        return _read_nodes(self._conn, self.location, ids)
 
     def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
         with _db_errors(self.location):
-            for level, idx, digest in self._conn.execute("SELECT level, idx, hash FROM nodes"):
+            for level, idx, digest in self._conn.execute(_Q.all_nodes):
                 yield stored_node(self.location, level, idx, digest)
 
     def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
-        clauses, args = [], []
-        if name is not None:
-            clauses.append("name = ?")
-            args.append(name)
-        if digest is not None:
-            clauses.append("model_hash = ?")
-            args.append(digest)
-        where = " AND ".join(clauses) or "1"
+        sql, args = _Q.find(name, digest)
         with _db_errors(self.location):
-            rows = self._conn.execute(f"SELECT idx FROM blocks WHERE {where} ORDER BY idx", args)
+            rows = self._conn.execute(sql, args)
             return [int(r[0]) for r in rows]
 
     def lookup_columns(self, size: int) -> Iterator[tuple[int, Any, Any, Any]] | None:
@@ -285,6 +269,7 @@ class SQLiteStore(Store):
         with _db_errors(self.location):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                self._upgrade()
                 yield _SQLiteWriter(self._conn, self.location)
                 self._conn.execute("COMMIT")
                 self._made = []  # a ledger lives here now: nothing to discard
@@ -292,6 +277,23 @@ class SQLiteStore(Store):
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+
+    def _upgrade(self) -> None:
+        """Bring an older ledger's schema up to date, inside the write transaction that has
+        just begun (so under the write lock, and undone with it if the write fails). A ledger
+        of schema 2 holding two blocks with one name and version cannot be: refused."""
+        (version,) = self._conn.execute(_Q.meta, ("schema",)).fetchone() or (None,)
+        while version in _UPGRADES:
+            try:
+                for statement in _UPGRADES[version]:
+                    self._conn.execute(statement)
+            except sqlite3.IntegrityError:
+                raise LedgerInvalid(
+                    f"{self.location}: two blocks have the same name and version; the ledger "
+                    "was tampered with"
+                ) from None
+            version = str(int(version) + 1)
+            self._conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (version,))
 
     def discard_created(self) -> None:
         """Close, and remove the file (and directories) this object created for a ledger
@@ -334,25 +336,15 @@ def _stored(position: int, body: Any) -> StoredBlock:
     return stored_text_block(position, body)
 
 
-def _read_peaks(conn: sqlite3.Connection, location: str, size: int) -> tuple[bytes, ...]:
-    """The peaks of a tree of `size` leaves, in one query (an append reads them every time)."""
-    positions = _peak_positions(size)
-    if not positions:
-        return ()
-    # UNION ALL of point lookups: SQLite plans `(level, idx) IN (VALUES ...)` as a full scan
-    one = "SELECT level, idx, hash FROM nodes WHERE level = ? AND idx = ?"
-    sql = " UNION ALL ".join(one for _ in positions)
-    args = [x for pos in positions for x in pos]
+def _read_nodes(
+    conn: sqlite3.Connection, location: str, ids: Sequence[tuple[int, int]]
+) -> list[bytes]:
+    """Nodes by ID, in one query (an append reads the peaks every time, a proof its path)."""
+    rows: list[Any] = []
     with _db_errors(location):
-        rows = conn.execute(sql, args).fetchall()
-    found = {}
-    for row in rows:
-        level, idx, digest = stored_node(location, *row)
-        found[(level, idx)] = digest
-    missing = [p for p in positions if p not in found]
-    if missing:
-        raise LedgerUnreadable(f"{location}: Merkle node {missing[0]} is missing")
-    return tuple(found[p] for p in positions)
+        for sql, args in _Q.nodes(ids):
+            rows.extend(conn.execute(sql, args).fetchall())
+    return node_hashes(location, ids, rows)
 
 
 class _SQLiteWriter(Writer):
@@ -363,7 +355,7 @@ class _SQLiteWriter(Writer):
     def tip(self) -> Tip:
         conn = self._conn
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        row = conn.execute("SELECT idx, body FROM blocks ORDER BY idx DESC LIMIT 1").fetchone()
+        row = conn.execute(_Q.last_block).fetchone()
         if row is not None and type(row[0]) is not int:
             raise LedgerInvalid(f"{self._location}: a block is stored under a non-integer index")
         size = 0 if row is None else row[0] + 1
@@ -374,38 +366,57 @@ class _SQLiteWriter(Writer):
         return Tip(
             size=size,
             last_data=last,
-            peaks=_read_peaks(conn, self._location, size),
+            peaks=tuple(_read_nodes(conn, self._location, Frontier.peak_positions(size))),
             checkpoint=meta.get("checkpoint"),
             origin=meta.get("origin"),
         )
 
     def head(self) -> tuple[int, str | None]:
-        size, checkpoint = self._conn.execute(
-            "SELECT (SELECT coalesce(max(idx) + 1, 0) FROM blocks), "
-            "(SELECT value FROM meta WHERE key = 'checkpoint')"
-        ).fetchone()
+        size, checkpoint = self._conn.execute(_Q.head).fetchone()
         return int(size), checkpoint
 
     def latest_version(self, name: str) -> int:
-        row = self._conn.execute(
-            "SELECT max(version) FROM blocks WHERE name = ?", (name,)
-        ).fetchone()
+        row = self._conn.execute(_Q.latest_version, (name,)).fetchone()
         return int(row[0] or 0)
 
-    def append(
+    def append_many(
         self,
-        block: dict[str, Any],
-        data: bytes,
+        items: Sequence[tuple[dict[str, Any], bytes]],
         nodes: Sequence[tuple[int, int, bytes]],
         checkpoint: str,
     ) -> None:
-        self._conn.execute(
-            "INSERT INTO blocks (idx, body) VALUES (?, ?)", (block["index"], data.decode())
-        )
+        if not items:
+            return
+        self._insert_blocks(items)
+        self._insert_nodes(nodes)
+        self._conn.execute("UPDATE meta SET value = ? WHERE key = 'checkpoint'", (checkpoint,))
+
+    def _insert_blocks(self, items: Sequence[tuple[dict[str, Any], bytes]]) -> None:
+        try:
+            self._conn.executemany(
+                "INSERT INTO blocks (idx, body) VALUES (?, ?)",
+                [(b["index"], data.decode()) for b, data in items],
+            )
+        except sqlite3.IntegrityError as exc:
+            if "blocks.name" not in str(exc):
+                raise
+            # the rows before the refused one are in (the transaction is rolled back by
+            # the caller): the first block whose name and version another row holds
+            for block, _ in items:
+                clash = self._conn.execute(
+                    "SELECT 1 FROM blocks WHERE name = ? AND version = ? AND idx <> ?",
+                    (block.get("name"), block.get("version"), block["index"]),
+                ).fetchone()
+                if clash is not None:
+                    raise duplicate_version(
+                        self._location, block.get("name"), block.get("version")
+                    ) from None
+            raise
+
+    def _insert_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
         self._conn.executemany(
             "INSERT OR REPLACE INTO nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
         )
-        self._conn.execute("UPDATE meta SET value = ? WHERE key = 'checkpoint'", (checkpoint,))
 
     def initialise(self, origin: str, checkpoint: str) -> None:
         self._conn.execute(
@@ -421,10 +432,5 @@ class _SQLiteWriter(Writer):
         checkpoint: str,
     ) -> None:
         self.initialise(origin, checkpoint)
-        self._conn.executemany(
-            "INSERT INTO blocks (idx, body) VALUES (?, ?)",
-            [(b["index"], data.decode()) for b, data in blocks],
-        )
-        self._conn.executemany(
-            "INSERT OR REPLACE INTO nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
-        )
+        self._insert_blocks(blocks)
+        self._insert_nodes(nodes)

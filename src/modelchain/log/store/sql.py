@@ -1,0 +1,190 @@
+"""The SQL of both database stores, in one place: table definitions, reads, node batches.
+
+SQLite and PostgreSQL keep the same tables (`meta`, `blocks` with lookup columns generated
+from the signed body, `nodes`) and run the same reads; they differ in parameter marks
+(`?`, `%s`), in where the tables live (PostgreSQL: one schema per ledger) and in how a batch
+of node positions is passed. `Queries` builds every shared statement from those three facts.
+
+The table definitions are compared with the database's own record of its schema when a
+ledger is opened (`sqlite_master`; `pgschema` for PostgreSQL), so their text is part of the
+format: an edit here changes what existing ledgers are checked against. That is why the
+SQLite schema of every version modelchain still opens is kept, with the step between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from modelchain.core.errors import LedgerUnreadable
+from modelchain.log.store.base import stored_node
+
+# -- SQLite ---------------------------------------------------------------------------------
+
+#: schema "2": what modelchain created before (name, version) was unique in SQLite. Kept
+#: byte for byte: a ledger made then is accepted only if its schema is exactly this.
+SQLITE_SCHEMA_2 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    idx INTEGER PRIMARY KEY,
+    body TEXT NOT NULL,
+    -- lookup columns derived by SQLite from the signed body, so they cannot disagree with it
+    name TEXT GENERATED ALWAYS AS (json_extract(body, '$.name')) VIRTUAL,
+    version INTEGER GENERATED ALWAYS AS (json_extract(body, '$.version')) VIRTUAL,
+    model_hash TEXT GENERATED ALWAYS AS (json_extract(body, '$.model_hash')) VIRTUAL
+);
+CREATE INDEX IF NOT EXISTS blocks_by_name ON blocks (name, version);
+CREATE INDEX IF NOT EXISTS blocks_by_hash ON blocks (model_hash);
+CREATE TABLE IF NOT EXISTS nodes (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+"""
+
+_BY_NAME_2 = "CREATE INDEX IF NOT EXISTS blocks_by_name ON blocks (name, version);"
+_BY_NAME_3 = "CREATE UNIQUE INDEX IF NOT EXISTS blocks_by_name ON blocks (name, version);"
+
+#: schema "3", the current one: the name index is UNIQUE, so SQLite itself refuses a second
+#: block with the same name and version, as PostgreSQL's UNIQUE (name, version) does
+SQLITE_SCHEMA = SQLITE_SCHEMA_2.replace(_BY_NAME_2, _BY_NAME_3)
+
+#: schema "2" -> "3", run in the first write transaction on an older ledger (statements one
+#: by one: sqlite3's executescript would commit the transaction first)
+SQLITE_MIGRATE_2 = ("DROP INDEX blocks_by_name", _BY_NAME_3.rstrip(";"))
+
+# -- PostgreSQL -----------------------------------------------------------------------------
+
+# {s} is the quoted schema name (validated by the store, so plain formatting is safe).
+PG_CREATE = """
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.blocks (
+    idx bigint PRIMARY KEY CHECK (idx >= 0),
+    body text NOT NULL,
+    -- derived by PostgreSQL from the signed body, so they cannot disagree with it
+    name text GENERATED ALWAYS AS (body::json ->> 'name') STORED,
+    version bigint GENERATED ALWAYS AS ((body::json ->> 'version')::bigint) STORED,
+    model_hash text GENERATED ALWAYS AS (body::json ->> 'model_hash') STORED,
+    UNIQUE (name, version)
+);
+CREATE INDEX IF NOT EXISTS blocks_by_hash ON {s}.blocks (model_hash);
+CREATE TABLE IF NOT EXISTS {s}.nodes (
+    level smallint NOT NULL,
+    idx bigint NOT NULL,
+    hash bytea NOT NULL,
+    PRIMARY KEY (level, idx)
+);
+"""
+
+# -- the statements both run ----------------------------------------------------------------
+
+#: node positions per SQLite statement: far more than any proof needs (about 2 log2 n), and
+#: within the oldest SQLite's 999 parameters
+_SQLITE_BATCH = 400
+
+
+@dataclass(frozen=True)
+class Queries:
+    """Every statement the two database stores share, for one dialect and one ledger."""
+
+    #: the parameter mark: "?" (sqlite3) or "%s" (psycopg)
+    mark: str
+    #: what goes before a table name: "" or the quoted PostgreSQL schema and a dot
+    prefix: str = ""
+
+    def _t(self, table: str) -> str:
+        return f"{self.prefix}{table}"
+
+    @property
+    def size(self) -> str:
+        return f"SELECT coalesce(max(idx) + 1, 0) FROM {self._t('blocks')}"
+
+    @property
+    def meta(self) -> str:
+        return f"SELECT value FROM {self._t('meta')} WHERE key = {self.mark}"
+
+    @property
+    def head(self) -> str:
+        """The number of blocks and the newest checkpoint, in one statement."""
+        return (
+            f"SELECT ({self.size}), (SELECT value FROM {self._t('meta')} WHERE key = 'checkpoint')"
+        )
+
+    def blocks(self, start: int, stop: int | None) -> tuple[str, tuple[int, ...]]:
+        """Blocks [start, stop) in index order. By LIMIT, not by `idx < stop`, so that a gap
+        in the indices shifts the rows after it and shows as a wrong index."""
+        sql = f"SELECT idx, body FROM {self._t('blocks')} WHERE idx >= {self.mark} ORDER BY idx"
+        if stop is None:
+            return sql, (start,)
+        return f"{sql} LIMIT {self.mark}", (start, max(0, stop - start))
+
+    @property
+    def last_block(self) -> str:
+        return f"SELECT idx, body FROM {self._t('blocks')} ORDER BY idx DESC LIMIT 1"
+
+    @property
+    def latest_version(self) -> str:
+        return f"SELECT max(version) FROM {self._t('blocks')} WHERE name = {self.mark}"
+
+    @property
+    def all_nodes(self) -> str:
+        return f"SELECT level, idx, hash FROM {self._t('nodes')}"
+
+    def find(self, name: str | None, digest: str | None) -> tuple[str, list[str]]:
+        """Indices of the blocks with this name and/or model digest, in index order."""
+        clauses, args = [], []
+        if name is not None:
+            clauses.append(f"name = {self.mark}")
+            args.append(name)
+        if digest is not None:
+            clauses.append(f"model_hash = {self.mark}")
+            args.append(digest)
+        where = " AND ".join(clauses) or "1 = 1"
+        return f"SELECT idx FROM {self._t('blocks')} WHERE {where} ORDER BY idx", args
+
+    def nodes(self, ids: Sequence[tuple[int, int]]) -> list[tuple[str, list[int] | list[Any]]]:
+        """The statements (one for any proof) that read the nodes at `ids` by primary key,
+        each row (level, idx, hash). Positions may repeat; rows come in any order."""
+        if not ids:
+            return []
+        if self.mark == "%s":  # PostgreSQL: two arrays, joined against the table
+            sql = (
+                f"SELECT n.level, n.idx, n.hash FROM {self._t('nodes')} n "
+                "JOIN unnest(%s::smallint[], %s::bigint[]) AS p(level, idx) "
+                "ON n.level = p.level AND n.idx = p.idx"
+            )
+            return [(sql, [[lv for lv, _ in ids], [ix for _, ix in ids]])]
+        out: list[tuple[str, list[int] | list[Any]]] = []
+        for first in range(0, len(ids), _SQLITE_BATCH):
+            chunk = ids[first : first + _SQLITE_BATCH]
+            # CROSS JOIN keeps the wanted positions as the outer loop: one primary-key lookup
+            # each (SQLite may plan `(level, idx) IN (VALUES ...)` as a scan of the table)
+            values = ", ".join("(?, ?)" for _ in chunk)
+            sql = (
+                f"SELECT n.level, n.idx, n.hash FROM (VALUES {values}) AS want "
+                f"CROSS JOIN {self._t('nodes')} AS n "
+                "WHERE n.level = want.column1 AND n.idx = want.column2"
+            )
+            out.append((sql, [x for pos in chunk for x in pos]))
+        return out
+
+
+def node_hashes(
+    location: str, ids: Sequence[tuple[int, int]], rows: Iterable[Sequence[Any]]
+) -> list[bytes]:
+    """The hashes of `ids`, in order, from the rows a node read returned (types checked);
+    a position with no row is a damaged ledger, named in the error."""
+    found: dict[tuple[int, int], bytes] = {}
+    for row in rows:
+        level, idx, digest = stored_node(location, *row)
+        found[(level, idx)] = digest
+    out = []
+    for level, index in ids:
+        digest = found.get((level, index))
+        if digest is None:
+            raise LedgerUnreadable(f"{location}: Merkle node ({level}, {index}) is missing")
+        out.append(digest)
+    return out
