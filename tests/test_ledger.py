@@ -353,3 +353,33 @@ def test_rollback_between_two_appends_of_one_process(tmp_path: Path, home: Home)
         ledger.store = type(ledger.store)(loc)
         with pytest.raises(RollbackError, match="rolled back"):
             ledger.append(name="a", model_hash=_hex(4))
+
+
+def test_lookup_judges_kind_and_digest_as_verify_does(tmp_path: Path, home: Home) -> None:
+    """The lookup behind the service's `POST /api/v1/verify`: a file holding a directory's
+    manifest JSON has the directory's digest, and must not be "verified" as that directory
+    (nor as an older version of it)."""
+    from modelchain.core.canonical import canonical_json
+    from modelchain.fs.digest import digest_path, manifest_to_json
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"weights")
+    d1 = digest_path(model)
+    (model / "weights.bin").write_bytes(b"weights 2")
+    d2 = digest_path(model)
+    impostor = tmp_path / "impostor.json"
+    impostor.write_bytes(canonical_json(manifest_to_json(d2.manifest)))
+    assert digest_path(impostor).sha256 == d2.sha256  # the case: same digest, other kind
+    with _build(tmp_path / "ledger.db", home, 0) as ledger:
+        for d in (d1, d2):
+            ledger.append(
+                name="m", model_hash=d.sha256, kind="directory", size=d.size, manifest=d.manifest
+            )
+        found = ledger.lookup("m", d2.sha256)  # kind defaults to "file"
+        assert (found.verified, found.reason) == (False, "digest_mismatch")
+        assert "registered as a directory, not a file" in found.message
+        assert ledger.lookup("m", d2.sha256, kind="directory").verified
+        older = ledger.lookup("m", d1.sha256)
+        assert (older.verified, older.reason, older.matched) == (False, "digest_mismatch", None)
+        assert ledger.lookup("m", d1.sha256, kind="directory").reason == "older_version"

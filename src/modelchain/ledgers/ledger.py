@@ -494,14 +494,14 @@ class LookupCache:
         tables = self._tables(note)
         return None if tables is None else tables[0].get(name)
 
-    def older(self, note: str, key: tuple[str, str]) -> _NameState | None:
+    def older(self, note: str, key: tuple[str, str, str]) -> _NameState | None:
         tables = self._tables(note)
         return None if tables is None else tables[1].get(key)
 
     def put_name(self, note: str, name: str, state: _NameState) -> None:
         self._put(note, 0, name, state)
 
-    def put_older(self, note: str, key: tuple[str, str], state: _NameState) -> None:
+    def put_older(self, note: str, key: tuple[str, str, str], state: _NameState) -> None:
         self._put(note, 1, key, state)
 
     def _put(self, note: str, which: int, key: Any, value: _NameState) -> None:
@@ -1283,33 +1283,50 @@ class Ledger:
             delay = min(delay * 2, 0.05)
 
     def lookup(
-        self, name: str, model_hash: str, *, signed: tuple[str, Checkpoint] | None = None
+        self,
+        name: str,
+        model_hash: str,
+        *,
+        kind: str = "file",
+        signed: tuple[str, Checkpoint] | None = None,
     ) -> Lookup:
-        """Is `model_hash` the newest registered version of `name`, as of the newest signed
-        checkpoint? Answered from the store's index with an inclusion proof of the newest
-        version -- not an audit: this is for clients that check the proof themselves.
+        """Is the `kind` (file or directory) with `model_hash` the newest registered version
+        of `name`, as of the newest signed checkpoint? Judged as `verify` judges (kind and
+        digest, `same_model`); answered from the store's index with an inclusion proof of
+        the newest version -- not an audit: this is for clients that check the proof.
 
         `signed`: a (note, checkpoint) that `read_checkpoint` returned just before, to
         answer as of it without reading it again."""
         note, checkpoint = self.read_checkpoint() if signed is None else signed
         if self.lookup_cache is not None:
             self.lookup_cache.checkpoint(note, checkpoint)
-        found = self._lookup(name, model_hash, note, checkpoint, read=True)
+        found = self._lookup(name, model_hash, kind, note, checkpoint, read=True)
         assert found is not None
         return found
 
-    def cached_lookup(self, name: str, model_hash: str, note: str) -> Lookup | None:
+    def cached_lookup(
+        self, name: str, model_hash: str, note: str, *, kind: str = "file"
+    ) -> Lookup | None:
         """`lookup` as of the checkpoint `note`, answered from `lookup_cache` alone (no I/O,
         so an event loop may call it), or None when the store must be read."""
         cache = self.lookup_cache
         checkpoint = None if cache is None else cache.checkpoint(note)
         if checkpoint is None:
             return None
-        return self._lookup(name, model_hash, note, checkpoint, read=False)
+        return self._lookup(name, model_hash, kind, note, checkpoint, read=False)
 
     def _lookup(
-        self, name: str, model_hash: str, note: str, checkpoint: Checkpoint, *, read: bool
+        self,
+        name: str,
+        model_hash: str,
+        kind: str,
+        note: str,
+        checkpoint: Checkpoint,
+        *,
+        read: bool,
     ) -> Lookup | None:
+        from modelchain.checks.verdict import same_model
+
         size = checkpoint.size
         cache = self.lookup_cache
         base = {"name": name, "model_hash": model_hash, "note": note, "checkpoint": checkpoint}
@@ -1330,11 +1347,11 @@ class Ledger:
             return Lookup(**base, reason="not_registered", message=f"{name!r} is not registered")
         newest = state.newest[0]
         base.update(newest=state.newest, newest_proof=state.proof)
-        if newest.model_hash == model_hash:
+        if same_model(newest, kind, model_hash):
             return Lookup(**base, verified=True, message=f"{newest.label} matches")
         older: _NameState | None = None
         if len(state.indices) > 1:  # only then can an older version match
-            key = (name, model_hash)
+            key = (name, model_hash, kind)
             older = None if cache is None else cache.older(note, key)
             if older is None:
                 if not read:
@@ -1343,11 +1360,12 @@ class Ledger:
                 found = [
                     i for i in self.store.find(name=name, digest=model_hash) if i < newest.index
                 ]
-                if found:
-                    match, match_data = self._entry_at(found[-1], name)
-                    if match.model_hash == model_hash:
+                for index in reversed(found):
+                    match, match_data = self._entry_at(index, name)
+                    if same_model(match, kind, model_hash):
                         proof = self.inclusion_proof(match.index, size)
                         older = _NameState((match.index,), (match, match_data), proof)
+                        break
                 if cache is not None:
                     cache.put_older(note, key, older)
         if older is not None and older.newest is not None:
@@ -1360,10 +1378,15 @@ class Ledger:
                 matched=older.newest,
                 matched_proof=older.proof,
             )
+        differs = (
+            f"registered as a {newest.kind}, not a {kind}"
+            if newest.model_hash == model_hash
+            else f"sha256 {newest.model_hash}"
+        )
         return Lookup(
             **base,
             reason="digest_mismatch",
-            message=f"{model_hash} does not match {newest.label} (sha256 {newest.model_hash})",
+            message=f"{model_hash} does not match {newest.label} ({differs})",
         )
 
     def _entry_at(self, index: int, name: str) -> tuple[Block, bytes]:
