@@ -16,10 +16,11 @@ import pytest
 from conftest import assert_clean_error, assert_ok
 from server_util import running_server
 
-import modelchain.ledgers.ledger
+import modelchain.log.block
 from modelchain.claims import keys, provenance
 from modelchain.core.errors import ModelMismatch, SignatureError
-from modelchain.ledgers.ledger import Block, Ledger
+from modelchain.ledgers.ledger import Ledger
+from modelchain.log.block import Block
 
 
 @pytest.fixture
@@ -147,7 +148,7 @@ def test_old_unbound_signatures_audit_but_do_not_satisfy_signer(
 ) -> None:
     """A block written by a release whose signatures named no log or version still audits
     (the signature is what it is), but `verify --signer` says it is of the unbound kind."""
-    real = modelchain.ledgers.ledger._sign_claim
+    real = modelchain.log.block._sign_claim
 
     def unbound(name, model_hash, kind, size, manifest, metadata, prov, sign_keys, *rest):
         claim = provenance.claim(
@@ -161,10 +162,10 @@ def test_old_unbound_signatures_audit_but_do_not_satisfy_signer(
         )
         return provenance.sign(sign_keys, provenance.signed_message(claim))
 
-    monkeypatch.setattr(modelchain.ledgers.ledger, "_sign_claim", unbound)
+    monkeypatch.setattr(modelchain.log.block, "_sign_claim", unbound)
     with Ledger.open(workdir / ".modelchain" / "ledger.db", create=True) as ledger:
         ledger.register(model, sign_keys=[alice])
-    monkeypatch.setattr(modelchain.ledgers.ledger, "_sign_claim", real)
+    monkeypatch.setattr(modelchain.log.block, "_sign_claim", real)
     assert_ok(run("audit"))
     assert_clean_error(run("verify", model, "--signer", "alice"), 1, "unbound", "replay")
     shown = assert_ok(run("show", model.name)).stdout

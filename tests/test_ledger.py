@@ -21,7 +21,8 @@ from modelchain.core.errors import (
     SignatureError,
 )
 from modelchain.core.note import Signer
-from modelchain.ledgers.ledger import Ledger, seed_hash
+from modelchain.ledgers.ledger import Ledger
+from modelchain.log.block import seed_hash
 from modelchain.log.home import Home
 
 SETTINGS = settings(

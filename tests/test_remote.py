@@ -712,7 +712,7 @@ def test_signed_registration_with_provenance_over_http(
     stored = json.loads(entry["data"])
     assert stored["provenance"] == block["provenance"]
     assert stored["signatures"] == block["signatures"]
-    from modelchain.ledgers.ledger import Block
+    from modelchain.log.block import Block
 
     health = json.loads(urllib.request.urlopen(f"{server.url}/api/v1/health").read())
     claim = signed_message(Block.from_raw(stored, block["index"]).claim(health["origin"]))

@@ -13,6 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import modelchain
+import modelchain.fs.digest
+import modelchain.log.block
 from modelchain.claims import keys, provenance
 from modelchain.claims.provenance import PAYLOAD_TYPE, RegistrationSignature, pae, signed_message
 from modelchain.core.errors import LedgerInvalid, SignatureError
@@ -115,7 +117,7 @@ def test_a_signature_covers_the_bound_claim_not_the_ledgers_fields(home, workdir
     ledger assigns (index, timestamp, hashes): it can be made before a server appends it,
     at whatever index, and is good for exactly that one registration."""
     key = keys.KeyRing(home).private("alice")
-    digest = modelchain.ledgers.ledger.digest_path(model)
+    digest = modelchain.fs.digest.digest_path(model)
     fields = dict(name="m", model_hash=digest.sha256, kind="file", size=digest.size)
     with Ledger.open(workdir / "two.db", create=True) as two:
         two.init("example.com/two")
@@ -169,7 +171,7 @@ def test_audit_refuses_a_block_whose_signature_does_not_verify(
     signature that does not verify makes the ledger invalid, naming the block."""
     key = keys.KeyRing(home).private("alice")
     forged = provenance.sign([key], b"some other message")
-    monkeypatch.setattr(modelchain.ledgers.ledger, "_sign_claim", lambda *a, **k: forged)
+    monkeypatch.setattr(modelchain.log.block, "_sign_claim", lambda *a, **k: forged)
     with Ledger.open(workdir / ".modelchain" / "ledger.db", create=True) as ledger:
         ledger.register(model)
         ledger.register(model, name="other")

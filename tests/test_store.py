@@ -151,7 +151,7 @@ def _signed_batch(
 ) -> tuple[list[tuple[dict[str, Any], bytes]], list[tuple[int, int, bytes]], str]:
     """`count` valid blocks after the writer's tip, their nodes and one checkpoint over all."""
     from modelchain.core.note import Checkpoint, sign_checkpoint
-    from modelchain.ledgers.ledger import ZERO_HASH, Block, seed_hash
+    from modelchain.log.block import ZERO_HASH, Block, seed_hash
 
     tip = w.tip()
     assert tip.origin is not None

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from modelchain import Ledger
 from modelchain.core.errors import UsageError
 from modelchain.core.validate import MAX_DEPTH, MAX_INT, MAX_NAME
-from modelchain.ledgers.ledger import Block, canonical_timestamp, seed_hash
+from modelchain.log.block import Block, canonical_timestamp, seed_hash
 
 DIGEST = hashlib.sha256(b"model").hexdigest()
 
@@ -287,7 +287,7 @@ def test_a_changed_timestamp_is_still_caught(tmp_path: Path) -> None:
     )
     import dataclasses
 
-    from modelchain.ledgers.ledger import chain_hash_matches
+    from modelchain.log.block import chain_hash_matches
 
     assert not chain_hash_matches(block)
     assert chain_hash_matches(dataclasses.replace(block, timestamp=1796158393))

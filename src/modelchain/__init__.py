@@ -25,7 +25,7 @@ __all__ = [
 
 _LAZY = {
     "Ledger": "modelchain.ledgers.ledger",
-    "Block": "modelchain.ledgers.ledger",
+    "Block": "modelchain.log.block",
     "AuditReport": "modelchain.ledgers.ledger",
     "Verification": "modelchain.ledgers.ledger",
     "Home": "modelchain.log.home",
@@ -38,7 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelchain.claims.provenance import Provenance
     from modelchain.core import merkle
     from modelchain.core.errors import ModelchainError
-    from modelchain.ledgers.ledger import AuditReport, Block, Ledger, Verification
+    from modelchain.ledgers.ledger import AuditReport, Ledger, Verification
+    from modelchain.log.block import Block
     from modelchain.log.home import Home
     from modelchain.use.guard import load
 

@@ -239,7 +239,7 @@ def init(origin: str | None, as_json: bool) -> None:
                 }
             )
             return
-        from modelchain.ledgers.ledger import n_blocks
+        from modelchain.log.block import n_blocks
 
         click.echo(f"Ledger {ledger.location} (log {cp.origin}, {n_blocks(cp.size)})")
         click.echo(f"Operator key: {ledger.home.key_path}")
@@ -569,7 +569,7 @@ def _verify_path(
                 if result.is_newest
                 else f"Not the newest version: {result.name} is at v{result.newest_version}"
             )
-        from modelchain.ledgers.ledger import n_blocks
+        from modelchain.log.block import n_blocks
 
         if result.audit.proofs_only:  # a server's ledger: proven, not audited in full
             click.echo(
@@ -627,7 +627,7 @@ def audit(keys: Sequence[str], as_json: bool) -> None:
     """
     with _open_ledger() as ledger:
         report = ledger.audit(keys=_verifiers(keys))
-        from modelchain.ledgers.ledger import n_blocks
+        from modelchain.log.block import n_blocks
 
         if as_json:
             _emit(report.as_dict())
@@ -963,8 +963,8 @@ def import_(source: str, keys: Sequence[str], as_json: bool) -> None:
 
 
 def _report_copy(report: Any, source: str, target: str, as_json: bool) -> None:
-    from modelchain.ledgers.ledger import n_blocks
     from modelchain.ledgers.locations import display_location
+    from modelchain.log.block import n_blocks
 
     target = display_location(target)  # a database URL is shown without its password
     if as_json:
@@ -1053,7 +1053,7 @@ def show(ref: str, as_json: bool) -> None:
       modelchain show iris_model.joblib@1 --json
     """
     from modelchain.claims.provenance import provenance_lines, registration_view
-    from modelchain.ledgers.ledger import parse_ref
+    from modelchain.log.block import parse_ref
 
     name, version = parse_ref(ref)
     with _open_ledger() as ledger:

@@ -43,8 +43,9 @@ from modelchain.core.errors import (
 )
 from modelchain.core.note import Checkpoint
 from modelchain.core.validate import MAX_NAME, MAX_SIZE
-from modelchain.ledgers.ledger import Block, Ledger, Lookup, LookupCache, NewEntry, n_blocks
+from modelchain.ledgers.ledger import Ledger, Lookup, LookupCache
 from modelchain.ledgers.locations import local_path
+from modelchain.log.block import Block, Registration, n_blocks
 from modelchain.log.home import Home
 from modelchain.server.batcher import Appended, Batcher
 from modelchain.server.explorer import mount_explorer
@@ -783,7 +784,7 @@ def create_app(
 
             manifest = manifest_from_json(body.manifest)
 
-        def prepare() -> NewEntry:  # every rule, provenance and signatures too, is the ledger's
+        def prepare() -> Registration:  # every rule, provenance and signatures too, is the ledger's
             try:
                 return readers.get().prepare(
                     name=body.name,

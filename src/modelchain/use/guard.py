@@ -56,7 +56,8 @@ from modelchain.fs.digest import (
 from modelchain.fs.safeio import read_once
 
 if TYPE_CHECKING:  # pragma: no cover
-    from modelchain.ledgers.ledger import Block, Ledger
+    from modelchain.ledgers.ledger import Ledger
+    from modelchain.log.block import Block
     from modelchain.log.home import Home
 
 __all__ = [
@@ -465,7 +466,7 @@ def load_verified(
 ) -> LoadedModel:
     """Like `load`, but returns the loaded object with the digest and block that vouched."""
     from modelchain.core.allowlist import parse_trusted
-    from modelchain.ledgers.ledger import default_name
+    from modelchain.log.block import default_name
 
     if isinstance(trusted, str):
         trusted = (trusted,)

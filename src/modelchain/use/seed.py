@@ -235,7 +235,7 @@ def _environment(**values: str) -> Iterator[None]:
 
 def _recompute_chain(ledger_path: Path, model_hash: str) -> None:
     """The seed's weakness: swap the registered hash and recompute every block consistently."""
-    from modelchain.ledgers.ledger import seed_hash
+    from modelchain.log.block import seed_hash
 
     blocks = json.loads(ledger_path.read_text())
     previous = "0" * 64
