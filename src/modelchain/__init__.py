@@ -26,8 +26,8 @@ __all__ = [
 _LAZY = {
     "Ledger": "modelchain.ledgers.ledger",
     "Block": "modelchain.log.block",
-    "AuditReport": "modelchain.ledgers.ledger",
-    "Verification": "modelchain.ledgers.ledger",
+    "AuditReport": "modelchain.checks.audit",
+    "Verification": "modelchain.checks.verdict",
     "Home": "modelchain.log.home",
     "ModelchainError": "modelchain.core.errors",
     "load": "modelchain.use.guard",
@@ -35,10 +35,12 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from modelchain.checks.audit import AuditReport
+    from modelchain.checks.verdict import Verification
     from modelchain.claims.provenance import Provenance
     from modelchain.core import merkle
     from modelchain.core.errors import ModelchainError
-    from modelchain.ledgers.ledger import AuditReport, Ledger, Verification
+    from modelchain.ledgers.ledger import Ledger
     from modelchain.log.block import Block
     from modelchain.log.home import Home
     from modelchain.use.guard import load

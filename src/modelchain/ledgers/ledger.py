@@ -21,18 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from modelchain.checks.audit import AuditReport, check_nodes, check_trusted, walk_blocks
+from modelchain.checks.verdict import Verification, judge
 from modelchain.claims.keys import PrivateKey, PublicKey
 from modelchain.claims.provenance import Provenance, RegistrationSignature
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json
 from modelchain.core.errors import (
     ForkError,
-    InputError,
     InvalidProof,
     LedgerInvalid,
     LedgerUnreadable,
     LocationError,
-    ModelMismatch,
     NoteFormatError,
     NotRegistered,
     RollbackError,
@@ -49,9 +49,7 @@ from modelchain.core.note import (
 )
 from modelchain.fs.digest import (
     Manifest,
-    ManifestDiff,
     PathDigest,
-    compare_manifests,
     digest_path,
     manifest_to_json,
 )
@@ -64,12 +62,10 @@ from modelchain.log.block import (
     canonical_timestamp,
     chain_hash_matches,
     check_binding,
-    check_signatures,
     default_name,
     n_blocks,
     parse_block,
     registration,
-    require_signers,
     seed_hash,
 )
 from modelchain.log.home import Home
@@ -87,72 +83,6 @@ _PROVE_EACH = 32
 
 
 # -- results ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuditReport:
-    """What a successful audit established."""
-
-    location: str
-    origin: str
-    size: int
-    root_hash: bytes
-    checkpoint: str
-    #: size of the checkpoint this verifier had accepted before (None: first sight)
-    previously_trusted: int | None
-    #: True when only some entries were proven into the signed checkpoint (a server's
-    #: ledger in `verify`), not every block checked: reports must not claim a full audit
-    proofs_only: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        import base64
-
-        return {
-            "valid": True,
-            "ledger": self.location,
-            "origin": self.origin,
-            "size": self.size,
-            "root_hash": base64.b64encode(self.root_hash).decode(),
-            "previously_trusted_size": self.previously_trusted,
-            "checked": "inclusion proofs" if self.proofs_only else "every block",
-        }
-
-
-@dataclass(frozen=True)
-class Verification:
-    """A model that matched the newest registered version of its name."""
-
-    path: str
-    name: str
-    digest: PathDigest
-    block: Block
-    audit: AuditReport
-    #: the newest registered version of the name (another than `block`'s only when
-    #: `verify` was asked for a pinned version)
-    newest_version: int = 0
-
-    @property
-    def is_newest(self) -> bool:
-        return self.block.version >= self.newest_version
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "verified": True,
-            "path": self.path,
-            "name": self.name,
-            "kind": self.digest.kind,
-            "sha256": self.digest.sha256,
-            "version": self.block.version,
-            "index": self.block.index,
-            "newest": self.is_newest,
-            "newest_version": max(self.newest_version, self.block.version),
-            **(
-                {"signed_by": [s.keyid for s in self.block.signatures]}
-                if self.block.signatures
-                else {}
-            ),
-            "ledger": self.audit.as_dict(),
-        }
 
 
 @dataclass(frozen=True)
@@ -857,28 +787,9 @@ class Ledger:
         (`trusted`: as read before the checkpoint, by a reader racing with appends)."""
         if trusted == "read":
             trusted = self._trusted(checkpoint.origin)
-        if trusted is None:
-            return None
-        if checkpoint.size < trusted.size:
-            raise RollbackError(
-                f"{self.location}: rolled back: its signed checkpoint covers "
-                f"{n_blocks(checkpoint.size)}, but one covering {trusted.size} was accepted "
-                f"before{self._way_back(checkpoint.origin)}"
-            )
-        if checkpoint.size == trusted.size:
-            if checkpoint.root_hash != trusted.root_hash:
-                raise ForkError(
-                    f"{self.location}: forked: the checkpoint for {n_blocks(checkpoint.size)} has "
-                    "a different root hash than the one accepted before"
-                    + self._way_back(checkpoint.origin)
-                )
-            return trusted.size
-        if not extends(trusted.size, trusted.root_hash):
-            raise ForkError(
-                f"{self.location}: forked: its first {n_blocks(trusted.size)} are not the ones "
-                f"accepted before (consistency check failed){self._way_back(checkpoint.origin)}"
-            )
-        return trusted.size
+        return check_trusted(
+            self.location, checkpoint, trusted, extends, lambda: self._way_back(checkpoint.origin)
+        )
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -1143,54 +1054,16 @@ class Ledger:
         signed_size = checkpoint.size
         columns = store.lookup_columns(signed_size)
 
-        frontier = merkle.Frontier.empty()
-        computed_nodes: dict[tuple[int, int], bytes] = {}
-        previous = ZERO_HASH
-        versions: dict[str, int] = {}
-        root_at_trusted = merkle.EMPTY_ROOT if trusted is not None and trusted.size == 0 else None
-        for stored in store.blocks(0, signed_size):
-            block = Block.from_raw(stored.raw, stored.position)
-            where = f"block {block.index}"
-            if columns is not None:
-                row = next(columns, None)
-                if row != (block.index, block.name, block.version, block.model_hash):
-                    raise LedgerInvalid(
-                        f"{where}: its lookup columns (name, version, model_hash) do not "
-                        "match its signed body: lookups would find other blocks than "
-                        "were signed"
-                    )
-            if block.previous_hash != previous:
-                raise LedgerInvalid(
-                    f"{where}: previous_hash does not match block {block.index - 1}'s "
-                    "current_hash (the chain is broken)"
-                    if block.index
-                    else f"{where}: previous_hash must be {ZERO_HASH[:8]}… for the first block"
-                )
-            if not chain_hash_matches(block):
-                raise LedgerInvalid(f"{where}: current_hash does not match the block's contents")
-            expected_version = versions.get(block.name, 0) + 1
-            if block.version != expected_version:
-                raise LedgerInvalid(
-                    f"{where}: {block.name!r} has version {block.version}, "
-                    f"expected {expected_version}"
-                )
-            versions[block.name] = block.version
-            if block.signatures:
-                check_signatures(block, origin)
-            previous = block.current_hash
-            for level, index, digest in frontier.append(merkle.leaf_hash(stored.data)):
-                computed_nodes[(level, index)] = digest
-            if trusted is not None and frontier.size == trusted.size:
-                root_at_trusted = frontier.root()
-            if on_block is not None:
-                on_block(block)
-            if on_stored is not None:
-                on_stored(block, stored)
-        size = frontier.size
-        if columns is not None and next(columns, None) is not None:
-            raise LedgerInvalid(
-                f"{self.location}: the lookup columns list blocks that are not in the ledger"
-            )
+        walk = walk_blocks(
+            self.location,
+            store.blocks(0, signed_size),
+            columns,
+            origin,
+            None if trusted is None else trusted.size,
+            on_block,
+            on_stored,
+        )
+        frontier, previous, size = walk.frontier, walk.previous, walk.frontier.size
 
         if checkpoint.size > size:
             raise LedgerInvalid(
@@ -1209,9 +1082,9 @@ class Ledger:
                 f"{self.location}: the blocks no longer match the signed checkpoint "
                 f"(Merkle root differs{culprit}): the ledger was changed after it was signed"
             )
-        self._check_nodes(computed_nodes, size)
+        self._check_nodes(walk.nodes, size)
         previously = self._check_trusted(
-            checkpoint, lambda _size, old_root: root_at_trusted == old_root, trusted
+            checkpoint, lambda _size, old_root: walk.root_at_trusted == old_root, trusted
         )
         if update_trust:
             self.home.accept_checkpoint(checkpoint.origin, checkpoint.size, note)
@@ -1235,20 +1108,7 @@ class Ledger:
         reads them. A server's nodes are not kept here: its proofs are checked as read.)"""
         if self.store.remote:
             return
-        seen = 0
-        for level, index, digest in self.store.all_nodes():
-            if 0 <= level < 64 and index >= 0 and (index + 1) << level > size:
-                continue
-            if computed.get((level, index)) != digest:
-                raise LedgerInvalid(
-                    f"{self.location}: stored Merkle node ({level}, {index}) does not match "
-                    "the blocks (proofs served from it would fail)"
-                )
-            seen += 1
-        if seen != len(computed):
-            raise LedgerInvalid(
-                f"{self.location}: {len(computed) - seen} stored Merkle nodes are missing"
-            )
+        check_nodes(self.location, computed, size, self.store.all_nodes())
 
     def _first_unsigned_leaf(self, size: int) -> str:
         """Best effort: name the first block whose leaf differs from the stored tree."""
@@ -1306,76 +1166,16 @@ class Ledger:
             history, report = self._remote_history(name, keys)
         else:
             report = self.audit(keys=keys, on_block=collect)
-        if not history:
-            raise NotRegistered(f"{name!r} is not registered in {self.location}")
-        if version is not None:
-            return self._verify_version(path, name, digest, history, version, report, required)
-        newest = history[-1]
-        if _matches(newest, digest):
-            require_signers(newest, required, report.origin)
-            return Verification(str(path), name, digest, newest, report, newest.version)
-        details: dict[str, Any] = {
-            "verified": False,
-            "path": str(path),
-            "name": name,
-            "sha256": digest.sha256,
-            "expected_sha256": newest.model_hash,
-            "newest_version": newest.version,
-            "newest_index": newest.index,
-        }
-        older = [b for b in history[:-1] if _matches(b, digest)]
-        if older:
-            match = older[-1]
-            details.update(matched_version=match.version, matched_index=match.index)
-            raise _mismatch(
-                f"{path} is {match.label}, not the newest registered version "
-                f"v{newest.version} (block {newest.index})",
-                details,
-            )
-        reason = _what_differs(newest, digest, path, details)
-        raise _mismatch(f"{path} does not match {newest.label}: {reason}", details)
-
-    def _verify_version(
-        self,
-        path: str | os.PathLike[str],
-        name: str,
-        digest: PathDigest,
-        history: Sequence[Block],
-        version: int,
-        report: AuditReport,
-        required: Sequence[PublicKey | str],
-    ) -> Verification:
-        """`verify` against one pinned version of `name` (`history`: every version, audited
-        or proven, oldest first)."""
-        newest = history[-1]
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise UsageError(f"--version must be a positive integer, not {version!r}")
-        pinned = history[version - 1] if version <= len(history) else None
-        if pinned is None or pinned.version != version:
-            raise NotRegistered(
-                f"{name!r} has no version {version} in {self.location} "
-                f"(versions 1 to {newest.version})"
-            )
-        if _matches(pinned, digest):
-            require_signers(pinned, required, report.origin)
-            return Verification(str(path), name, digest, pinned, report, newest.version)
-        details: dict[str, Any] = {
-            "verified": False,
-            "path": str(path),
-            "name": name,
-            "sha256": digest.sha256,
-            "expected_sha256": pinned.model_hash,
-            "version": version,
-            "newest_version": newest.version,
-            "newest_index": newest.index,
-        }
-        others = [b for b in history if b.version != version and _matches(b, digest)]
-        reason = _what_differs(pinned, digest, path, details)
-        if others:
-            match = others[-1]
-            details.update(matched_version=match.version, matched_index=match.index)
-            reason = f"it is {match.label}"
-        raise _mismatch(f"{path} does not match {pinned.label}: {reason}", details)
+        return judge(
+            path,
+            name,
+            digest,
+            history,
+            report,
+            location=self.location,
+            version=version,
+            required=required,
+        )
 
     def _resolve_signers(self, signers: Sequence[PublicKey | str]) -> list[PublicKey | str]:
         if isinstance(signers, str):
@@ -1837,68 +1637,3 @@ def _same_file(a: str, b: str) -> bool:
 def _sync_trust(home: Home, unsynced: set[str]) -> None:
     while unsynced:
         home.sync_checkpoint(unsynced.pop())
-
-
-def _matches(block: Block, digest: PathDigest) -> bool:
-    from modelchain.checks.verdict import same_model
-
-    return same_model(block, digest.kind, digest.sha256)
-
-
-def _what_differs(
-    block: Block, digest: PathDigest, path: str | os.PathLike[str], details: dict[str, Any]
-) -> str:
-    """Why `digest` is not `block`, in words: a folder's changed, added and removed files,
-    a safetensors file's changed tensors; `details` gains the same as data."""
-    reason = _difference(block, digest)
-    if isinstance(reason, ManifestDiff):
-        details.update(
-            changed=list(reason.changed), added=list(reason.added), removed=list(reason.removed)
-        )
-        parts = [
-            f"{label}: {', '.join(paths)}"
-            for label, paths in (
-                ("changed", reason.changed),
-                ("added", reason.added),
-                ("removed", reason.removed),
-            )
-            if paths
-        ]
-        return "; ".join(parts) or "the manifest differs"
-    if "tensors" in block.metadata and digest.kind == "file":
-        tensors = _tensor_reason(block, path)
-        if tensors is not None:
-            details["tensors"] = tensors[0]
-            return tensors[1]
-    return reason
-
-
-def _difference(block: Block, digest: PathDigest) -> str | ManifestDiff:
-    if block.kind != digest.kind:
-        return f"registered as a {block.kind}, found a {digest.kind}"
-    if block.kind == "directory" and block.manifest is not None and digest.manifest is not None:
-        return compare_manifests(block.manifest, digest.manifest)
-    return f"sha256 {digest.sha256}, registered {block.model_hash}"
-
-
-def _tensor_reason(
-    block: Block, path: str | os.PathLike[str]
-) -> tuple[dict[str, list[str]], str] | None:
-    """For a safetensors model registered with per-tensor digests: which tensors differ."""
-    from modelchain.checks.verdict import tensor_difference
-    from modelchain.fs.safeio import read_once
-
-    try:
-        diff = tensor_difference(block.metadata, read_once(os.fspath(path)))
-    except InputError:
-        return None
-    if diff is None or not any(diff.values()):
-        return None
-    parts = [f"{kind} tensors: {', '.join(names)}" for kind, names in diff.items() if names]
-    return diff, "; ".join(parts)
-
-
-def _mismatch(message: str, details: dict[str, Any]) -> ModelMismatch:
-    exc = ModelMismatch(message)
-    exc.details = details  # type: ignore[attr-defined]
-    return exc
