@@ -32,7 +32,7 @@ import modelchain
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json
 from modelchain.core.note import Checkpoint, sign_checkpoint
-from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers import Ledger
 from modelchain.log.block import Block, seed_hash
 from modelchain.log.home import Home
 

@@ -19,7 +19,7 @@ from server_util import running_server
 import modelchain.log.block
 from modelchain.claims import keys, provenance
 from modelchain.core.errors import ModelMismatch, SignatureError
-from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers import Ledger
 from modelchain.log.block import Block
 
 

@@ -21,7 +21,7 @@ from modelchain.core.errors import (
     SignatureError,
 )
 from modelchain.core.note import Signer
-from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers import Ledger
 from modelchain.log.block import seed_hash
 from modelchain.log.home import Home
 
@@ -321,7 +321,7 @@ def test_proofs_from_the_store_verify(tmp_path: Path, home: Home, suffix) -> Non
 
 @pytest.mark.parametrize("target", ["copy.db", "copy.json"])
 def test_failed_copy_creates_nothing(tmp_path: Path, home: Home, target: str) -> None:
-    from modelchain.ledgers.ledger import copy_ledger
+    from modelchain.ledgers.copy import copy_ledger
 
     loc = tmp_path / "l.db"
     _build(loc, home, 3).close()
@@ -384,3 +384,18 @@ def test_lookup_judges_kind_and_digest_as_verify_does(tmp_path: Path, home: Home
         older = ledger.lookup("m", d1.sha256)
         assert (older.verified, older.reason, older.matched) == (False, "digest_mismatch", None)
         assert ledger.lookup("m", d1.sha256, kind="directory").reason == "older_version"
+
+
+def test_ledger_is_local_or_remote_by_location(tmp_path: Path, home: Home) -> None:
+    """One class to name (`Ledger`), the kind chosen by the location, as pathlib does."""
+    from modelchain.core.errors import UsageError
+    from modelchain.ledgers import LocalLedger, RemoteLedger
+
+    with Ledger(tmp_path / "ledger.db", home, create=True) as local:
+        assert type(local) is LocalLedger and isinstance(local, Ledger)
+    with Ledger.open("https://ledger.example", home=home) as remote:
+        assert type(remote) is RemoteLedger and isinstance(remote, Ledger)
+    with RemoteLedger(remote.store, home) as again:  # an open store chooses too
+        assert again.client is remote.store
+    with pytest.raises(UsageError, match="is not a ledger of kind LocalLedger"):
+        LocalLedger.open("https://ledger.example", home=home)

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from modelchain.core import merkle
 from modelchain.core.errors import UsageError
 from modelchain.core.note import Checkpoint, Signer, sign_checkpoint
+from modelchain.ledgers import Ledger
 from modelchain.ledgers.http import normalise_url
-from modelchain.ledgers.ledger import Ledger
 from modelchain.log.home import Home
 
 ORIGIN = "fake.example/log"
@@ -650,11 +650,11 @@ def test_long_listings_are_checked_by_recomputing_the_root(
 ) -> None:
     """More than a few entries are not proven one by one: the whole tree is recomputed from
     the leaves served, so one altered leaf in the listing is still refused."""
-    import modelchain.ledgers.ledger as ledger_module
+    import modelchain.ledgers.remote as ledger_module
     from modelchain.core.errors import LedgerInvalid
     from modelchain.core.note import Verifier
 
-    monkeypatch.setattr(ledger_module, "_PROVE_EACH", 1)
+    monkeypatch.setattr(ledger_module, "PROVE_EACH", 1)
     main: FakeLog = logs["main"]
     fake.routes = main.routes(4)
     with Ledger.open(fake.url, home=home, keys=[Verifier.from_string(main.vkey)]) as ledger:

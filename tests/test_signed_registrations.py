@@ -18,7 +18,7 @@ import modelchain.log.block
 from modelchain.claims import keys, provenance
 from modelchain.claims.provenance import PAYLOAD_TYPE, RegistrationSignature, pae, signed_message
 from modelchain.core.errors import LedgerInvalid, SignatureError
-from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers import Ledger
 
 
 @pytest.fixture

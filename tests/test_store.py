@@ -13,7 +13,7 @@ import pytest
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json
 from modelchain.core.errors import LedgerUnreadable
-from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers import Ledger
 from modelchain.ledgers.locations import open_store
 from modelchain.log.home import Home
 from modelchain.log.store import Writer

@@ -223,7 +223,7 @@ def test_a_timestamp_reads_back_as_what_was_hashed(t: float) -> None:
 @pytest.mark.parametrize("backend", ["l.db", "l.json"])
 @pytest.mark.parametrize("now", [1796158393.0, 1796158393.25])
 def test_integral_time_still_audits_valid(tmp_path, monkeypatch, backend, now) -> None:
-    import modelchain.ledgers.ledger as ledger_module
+    import modelchain.ledgers.local as ledger_module
 
     monkeypatch.setattr(ledger_module.time, "time", lambda: now)
     location = data(tmp_path) / backend
@@ -299,8 +299,7 @@ def test_a_block_over_the_bound_the_remote_client_accepts_is_refused(tmp_path: P
     from modelchain.core import validate
     from modelchain.core.errors import UsageError
     from modelchain.fs.digest import Manifest, ManifestEntry
-    from modelchain.ledgers import http
-    from modelchain.ledgers.ledger import Ledger
+    from modelchain.ledgers import Ledger, http
     from modelchain.log.home import Home
 
     assert http.MAX_BLOCK == validate.MAX_BLOCK

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Ledger": "modelchain.ledgers.ledger",
+    "Ledger": "modelchain.ledgers",
     "Block": "modelchain.log.block",
     "AuditReport": "modelchain.checks.audit",
     "Verification": "modelchain.checks.verdict",
@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelchain.claims.provenance import Provenance
     from modelchain.core import merkle
     from modelchain.core.errors import ModelchainError
-    from modelchain.ledgers.ledger import Ledger
+    from modelchain.ledgers import Ledger
     from modelchain.log.block import Block
     from modelchain.log.home import Home
     from modelchain.use.guard import load

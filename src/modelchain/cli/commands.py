@@ -177,7 +177,7 @@ def _verifiers(keys: Sequence[str]) -> list[Any]:
 
 def _open_ledger(*, create: bool = False, keys: Sequence[str] = ()) -> Any:
     """The --ledger ledger; `keys` (--key) check a server's checkpoints (see docs/remote.md)."""
-    from modelchain.ledgers.ledger import Ledger
+    from modelchain.ledgers import Ledger
 
     state = click.get_current_context().ensure_object(_State)
     return Ledger.open(state.ledger, create=create, keys=_verifiers(keys))
@@ -939,7 +939,7 @@ def export_(destination: str, keys: Sequence[str], as_json: bool) -> None:
       modelchain export backup.json
       modelchain export 'postgresql://ml@db.example:5432/registry?schema=team_a'
     """
-    from modelchain.ledgers.ledger import copy_ledger
+    from modelchain.ledgers.copy import copy_ledger
 
     with _open_ledger() as source:
         report = copy_ledger(source, destination, keys=_verifiers(keys))
@@ -953,7 +953,8 @@ def export_(destination: str, keys: Sequence[str], as_json: bool) -> None:
 @json_option
 def import_(source: str, keys: Sequence[str], as_json: bool) -> None:
     """Copy the audited ledger at SOURCE into this (empty) ledger."""
-    from modelchain.ledgers.ledger import Ledger, copy_ledger
+    from modelchain.ledgers import Ledger
+    from modelchain.ledgers.copy import copy_ledger
     from modelchain.ledgers.locations import resolve_location
 
     target = resolve_location(click.get_current_context().ensure_object(_State).ledger)

@@ -43,12 +43,14 @@ from modelchain.core.errors import (
 )
 from modelchain.core.note import Checkpoint
 from modelchain.core.validate import MAX_NAME, MAX_SIZE
-from modelchain.ledgers.ledger import Ledger, Lookup, LookupCache
+from modelchain.ledgers import Ledger, LocalLedger
+from modelchain.ledgers.local import Lookup
 from modelchain.ledgers.locations import local_path
 from modelchain.log.block import Block, Registration, n_blocks
 from modelchain.log.home import Home
 from modelchain.server.batcher import Appended, Batcher
 from modelchain.server.explorer import mount_explorer
+from modelchain.server.lookups import LookupCache, NodeCache
 from modelchain.server.metrics import Metrics
 from modelchain.server.tokens import TokenStore
 
@@ -453,16 +455,15 @@ def create_app(
     tokens = TokenStore(home_obj)
     metrics = Metrics()
 
-    node_cache: dict[tuple[int, int], bytes] = {}
+    node_cache = NodeCache()
     lookup_cache = LookupCache()
 
-    def open_ledger() -> Ledger:
-        ledger = Ledger.open(location, home=home_obj)
+    def open_ledger() -> LocalLedger:
         # shared by this process's readers: proofs share their upper nodes (which never
         # change once written), and lookups repeat until the next checkpoint
-        ledger.node_cache = node_cache
-        ledger.lookup_cache = lookup_cache
-        return ledger
+        return LocalLedger.open(
+            location, home=home_obj, node_cache=node_cache, lookup_cache=lookup_cache
+        )
 
     readers = _Readers(open_ledger)
     signed_view = _Signed(readers)

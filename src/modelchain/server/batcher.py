@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from modelchain.core.errors import ModelchainError
-from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers import Ledger
 from modelchain.log.block import Block, Registration
 
 log = logging.getLogger("modelchain.server")

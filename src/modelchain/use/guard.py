@@ -56,7 +56,7 @@ from modelchain.fs.digest import (
 from modelchain.fs.safeio import read_once
 
 if TYPE_CHECKING:  # pragma: no cover
-    from modelchain.ledgers.ledger import Ledger
+    from modelchain.ledgers import Ledger
     from modelchain.log.block import Block
     from modelchain.log.home import Home
 
@@ -424,7 +424,7 @@ def _check_ledger(
     sha256: str,
     signers: Sequence[Any] = (),
 ) -> Block:
-    from modelchain.ledgers.ledger import Ledger
+    from modelchain.ledgers import Ledger
 
     owned = not isinstance(ledger, Ledger)
     led = Ledger.open(ledger, home=home) if owned else ledger
