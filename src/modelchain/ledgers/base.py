@@ -69,7 +69,7 @@ class Ledger:
         super().__init_subclass__(**kwargs)
         if default:
             Ledger._kinds.append(cls)
-        else:
+        elif "_serves" in cls.__dict__:  # a subclass of a kind is that kind, not a new one
             Ledger._kinds.insert(0, cls)
 
     @classmethod
@@ -81,10 +81,12 @@ class Ledger:
         kind = next((k for k in Ledger._kinds if k._serves(source)), None)
         if kind is None:
             raise UsageError(f"no kind of ledger serves {source!r}")
-        if cls is not Ledger and not issubclass(kind, cls):
+        if cls is Ledger:
+            return super().__new__(kind)
+        if not issubclass(cls, kind):
             where = source.location if isinstance(source, Store) else str(source)
             raise UsageError(f"{where} is not a ledger of kind {cls.__name__}")
-        return super().__new__(kind)
+        return super().__new__(cls)
 
     def __init__(
         self,

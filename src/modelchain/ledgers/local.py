@@ -700,8 +700,8 @@ class LocalLedger(Ledger, default=True):
 
     def _first_unsigned_leaf(self, size: int) -> str:
         """Best effort: name the first block whose leaf differs from the stored tree."""
-        tree = self._subtrees(self.store.size(), cached=False)
         try:
+            tree = self._subtrees(self.store.size(), cached=False)
             for stored in self.store.blocks():
                 if merkle.leaf_hash(stored.data) != tree.node(0, stored.position):
                     return f"; first difference at block {stored.position}"
