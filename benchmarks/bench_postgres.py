@@ -32,7 +32,8 @@ import modelchain
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json
 from modelchain.core.note import Checkpoint, sign_checkpoint
-from modelchain.ledgers.ledger import Block, Ledger, seed_hash
+from modelchain.ledgers import Ledger
+from modelchain.log.block import Block, seed_hash
 from modelchain.log.home import Home
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,9 +79,9 @@ def single_appends(location: str, home: Path, count: int) -> dict[str, float]:
 
 def ledger_batches(location: str, home: Path, batches: int) -> float | None:
     """`Ledger.append_many` with batches of BATCH entries; None if this Ledger has none."""
-    from modelchain.ledgers import ledger as ledger_mod
+    from modelchain.log import block as ledger_mod
 
-    entry_type = getattr(ledger_mod, "NewEntry", None)
+    entry_type = getattr(ledger_mod, "Registration", None)
     if entry_type is None or not hasattr(Ledger, "append_many"):
         return None
     with Ledger.open(location, home=home, create=True) as ledger:

@@ -14,7 +14,7 @@ import pytest
 from modelchain.claims import keys
 from modelchain.claims.bundle import verify_model
 from modelchain.core import note
-from modelchain.ledgers.ledger import Block, chain_hash_matches
+from modelchain.log.block import Block, chain_hash_matches
 from tests.golden import artifacts
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -24,10 +24,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Ledger": "modelchain.ledgers.ledger",
-    "Block": "modelchain.ledgers.ledger",
-    "AuditReport": "modelchain.ledgers.ledger",
-    "Verification": "modelchain.ledgers.ledger",
+    "Ledger": "modelchain.ledgers",
+    "Block": "modelchain.log.block",
+    "AuditReport": "modelchain.checks.audit",
+    "Verification": "modelchain.checks.verdict",
     "Home": "modelchain.log.home",
     "ModelchainError": "modelchain.core.errors",
     "load": "modelchain.use.guard",
@@ -35,10 +35,13 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from modelchain.checks.audit import AuditReport
+    from modelchain.checks.verdict import Verification
     from modelchain.claims.provenance import Provenance
     from modelchain.core import merkle
     from modelchain.core.errors import ModelchainError
-    from modelchain.ledgers.ledger import AuditReport, Block, Ledger, Verification
+    from modelchain.ledgers import Ledger
+    from modelchain.log.block import Block
     from modelchain.log.home import Home
     from modelchain.use.guard import load
 

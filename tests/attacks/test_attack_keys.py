@@ -16,7 +16,7 @@ from conftest import assert_clean_error, assert_ok
 import modelchain
 from modelchain.claims import keys
 from modelchain.core.errors import KeyFileError, SignatureError, UsageError
-from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers import Ledger
 
 
 @pytest.fixture

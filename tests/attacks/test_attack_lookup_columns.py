@@ -15,7 +15,7 @@ from pathlib import Path
 
 from conftest import Run, assert_clean_error, assert_ok
 
-from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers import Ledger
 from modelchain.log.home import Home
 
 _NAME = "json_extract(body, '$.name')"

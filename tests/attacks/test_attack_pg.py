@@ -25,7 +25,7 @@ from conftest import pg_sql as sql
 from server_util import init_ledger, running_server
 
 from modelchain.core.errors import LedgerInvalid, RollbackError
-from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers import Ledger
 from modelchain.ledgers.locations import open_store
 from modelchain.log.home import Home
 

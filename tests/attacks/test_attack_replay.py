@@ -21,7 +21,8 @@ from modelchain.claims import claim as reg
 from modelchain.claims import keys
 from modelchain.core.errors import ModelMismatch, SignatureError
 from modelchain.fs.digest import digest_path
-from modelchain.ledgers.ledger import Block, Ledger
+from modelchain.ledgers import Ledger
+from modelchain.log.block import Block
 
 
 @pytest.fixture

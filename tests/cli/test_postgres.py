@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelchain.core.errors import LedgerInvalid, LedgerUnreadable, UsageError
-from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers import Ledger
 from modelchain.ledgers.locations import open_store
 from modelchain.log.home import Home
 from modelchain.log.store.postgres import SCHEMA_VERSION, PgLocation
@@ -321,8 +321,7 @@ def test_the_core_does_not_import_psycopg() -> None:
     import sys
 
     code = (
-        "import sys, modelchain.cli.commands, modelchain.ledgers.ledger; "
-        "print('psycopg' in sys.modules)"
+        "import sys, modelchain.cli.commands, modelchain.ledgers; print('psycopg' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -24,7 +24,8 @@ from modelchain.claims.provenance import (
     statement,
 )
 from modelchain.core.errors import InputError, LedgerInvalid, UsageError
-from modelchain.ledgers.ledger import Block, Ledger, parse_ref
+from modelchain.ledgers import Ledger
+from modelchain.log.block import Block, parse_ref
 
 SLSA = "https://slsa.dev/provenance/v1"
 

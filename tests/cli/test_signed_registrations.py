@@ -14,11 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import modelchain
+import modelchain.fs.digest
 from modelchain.claims import claim as reg
 from modelchain.claims import keys
 from modelchain.claims.claim import PAYLOAD_TYPE, RegistrationSignature, pae, signed_message
 from modelchain.core.errors import LedgerInvalid, SignatureError
-from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers import Ledger
 
 
 @pytest.fixture
@@ -117,7 +118,7 @@ def test_a_signature_covers_the_bound_claim_not_the_ledgers_fields(home, workdir
     ledger assigns (index, timestamp, hashes): it can be made before a server appends it,
     at whatever index, and is good for exactly that one registration."""
     key = keys.KeyRing(home).private("alice")
-    digest = modelchain.ledgers.ledger.digest_path(model)
+    digest = modelchain.fs.digest.digest_path(model)
     fields = dict(name="m", model_hash=digest.sha256, kind="file", size=digest.size)
     with Ledger.open(workdir / "two.db", create=True) as two:
         two.init("example.com/two")
@@ -169,7 +170,7 @@ def test_audit_refuses_a_block_whose_signature_does_not_verify(home, workdir, mo
     signature that does not verify makes the ledger invalid, naming the block."""
     key = keys.KeyRing(home).private("alice")
     forged = reg.sign([key], b"some other message")
-    digest = modelchain.ledgers.ledger.digest_path(model)
+    digest = modelchain.fs.digest.digest_path(model)
     with Ledger.open(workdir / ".modelchain" / "ledger.db", create=True) as ledger:
         for name in (MODEL_FILE, "other"):  # a writer that skips the check `prepare` makes
             entry = ledger.prepare(name=name, model_hash=digest.sha256, size=digest.size)

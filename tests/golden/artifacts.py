@@ -12,7 +12,7 @@ from modelchain.claims.claim import BOUND_PAYLOAD_TYPE, RegistrationSignature, s
 from modelchain.core import merkle, note
 from modelchain.core.canonical import canonical_json
 from modelchain.fs.digest import digest_path, manifest_to_json
-from modelchain.ledgers.ledger import Block, seed_hash
+from modelchain.log.block import Block, seed_hash
 
 ORIGIN = "golden.example/log"
 #: the files of the model that the OMS bundles sign (a folder named `golden-model`)

@@ -83,7 +83,7 @@ class Relay:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """resnet v1 and v2, a directory, classifier.bin v1, and `big` with BIG versions."""
     from modelchain import Ledger
-    from modelchain.ledgers.ledger import NewEntry
+    from modelchain.log.block import Registration
 
     root = tmp_path_factory.mktemp("explorer-proofs")
     home, work = root / "home", root / "work"
@@ -108,13 +108,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with Ledger.open(ledger, home=home) as book:
         book.append_many(
             [
-                NewEntry(name="resnet", model_hash=sha(v1)),
-                NewEntry(name="resnet", model_hash=sha(v2)),
+                Registration(name="resnet", model_hash=sha(v1)),
+                Registration(name="resnet", model_hash=sha(v2)),
                 # one file registered under two names: the newer block is named first
-                NewEntry(name="twin-a", model_hash=sha(TWIN)),
-                NewEntry(name="twin-b", model_hash=sha(TWIN)),
+                Registration(name="twin-a", model_hash=sha(TWIN)),
+                Registration(name="twin-b", model_hash=sha(TWIN)),
             ]
-            + [NewEntry(name="big", model_hash=sha(f"big {i}".encode())) for i in range(1, BIG + 1)]
+            + [
+                Registration(name="big", model_hash=sha(f"big {i}".encode()))
+                for i in range(1, BIG + 1)
+            ]
         )
     with running_server(ledger, home) as server, Relay(server.url) as relay:
         log = httpx.get(server.api + "/log").json()

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from modelchain.core import merkle
 from modelchain.core.errors import UsageError
 from modelchain.core.note import Checkpoint, Signer, sign_checkpoint
+from modelchain.ledgers import Ledger
 from modelchain.ledgers.client import normalise_url
-from modelchain.ledgers.ledger import Ledger
 from modelchain.log.home import Home
 
 ORIGIN = "fake.example/log"
@@ -731,7 +731,7 @@ def test_signed_registration_with_provenance_over_http(
     stored = json.loads(entry["data"])
     assert stored["provenance"] == block["provenance"]
     assert stored["signatures"] == block["signatures"]
-    from modelchain.ledgers.ledger import Block
+    from modelchain.log.block import Block
 
     health = json.loads(urllib.request.urlopen(f"{server.url}/api/v1/health").read())
     claim = signed_message(Block.from_raw(stored, block["index"]).claim(health["origin"]))

@@ -668,7 +668,7 @@ def test_any_json_in_signatures_or_provenance_is_a_clean_refusal(
     """What a request body can hold reaches `Ledger.prepare` as is: whatever it is, the
     answer is a ModelchainError (a 422 from the server), never another exception (a 500)."""
     from modelchain.core.errors import ModelchainError
-    from modelchain.ledgers.ledger import Ledger
+    from modelchain.ledgers import Ledger
 
     base = tmp_path_factory.getbasetemp()
     location = base / "fuzz-data" / "ledger.db"

@@ -30,7 +30,8 @@ from server_util import (
 from modelchain import Ledger
 from modelchain.core import merkle
 from modelchain.core.note import open_checkpoint
-from modelchain.ledgers.ledger import LookupCache
+from modelchain.ledgers import LocalLedger
+from modelchain.server.lookups import LookupCache
 
 
 def digest_of(text: str) -> str:
@@ -172,10 +173,9 @@ def test_cached_lookups_answer_like_the_store(
     init_ledger(location, home)
     with (
         Ledger.open(location, home=home) as writer,
-        Ledger.open(location, home=home) as cached,
+        LocalLedger.open(location, home=home, lookup_cache=LookupCache()) as cached,
         Ledger.open(location, home=home) as plain,
     ):
-        cached.lookup_cache = LookupCache()
         for action, name, digest in steps:
             if action == "append":  # another Ledger: the cached one learns only from the note
                 writer.append(name=name, model_hash=digest)

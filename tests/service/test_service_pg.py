@@ -29,7 +29,8 @@ from server_util import Server, init_ledger, running_server
 
 from modelchain.core import merkle
 from modelchain.core.note import Verifier, open_checkpoint
-from modelchain.ledgers.ledger import Block, Ledger
+from modelchain.ledgers import Ledger
+from modelchain.log.block import Block
 
 CLIENTS = 8
 EACH = 500

@@ -194,7 +194,7 @@ def _home() -> Any:
 
 def _open_ledger(*, create: bool = False, keys: Sequence[str] = ()) -> Any:
     """The --ledger ledger; `keys` (--key) check a server's checkpoints (see docs/remote.md)."""
-    from modelchain.ledgers.ledger import Ledger
+    from modelchain.ledgers import Ledger
 
     state = click.get_current_context().ensure_object(_State)
     return Ledger.open(state.ledger, create=create, keys=_verifiers(keys), home=_home())
@@ -264,7 +264,7 @@ def init(origin: str | None, as_json: bool) -> None:
                 }
             )
             return
-        from modelchain.ledgers.ledger import n_blocks
+        from modelchain.log.block import n_blocks
 
         click.echo(f"Ledger {ledger.location} (log {cp.origin}, {n_blocks(cp.size)})")
         click.echo(f"Operator key: {ledger.home.key_path}")
@@ -579,7 +579,7 @@ def _verify_path(
             if verified.is_newest
             else f"Not the newest version: {verified.name} is at v{verified.newest_version}"
         )
-    from modelchain.ledgers.ledger import n_blocks
+    from modelchain.log.block import n_blocks
 
     if verified.audit.proofs_only:  # a server's ledger: proven, not audited in full
         click.echo(
@@ -613,7 +613,7 @@ def audit(keys: Sequence[str], as_json: bool) -> None:
     """
     with _open_ledger() as ledger:
         report = ledger.audit(keys=_verifiers(keys))
-        from modelchain.ledgers.ledger import n_blocks
+        from modelchain.log.block import n_blocks
 
         if as_json:
             _emit(report.as_dict())
@@ -930,7 +930,7 @@ def export_(destination: str, keys: Sequence[str], as_json: bool) -> None:
       modelchain export backup.json
       modelchain export 'postgresql://ml@db.example:5432/registry?schema=team_a'
     """
-    from modelchain.ledgers.ledger import copy_ledger
+    from modelchain.ledgers.copy import copy_ledger
 
     with _open_ledger() as source:
         report = copy_ledger(source, destination, keys=_verifiers(keys))
@@ -944,7 +944,8 @@ def export_(destination: str, keys: Sequence[str], as_json: bool) -> None:
 @json_option
 def import_(source: str, keys: Sequence[str], as_json: bool) -> None:
     """Copy the audited ledger at SOURCE into this (empty) ledger."""
-    from modelchain.ledgers.ledger import Ledger, copy_ledger
+    from modelchain.ledgers import Ledger
+    from modelchain.ledgers.copy import copy_ledger
     from modelchain.ledgers.locations import resolve_location
 
     target = resolve_location(click.get_current_context().ensure_object(_State).ledger)
@@ -954,8 +955,8 @@ def import_(source: str, keys: Sequence[str], as_json: bool) -> None:
 
 
 def _report_copy(report: Any, source: str, target: str, as_json: bool) -> None:
-    from modelchain.ledgers.ledger import n_blocks
     from modelchain.ledgers.locations import display_location
+    from modelchain.log.block import n_blocks
 
     target = display_location(target)  # a database URL is shown without its password
     if as_json:
@@ -1045,7 +1046,7 @@ def show(ref: str, as_json: bool) -> None:
     """
     from modelchain.claims.claim import registration_view
     from modelchain.claims.provenance import provenance_lines
-    from modelchain.ledgers.ledger import parse_ref
+    from modelchain.log.block import parse_ref
 
     name, version = parse_ref(ref)
     with _open_ledger() as ledger:

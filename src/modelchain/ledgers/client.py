@@ -2,7 +2,7 @@
 
 The server is not trusted. This client only fetches: the newest checkpoint note, the entries
 with their exact leaf data, inclusion and consistency proofs, the key the server advertises.
-`modelchain.ledgers.ledger.Ledger` checks all of it with the same rules as for a local
+`modelchain.ledgers.RemoteLedger` checks all of it with the same rules as for a local
 ledger: the checkpoint signature with the log's verifier key, every leaf it reads against the
 signed root, and that each new checkpoint extends the newest one accepted before. Which key
 that is, and pinning it on first use like SSH's known_hosts, is the trust state's decision

@@ -19,7 +19,8 @@ from modelchain.core.errors import (
     UsageError,
     VerificationError,
 )
-from modelchain.ledgers.ledger import Block, Lookup
+from modelchain.ledgers.local import Lookup
+from modelchain.log.block import Block
 from modelchain.server.batcher import Appended
 
 try:

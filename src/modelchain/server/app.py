@@ -16,13 +16,14 @@ from starlette.concurrency import run_in_threadpool
 
 from modelchain import __version__
 from modelchain.core.errors import UsageError
-from modelchain.ledgers.ledger import Ledger, LookupCache
+from modelchain.ledgers import LocalLedger
 from modelchain.ledgers.locations import local_path
 from modelchain.log.home import Home
 from modelchain.server.answers import Answers
 from modelchain.server.batcher import Batcher
 from modelchain.server.explorer import mount_explorer
 from modelchain.server.fastpath import Guard, fast_handlers
+from modelchain.server.lookups import LookupCache, NodeCache
 from modelchain.server.metrics import Metrics
 from modelchain.server.readers import Readers, SignedView
 from modelchain.server.routes import add_routes
@@ -47,16 +48,15 @@ def create_app(
     metrics = Metrics()
     answers = Answers()
 
-    node_cache: dict[tuple[int, int], bytes] = {}
+    node_cache = NodeCache()
     lookup_cache = LookupCache()
 
-    def open_ledger() -> Ledger:
-        ledger = Ledger.open(location, home=home_obj)
+    def open_ledger() -> LocalLedger:
         # shared by this process's readers: proofs share their upper nodes (which never
         # change once written), and lookups repeat until the next checkpoint
-        ledger.node_cache = node_cache
-        ledger.lookup_cache = lookup_cache
-        return ledger
+        return LocalLedger.open(
+            location, home=home_obj, node_cache=node_cache, lookup_cache=lookup_cache
+        )
 
     readers = Readers(open_ledger)
     signed_view = SignedView(readers)

@@ -19,7 +19,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from modelchain.core.errors import ModelchainError
-from modelchain.ledgers.ledger import Block, Ledger, NewEntry
+from modelchain.ledgers import Ledger
+from modelchain.log.block import Block, Registration
 
 log = logging.getLogger("modelchain.server")
 
@@ -38,7 +39,7 @@ class Appended:
 
 @dataclass
 class _Job:
-    entry: NewEntry
+    entry: Registration
     future: Future[Appended]
 
 
@@ -78,7 +79,7 @@ class Batcher:
             self._queue.put(None)
             self._thread.join(timeout=30)
 
-    def submit(self, entry: NewEntry) -> Future[Appended]:
+    def submit(self, entry: Registration) -> Future[Appended]:
         future: Future[Appended] = Future()
         if not self._thread.is_alive():
             future.set_exception(RuntimeError("the writer is not running"))

@@ -54,9 +54,10 @@ def serve(
             + install_hint("server")
         ) from None
 
+    from modelchain.ledgers import Ledger
     from modelchain.ledgers.client import is_remote
-    from modelchain.ledgers.ledger import Ledger, n_blocks
     from modelchain.ledgers.locations import local_path, resolve_location
+    from modelchain.log.block import n_blocks
     from modelchain.server.app import ENV_LEDGER, ENV_MAX_BATCH, ENV_MAX_BODY, create_app
 
     resolved = resolve_location(location)

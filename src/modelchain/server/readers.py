@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from modelchain.core.note import Checkpoint
-from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers import Ledger
 
 log = logging.getLogger("modelchain.server")
 T = TypeVar("T")

@@ -20,7 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from modelchain import __version__
 from modelchain.core import merkle, validate
 from modelchain.core.errors import LedgerUnreadable, ModelchainError, SignatureError
-from modelchain.ledgers.ledger import Ledger, NewEntry, n_blocks
+from modelchain.ledgers import Ledger
+from modelchain.log.block import Registration, n_blocks
 from modelchain.server.answers import (
     Answers,
     ApiError,
@@ -360,7 +361,7 @@ def add_routes(
 
             manifest = manifest_from_json(body.manifest)
 
-        def prepare() -> NewEntry:  # every rule, provenance and signatures too, is the ledger's
+        def prepare() -> Registration:  # every rule, provenance and signatures too, is the ledger's
             try:
                 return readers.get().prepare(
                     name=body.name,

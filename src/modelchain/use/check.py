@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelchain.claims.keys import PublicKey
     from modelchain.core.note import Verifier
     from modelchain.fs.progress import ProgressSink
-    from modelchain.ledgers.ledger import Ledger
+    from modelchain.ledgers import Ledger
 
 __all__ = ["Check", "CheckResult", "check"]
 

@@ -55,7 +55,8 @@ from modelchain.fs.digest import (
 from modelchain.fs.safeio import read_once, show_path
 
 if TYPE_CHECKING:  # pragma: no cover
-    from modelchain.ledgers.ledger import Block, Ledger
+    from modelchain.ledgers import Ledger
+    from modelchain.log.block import Block
     from modelchain.log.home import Home
 
 __all__ = [
@@ -422,7 +423,7 @@ def _check_ledger(
     sha256: str,
     signers: Sequence[Any] = (),
 ) -> Block:
-    from modelchain.ledgers.ledger import Ledger
+    from modelchain.ledgers import Ledger
 
     owned = not isinstance(ledger, Ledger)
     led = Ledger.open(ledger, home=home) if owned else ledger
@@ -464,7 +465,7 @@ def load_verified(
 ) -> LoadedModel:
     """Like `load`, but returns the loaded object with the digest and block that vouched."""
     from modelchain.core.allowlist import parse_trusted
-    from modelchain.ledgers.ledger import default_name
+    from modelchain.log.block import default_name
 
     if isinstance(trusted, str):
         trusted = (trusted,)

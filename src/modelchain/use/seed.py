@@ -146,7 +146,7 @@ def check(directory: str | os.PathLike[str] = ".", out: TextIO | None = None) ->
         ModelMismatch,
         NotRegistered,
     )
-    from modelchain.ledgers.ledger import Ledger
+    from modelchain.ledgers import Ledger
 
     out = out or sys.stdout
     directory = Path(directory)
@@ -235,7 +235,7 @@ def _environment(**values: str) -> Iterator[None]:
 
 def _recompute_chain(ledger_path: Path, model_hash: str) -> None:
     """The seed's weakness: swap the registered hash and recompute every block consistently."""
-    from modelchain.ledgers.ledger import seed_hash
+    from modelchain.log.block import seed_hash
 
     blocks = json.loads(ledger_path.read_text())
     previous = "0" * 64
@@ -253,7 +253,7 @@ def _recompute_chain(ledger_path: Path, model_hash: str) -> None:
 def _show_provenance(console: Any, ledger_path: Path) -> None:
     """What the first registration recorded about how the model was made."""
     from modelchain.claims.provenance import provenance_lines
-    from modelchain.ledgers.ledger import Ledger
+    from modelchain.ledgers import Ledger
 
     with Ledger.open(ledger_path) as led:
         block = led.registration(MODEL_FILE)
@@ -359,7 +359,7 @@ def run_demo(directory: str | os.PathLike[str] | None = None, out: TextIO | None
             )
             old_sidecar = Path(str(ledger) + ".checkpoint").read_text()
             accuracy = train(work, max_iter=150)
-            from modelchain.ledgers.ledger import Ledger
+            from modelchain.ledgers import Ledger
 
             with Ledger.open(ledger) as led:
                 block = led.register(model, name=MODEL_FILE)

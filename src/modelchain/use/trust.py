@@ -92,11 +92,11 @@ def move(home: Home, origin: str, new_location: str, keys: Sequence[Any] = ()) -
     """Make `new_location` the place where `origin` lives, once the ledger there is proven
     to be that log: its origin record names it, its checkpoint is signed, and it is the
     log accepted before or an extension of it (audited against the trust state)."""
-    from modelchain.ledgers.ledger import Ledger
+    from modelchain.ledgers import Ledger, RemoteLedger
 
     _find(home, origin)
     with Ledger.open(new_location, home=home, keys=keys) as ledger:
-        if ledger.store.remote:
+        if isinstance(ledger, RemoteLedger):
             raise UsageError("a server's log lives on the server: there is nothing to move")
         found = ledger.store.origin()
         if found != origin:

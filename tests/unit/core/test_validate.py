@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from modelchain import Ledger
 from modelchain.core.errors import InputError, UsageError
 from modelchain.core.validate import MAX_DEPTH, MAX_INT, MAX_NAME
-from modelchain.ledgers.ledger import Block, canonical_timestamp, seed_hash
+from modelchain.log.block import Block, canonical_timestamp, seed_hash
 
 DIGEST = hashlib.sha256(b"model").hexdigest()
 
@@ -288,7 +288,7 @@ def test_a_changed_timestamp_is_still_caught(tmp_path: Path) -> None:
     )
     import dataclasses
 
-    from modelchain.ledgers.ledger import chain_hash_matches
+    from modelchain.log.block import chain_hash_matches
 
     assert not chain_hash_matches(block)
     assert chain_hash_matches(dataclasses.replace(block, timestamp=1796158393))
@@ -300,8 +300,8 @@ def test_a_block_over_the_bound_the_remote_client_accepts_is_refused(tmp_path: P
     from modelchain.core import validate
     from modelchain.core.errors import UsageError
     from modelchain.fs.digest import Manifest, ManifestEntry
+    from modelchain.ledgers import Ledger
     from modelchain.ledgers import client as http
-    from modelchain.ledgers.ledger import Ledger
     from modelchain.log.home import Home
 
     assert http.MAX_BLOCK == validate.MAX_BLOCK

@@ -18,7 +18,7 @@ import pytest
 
 from modelchain.core.errors import ModelchainError
 from modelchain.fs.digest import PathDigest
-from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers import Ledger
 from modelchain.log.home import Home
 
 APPENDS = 120

@@ -21,7 +21,8 @@ from modelchain.core.errors import (
     SignatureError,
 )
 from modelchain.core.note import Signer
-from modelchain.ledgers.ledger import Ledger, seed_hash
+from modelchain.ledgers import Ledger
+from modelchain.log.block import seed_hash
 from modelchain.log.home import Home
 
 SETTINGS = settings(
@@ -320,7 +321,7 @@ def test_proofs_from_the_store_verify(tmp_path: Path, home: Home, suffix) -> Non
 
 @pytest.mark.parametrize("target", ["copy.db", "copy.json"])
 def test_failed_copy_creates_nothing(tmp_path: Path, home: Home, target: str) -> None:
-    from modelchain.ledgers.ledger import copy_ledger
+    from modelchain.ledgers.copy import copy_ledger
 
     loc = tmp_path / "l.db"
     _build(loc, home, 3).close()
@@ -353,3 +354,48 @@ def test_rollback_between_two_appends_of_one_process(tmp_path: Path, home: Home)
         ledger.store = type(ledger.store)(loc)
         with pytest.raises(RollbackError, match="rolled back"):
             ledger.append(name="a", model_hash=_hex(4))
+
+
+def test_lookup_judges_kind_and_digest_as_verify_does(tmp_path: Path, home: Home) -> None:
+    """The lookup behind the service's `POST /api/v1/verify`: a file holding a directory's
+    manifest JSON has the directory's digest, and must not be "verified" as that directory
+    (nor as an older version of it)."""
+    from modelchain.core.canonical import canonical_json
+    from modelchain.fs.digest import digest_path, manifest_to_json
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"weights")
+    d1 = digest_path(model)
+    (model / "weights.bin").write_bytes(b"weights 2")
+    d2 = digest_path(model)
+    impostor = tmp_path / "impostor.json"
+    impostor.write_bytes(canonical_json(manifest_to_json(d2.manifest)))
+    assert digest_path(impostor).sha256 == d2.sha256  # the case: same digest, other kind
+    with _build(tmp_path / "ledger.db", home, 0) as ledger:
+        for d in (d1, d2):
+            ledger.append(
+                name="m", model_hash=d.sha256, kind="directory", size=d.size, manifest=d.manifest
+            )
+        found = ledger.lookup("m", d2.sha256)  # kind defaults to "file"
+        assert (found.verified, found.reason) == (False, "digest_mismatch")
+        assert "registered as a directory, not a file" in found.message
+        assert ledger.lookup("m", d2.sha256, kind="directory").verified
+        older = ledger.lookup("m", d1.sha256)
+        assert (older.verified, older.reason, older.matched) == (False, "digest_mismatch", None)
+        assert ledger.lookup("m", d1.sha256, kind="directory").reason == "older_version"
+
+
+def test_ledger_is_local_or_remote_by_location(tmp_path: Path, home: Home) -> None:
+    """One class to name (`Ledger`), the kind chosen by the location, as pathlib does."""
+    from modelchain.core.errors import UsageError
+    from modelchain.ledgers import LocalLedger, RemoteLedger
+
+    with Ledger(tmp_path / "ledger.db", home, create=True) as local:
+        assert type(local) is LocalLedger and isinstance(local, Ledger)
+    with Ledger.open("https://ledger.example", home=home) as remote:
+        assert type(remote) is RemoteLedger and isinstance(remote, Ledger)
+    with RemoteLedger(remote.store, home) as again:  # an open store chooses too
+        assert again.client is remote.store
+    with pytest.raises(UsageError, match="is not a ledger of kind LocalLedger"):
+        LocalLedger.open("https://ledger.example", home=home)

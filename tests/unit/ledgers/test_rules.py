@@ -267,7 +267,10 @@ def _sql(location: Path, *statements: str) -> None:
             id="blocks-reordered",
         ),
         pytest.param(
-            ["INSERT INTO blocks (idx, body) SELECT idx + 2, body FROM blocks WHERE idx = 1"],
+            [  # a copy as another version: the store refuses a second (name, version) itself
+                "INSERT INTO blocks (idx, body) SELECT idx + 2, "
+                "replace(body, '\"version\":1', '\"version\":7') FROM blocks WHERE idx = 1"
+            ],
             LedgerInvalid,
             id="block-inserted",
         ),

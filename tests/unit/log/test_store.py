@@ -13,7 +13,7 @@ import pytest
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json
 from modelchain.core.errors import LedgerInvalid, LedgerUnreadable
-from modelchain.ledgers.ledger import Ledger
+from modelchain.ledgers import Ledger
 from modelchain.ledgers.locations import open_store
 from modelchain.log.home import Home
 from modelchain.log.store import StoreSubtrees, Writer
@@ -196,7 +196,7 @@ def _signed_batch(
     """`count` valid blocks after the writer's tip, their nodes and one checkpoint over all
     (versions from `first`, default the next one, `step` apart: 0 repeats one version)."""
     from modelchain.core.note import Checkpoint, sign_checkpoint
-    from modelchain.ledgers.ledger import ZERO_HASH, Block, seed_hash
+    from modelchain.log.block import ZERO_HASH, Block, seed_hash
 
     tip = w.tip()
     assert tip.origin is not None

@@ -1,0 +1,752 @@
+"""A ledger in a file or a database: the writer (append under one signed checkpoint, in
+one transaction) and the reader over a `Store`, which a service runs on.
+
+A ledger is a hash chain of blocks (the seed's `current_hash` formula, kept for
+compatibility) and, over the same blocks, an RFC 9162 Merkle tree whose leaves are the
+RFC 8785 encoding of each whole block. Every append signs a C2SP checkpoint of the tree
+with the operator key, so rewriting the ledger -- even recomputing the whole chain -- no
+longer matches a signature the attacker cannot make.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from modelchain.checks.audit import AuditReport, check_nodes
+from modelchain.checks.verdict import same_model
+from modelchain.core import merkle
+from modelchain.core.canonical import canonical_json
+from modelchain.core.errors import (
+    InvalidProof,
+    LedgerInvalid,
+    LedgerUnreadable,
+    LocationError,
+    RollbackError,
+    SignatureError,
+    UsageError,
+)
+from modelchain.core.note import Checkpoint, Signer, Verifier, sign_checkpoint
+from modelchain.ledgers.base import PUBLISH_WAIT_S, Ledger, Source, same_file
+from modelchain.log.block import (
+    ZERO_HASH,
+    Block,
+    Registration,
+    canonical_timestamp,
+    check_binding,
+    n_blocks,
+    parse_block,
+    seed_hash,
+)
+from modelchain.log.home import Home
+from modelchain.log.store import Store, Tip
+
+__all__ = ["LocalLedger", "Lookup", "LookupMemo", "NameState", "NodeMemo"]
+
+
+class NodeMemo(Protocol):
+    """Merkle nodes kept across calls by a long-running reader (a service): a stored node
+    never changes once written. `get` is a dict's; `put` may forget others to stay small."""
+
+    def get(self, key: tuple[int, int], /) -> bytes | None: ...
+
+    def put(self, key: tuple[int, int], digest: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class NameState:
+    """What `lookup` read about one name (or one older digest) under one checkpoint."""
+
+    indices: tuple[int, ...]
+    newest: tuple[Block, bytes] | None
+    proof: list[bytes] | None
+
+
+class LookupMemo(Protocol):
+    """What `lookup` read under one signed checkpoint, which cannot change until the next
+    append: kept by a service (and shared by its readers), keyed by the checkpoint note."""
+
+    def checkpoint(self, note: str, checkpoint: Checkpoint | None = None) -> Checkpoint | None:
+        """The checkpoint of `note` if the memo is for it; given one, start a new memo for
+        it (when the note differs from the remembered one)."""
+        ...
+
+    def get(self, note: str, key: tuple[str, ...]) -> NameState | None: ...
+
+    def put(self, note: str, key: tuple[str, ...], state: NameState) -> None:
+        """Remember `state` under `note` (nothing if a newer checkpoint took over)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The answer of `LocalLedger.lookup`, with what a remote client needs to check it: the
+    entries with their leaf data and inclusion proofs into the signed checkpoint."""
+
+    name: str
+    model_hash: str
+    note: str
+    checkpoint: Checkpoint
+    message: str
+    verified: bool = False
+    #: None when verified, else "not_registered", "digest_mismatch" or "older_version"
+    reason: str | None = None
+    #: the newest registered version of `name` and its leaf data
+    newest: tuple[Block, bytes] | None = None
+    newest_proof: list[bytes] | None = None
+    #: the older version `model_hash` matched ("older_version")
+    matched: tuple[Block, bytes] | None = None
+    matched_proof: list[bytes] | None = None
+
+
+class _Seen(dict[tuple[int, int], bytes]):
+    """The nodes one call read (`inclusion_proofs`: a batch's proofs share most nodes)."""
+
+    def put(self, key: tuple[int, int], digest: bytes) -> None:
+        self[key] = digest
+
+
+class _StoreSubtrees:
+    """Serves complete-subtree hashes from the store's node table (proofs in O(log n)),
+    through `memo` when given (nodes never change once written)."""
+
+    def __init__(self, store: Store, size: int, memo: NodeMemo | None = None) -> None:
+        self.store = store
+        self.size = size
+        self.memo = memo
+
+    def node(self, level: int, index: int) -> bytes:
+        memo = self.memo
+        if memo is None:
+            return self.store.node(level, index)
+        key = (level, index)
+        found = memo.get(key)
+        if found is None:
+            found = self.store.node(level, index)
+            memo.put(key, found)
+        return found
+
+
+class LocalLedger(Ledger, default=True):
+    """A ledger in a file (`*.json`, SQLite) or a PostgreSQL database, written here and
+    signed with the operator key in `MODELCHAIN_HOME`."""
+
+    def __init__(
+        self,
+        source: Source = None,
+        home: Home | str | os.PathLike[str] | None = None,
+        keys: Sequence[Verifier] = (),
+        *,
+        create: bool = False,
+        node_cache: NodeMemo | None = None,
+        lookup_cache: LookupMemo | None = None,
+    ) -> None:
+        """`node_cache` and `lookup_cache`: a long-running reader's (a service's) memory of
+        the Merkle nodes proofs read and of `lookup` answers per checkpoint, which may be
+        shared by the ledgers of a process's threads (see `modelchain.server.lookups`)."""
+        super().__init__(source, home, keys, create=create)
+        self.node_cache = node_cache
+        self.lookup_cache = lookup_cache
+        self._signer: Signer | None = None
+        #: logs whose trust state this object wrote but has not yet synced to disk
+        self._unsynced: set[str] = set()
+        self._synced_at = time.monotonic()
+        #: (note, trusted note, error) of the last stored checkpoint refused against the
+        #: trust state, so a service does not re-check (and wait) on every request
+        self._refused: tuple[str, str | None, LedgerInvalid] | None = None
+        #: the origin this object found to live at its location (appends are allowed)
+        self._home_checked: str | None = None
+        #: a ledger never closed still syncs its trust state when it is collected
+        self._finalizer = weakref.finalize(self, _sync_trust, self.home, self._unsynced)
+
+    def _unchanged_since_known(self, w: Any) -> tuple[merkle.Frontier, Checkpoint, str] | None:
+        """If nobody wrote since this object last signed or verified the ledger (same size,
+        same checkpoint), the tip it remembers is authentic: nothing needs re-reading."""
+        size, note = w.head()
+        frontier, checkpoint, tip_hash = self._frontier, self._known_checkpoint, self._tip_hash
+        if note is None or note != self._known_note or frontier is None or frontier.size != size:
+            return None
+        if checkpoint is None or tip_hash is None:
+            return None
+        return frontier.copy(), checkpoint, tip_hash
+
+    def _accept_own(self, origin: str, size: int, note: str) -> None:
+        """What we sign, we trust -- so a later rollback below it is caught, by this and
+        every other verifier sharing the home, and by a running service. Written the moment
+        the append's transaction has committed, before the append returns (so before any
+        client of the service is answered): a database rolled back after that is refused.
+        Not before the commit: a writer killed between the two would leave the trust state
+        ahead of a ledger that never held that checkpoint, a false rollback for ever.
+
+        The write is atomic and at once visible to every process; it is synced to disk by
+        `flush_trust` (within a second, and on close), not on every append, where two
+        fsyncs cost ten times the append: a power loss in between can only leave the trust
+        state older than the ledger, which the next check accepts by a consistency proof."""
+        self.home.accept_checkpoint(origin, size, note, durable=False)
+        self._unsynced.add(origin)
+
+    def flush_trust(self) -> None:
+        """Sync to disk the trust state this object's appends wrote (see `_accept_own`);
+        on close, and at most a second after an append in a long-running writer such as
+        the service."""
+        _sync_trust(self.home, self._unsynced)
+        self._synced_at = time.monotonic()
+
+    def _operator(self, origin: str, *, create: bool) -> Signer:
+        if self._signer is None:
+            self._signer = self.home.operator_signer(create=create)
+        if self._signer.name != origin:
+            self._signer = self._signer.with_name(origin)
+        return self._signer
+
+    def verifier_for(self, origin: str, keys: Sequence[Verifier] = ()) -> Verifier:
+        """The key that must have signed `origin`'s checkpoints: one of `keys`, else ours."""
+        for key in keys:
+            if key.name == origin:
+                return key
+        if keys:
+            names = ", ".join(k.name for k in keys)
+            raise SignatureError(f"none of the given keys ({names}) is for log {origin!r}")
+        if not self.home.has_operator_key():
+            raise SignatureError(
+                f"no key to check log {origin!r}: pass --key VERIFIER_KEY "
+                f"(or create the operator key with `modelchain init`)"
+            )
+        return self._operator(origin, create=False).verifier()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def init(self, origin: str | None = None) -> str:
+        """Create the ledger (and the operator key if missing); returns the checkpoint note.
+        When it is refused, a ledger file this call created is removed again."""
+        try:
+            with self.store.writer() as w:
+                tip = w.tip()
+                if tip.origin is not None:
+                    if origin is not None and origin != tip.origin:
+                        raise UsageError(
+                            f"{self.location} is already initialised for log {tip.origin!r}"
+                        )
+                    return tip.checkpoint or ""
+                self._initialise(w, tip, origin)
+        except BaseException:
+            self.store.discard_created()
+            raise
+        self.flush_trust()
+        return self._known_note or ""
+
+    def _initialise(self, w: Any, tip: Tip, origin: str | None) -> Tip:
+        if tip.checkpoint:
+            self._check_same_log(tip.origin, tip.checkpoint)  # no origin record: refused
+        if tip.size or tip.checkpoint:
+            raise LedgerInvalid(
+                f"{self.location}: holds {n_blocks(tip.size)} but no signed checkpoint; "
+                "refusing to sign blocks nobody vouched for"
+            )
+        known = self.home.known_origin(self._trust_key())
+        if known is not None:
+            raise RollbackError(
+                f"{self.location}: the ledger of log {known!r} that was here is gone "
+                "(deleted or emptied); refusing to start a new one in its place. If it was "
+                f"removed on purpose, run `modelchain trust forget --ledger {self.location}`; "
+                f"if it moved, `modelchain trust move {known} NEW_LOCATION`"
+            )
+        if origin is not None:
+            elsewhere = self.home.log_location(origin)
+            if elsewhere is not None or self.home.trusted_checkpoint(origin) is not None:
+                raise UsageError(
+                    f"log {origin!r} already exists (at {elsewhere or 'a location not recorded'});"
+                    " a second ledger under its name would be a fork of it: choose another "
+                    "origin, or `modelchain trust forget` the old log first"
+                )
+        origin = origin or f"modelchain.local/{secrets.token_hex(8)}"
+        signer = self._operator(origin, create=True)
+        empty = Checkpoint(origin, 0, merkle.EMPTY_ROOT)
+        note = sign_checkpoint(empty, signer)
+        w.initialise(origin, note)
+        self._remember(note, empty, ZERO_HASH, merkle.Frontier.empty())
+        self.home.remember_location(self._trust_key(), origin)
+        if self.home.claim_log_location(origin, self._trust_key()) == self._trust_key():
+            self._home_checked = origin
+        self.home.accept_checkpoint(origin, 0, note)  # what we sign, we trust
+        return Tip(0, None, (), note, origin)
+
+    def _binding(self, name: str) -> tuple[tuple[str, int], set[str]]:
+        """The log and the version a registration of `name` made now gets -- what its
+        signatures are bound to -- and the signature values the log already holds for
+        `name`; `append_many` checks the binding again under the write lock."""
+        origin = self.store.origin()
+        if origin is None:  # a new ledger: make it now, a signature must name its log
+            self.init()
+            origin = self.store.origin()
+        if origin is None:
+            raise LedgerInvalid(f"{self.location}: has no origin")
+        history = [self.block(i) for i in self.store.find(name=name)]
+        version = history[-1].version + 1 if history else 1
+        return (origin, version), {s.sig for b in history for s in b.signatures}
+
+    def append_many(self, entries: Sequence[Registration]) -> list[Block]:
+        """Append several prepared entries in one transaction under one signed checkpoint.
+
+        This is group commit for a busy service: one lock, one fsync and one signature for
+        the whole batch. Versions count on across the batch (the same name twice gets v, v+1).
+        """
+        if not entries:
+            return []
+        try:
+            return self._append_local(entries)
+        except BaseException:
+            self.store.discard_created()  # a refused first append leaves no new file
+            raise
+
+    def _append_local(self, entries: Sequence[Registration]) -> list[Block]:
+        with self.store.writer() as w:
+            known = self._unchanged_since_known(w)
+            if known is not None:
+                frontier, checkpoint, previous = known
+            else:
+                tip = w.tip()
+                if tip.origin is None:
+                    tip = self._initialise(w, tip, None)
+                frontier, checkpoint, previous = self._check_tip(tip)
+            self._check_log_home(checkpoint.origin)
+            versions: dict[str, int] = {}
+            blocks: list[Block] = []
+            items: list[tuple[dict[str, Any], bytes]] = []
+            nodes: list[tuple[int, int, bytes]] = []
+            newest: dict[str, Block] = {}  # this batch's newest block of each name
+            for entry in entries:
+                if not entry.force:
+                    same = self._same_as_newest(w, entry, newest, checkpoint)
+                    if same is not None:
+                        blocks.append(same)
+                        continue
+                index, timestamp = frontier.size, canonical_timestamp(time.time())
+                version = versions.get(entry.name)
+                if version is None:
+                    version = w.latest_version(entry.name)
+                versions[entry.name] = version + 1
+                if entry.binding is not None:
+                    check_binding(entry, checkpoint.origin, version + 1)
+                block = Block(
+                    index=index,
+                    timestamp=timestamp,
+                    model_hash=entry.model_hash,
+                    previous_hash=previous,
+                    current_hash=seed_hash(index, timestamp, entry.model_hash, previous),
+                    name=entry.name,
+                    version=version + 1,
+                    kind=entry.kind,
+                    size=entry.size,
+                    manifest=entry.manifest,
+                    metadata=dict(entry.metadata),
+                    provenance=entry.provenance,
+                    signatures=entry.signatures,
+                )
+                raw = block.to_dict()
+                data = canonical_json(raw)
+                nodes.extend(frontier.append(merkle.leaf_hash(data)))
+                items.append((raw, data))
+                blocks.append(block)
+                newest[block.name] = block
+                previous = block.current_hash
+            if not items:  # every one was registered already: nothing to sign or write
+                return blocks
+            signer = self._operator(checkpoint.origin, create=True)
+            signed = Checkpoint(checkpoint.origin, frontier.size, frontier.root())
+            note = sign_checkpoint(signed, signer)
+            if len(items) == 1:
+                w.append(items[0][0], items[0][1], nodes, note)
+            else:
+                w.append_many(items, nodes, note)
+        self._accept_own(checkpoint.origin, frontier.size, note)  # committed: before we answer
+        self._remember(note, signed, previous, frontier)
+        if time.monotonic() - self._synced_at >= 1.0:
+            self.flush_trust()
+        memo = self.node_cache
+        if memo is not None:  # committed: the batch's proofs need these next
+            for level, index, digest in nodes:
+                memo.put((level, index), digest)
+        return blocks
+
+    def _same_as_newest(
+        self, w: Any, entry: Registration, batch: Mapping[str, Block], checkpoint: Checkpoint
+    ) -> Block | None:
+        """The newest version of `entry.name` if it has the very same bytes (kind and
+        digest), else None. A stored block counts only once it is proven (from the stored
+        nodes) into the signed checkpoint the append extends, and is the version the store
+        says is newest: an altered store cannot make us skip a registration on its word."""
+        found = batch.get(entry.name)
+        if found is None:
+            # one indexed lookup for the usual case, bytes this name never had; only a
+            # candidate is read, proven, and compared with the newest version number
+            indices = [
+                i
+                for i in self.store.find(name=entry.name, digest=entry.model_hash)
+                if i < checkpoint.size
+            ]
+            if not indices:
+                return None
+            index = indices[-1]
+            stored = next(iter(self.store.blocks(index, index + 1)), None)
+            if stored is None:
+                raise LedgerInvalid(f"{self.location}: block {index} is missing")
+            block = Block.from_raw(stored.raw, stored.position)
+            if block.name != entry.name or block.model_hash != entry.model_hash:
+                raise LedgerInvalid(
+                    f"{self.location}: the name index disagrees with block {index}; "
+                    "run `modelchain audit`"
+                )
+            if block.version != w.latest_version(entry.name):
+                return None  # a newer version has other bytes: these are a new version
+            proof = merkle.inclusion_proof(index, self._subtrees(checkpoint.size, cached=False))
+            try:
+                merkle.verify_inclusion(
+                    index,
+                    checkpoint.size,
+                    merkle.leaf_hash(stored.data),
+                    proof,
+                    checkpoint.root_hash,
+                )
+            except InvalidProof:
+                raise LedgerInvalid(
+                    f"{self.location}: block {index} is not the one that was signed; "
+                    "run `modelchain audit`"
+                ) from None
+            found = block
+        if found.kind != entry.kind or found.model_hash != entry.model_hash:
+            return None
+        return dataclasses.replace(found, existing=True)
+
+    def _check_tip(self, tip: Tip) -> tuple[merkle.Frontier, Checkpoint, str]:
+        """Before signing anything new, make sure the tree we extend is the one we signed.
+
+        Returns the tree's right edge, its checkpoint, and the newest block's current_hash.
+        (When nothing changed since this object's last append or audit, `append` skips this
+        and uses what it remembers: see `_unchanged_since_known`.)"""
+        assert tip.origin is not None
+        self._check_same_log(tip.origin, tip.checkpoint)
+        if tip.checkpoint is None:
+            raise LedgerInvalid(f"{self.location}: the signed checkpoint is missing")
+        checkpoint = self._open_checkpoint(tip.checkpoint, tip.origin, ())
+        frontier = merkle.Frontier(tip.size, list(tip.peaks))
+        if checkpoint.size != tip.size:
+            raise LedgerInvalid(
+                f"{self.location}: holds {n_blocks(tip.size)} but its signed checkpoint covers "
+                f"{n_blocks(checkpoint.size)}; run `modelchain audit`"
+            )
+        if frontier.root() != checkpoint.root_hash:
+            raise LedgerInvalid(
+                f"{self.location}: the stored Merkle tree does not match the signed checkpoint; "
+                "run `modelchain audit`"
+            )
+        previous = ZERO_HASH
+        if tip.last_data is not None:
+            if not self._is_signed_leaf(tip, frontier):
+                raise LedgerInvalid(
+                    f"{self.location}: block {tip.size - 1} is not the block that was signed; "
+                    "run `modelchain audit`"
+                )
+            previous = parse_block(tip.last_data, tip.size - 1).current_hash
+        self._check_trusted(checkpoint, self._prove_extends(checkpoint))
+        self._remember(tip.checkpoint, checkpoint, previous, frontier)
+        return frontier, checkpoint, previous
+
+    def _is_signed_leaf(self, tip: Tip, frontier: merkle.Frontier) -> bool:
+        """Is the newest block the one under the signed root? It lies in the smallest peak,
+        so hashing it up with its left siblings must give that peak (O(log n), usually 1)."""
+        assert tip.last_data is not None
+        index = tip.size - 1
+        digest = merkle.leaf_hash(tip.last_data)
+        level = 0
+        tree = self._subtrees(tip.size, cached=False)
+        while (index >> level) & 1 and level < (tip.size & -tip.size).bit_length() - 1:
+            sibling = tree.node(level, (index >> level) - 1)
+            digest = merkle.node_hash(sibling, digest)
+            level += 1
+        return digest == frontier.peaks[-1]
+
+    def _prove_extends(self, checkpoint: Checkpoint) -> Callable[[int, bytes], bool]:
+        """A check that `checkpoint` extends an older tree, by an RFC 9162 consistency proof
+        built from the stored nodes (so the nodes themselves are checked against both roots)."""
+
+        def check(old_size: int, old_root: bytes) -> bool:
+            tree = self._subtrees(checkpoint.size, cached=False)
+            try:
+                proof = merkle.consistency_proof(old_size, tree)
+                merkle.verify_consistency(
+                    old_size, checkpoint.size, old_root, checkpoint.root_hash, proof
+                )
+            except (InvalidProof, LedgerUnreadable):
+                return False
+            return True
+
+        return check
+
+    def _check_log_home(self, origin: str) -> None:
+        """Append only where the log lives: appending to a copy elsewhere (`cp -r` of a
+        project) would make the log itself look rolled back."""
+        if self._home_checked == origin:
+            return
+        here = self._trust_key()
+        home = self.home.claim_log_location(origin, here)
+        if home != here and not same_file(home, here):
+            raise LocationError(
+                f"{self.location} holds a copy of log {origin!r}, which lives at {home}: "
+                "appending here would make that ledger look rolled back. Register there, "
+                f"or, if this copy is the log from now on, run `modelchain trust move {origin} "
+                f"{self.location}`"
+            )
+        self._home_checked = origin
+
+    def _log_home(self, origin: str) -> str | None:
+        return self.home.log_location(origin)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def checkpoint(self) -> str:
+        """The newest signed checkpoint note, as stored."""
+        note = self.store.checkpoint()
+        if note is None:
+            raise LedgerInvalid(f"{self.location}: has no signed checkpoint")
+        return note
+
+    def entries(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[Block, bytes]]:
+        """Blocks with their exact leaf data, for a client that re-hashes what it is given."""
+        for stored in self.store.blocks(start, stop):
+            yield Block.from_raw(stored.raw, stored.position), stored.data
+
+    def read_checkpoint(self) -> tuple[str, Checkpoint]:
+        """The newest signed note and its checkpoint, the signature checked once per note
+        (a service reads it on every request)."""
+        note = self.checkpoint()
+        cached = self._read_cache
+        if cached is not None and cached[0] == note:
+            return cached
+        origin = self.store.origin()
+        self._check_same_log(origin, note)
+        checkpoint = self._open_checkpoint(note, origin, ())
+        note, checkpoint = self._check_served(note, checkpoint)
+        self._read_cache = (note, checkpoint)
+        return note, checkpoint
+
+    def _check_served(self, note: str, checkpoint: Checkpoint) -> tuple[str, Checkpoint]:
+        """A stored checkpoint is believed (and served) only if it is not older than, nor
+        inconsistent with, the newest one the trust state accepted: the database may have
+        been rolled back or forked under a running service. Checked once per new note; a
+        refusal is remembered until the note or the trust state changes."""
+        trusted_note = self.home.trusted_checkpoint(checkpoint.origin)
+        refused = self._refused
+        if refused is not None and refused[:2] == (note, trusted_note):
+            raise refused[2]
+        deadline = time.monotonic() + PUBLISH_WAIT_S
+        while True:
+            try:
+                self._check_trusted(checkpoint, self._prove_extends(checkpoint))
+                return note, checkpoint
+            except RollbackError as exc:
+                if time.monotonic() >= deadline or not self._newer_note(note):
+                    self._refused = (note, trusted_note, exc)
+                    raise
+            except LedgerInvalid as exc:
+                self._refused = (note, trusted_note, exc)
+                raise
+            # an append was committing (its trust state is written first): take its note
+            note = self.store.checkpoint() or note
+            checkpoint = self._open_checkpoint(note, self.store.origin(), ())
+
+    def _history(self, name: str, keys: Sequence[Verifier]) -> tuple[list[Block], AuditReport]:
+        """Every version of `name`, as an audit of the whole ledger finds them."""
+        history: list[Block] = []
+
+        def collect(block: Block) -> None:
+            if block.name == name:
+                history.append(block)
+
+        report = self.audit(keys=keys, on_block=collect)
+        return history, report
+
+    # -- a service's lookups --------------------------------------------------------------
+
+    def lookup(
+        self,
+        name: str,
+        model_hash: str,
+        *,
+        kind: str = "file",
+        signed: tuple[str, Checkpoint] | None = None,
+    ) -> Lookup:
+        """Is the `kind` (file or directory) with `model_hash` the newest registered version
+        of `name`, as of the newest signed checkpoint? Judged as `verify` judges (kind and
+        digest, `same_model`); answered from the store's index with an inclusion proof of
+        the newest version -- not an audit: this is for clients that check the proof.
+
+        `signed`: a (note, checkpoint) that `read_checkpoint` returned just before, to
+        answer as of it without reading it again."""
+        note, checkpoint = self.read_checkpoint() if signed is None else signed
+        if self.lookup_cache is not None:
+            self.lookup_cache.checkpoint(note, checkpoint)
+        found = self._lookup(name, model_hash, kind, note, checkpoint, read=True)
+        assert found is not None
+        return found
+
+    def cached_lookup(
+        self, name: str, model_hash: str, note: str, *, kind: str = "file"
+    ) -> Lookup | None:
+        """`lookup` as of the checkpoint `note`, answered from `lookup_cache` alone (no I/O,
+        so an event loop may call it), or None when the store must be read."""
+        cache = self.lookup_cache
+        checkpoint = None if cache is None else cache.checkpoint(note)
+        if checkpoint is None:
+            return None
+        return self._lookup(name, model_hash, kind, note, checkpoint, read=False)
+
+    def _lookup(
+        self,
+        name: str,
+        model_hash: str,
+        kind: str,
+        note: str,
+        checkpoint: Checkpoint,
+        *,
+        read: bool,
+    ) -> Lookup | None:
+        size = checkpoint.size
+        cache = self.lookup_cache
+        base = {"name": name, "model_hash": model_hash, "note": note, "checkpoint": checkpoint}
+        state = None if cache is None else cache.get(note, ("name", name))
+        if state is None:
+            if not read:
+                return None
+            indices = tuple(i for i in self.store.find(name=name) if i < size)
+            if indices:
+                newest, data = self._entry_at(indices[-1], name)
+                proof = self.inclusion_proof(newest.index, size)
+                state = NameState(indices, (newest, data), proof)
+            else:
+                state = NameState(indices, None, None)
+            if cache is not None:
+                cache.put(note, ("name", name), state)
+        if state.newest is None:
+            return Lookup(**base, reason="not_registered", message=f"{name!r} is not registered")
+        newest = state.newest[0]
+        base.update(newest=state.newest, newest_proof=state.proof)
+        if same_model(newest, kind, model_hash):
+            return Lookup(**base, verified=True, message=f"{newest.label} matches")
+        older: NameState | None = None
+        if len(state.indices) > 1:  # only then can an older version match
+            key = ("older", name, model_hash, kind)
+            older = None if cache is None else cache.get(note, key)
+            if older is None:
+                if not read:
+                    return None
+                older = NameState((), None, None)
+                found = [
+                    i for i in self.store.find(name=name, digest=model_hash) if i < newest.index
+                ]
+                for index in reversed(found):
+                    match, match_data = self._entry_at(index, name)
+                    if same_model(match, kind, model_hash):
+                        proof = self.inclusion_proof(match.index, size)
+                        older = NameState((match.index,), (match, match_data), proof)
+                        break
+                if cache is not None:
+                    cache.put(note, key, older)
+        if older is not None and older.newest is not None:
+            match = older.newest[0]
+            return Lookup(
+                **base,
+                reason="older_version",
+                message=f"{model_hash} is {match.label}, not the newest registered "
+                f"version v{newest.version} (block {newest.index})",
+                matched=older.newest,
+                matched_proof=older.proof,
+            )
+        differs = (
+            f"registered as a {newest.kind}, not a {kind}"
+            if newest.model_hash == model_hash
+            else f"sha256 {newest.model_hash}"
+        )
+        return Lookup(
+            **base,
+            reason="digest_mismatch",
+            message=f"{model_hash} does not match {newest.label} ({differs})",
+        )
+
+    def _entry_at(self, index: int, name: str) -> tuple[Block, bytes]:
+        for block, data in self.entries(index, index + 1):
+            if block.name != name:
+                raise LedgerInvalid(
+                    f"{self.location}: the name index disagrees with block {index}; "
+                    "run `modelchain audit`"
+                )
+            return block, data
+        raise LedgerInvalid(f"{self.location}: block {index} is missing")
+
+    # -- audit --------------------------------------------------------------------------------
+
+    def _check_nodes(self, computed: dict[tuple[int, int], bytes], size: int) -> None:
+        """Proofs are served from the stored nodes, so audit vouches for every one of them
+        in the signed tree of `size` leaves. (Nodes beyond it belong to appends committed
+        since, and are checked once a checkpoint covers them; no proof into this tree
+        reads them.)"""
+        check_nodes(self.location, computed, size, self.store.all_nodes())
+
+    def _first_unsigned_leaf(self, size: int) -> str:
+        """Best effort: name the first block whose leaf differs from the stored tree."""
+        try:
+            tree = self._subtrees(self.store.size(), cached=False)
+            for stored in self.store.blocks():
+                if merkle.leaf_hash(stored.data) != tree.node(0, stored.position):
+                    return f"; first difference at block {stored.position}"
+        except (LedgerUnreadable, LedgerInvalid):
+            pass
+        return ""
+
+    # -- proofs -------------------------------------------------------------------------------
+
+    def leaf_hash(self, index: int) -> bytes:
+        """The Merkle leaf hash of block `index`, over its stored canonical encoding."""
+        for stored in self.store.blocks(index, index + 1):
+            return merkle.leaf_hash(stored.data)
+        raise UsageError(f"no block {index}: the ledger has {n_blocks(len(self))}")
+
+    def _inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return merkle.inclusion_proof(index, self._subtrees(size))
+
+    def inclusion_proofs(self, indices: Sequence[int], size: int) -> list[list[bytes]]:
+        """Proofs of several blocks into one tree, each stored node read once: the blocks of
+        one appended batch share most of their proofs."""
+        for index in indices:
+            if not 0 <= index < size:
+                raise UsageError(f"block {index} is not in a tree of {n_blocks(size)}")
+        self._check_size(size)
+        memo = self.node_cache
+        tree = self._subtrees(size, memo=_Seen() if memo is None else memo)
+        return [merkle.inclusion_proof(index, tree) for index in indices]
+
+    def _consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        return merkle.consistency_proof(old_size, self._subtrees(new_size))
+
+    def _prefix_root(self, size: int, signed: Checkpoint) -> bytes:
+        return merkle.subtree_hash(self._subtrees(size, cached=False), 0, size)
+
+    def _subtrees(
+        self, size: int, *, cached: bool = True, memo: NodeMemo | None = None
+    ) -> _StoreSubtrees:
+        """The one place proofs and checks read stored Merkle nodes from: through the
+        service's node cache (`cached`), or `memo`, or straight from the store."""
+        if memo is None and cached:
+            memo = self.node_cache
+        return _StoreSubtrees(self.store, size, memo)
+
+
+def _sync_trust(home: Home, unsynced: set[str]) -> None:
+    while unsynced:
+        home.sync_checkpoint(unsynced.pop())
