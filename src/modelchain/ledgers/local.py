@@ -14,7 +14,6 @@ import dataclasses
 import os
 import secrets
 import time
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -45,18 +44,15 @@ from modelchain.log.block import (
     seed_hash,
 )
 from modelchain.log.home import Home
-from modelchain.log.store import Store, Tip
+from modelchain.log.store import Tip
+from modelchain.log.store.base import StoreSubtrees
 
 __all__ = ["LocalLedger", "Lookup", "LookupMemo", "NameState", "NodeMemo"]
 
 
-class NodeMemo(Protocol):
-    """Merkle nodes kept across calls by a long-running reader (a service): a stored node
-    never changes once written. `get` is a dict's; `put` may forget others to stay small."""
-
-    def get(self, key: tuple[int, int], /) -> bytes | None: ...
-
-    def put(self, key: tuple[int, int], digest: bytes) -> None: ...
+#: Merkle nodes kept across calls by a long-running reader (a service): a stored node never
+#: changes once written, so a dict shared by threads serves them (see `StoreSubtrees`)
+NodeMemo = dict[tuple[int, int], bytes]
 
 
 @dataclass(frozen=True)
@@ -105,34 +101,6 @@ class Lookup:
     matched_proof: list[bytes] | None = None
 
 
-class _Seen(dict[tuple[int, int], bytes]):
-    """The nodes one call read (`inclusion_proofs`: a batch's proofs share most nodes)."""
-
-    def put(self, key: tuple[int, int], digest: bytes) -> None:
-        self[key] = digest
-
-
-class _StoreSubtrees:
-    """Serves complete-subtree hashes from the store's node table (proofs in O(log n)),
-    through `memo` when given (nodes never change once written)."""
-
-    def __init__(self, store: Store, size: int, memo: NodeMemo | None = None) -> None:
-        self.store = store
-        self.size = size
-        self.memo = memo
-
-    def node(self, level: int, index: int) -> bytes:
-        memo = self.memo
-        if memo is None:
-            return self.store.node(level, index)
-        key = (level, index)
-        found = memo.get(key)
-        if found is None:
-            found = self.store.node(level, index)
-            memo.put(key, found)
-        return found
-
-
 class LocalLedger(Ledger, default=True):
     """A ledger in a file (`*.json`, SQLite) or a PostgreSQL database, written here and
     signed with the operator key in `MODELCHAIN_HOME`."""
@@ -154,16 +122,13 @@ class LocalLedger(Ledger, default=True):
         self.node_cache = node_cache
         self.lookup_cache = lookup_cache
         self._signer: Signer | None = None
-        #: logs whose trust state this object wrote but has not yet synced to disk
-        self._unsynced: set[str] = set()
+        #: when `flush_trust` last made the trust state this object wrote durable
         self._synced_at = time.monotonic()
         #: (note, trusted note, error) of the last stored checkpoint refused against the
         #: trust state, so a service does not re-check (and wait) on every request
         self._refused: tuple[str, str | None, LedgerInvalid] | None = None
         #: the origin this object found to live at its location (appends are allowed)
         self._home_checked: str | None = None
-        #: a ledger never closed still syncs its trust state when it is collected
-        self._finalizer = weakref.finalize(self, _sync_trust, self.home, self._unsynced)
 
     def _unchanged_since_known(self, w: Any) -> tuple[merkle.Frontier, Checkpoint, str] | None:
         """If nobody wrote since this object last signed or verified the ledger (same size,
@@ -188,14 +153,13 @@ class LocalLedger(Ledger, default=True):
         `flush_trust` (within a second, and on close), not on every append, where two
         fsyncs cost ten times the append: a power loss in between can only leave the trust
         state older than the ledger, which the next check accepts by a consistency proof."""
-        self.home.accept_checkpoint(origin, size, note, durable=False)
-        self._unsynced.add(origin)
+        self.home.trust.accept(origin, size, note)
 
     def flush_trust(self) -> None:
         """Sync to disk the trust state this object's appends wrote (see `_accept_own`);
         on close, and at most a second after an append in a long-running writer such as
         the service."""
-        _sync_trust(self.home, self._unsynced)
+        self.home.trust.flush()
         self._synced_at = time.monotonic()
 
     def _operator(self, origin: str, *, create: bool) -> Signer:
@@ -361,10 +325,7 @@ class LocalLedger(Ledger, default=True):
             signer = self._operator(checkpoint.origin, create=True)
             signed = Checkpoint(checkpoint.origin, frontier.size, frontier.root())
             note = sign_checkpoint(signed, signer)
-            if len(items) == 1:
-                w.append(items[0][0], items[0][1], nodes, note)
-            else:
-                w.append_many(items, nodes, note)
+            w.append_many(items, nodes, note)
         self._accept_own(checkpoint.origin, frontier.size, note)  # committed: before we answer
         self._remember(note, signed, previous, frontier)
         if time.monotonic() - self._synced_at >= 1.0:
@@ -463,13 +424,15 @@ class LocalLedger(Ledger, default=True):
         so hashing it up with its left siblings must give that peak (O(log n), usually 1)."""
         assert tip.last_data is not None
         index = tip.size - 1
-        digest = merkle.leaf_hash(tip.last_data)
+        top = (tip.size & -tip.size).bit_length() - 1
+        siblings: list[tuple[int, int]] = []
         level = 0
-        tree = self._subtrees(tip.size, cached=False)
-        while (index >> level) & 1 and level < (tip.size & -tip.size).bit_length() - 1:
-            sibling = tree.node(level, (index >> level) - 1)
-            digest = merkle.node_hash(sibling, digest)
+        while (index >> level) & 1 and level < top:
+            siblings.append((level, (index >> level) - 1))
             level += 1
+        digest = merkle.leaf_hash(tip.last_data)
+        for sibling in self.store.nodes(siblings) if siblings else ():  # one read
+            digest = merkle.node_hash(sibling, digest)
         return digest == frontier.peaks[-1]
 
     def _prove_extends(self, checkpoint: Checkpoint) -> Callable[[int, bytes], bool]:
@@ -728,7 +691,7 @@ class LocalLedger(Ledger, default=True):
                 raise UsageError(f"block {index} is not in a tree of {n_blocks(size)}")
         self._check_size(size)
         memo = self.node_cache
-        tree = self._subtrees(size, memo=_Seen() if memo is None else memo)
+        tree = self._subtrees(size, memo={} if memo is None else memo)
         return [merkle.inclusion_proof(index, tree) for index in indices]
 
     def _consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
@@ -739,14 +702,9 @@ class LocalLedger(Ledger, default=True):
 
     def _subtrees(
         self, size: int, *, cached: bool = True, memo: NodeMemo | None = None
-    ) -> _StoreSubtrees:
+    ) -> StoreSubtrees:
         """The one place proofs and checks read stored Merkle nodes from: through the
         service's node cache (`cached`), or `memo`, or straight from the store."""
         if memo is None and cached:
             memo = self.node_cache
-        return _StoreSubtrees(self.store, size, memo)
-
-
-def _sync_trust(home: Home, unsynced: set[str]) -> None:
-    while unsynced:
-        home.sync_checkpoint(unsynced.pop())
+        return StoreSubtrees(self.store, size, memo)
