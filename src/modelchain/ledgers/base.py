@@ -12,7 +12,6 @@ caught by either.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -262,12 +261,12 @@ class Ledger:
         """
         self._before_hashing()
         if os.fspath(path).endswith(".safetensors") and os.path.isfile(path):
-            from modelchain.fs.digest import safetensors_digests
-            from modelchain.fs.safeio import read_once
+            from modelchain.fs.digest import hash_safetensors_file
 
-            data = read_once(os.fspath(path))  # one read: the digests all describe these bytes
-            digest = PathDigest("file", hashlib.sha256(data).hexdigest(), len(data), None)
-            metadata = {**(metadata or {}), "tensors": safetensors_digests(data)}
+            # one pass, streamed: the file's digest and each tensor's describe the same bytes
+            whole, tensors = hash_safetensors_file(path, progress=progress)
+            digest = PathDigest("file", whole.sha256, whole.size, None)
+            metadata = {**(metadata or {}), "tensors": tensors}
         else:
             digest = digest_path(
                 path,

@@ -8,7 +8,6 @@ import hashlib
 import json
 import math
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +16,11 @@ from typing import Any, Literal
 from modelchain.claims.claim import RegistrationSignature
 from modelchain.claims.keys import PrivateKey, PublicKey
 from modelchain.claims.provenance import Provenance
-from modelchain.core.canonical import canonical_json, json_type, unique_object
+from modelchain.core.canonical import canonical_json, is_sha256_hex, json_type, unique_object
 from modelchain.core.errors import InputError, LedgerInvalid, SignatureError, UsageError
 from modelchain.fs.digest import Manifest, manifest_from_json, manifest_to_json
 
 __all__ = [
-    "HEX64",
     "SEED_FIELDS",
     "ZERO_HASH",
     "Block",
@@ -31,7 +29,6 @@ __all__ = [
     "canonical_timestamp",
     "chain_hash_matches",
     "check_binding",
-    "check_block_size",
     "check_signatures",
     "default_name",
     "n_blocks",
@@ -44,7 +41,6 @@ __all__ = [
 
 ZERO_HASH = "0" * 64
 SEED_FIELDS = ("index", "timestamp", "model_hash", "previous_hash", "current_hash")
-HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 Kind = Literal["file", "directory"]
 #: what `registration` asks the ledger for when a claim is signed: the log and version the
 #: registration gets, and the signature values the log already holds for the name
@@ -275,7 +271,7 @@ def _hex_field(raw: dict[str, Any], key: str, where: str) -> str:
     value = raw[key]
     if not isinstance(value, str):
         raise LedgerInvalid(f"{where}: field {key!r} must be a string, found {json_type(value)}")
-    if not HEX64.match(value):
+    if not is_sha256_hex(value):
         raise LedgerInvalid(f"{where}: field {key!r} is not a lowercase hex SHA-256")
     return value
 
@@ -323,28 +319,19 @@ def registration(
     from modelchain.core import validate
 
     validate.check_name(name)
-    if not isinstance(model_hash, str) or not HEX64.match(model_hash):
-        raise UsageError("model_hash must be a lowercase hex SHA-256")
-    if kind not in ("file", "directory"):
-        raise UsageError("kind must be 'file' or 'directory'")
-    validate.check_size(size)
-    if kind == "directory":
-        if manifest is None:
-            raise UsageError("a directory registration needs its manifest")
-        if manifest.digest != model_hash:
-            raise UsageError("the manifest does not hash to model_hash")
-    elif manifest is not None:
-        raise UsageError("a file registration has no manifest")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise UsageError("metadata must be a JSON object")
     metadata = dict(metadata or {})
-    validate.check_json_value(metadata, "metadata")  # depth, numbers, NUL: readable back
-    encoded = canonical_json({"name": name, "metadata": metadata})  # fail now, not mid-batch
-    if len(encoded) > validate.MAX_METADATA_BYTES:
-        raise UsageError(
-            f"metadata is {len(encoded)} bytes as canonical JSON; at most "
-            f"{validate.MAX_METADATA_BYTES} are accepted"
-        )
+    fields: dict[str, Any] = {
+        "name": name,
+        "model_hash": model_hash,
+        "kind": kind,
+        "size": size,
+        "manifest": None if manifest is None else manifest_to_json(manifest),
+        "manifest_digest": None if manifest is None else manifest.digest,
+        "metadata": metadata,
+    }
+    validate.check_registration(fields)  # every limit (again below with what is signed)
     stored_provenance = None
     if provenance is not None:
         parsed = _as_provenance(provenance)
@@ -384,8 +371,10 @@ def registration(
         binding=binding if claim_signatures else None,
         force=bool(force),
     )
-    if manifest is not None or stored_provenance is not None or len(claim_signatures) > 16:
-        check_block_size(entry)  # else it is metadata (bounded above) and a few fields
+    if stored_provenance is not None or claim_signatures:
+        fields["provenance"] = stored_provenance
+        fields["signatures"] = [sig.to_json() for sig in claim_signatures]
+        validate.check_registration(fields)  # their shape and count, and the whole block
     return entry
 
 
@@ -533,34 +522,6 @@ def check_signatures(block: Block, origin: str | None = None) -> None:
     for _signature, problem in block.signature_problems(origin):
         if problem is not None:
             raise LedgerInvalid(f"block {block.index} ({block.name} v{block.version}): {problem}")
-
-
-def check_block_size(entry: Registration) -> None:
-    """The whole block, as it will be stored, within `validate.MAX_BLOCK` (the fields the
-    append fills in, index, time and hashes, take a fixed few hundred bytes at most)."""
-    from modelchain.core import validate
-
-    draft = Block(
-        index=0,
-        timestamp=0,
-        model_hash=entry.model_hash,
-        previous_hash=ZERO_HASH,
-        current_hash=ZERO_HASH,
-        name=entry.name,
-        version=1,
-        kind=entry.kind,
-        size=entry.size,
-        manifest=entry.manifest,
-        metadata=dict(entry.metadata),
-        provenance=entry.provenance,
-        signatures=entry.signatures,
-    )
-    size = len(canonical_json(draft.to_dict())) + 512
-    if size > validate.MAX_BLOCK:
-        raise UsageError(
-            f"the block for {entry.name!r} would be {size} bytes as canonical JSON; at most "
-            f"{validate.MAX_BLOCK} are accepted (a smaller manifest, metadata or provenance)"
-        )
 
 
 def n_blocks(n: int) -> str:
