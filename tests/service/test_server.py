@@ -182,6 +182,37 @@ def test_directory_registration_with_manifest(fresh: Server, tmp_path: Path, run
 # -- verify -------------------------------------------------------------------------------
 
 
+def test_verify_judges_kind_and_digest(fresh: Server, tmp_path: Path) -> None:
+    """A file holding a directory's manifest JSON has the directory's digest: `/verify`
+    (whose `kind` defaults to "file") must not call it that directory, on the fast path or
+    through the routes (a request with an unknown field goes there, and is refused)."""
+    from modelchain.fs.digest import hash_directory, manifest_to_json
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"\x00" * 100)
+    manifest = hash_directory(model)
+    with fresh.client() as c:
+        r = register(
+            c,
+            fresh,
+            "model",
+            manifest.digest,
+            kind="directory",
+            size=manifest.size,
+            manifest=manifest_to_json(manifest),
+        )
+        assert r.status_code == 201, r.text
+        asked = {"name": "model", "digest": manifest.digest}
+        for body in (asked, {**asked, "kind": "file"}):
+            verdict = c.post("/verify", json=body).json()
+            assert verdict["verified"] is False and verdict["reason"] == "digest_mismatch"
+            assert verdict["entry"]["block"]["kind"] == "directory"
+        verdict = c.post("/verify", json={**asked, "kind": "directory"}).json()
+        assert verdict["verified"] is True, verdict
+        error_of(c.post("/verify", json={**asked, "kind": "dir"}), 422, "validation_error")
+
+
 def test_verify_answers_with_reasons_and_proofs(shared: Server) -> None:
     with shared.client() as c:
         ok = c.post("/verify", json={"name": "iris", "digest": digest_of("v2")}).json()
@@ -689,7 +720,6 @@ def test_serve_refuses_a_server_address_as_its_ledger(workdir: Path, run) -> Non
         assert_clean_error(bad, 2, location, "is a server")
 
 
-@pytest.mark.xfail(strict=True, reason="needs Ledger.prepare to call validate.check_registration")
 def test_a_batch_whose_third_entry_the_service_would_refuse_appends_nothing(
     fresh: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

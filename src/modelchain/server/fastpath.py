@@ -66,10 +66,10 @@ def fast_handlers(
 
     async def fast_verify(_scope: Scope, body: bytes) -> tuple[int, bytes] | None:
         request = _json_object(body)
-        if request is None or request.keys() != {"name", "digest"}:
+        if request is None or not _VERIFY_KEYS <= request.keys() <= _VERIFY_FIELDS:
             return None
-        name, digest = request["name"], request["digest"]
-        if not is_sha256_hex(digest):
+        name, digest, kind = request["name"], request["digest"], request.get("kind", "file")
+        if not is_sha256_hex(digest) or kind not in validate.KINDS:
             return None
         try:  # a bad name goes to the route, which refuses it with the validator's message
             validate.check_name(name)
@@ -77,9 +77,11 @@ def fast_handlers(
             return None
         try:
             signed = await signed_view.current()
-            found = readers.get().cached_lookup(name, digest, signed[0])
+            found = readers.get().cached_lookup(name, digest, signed[0], kind=kind)
             if found is None:
-                found = await readers.run(lambda ledger: ledger.lookup(name, digest, signed=signed))
+                found = await readers.run(
+                    lambda ledger: ledger.lookup(name, digest, kind=kind, signed=signed)
+                )
         except ModelchainError:
             return None
         metrics.size(found.checkpoint.size)
@@ -133,6 +135,8 @@ def fast_handlers(
     }
 
 
+_VERIFY_KEYS = frozenset({"name", "digest"})
+_VERIFY_FIELDS = _VERIFY_KEYS | {"kind"}
 _PLAIN_REGISTRATION = frozenset({"name", "digest", "kind", "size", "metadata", "force"})
 
 

@@ -330,7 +330,7 @@ def add_routes(
         validate.check_name(body.name)  # refused as a registration of that name would be
 
         def read(ledger: Ledger) -> dict[str, Any]:
-            found = ledger.lookup(body.name, body.digest)
+            found = ledger.lookup(body.name, body.digest, kind=body.kind)
             metrics.size(found.checkpoint.size)
             return answers.verdict(found, body.name, body.digest)
 

@@ -144,6 +144,12 @@ class RegisterRequest(_Strict):
 class VerifyRequest(_Strict):
     name: str = Field(json_schema_extra=NAME_SCHEMA)
     digest: str = Field(pattern=HEX64)
+    kind: Literal["file", "directory"] = Field(
+        "file",
+        description="What was hashed: a file (the default: a browser hashes files), or a "
+        "directory (`digest` is then its manifest digest). The newest version matches only "
+        "with the same kind and digest.",
+    )
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
