@@ -43,7 +43,7 @@ def default_home() -> Path:
 
 
 def _write_private(path: Path, text: str, *, durable: bool = True) -> None:
-    """Atomically write a file only its owner can read (`fsio.atomic_write`); durably
+    """Atomically write a file only its owner can read (`safeio.atomic_write`); durably
     (file and folder synced) unless told otherwise."""
     atomic_write(path, text, 0o600, durable=durable)
 
