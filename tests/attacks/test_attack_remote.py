@@ -552,14 +552,17 @@ def test_a_bundle_with_thousands_of_signatures_is_refused(run: Run, signed: dict
     assert_clean_error(_verify(run, signed), 2, "5001 signatures; at most 16")
 
 
-def test_sign_never_writes_a_bundle_verify_would_refuse(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sign_never_writes_a_bundle_verify_would_refuse(tmp_path: Path) -> None:
+    """A model whose bundle would be over the real MAX_BUNDLE: a few thousand empty files
+    whose names are near the path limit (each costs its name, in base64, in the bundle)."""
     model = tmp_path / "many"
-    for i in range(50):
-        write_model(model / f"shard-{i:03}.bin", b"w%d" % i)
-    monkeypatch.setattr(bundle, "MAX_BUNDLE", 4096)
+    levels = (4096 - len(str(model)) - 300) // 251  # the absolute path stays under PATH_MAX
+    deep = model.joinpath(*["d" * 250] * levels)
+    deep.mkdir(parents=True)
+    name_length = levels * 251 + 205
+    for i in range(bundle.MAX_BUNDLE // (name_length * 4 // 3) + 200):
+        (deep / f"{i:05}{'w' * 200}").write_bytes(b"")
     sig = tmp_path / "model.sig"
-    with pytest.raises(UsageError, match=r"more than the .* a verifier reads"):
+    with pytest.raises(UsageError, match=r"more than the 16 MiB a verifier reads"):
         bundle.sign_model(str(model), keys.generate("ed25519"), signature=str(sig))
     assert not sig.exists()
