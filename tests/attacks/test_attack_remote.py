@@ -21,8 +21,7 @@ from service.test_remote import FakeLog, FakeServer, write_model
 
 from modelchain.claims import bundle, keys
 from modelchain.core.errors import LedgerInvalid, UsageError
-from modelchain.ledgers import client as store_http
-from modelchain.ledgers.client import LedgerClient, _check_loopback_peer
+from modelchain.ledgers.client import AnswerLimits, LedgerClient, _check_loopback_peer
 
 ORIGIN = "attack.example/log"
 TOKEN = "mc_secret_write_token"
@@ -299,36 +298,26 @@ def _entry(i: int, filler: int) -> dict[str, Any]:
     return {"index": i, "data": data}
 
 
-def test_large_honest_entries_are_read_in_smaller_pages(
-    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_large_honest_entries_are_read_in_smaller_pages(scripted: Scripted) -> None:
     """A page over its cap is not a lie while it may hold that many honest entries: it is
     asked for again in halves, and every entry still arrives, in order."""
-    monkeypatch.setattr(store_http, "MAX_PAGE", 5000)
     scripted.handler = _entries_handler([_entry(i, 1500) for i in range(4)])
-    stored = list(LedgerClient(scripted.url).blocks(0, 4))
+    stored = list(LedgerClient(scripted.url, limits=AnswerLimits(page=5000)).blocks(0, 4))
     assert [s.position for s in stored] == [0, 1, 2, 3]
     limits = [p.split("limit=")[1] for p in scripted.seen]
     assert limits == ["4", "2", "2"]  # 4 would be ~6 KB: over the cap; 2 fit
 
 
-def test_one_entry_beyond_any_block_is_a_lie(
-    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(store_http, "MAX_PAGE", 5000)
-    monkeypatch.setattr(store_http, "MAX_ENTRY", 5000)
+def test_one_entry_beyond_any_block_is_a_lie(scripted: Scripted) -> None:
     scripted.handler = _entries_handler([_entry(0, 100), _entry(1, 9000)])
-    store = LedgerClient(scripted.url)
+    store = LedgerClient(scripted.url, limits=AnswerLimits(entry=5000, page=5000))
     with pytest.raises(LedgerInvalid, match="is over 5000 bytes, more than an honest server"):
         list(store.blocks(0, 2))
     assert scripted.seen[-1].endswith("start=1&limit=1")  # entry 0 was read; 1 alone fails
 
 
-def test_a_search_answer_over_its_cap_is_read_as_cut_short(
-    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_search_answer_over_its_cap_is_read_as_cut_short(scripted: Scripted) -> None:
     """An oversized search answer is not parsed: the client matches every entry itself."""
-    monkeypatch.setattr(store_http, "MAX_PAGE", 5000)
     entries = [_entry(0, 10), _entry(1, 10)]
     pages = _entries_handler(entries)
 
@@ -340,18 +329,15 @@ def test_a_search_answer_over_its_cap_is_read_as_cut_short(
         return pages(path)
 
     scripted.handler = handle
-    assert LedgerClient(scripted.url).find(name="m") == [0, 1]
+    assert LedgerClient(scripted.url, limits=AnswerLimits(page=5000)).find(name="m") == [0, 1]
     assert any(p.startswith("/api/v1/entries?") for p in scripted.seen)
 
 
-def test_entry_data_over_the_block_bound_is_refused(
-    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(store_http, "MAX_BLOCK", 1000)
+def test_entry_data_over_the_block_bound_is_refused(scripted: Scripted) -> None:
     body = json.dumps(_entry(3, 2000)).encode()
     scripted.answers["/api/v1/entries/3"] = (200, body)
     with pytest.raises(LedgerInvalid, match=r"entry 3 .* larger than any block"):
-        LedgerClient(scripted.url).entry(3)
+        LedgerClient(scripted.url, limits=AnswerLimits(block=1000)).entry(3)
 
 
 # -- the write token: no proxy for loopback, nothing in clear elsewhere ---------------------
@@ -566,14 +552,17 @@ def test_a_bundle_with_thousands_of_signatures_is_refused(run: Run, signed: dict
     assert_clean_error(_verify(run, signed), 2, "5001 signatures; at most 16")
 
 
-def test_sign_never_writes_a_bundle_verify_would_refuse(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sign_never_writes_a_bundle_verify_would_refuse(tmp_path: Path) -> None:
+    """A model whose bundle would be over the real MAX_BUNDLE: a few thousand empty files
+    whose names are near the path limit (each costs its name, in base64, in the bundle)."""
     model = tmp_path / "many"
-    for i in range(50):
-        write_model(model / f"shard-{i:03}.bin", b"w%d" % i)
-    monkeypatch.setattr(bundle, "MAX_BUNDLE", 4096)
+    levels = (4096 - len(str(model)) - 300) // 251  # the absolute path stays under PATH_MAX
+    deep = model.joinpath(*["d" * 250] * levels)
+    deep.mkdir(parents=True)
+    name_length = levels * 251 + 205
+    for i in range(bundle.MAX_BUNDLE // (name_length * 4 // 3) + 200):
+        (deep / f"{i:05}{'w' * 200}").write_bytes(b"")
     sig = tmp_path / "model.sig"
-    with pytest.raises(UsageError, match=r"more than the .* a verifier reads"):
+    with pytest.raises(UsageError, match=r"more than the 16 MiB a verifier reads"):
         bundle.sign_model(str(model), keys.generate("ed25519"), signature=str(sig))
     assert not sig.exists()

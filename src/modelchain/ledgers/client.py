@@ -153,6 +153,29 @@ class AnswerTooLarge(LedgerInvalid):
         self.path = path
 
 
+@dataclass(frozen=True)
+class AnswerLimits:
+    """The most a client reads of an entry's leaf data, an entry answer and a page, in bytes.
+
+    The defaults (MAX_BLOCK, MAX_ENTRY, MAX_PAGE) are near what an honest server sends; a
+    client may read less (a small machine, a ledger known to hold small blocks), never more,
+    as no ledger holds a larger block."""
+
+    block: int = MAX_BLOCK
+    entry: int = MAX_ENTRY
+    page: int = MAX_PAGE
+
+    def __post_init__(self) -> None:
+        for name, most in (("block", MAX_BLOCK), ("entry", MAX_ENTRY), ("page", MAX_PAGE)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+                raise UsageError(f"answer limit {name}: {value!r} is not a size from 1 to {most}")
+
+    def page_cap(self, entries: int) -> int:
+        """The most a page of `entries` entries is read to: a page, or one entry's bound."""
+        return self.entry if entries == 1 else self.page
+
+
 class LedgerClient:
     """A server's ledger seen through its API: what it says, to be proven by the ledger;
     registrations go through `submit`."""
@@ -162,9 +185,13 @@ class LedgerClient:
     #: nothing of it lives in a local file
     local_path: str | None = None
 
-    def __init__(self, location: str, *, timeout: float | None = None) -> None:
+    def __init__(
+        self, location: str, *, timeout: float | None = None, limits: AnswerLimits | None = None
+    ) -> None:
         self.location = normalise_url(location)
         self.timeout = timeout if timeout is not None else _env_timeout()
+        #: the size caps of the answers read (`AnswerLimits`; its defaults unless given)
+        self.limits = limits if limits is not None else AnswerLimits()
         #: all requests of this command end by then (MODELCHAIN_HTTP_DEADLINE), if it is set
         overall = _env_seconds(DEADLINE_ENV, None, 86400)
         self._overall = None if overall is None else (overall, time.monotonic() + overall)
@@ -382,10 +409,10 @@ class LedgerClient:
             raise LedgerUnreadable(
                 f"{self.location}: entry {position}: data is not UTF-8"
             ) from None
-        if len(data) > MAX_BLOCK:
+        if len(data) > self.limits.block:
             raise LedgerInvalid(
                 f"{self.location}: entry {position} in the answer to {API}{path} is over "
-                f"{_size(MAX_BLOCK)}, larger than any block a ledger holds"
+                f"{_size(self.limits.block)}, larger than any block a ledger holds"
             )
         try:
             raw = loads_within(data)
@@ -431,7 +458,7 @@ class LedgerClient:
             limit = min(page_size, stop - position)
             query = {"start": position, "limit": limit}
             try:
-                page = self._get_json("/entries", query, cap=_page_cap(limit))
+                page = self._get_json("/entries", query, cap=self.limits.page_cap(limit))
             except AnswerTooLarge:
                 if limit == 1:
                     raise
@@ -450,7 +477,7 @@ class LedgerClient:
         if cached is not None:
             return cached
         path = f"/entries/{index}"
-        return self._stored(self._get_json(path, cap=MAX_ENTRY), index, path)
+        return self._stored(self._get_json(path, cap=self.limits.entry), index, path)
 
     def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
         """Indices by name and/or digest, via the server's search (a lookup aid: the ledger
@@ -466,7 +493,8 @@ class LedgerClient:
         query["limit"] = PAGE
         path = "/search"
         try:
-            entries = self._field(self._get_json(path, query, cap=MAX_PAGE), "entries", list, path)
+            answer = self._get_json(path, query, cap=self.limits.page)
+            entries = self._field(answer, "entries", list, path)
         except AnswerTooLarge:
             entries = [None] * PAGE  # as if cut short: read and match every entry here
         if len(entries) < PAGE:
@@ -728,11 +756,6 @@ def _proxy_for(host: str) -> tuple[str, int, dict[str, str]] | None:
         secret = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
         headers["Proxy-Authorization"] = "Basic " + base64.b64encode(secret.encode()).decode()
     return parts.hostname, port, headers
-
-
-def _page_cap(entries: int) -> int:
-    """The most a page of `entries` entries is read to: MAX_PAGE, or one entry's bound."""
-    return MAX_ENTRY if entries == 1 else MAX_PAGE
 
 
 def _size(n: int) -> str:

@@ -1,6 +1,6 @@
 """The scanner's verdicts pinned through `scan_bytes`/`scan_path`, not through the table
-`modelchain scan` prints (tests/cli/test_scan_cli.py, test_first_day.py, and the CLI half
-of tests/unit/core/test_formats.py carry the same rules as text and exit codes)."""
+`modelchain scan` prints (tests/cli/test_scan_cli.py, test_first_day.py and
+test_formats_cli.py carry the same rules as text and exit codes)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_data_formats_are_data(name: str, data: bytes, kind: str) -> None:
     ],
 )
 def test_a_data_name_does_not_make_bytes_data(name: str, data: bytes) -> None:
-    """(test_formats.py::test_a_json_file_that_is_not_utf8_json_is_not_data)"""
+    """(cli/test_formats_cli.py::test_a_json_file_that_is_not_utf8_json_is_not_data)"""
     report = scan_bytes(data, name)
     assert report.verdict != "data"
     assert not report.ok
