@@ -581,8 +581,12 @@ class Ledger:
         digest: PathDigest | None = None,
         signers: Sequence[PublicKey | str] = (),
         version: int | None = None,
+        data: bytes | None = None,
     ) -> Verification:
         """Check `path` against the newest registered version of `name`, and audit the ledger.
+
+        `data`: the bytes `digest` was computed from (a file read once, as `load` does); a
+        mismatch is then described from them and `path` is not opened again.
 
         `version` pins the check to that version instead (the answer says whether it is
         the newest); a version that was never registered is `NotRegistered`.
@@ -614,6 +618,7 @@ class Ledger:
             location=self.location,
             version=version,
             required=required,
+            data=data,
         )
 
     def _resolve_signers(self, signers: Sequence[PublicKey | str]) -> list[PublicKey | str]:

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelchain.checks.verdict import diff_tensors, tensor_difference
+from modelchain.checks.verdict import diff_tensors
 from modelchain.core.errors import (
     ModelchainError,
     ModelMismatch,
@@ -430,22 +430,13 @@ def _check_ledger(
     try:
         digest = PathDigest("file", sha256, len(data), None)
         try:
-            return led.verify(path, name=name, digest=digest, signers=signers).block
+            # `data` goes along so that a refusal names the tensors of the bytes read here
+            return led.verify(path, name=name, digest=digest, signers=signers, data=data).block
         except NotRegistered as e:
             raise UnregisteredModel(f"refused to load: {e}") from e
         except ModelMismatch as e:
-            details = dict(getattr(e, "details", {}))
-            message = f"refused to load: {e}"
-            index = details.get("newest_index")
-            if isinstance(index, int) and "matched_version" not in details:
-                tensors = tensor_difference(led.block(index).metadata, data)
-                if tensors is not None:
-                    details["tensors"] = tensors
-                    parts = [f"{k} tensors: {', '.join(v)}" for k, v in tensors.items() if v]
-                    if parts:
-                        message += " (" + "; ".join(parts) + ")"
-            exc = TamperedModel(message)
-            exc.details = details
+            exc = TamperedModel(f"refused to load: {e}")
+            exc.details = dict(getattr(e, "details", {}))
             raise exc from e
     finally:
         if owned:
