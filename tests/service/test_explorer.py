@@ -453,3 +453,12 @@ def test_large_files_are_hashed_in_slices(js: Any) -> None:
     data = ((i * 31 + (i >> 11)) & 255).astype(numpy.uint8).tobytes()
     assert got[0] == sha(data)
     assert got[1] == [4 << 20, 8 << 20, n]
+
+
+def test_the_module_serving_the_static_files_is_not_named_like_their_folder() -> None:
+    """`server/static.py` serves the files in `server/explorer/`; no `explorer.py` beside it."""
+    from modelchain.server import static
+
+    assert callable(static.mount_explorer)
+    assert not (STATIC.parent / "explorer.py").exists()
+    assert (STATIC / "index.html").is_file()

@@ -127,14 +127,19 @@ def judge(
     location: str,
     version: int | None = None,
     required: Sequence[PublicKey | str] = (),
+    data: bytes | None = None,
 ) -> Verification:
     """Is `digest` (of `path`) the newest registered version of `name` (or, with `version`,
-    that version)? `history`: every version, audited or proven, oldest first. Raises
-    `NotRegistered`, `ModelMismatch` (with `.details`) or `SignatureError`."""
+    that version)? `history`: every version, audited or proven, oldest first. `data`: the
+    bytes `digest` was computed from, when the caller holds them (a mismatch is then
+    described from them, and `path` is not read again). Raises `NotRegistered`,
+    `ModelMismatch` (with `.details`) or `SignatureError`."""
     if not history:
         raise NotRegistered(f"{name!r} is not registered in {location}")
     if version is not None:
-        return _judge_version(path, name, digest, history, report, location, version, required)
+        return _judge_version(
+            path, name, digest, history, report, location, version, required, data
+        )
     newest = history[-1]
     if matches(newest, digest):
         require_signers(newest, required, report.origin)
@@ -157,7 +162,7 @@ def judge(
             f"v{newest.version} (block {newest.index})",
             details,
         )
-    reason = what_differs(newest, digest, path, details)
+    reason = what_differs(newest, digest, path, details, data)
     raise mismatch(f"{path} does not match {newest.label}: {reason}", details)
 
 
@@ -170,6 +175,7 @@ def _judge_version(
     location: str,
     version: int,
     required: Sequence[PublicKey | str],
+    data: bytes | None = None,
 ) -> Verification:
     """`judge` against one pinned version of `name`."""
     newest = history[-1]
@@ -194,7 +200,7 @@ def _judge_version(
         "newest_index": newest.index,
     }
     others = [b for b in history if b.version != version and matches(b, digest)]
-    reason = what_differs(pinned, digest, path, details)
+    reason = what_differs(pinned, digest, path, details, data)
     if others:
         match = others[-1]
         details.update(matched_version=match.version, matched_index=match.index)
@@ -203,10 +209,15 @@ def _judge_version(
 
 
 def what_differs(
-    block: Block, digest: PathDigest, path: str | os.PathLike[str], details: dict[str, Any]
+    block: Block,
+    digest: PathDigest,
+    path: str | os.PathLike[str],
+    details: dict[str, Any],
+    data: bytes | None = None,
 ) -> str:
     """Why `digest` is not `block`, in words: a folder's changed, added and removed files,
-    a safetensors file's changed tensors; `details` gains the same as data."""
+    a safetensors file's changed tensors (of `data` when given, else of `path` read again);
+    `details` gains the same as data."""
     reason = difference(block, digest)
     if isinstance(reason, ManifestDiff):
         details.update(
@@ -223,7 +234,7 @@ def what_differs(
         ]
         return "; ".join(parts) or "the manifest differs"
     if "tensors" in block.metadata and digest.kind == "file":
-        tensors = tensor_reason(block, path)
+        tensors = tensor_reason(block, path, data)
         if tensors is not None:
             details["tensors"] = tensors[0]
             return tensors[1]
@@ -239,11 +250,14 @@ def difference(block: Block, digest: PathDigest) -> str | ManifestDiff:
 
 
 def tensor_reason(
-    block: Block, path: str | os.PathLike[str]
+    block: Block, path: str | os.PathLike[str], data: bytes | None = None
 ) -> tuple[dict[str, list[str]], str] | None:
-    """For a safetensors model registered with per-tensor digests: which tensors differ."""
+    """For a safetensors model registered with per-tensor digests: which tensors differ, in
+    `data` (the bytes already read and hashed) or, without it, in `path` read now."""
     try:
-        diff = tensor_difference(block.metadata, read_once(os.fspath(path)))
+        diff = tensor_difference(
+            block.metadata, read_once(os.fspath(path)) if data is None else data
+        )
     except InputError:
         return None
     if diff is None or not any(diff.values()):

@@ -1,5 +1,6 @@
 """One format detector and one strict parser per data format, shared by `scan` and `load`.
 
+    model_format(data, name) -> str|None  # what kind of model file: the one decision
     detect_data(data) -> list[str]        # every data format whose strict parser accepts data
     parse_safetensors(data) -> SafetensorsHeader
     compression_of(data) -> str | None    # the compressor joblib.load would pick
@@ -8,6 +9,10 @@ Pure: no I/O beyond the bytes given. A format is recognised only by a strict par
 whole file, never by an extension or a loose prefix check: a lax check that accepts a file
 which another loader reads as a pickle is how a pickle passes for data. The caller decides
 what to do when several parsers accept one file (`scan` and `load` refuse it as ambiguous).
+
+`model_format` is the one answer to "what kind of model file is this" that `load` (which
+loader to use) and `scan` (which parser to follow) share; `detect_data` then says, for the
+scanner, whether a file is data that no loader reads as code.
 
 Data formats (they hold no code): ``safetensors``, ``json`` (UTF-8, no byte-order mark, no
 duplicate keys), ``text`` (UTF-8 without control characters: model cards, vocabularies),
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import posixpath
 import struct
 import zlib
 from collections.abc import Callable
@@ -31,11 +37,13 @@ __all__ = [
     "DATA_FORMATS",
     "JOBLIB_COMPRESSORS",
     "MAX_SAFETENSORS_HEADER",
+    "MODEL_FORMATS",
     "AmbiguousFormat",
     "FormatError",
     "SafetensorsHeader",
     "compression_of",
     "detect_data",
+    "model_format",
     "parse_safetensors",
     "parse_safetensors_header_bytes",
 ]
@@ -51,6 +59,15 @@ JOBLIB_COMPRESSORS: tuple[tuple[bytes, str], ...] = (
     (b"\xfd7zXZ", "xz"),
     (b'\x04"M\x18', "lz4"),
 )
+
+
+#: what `model_format` answers: the formats `load` reads, and what only the scanner follows
+MODEL_FORMATS = ("safetensors", "skops", "zip", "onnx", "joblib-zfile", "joblib", "pickle")
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive's end
+ZFILE_MAGIC = b"ZF"  # joblib < 0.9.3's compressed format
+PICKLE_EXTENSIONS = (".pkl", ".pickle", ".pk", ".p")
+JOBLIB_EXTENSIONS = (".joblib", ".jbl", ".jl")
 
 
 class FormatError(InputError):
@@ -455,3 +472,57 @@ def _detect(data: Any) -> list[str]:
         else:
             found.append("text")
     return found
+
+
+# --------------------------------------------------------------------------- model files
+
+
+def _is_safetensors(data: Any) -> bool:
+    """True only if the strict parser accepts the whole file."""
+    try:
+        parse_safetensors(data)
+    except FormatError:
+        return False
+    return True
+
+
+def model_format(data: Any, name: str = "", *, for_load: bool = False) -> str | None:
+    """What kind of model file `data` is: one of `MODEL_FORMATS`, or None when nothing in the
+    bytes says (a protocol 0 or 1 pickle, a data file, or nothing known).
+
+    The content decides: a zip archive (``zip``; for a load, ``skops`` when it holds a
+    ``schema.json``), a safetensors file the strict parser accepts whole, data joblib
+    would decompress (``joblib``), a protocol 2+ pickle (``pickle``).
+
+    The two callers differ on purpose, and only in what `for_load` says:
+    - ``for_load=True`` is how `load` picks the loader for bytes it will read itself: the
+      extension of `name` counts (``.safetensors``, ``.skops``, ``.onnx``; a protocol 2+
+      pickle is ``pickle`` only under a pickle extension, else ``joblib``, which reads
+      both; the pickle and joblib extensions name a format with no magic), and a strict
+      safetensors parse comes first, since that is the only way `load` reads such bytes.
+    - ``for_load=False`` (the scanner) asks what any loader could make of the bytes and
+      believes no name: the legacy joblib ``ZF`` prefix (``joblib-zfile``) comes before
+      a safetensors parse, since joblib.load would take such a file as compressed."""
+    head = bytes(data[:16])
+    ext = posixpath.splitext(name)[1].lower() if for_load else ""
+    if for_load and (ext == ".safetensors" or _is_safetensors(data)):
+        return "safetensors"
+    if head.startswith(ZIP_MAGIC) or ext == ".skops":
+        skops = ext == ".skops" or (for_load and b"schema.json" in data)
+        return "skops" if skops else "zip"
+    if not for_load:
+        if head.startswith(ZFILE_MAGIC):
+            return "joblib-zfile"
+        if _is_safetensors(data):
+            return "safetensors"
+    if ext == ".onnx":
+        return "onnx"
+    if head[:1] == b"\x80":  # pickle protocol 2 and newer
+        return "pickle" if not for_load or ext in PICKLE_EXTENSIONS else "joblib"
+    if compression_of(head) is not None:
+        return "joblib"
+    if ext in PICKLE_EXTENSIONS:
+        return "pickle"  # protocols 0 and 1 have no magic
+    if ext in JOBLIB_EXTENSIONS:
+        return "joblib"
+    return None

@@ -25,6 +25,7 @@ from modelchain.claims.provenance import Provenance
 from modelchain.core import merkle
 from modelchain.core.errors import (
     ForkError,
+    InvalidProof,
     LedgerInvalid,
     LedgerUnreadable,
     NoteFormatError,
@@ -581,8 +582,12 @@ class Ledger:
         digest: PathDigest | None = None,
         signers: Sequence[PublicKey | str] = (),
         version: int | None = None,
+        data: bytes | None = None,
     ) -> Verification:
         """Check `path` against the newest registered version of `name`, and audit the ledger.
+
+        `data`: the bytes `digest` was computed from (a file read once, as `load` does); a
+        mismatch is then described from them and `path` is not opened again.
 
         `version` pins the check to that version instead (the answer says whether it is
         the newest); a version that was never registered is `NotRegistered`.
@@ -614,6 +619,7 @@ class Ledger:
             location=self.location,
             version=version,
             required=required,
+            data=data,
         )
 
     def _resolve_signers(self, signers: Sequence[PublicKey | str]) -> list[PublicKey | str]:
@@ -638,12 +644,26 @@ class Ledger:
         return self.signed_checkpoint().size
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
-        """RFC 9162 inclusion proof of block `index` in the tree of `size` (default: signed)."""
-        size = self.signed_size() if size is None else size
+        """RFC 9162 inclusion proof of block `index` in the tree of `size` (default: signed),
+        checked before it is handed out: a proof built from a bad stored node (or a server's
+        bad answer) is refused here, not by whoever uses it. For the signed size the root is
+        the signed checkpoint's, otherwise `root_hash(size)`; the check is one leaf read and
+        about log2(size) hashes. Raises `LedgerInvalid` naming the block."""
+        signed = self.signed_checkpoint()
+        size = signed.size if size is None else size
         if not 0 <= index < size:
             raise UsageError(f"block {index} is not in a tree of {n_blocks(size)}")
         self._check_size(size)
-        return self._inclusion_proof(index, size)
+        proof = self._inclusion_proof(index, size)
+        root = signed.root_hash if size == signed.size else self._prefix_root(size, signed)
+        try:
+            merkle.verify_inclusion(index, size, self.leaf_hash(index), proof, root)
+        except InvalidProof as exc:
+            raise LedgerInvalid(
+                f"{self.location}: the inclusion proof of block {index} in the tree of "
+                f"{n_blocks(size)} does not hold ({exc})"
+            ) from None
+        return proof
 
     def inclusion_proofs(self, indices: Sequence[int], size: int) -> list[list[bytes]]:
         """Proofs of several blocks into one tree."""

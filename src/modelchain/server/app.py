@@ -21,12 +21,12 @@ from modelchain.ledgers.locations import local_path
 from modelchain.log.home import Home
 from modelchain.server.answers import Answers
 from modelchain.server.batcher import Batcher
-from modelchain.server.explorer import mount_explorer
 from modelchain.server.fastpath import Guard, fast_handlers
 from modelchain.server.lookups import LookupCache, NodeCache
 from modelchain.server.metrics import Metrics
 from modelchain.server.readers import Readers, SignedView
 from modelchain.server.routes import add_routes
+from modelchain.server.static import mount_explorer
 from modelchain.server.tokens import TokenStore
 
 DEFAULT_MAX_BODY = 1 << 20
@@ -102,7 +102,7 @@ def create_app(
         metrics=metrics,
         answers=answers,
     )
-    mount_explorer(app)  # the web explorer at /explorer/ (explorer.py), / redirects there
+    mount_explorer(app)  # the web explorer at /explorer/ (static.py), / redirects there
     return Guard(app, max_body=max_body, metrics=metrics, fast=fast)  # type: ignore[return-value]
 
 

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelchain.checks.verdict import diff_tensors, tensor_difference
+from modelchain.checks.verdict import diff_tensors
 from modelchain.core.errors import (
     ModelchainError,
     ModelMismatch,
@@ -46,7 +46,7 @@ from modelchain.core.errors import (
     VerificationError,
     install_hint,
 )
-from modelchain.core.formats import JOBLIB_COMPRESSORS, FormatError, parse_safetensors
+from modelchain.core.formats import model_format
 from modelchain.fs.digest import (
     PathDigest,
     parse_safetensors_header,
@@ -78,11 +78,6 @@ __all__ = [
 ]
 
 FORMATS = ("joblib", "pickle", "skops", "safetensors", "onnx")
-
-_PICKLE_EXTENSIONS = (".pkl", ".pickle", ".pk", ".p")
-_JOBLIB_EXTENSIONS = (".joblib", ".jbl", ".jl")
-#: the magic bytes of every compressor joblib registers (one list, in modelchain.core.formats)
-_COMPRESSED_MAGIC = tuple(prefix for prefix, _ in JOBLIB_COMPRESSORS)
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -118,41 +113,21 @@ def _unsafe(message: str, refused: str | None = None) -> UnsafeModel:
 # -- format detection -----------------------------------------------------------------------
 
 
-def _looks_like_safetensors(data: bytes) -> bool:
-    """True only if the strict parser (the one `scan` uses too) accepts the whole file."""
-    try:
-        parse_safetensors(data)
-    except FormatError:
-        return False
-    return True
-
-
 def detect_format(data: bytes, path: str = "", format: str | None = None) -> str:
-    """One of `FORMATS`, from the content's magic bytes first and the extension second."""
+    """One of `FORMATS`, as `modelchain.core.formats.model_format` decides it for a load
+    (the content's magic bytes first, the extension second)."""
     if format is not None:
         if format not in FORMATS:
             raise UsageError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
         return format
-    ext = os.path.splitext(path)[1].lower()
+    found = model_format(data, path, for_load=True)
+    if found in FORMATS:
+        return found
     shown = show_path(path) if path else "the model"
-    if ext == ".safetensors" or _looks_like_safetensors(data):
-        return "safetensors"
-    if data.startswith(b"PK\x03\x04") or ext == ".skops":
-        if ext == ".skops" or b"schema.json" in data:
-            return "skops"
+    if found == "zip":
         raise ModelUnreadable(
             f"{shown}: a zip archive that is not a skops file (not supported by modelchain.load)"
         )
-    if ext == ".onnx":
-        return "onnx"
-    if data[:1] == b"\x80":  # pickle protocol 2 and newer
-        return "pickle" if ext in _PICKLE_EXTENSIONS else "joblib"
-    if data.startswith(_COMPRESSED_MAGIC):
-        return "joblib"
-    if ext in _PICKLE_EXTENSIONS:
-        return "pickle"  # protocols 0 and 1 have no magic
-    if ext in _JOBLIB_EXTENSIONS:
-        return "joblib"
     raise UnknownFormat(
         f"{shown}: cannot tell the model's format from its name or its bytes; name it "
         f"(format= in Python, --format on the command line): {', '.join(FORMATS)}"
@@ -430,22 +405,13 @@ def _check_ledger(
     try:
         digest = PathDigest("file", sha256, len(data), None)
         try:
-            return led.verify(path, name=name, digest=digest, signers=signers).block
+            # `data` goes along so that a refusal names the tensors of the bytes read here
+            return led.verify(path, name=name, digest=digest, signers=signers, data=data).block
         except NotRegistered as e:
             raise UnregisteredModel(f"refused to load: {e}") from e
         except ModelMismatch as e:
-            details = dict(getattr(e, "details", {}))
-            message = f"refused to load: {e}"
-            index = details.get("newest_index")
-            if isinstance(index, int) and "matched_version" not in details:
-                tensors = tensor_difference(led.block(index).metadata, data)
-                if tensors is not None:
-                    details["tensors"] = tensors
-                    parts = [f"{k} tensors: {', '.join(v)}" for k, v in tensors.items() if v]
-                    if parts:
-                        message += " (" + "; ".join(parts) + ")"
-            exc = TamperedModel(message)
-            exc.details = details
+            exc = TamperedModel(f"refused to load: {e}")
+            exc.details = dict(getattr(e, "details", {}))
             raise exc from e
     finally:
         if owned:

@@ -1105,14 +1105,18 @@ def _scan_data(data: Any, report: ScanReport, opts: _Options, depth: int = 0) ->
     if depth > _MAX_DEPTH:
         report.findings.append("containers nested too deeply")
         return
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+    # the one format decision (core.formats), as the scanner asks it: no name is believed
+    kind = formats.model_format(data)
+    if kind in ("zip", "skops"):
         report.format = "zip"
         _scan_zip(data, report, opts, depth)
         return
-    if head.startswith(b"ZF"):
+    if kind == "joblib-zfile":
         report.format = "joblib-zfile"
         report.findings.append("legacy joblib 'ZF' compressed format (joblib < 0.9.3) not scanned")
         return
+    # data first whatever the magic says (a vocabulary may start with a compressor's byte);
+    # what is not data is followed as joblib would read it, and anything else as a pickle
     method = formats.compression_of(head)
     if _scan_as_data(data, method, report, opts):
         return

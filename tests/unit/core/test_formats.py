@@ -128,3 +128,65 @@ def test_text_that_is_a_pickle_is_scanned_as_one(tmp_path: Path) -> None:
 
 def test_data_formats_are_listed() -> None:
     assert set(formats.DATA_FORMATS) >= {"safetensors", "json", "text", "png", "gguf", "onnx"}
+
+
+# -- one decision: what kind of model file ------------------------------------------------
+
+
+def _st_starting_with(prefix: bytes) -> bytes:
+    """A valid safetensors file whose 8-byte header length begins with `prefix`."""
+    length = int.from_bytes(prefix, "little")
+    raw = json.dumps({"__metadata__": {"p": "x"}}).encode()
+    return length.to_bytes(8, "little") + raw + b" " * (length - len(raw))
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "load", "scan"),
+    [
+        (b"\x80\x05.", "m.pkl", "pickle", "pickle"),
+        (b"\x80\x05.", "m.joblib", "joblib", "pickle"),
+        (b"\x80\x05.", "model", "joblib", "pickle"),  # joblib.load reads plain pickles too
+        (b"\x1f\x8b\x08", "m.bin", "joblib", "joblib"),
+        (b"(lp0\n.", "m.pickle", "pickle", None),  # protocol 0: only a name says
+        (b"", "m.onnx", "onnx", None),
+        (b"PK\x03\x04" + b"schema.json", "m.bin", "skops", "zip"),
+        (b"PK\x03\x04", "m.skops", "skops", "zip"),
+        (b"PK\x05\x06" + bytes(18), "m.zip", "zip", "zip"),
+        (b"ZF0x10\n", "m.joblib", "joblib", "joblib-zfile"),
+        (b"hello", "m.safetensors", "safetensors", None),  # named so: its loader says why not
+        (st_bytes({}, b""), "weights", "safetensors", "safetensors"),
+        (b"hello", "m.txt", None, None),
+    ],
+)
+def test_one_model_format_decision(data: bytes, name: str, load: str, scan: str) -> None:
+    """`load` and `scan` ask `model_format` one question; they differ only in `for_load`
+    (a load believes the name it was given; the scanner believes no name)."""
+    assert formats.model_format(data, name, for_load=True) == load
+    assert formats.model_format(data, name) == scan
+    assert formats.model_format(data) == scan
+
+
+def test_safetensors_with_a_compressor_byte_or_zf_first() -> None:
+    """A header length whose first byte is a compressor's magic is still safetensors for
+    both; one that starts "ZF" is safetensors to `load` (it reads it with the strict parser
+    only) but legacy joblib to the scanner, as joblib.load would take it: refused, fail closed."""
+    gzip_first = _st_starting_with(b"\x1f\x8b")
+    assert compression_of(gzip_first) == "gzip"
+    assert formats.model_format(gzip_first) == "safetensors"
+    assert formats.model_format(gzip_first, "w.bin", for_load=True) == "safetensors"
+    assert detect_format(gzip_first, "w.bin") == "safetensors"
+    zf_first = _st_starting_with(b"ZF")
+    parse_safetensors(zf_first)
+    assert formats.model_format(zf_first, "w.bin", for_load=True) == "safetensors"
+    assert formats.model_format(zf_first, "w.safetensors") == "joblib-zfile"
+    report = scan_bytes(zf_first, "w.safetensors")
+    assert report.format == "joblib-zfile" and not report.ok
+
+
+def test_load_and_scan_share_the_decision() -> None:
+    """`guard.detect_format` is `model_format(for_load=True)` with the caller's messages;
+    `scan` follows a zip as a zip whatever its name."""
+    assert set(formats.MODEL_FORMATS) >= set(("joblib", "pickle", "skops", "safetensors", "onnx"))
+    with pytest.raises(ModelUnreadable, match="a zip archive that is not a skops file"):
+        detect_format(b"PK\x03\x04rest", "m.pkl")
+    assert scan_bytes(b"PK\x05\x06" + bytes(18), "m.pkl").format == "zip"

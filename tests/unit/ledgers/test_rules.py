@@ -18,7 +18,6 @@ import pytest
 from modelchain import Ledger
 from modelchain.core import merkle
 from modelchain.core.errors import (
-    InvalidProof,
     LedgerInvalid,
     ModelMismatch,
     NotRegistered,
@@ -305,12 +304,37 @@ def test_audit_vouches_for_every_stored_node(paths) -> None:
             led.append(name="m", model_hash=digest_of(bytes([i])))
     _sql(location, "UPDATE nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 1")
     with Ledger.open(location, home=home) as led:
-        size = led.signed_size()
-        proof = led.inclusion_proof(0, size)  # read from the stored nodes, as served
-        with pytest.raises(InvalidProof):  # as `prove inclusion` checks it before printing
-            merkle.verify_inclusion(0, size, led.leaf_hash(0), proof, led.root_hash(size))
+        with pytest.raises(LedgerInvalid, match="inclusion proof of block 0 "):
+            led.inclusion_proof(0)  # read from the stored nodes, and checked before handed out
         with pytest.raises(LedgerInvalid):
             led.audit()
+
+
+def test_an_inclusion_proof_is_checked_before_it_is_handed_out(paths) -> None:
+    """A library caller never gets a proof that does not hold: for the signed size it is
+    checked against the signed root, for an older size against that prefix's root. Proofs
+    that do not need the bad node are still given."""
+    data, home = paths
+    location = data / "l.db"
+    with Ledger.open(location, home=home, create=True) as led:
+        for i in range(5):
+            led.append(name="m", model_hash=digest_of(bytes([i])))
+        good = {(i, n): led.inclusion_proof(i, n) for n in (3, 5) for i in range(n)}
+        for (i, n), proof in good.items():
+            merkle.verify_inclusion(i, n, led.leaf_hash(i), proof, led.root_hash(n))
+        good[2, 4] = led.inclusion_proof(2, 4)
+    # leaf 3's stored node: the first step of block 2's proof in the trees of 4 and 5
+    _sql(location, "UPDATE nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 3")
+    with Ledger.open(location, home=home) as led:
+        assert led.signed_size() == 5
+        with pytest.raises(LedgerInvalid, match="inclusion proof of block 2 in the tree of 5 "):
+            led.inclusion_proof(2)
+        with pytest.raises(LedgerInvalid, match="inclusion proof of block 2 in the tree of 5 "):
+            led.inclusion_proof(2, 5)
+        with pytest.raises(LedgerInvalid, match="inclusion proof of block 2 in the tree of 4 "):
+            led.inclusion_proof(2, 4)  # an older tree: checked against that prefix's root
+        for i, n in ((0, 5), (3, 5), (4, 5), (1, 3)):  # proofs that do not use that node
+            assert led.inclusion_proof(i, n) == good[i, n]
 
 
 def test_a_rolled_back_ledger_is_a_rollback_error(paths, tmp_path: Path) -> None:

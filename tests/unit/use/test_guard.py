@@ -373,6 +373,61 @@ def test_safetensors_per_tensor(ledger: Ledger, work: Path) -> None:
     assert diff_tensors(digests, safetensors_digests(bytes(changed)))[0] == ["b"]
 
 
+#: the paths opened while `_opened` records (an audit hook stays for the whole process)
+_opened: list[str] = []
+_recording: list[Any] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "open" and _recording and isinstance(args[0], str | bytes | os.PathLike):
+        path = os.fsdecode(args[0])
+        if path == _recording[0]:
+            _opened.append(path)
+            if len(_opened) > 1:
+                _recording[1]()  # anything that opens the path again reads other bytes
+
+
+sys.addaudithook(_audit)
+
+
+def test_a_refused_safetensors_is_described_from_the_bytes_read(ledger: Ledger, work: Path) -> None:
+    """The refusal names the tensor that changed in the bytes `load` read and hashed, is
+    said once, and the path is opened once for the model (`format_before_reading` looks at
+    its head before that); a file swapped after the read changes nothing in the answer."""
+    st = pytest.importorskip("safetensors.numpy")
+    tensors = {"a": np.arange(4, dtype=np.float32), "b": np.ones(4, dtype=np.int64)}
+    path = work / "w.safetensors"
+    st.save_file(tensors, str(path))
+    data = path.read_bytes()
+    ledger.register(path)
+    header = parse_safetensors_header(data)
+    changed_b = bytearray(data)
+    changed_b[header.tensors["b"][0]] ^= 0xFF
+    changed_a = bytearray(data)
+    changed_a[header.tensors["a"][0]] ^= 0xFF
+    path.write_bytes(bytes(changed_b))
+    swapped = work / "swapped"
+    swapped.write_bytes(bytes(changed_a))
+
+    def swap() -> None:
+        if swapped.exists():
+            os.replace(swapped, path)
+
+    _opened.clear()
+    _recording[:] = [str(path), swap]
+    try:
+        with pytest.raises(TamperedModel) as info:
+            load(path, ledger=ledger, format="safetensors")
+    finally:
+        _recording.clear()
+    message = str(info.value)
+    assert message.endswith(": changed tensors: b"), message
+    assert message.count("tensors:") == 1, message
+    assert info.value.details["tensors"] == {"changed": ["b"], "added": [], "removed": []}
+    assert len(_opened) == 1, _opened
+    assert path.read_bytes() == bytes(changed_b)  # nothing re-read it, so nothing swapped it
+
+
 def test_diff_tensors() -> None:
     assert diff_tensors({"a": "1", "b": "2"}, {"a": "1", "b": "3", "c": "4"}) == (
         ["b"],

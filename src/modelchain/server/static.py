@@ -1,4 +1,4 @@
-"""The web explorer: static HTML, CSS and JavaScript served next to the API.
+"""The web explorer's static files: HTML, CSS and JavaScript served next to the API.
 
 The explorer is a pure client of `/api/v1` (docs/api.md): nothing about the ledger is
 rendered here, so the page checks every claim (signature, leaf hash, inclusion proof) with
