@@ -15,7 +15,7 @@ from typing import Any
 from modelchain.checks.audit import AuditReport
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json
-from modelchain.core.errors import InvalidProof, LedgerInvalid, UsageError
+from modelchain.core.errors import InvalidProof, LedgerInvalid, UsageError, WayOut
 from modelchain.core.note import Checkpoint, Verifier
 from modelchain.fs.digest import manifest_to_json
 from modelchain.ledgers.base import Ledger, Source
@@ -366,6 +366,13 @@ class RemoteLedger(Ledger):
 def writes_refused(location: str) -> UsageError:
     """What a ledger that is a server answers to a local write (init, import)."""
     return UsageError(
-        f"{location} is a server: register models there with `modelchain register "
-        "--ledger URL` (initialising, importing and exporting into it run on the server)"
+        f"{location} is a server",
+        way_out=WayOut(
+            command=("register", "--ledger", location),
+            library=": initialising, importing and exporting into it run on the server",
+            cli=(
+                ": register models there with `modelchain register --ledger URL` "
+                "(initialising, importing and exporting into it run on the server)"
+            ),
+        ),
     )
