@@ -14,9 +14,9 @@ from modelchain.core.canonical import canonical_json
 from modelchain.core.errors import LedgerInvalid, RollbackError, UsageError, WayOut
 from modelchain.core.note import Verifier
 from modelchain.ledgers.base import Ledger
+from modelchain.ledgers.client import writes_refused
 from modelchain.ledgers.local import LocalLedger
 from modelchain.ledgers.locations import local_path
-from modelchain.ledgers.remote import writes_refused
 from modelchain.log.block import Block
 from modelchain.log.store import StoredBlock
 

@@ -118,3 +118,28 @@ def test_a_refused_rollback_carries_the_command_that_accepts_it() -> None:
     assert str(caught.value).endswith("was accepted before")
     assert caught.value.way_out == way_back
     assert command_line_text(caught.value).endswith("was accepted before. If so, run it")
+
+
+def test_a_server_refusing_local_writes_says_so_in_the_librarys_words() -> None:
+    from modelchain.ledgers.client import LedgerClient, writes_refused
+
+    exc = writes_refused("https://ledger.example")
+    assert_library_words(exc)
+    assert exc.way_out is not None
+    assert exc.way_out.command == ("register", "--ledger", "https://ledger.example")
+    with pytest.raises(UsageError) as caught:
+        LedgerClient("https://ledger.example").writer()
+    assert command_line_text(caught.value) == command_line_text(exc)
+    assert "`modelchain register --ledger URL`" in command_line_text(exc)
+
+
+def test_forget_names_its_arguments_not_its_flags(tmp_path: Path) -> None:
+    from modelchain.log.home import Home
+    from modelchain.use import trust
+
+    with pytest.raises(UsageError) as caught:
+        trust.plan_forget(Home(tmp_path))
+    assert str(caught.value) == "name the log to forget: origin or ledger (not both)"
+    assert command_line_text(caught.value) == (
+        "name the log to forget: ORIGIN or --ledger LOCATION (not both)"
+    )
