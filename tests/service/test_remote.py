@@ -832,13 +832,17 @@ def test_the_client_is_not_a_store() -> None:
 
 
 def test_a_missing_token_says_what_to_make(monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelchain.core.errors import WayOut
     from modelchain.ledgers.client import TOKEN_ENV, TOKEN_FILE_ENV, LedgerClient
 
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     monkeypatch.delenv(TOKEN_FILE_ENV, raising=False)
     with pytest.raises(UsageError, match="needs a token") as caught:
         LedgerClient("http://127.0.0.1:9").token()
-    assert caught.value.way_out == WayOut(
-        command=("token", "create", "--scope", "write"), env=(TOKEN_ENV, TOKEN_FILE_ENV)
+    way_out = caught.value.way_out
+    assert way_out is not None
+    assert (way_out.command, way_out.env) == (
+        ("token", "create", "--scope", "write"),
+        (TOKEN_ENV, TOKEN_FILE_ENV),
     )
+    assert "modelchain token" not in str(caught.value)
+    assert "`modelchain token create --scope write`" in way_out.cli

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelchain.core import merkle
-from modelchain.core.errors import ForkError, LedgerInvalid, RollbackError
+from modelchain.core.errors import ForkError, LedgerInvalid, RollbackError, WayOut
 from modelchain.core.note import Checkpoint
 from modelchain.log.block import ZERO_HASH, Block, chain_hash_matches, check_signatures, n_blocks
 from modelchain.log.store import StoredBlock
@@ -148,7 +148,7 @@ def check_trusted(
     checkpoint: Checkpoint,
     trusted: Checkpoint | None,
     extends: Callable[[int, bytes], bool],
-    way_back: Callable[[], str],
+    way_back: Callable[[], WayOut],
 ) -> int | None:
     """Refuse a checkpoint that is older than, or not an extension of, the `trusted` one
     (`extends(size, root)`: a consistency check against that older tree); returns the
@@ -159,18 +159,21 @@ def check_trusted(
         raise RollbackError(
             f"{location}: rolled back: its signed checkpoint covers "
             f"{n_blocks(checkpoint.size)}, but one covering {trusted.size} was accepted "
-            f"before{way_back()}"
+            "before",
+            way_out=way_back(),
         )
     if checkpoint.size == trusted.size:
         if checkpoint.root_hash != trusted.root_hash:
             raise ForkError(
                 f"{location}: forked: the checkpoint for {n_blocks(checkpoint.size)} has "
-                "a different root hash than the one accepted before" + way_back()
+                "a different root hash than the one accepted before",
+                way_out=way_back(),
             )
         return trusted.size
     if not extends(trusted.size, trusted.root_hash):
         raise ForkError(
             f"{location}: forked: its first {n_blocks(trusted.size)} are not the ones "
-            f"accepted before (consistency check failed){way_back()}"
+            "accepted before (consistency check failed)",
+            way_out=way_back(),
         )
     return trusted.size

@@ -23,7 +23,7 @@ from cryptography import exceptions as crypto_exceptions
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from modelchain.core.errors import KeyFileError, UsageError
+from modelchain.core.errors import KeyFileError, UsageError, WayOut
 from modelchain.fs.inputs import read_small_file
 
 KeyType = Literal["ed25519", "p256", "p384", "p521"]
@@ -39,6 +39,8 @@ _BY_TYPE = {kind: (curve, digest) for kind, curve, digest in _CURVES.values()}
 #: where a password for an encrypted private key may come from when none is given
 PASSWORD_ENV = "MODELCHAIN_KEY_PASSWORD"
 MAX_KEY_FILE = 64 * 1024
+#: where to see which keys there are
+_KEY_LIST = WayOut(command=("key", "list"), cli=" (see `modelchain key list`)")
 _KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 PublicKeyObject = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
@@ -195,8 +197,12 @@ def parse_private_key(
         # cryptography says TypeError both for "encrypted, no password" and the reverse
         if secret is None:
             raise KeyFileError(
-                f"{where}: the private key is encrypted; give its password "
-                f"(--password-file, or the {PASSWORD_ENV} environment variable)"
+                f"{where}: the private key is encrypted; give its password",
+                way_out=WayOut(
+                    flag=("--password-file",),
+                    env=(PASSWORD_ENV,),
+                    cli=f" (--password-file, or the {PASSWORD_ENV} environment variable)",
+                ),
             ) from None
         key = serialization.load_pem_private_key(data, None)
     except ValueError as exc:
@@ -303,7 +309,7 @@ class KeyRing:
     def get(self, name: str) -> StoredKey:
         private_path, public_path = self._paths(name)
         if not public_path.exists():
-            raise KeyFileError(f"no key named {name!r} in {self.dir} (see `modelchain key list`)")
+            raise KeyFileError(f"no key named {name!r} in {self.dir}", way_out=_KEY_LIST)
         return StoredKey(name, private_path, load_public_key(public_path))
 
     def __iter__(self) -> Iterator[StoredKey]:
@@ -345,9 +351,10 @@ def is_path_spec(spec: str) -> bool:
 
 
 def _not_in_ring(spec: str, ring: KeyRing) -> KeyFileError:
+    path = f"; a key file must be given as a path, e.g. ./{spec}"
     return KeyFileError(
-        f"no key named {spec!r} in {ring.dir} (see `modelchain key list`); "
-        f"a key file must be given as a path, e.g. ./{spec}"
+        f"no key named {spec!r} in {ring.dir}",
+        way_out=WayOut(command=_KEY_LIST.command, library=path, cli=_KEY_LIST.cli + path),
     )
 
 

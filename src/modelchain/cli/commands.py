@@ -486,7 +486,7 @@ def verify(paths: Sequence[str], **options: Any) -> None:
       modelchain verify model.joblib --signer alice     # or a key ID, .pub file, verifier key
       modelchain verify models/llm --signature llm.sig --public-key signer.pub
     """
-    from modelchain.core.errors import ModelchainError, UsageError
+    from modelchain.core.errors import ModelchainError, UsageError, command_line_text
 
     as_json = options["as_json"]
     if len(paths) == 1:
@@ -505,11 +505,16 @@ def verify(paths: Sequence[str], **options: Any) -> None:
             worst = max(worst, exc.exit_code)
             details = getattr(exc, "details", None) or {}
             results.append(
-                {"path": path, "verified": False, "error": str(exc), "exit_code": exc.exit_code}
+                {
+                    "path": path,
+                    "verified": False,
+                    "error": command_line_text(exc),
+                    "exit_code": exc.exit_code,
+                }
                 | {k: v for k, v in details.items() if k not in ("path", "verified")}
             )
             if not as_json:
-                click.echo(f"modelchain: error: {exc}", err=True)
+                click.echo(f"modelchain: error: {command_line_text(exc)}", err=True)
     if as_json:
         _emit(results)
     if worst:
@@ -696,7 +701,7 @@ def hash_(
       modelchain hash model.joblib models/llm/
       cat model.joblib | modelchain hash -
     """
-    from modelchain.core.errors import ModelchainError
+    from modelchain.core.errors import ModelchainError, command_line_text
 
     results: list[dict[str, Any]] = []
     failed: ModelchainError | None = None
@@ -707,9 +712,11 @@ def hash_(
             if len(paths) == 1:
                 raise
             failed = exc
-            results.append({"path": path, "error": str(exc), "exit_code": exc.exit_code})
+            results.append(
+                {"path": path, "error": command_line_text(exc), "exit_code": exc.exit_code}
+            )
             if not as_json:
-                click.echo(f"modelchain: error: {exc}", err=True)
+                click.echo(f"modelchain: error: {command_line_text(exc)}", err=True)
             continue
         if not as_json:
             _print_digest(results[-1], manifest)
@@ -1637,7 +1644,7 @@ def trust_move(origin: str, new_location: str, as_json: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI; every failure becomes one line and an exit code, never a traceback."""
-    from modelchain.core.errors import ModelchainError
+    from modelchain.core.errors import ModelchainError, command_line_text
 
     args = list(argv) if argv is not None else sys.argv[1:]
     as_json = "--json" in args
@@ -1652,7 +1659,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("modelchain: aborted", err=True)
         sys.exit(130)
     except ModelchainError as exc:
-        _fail(str(exc), exc.exit_code, as_json, getattr(exc, "details", None))
+        details = getattr(exc, "details", None) or {}
+        if exc.way_out is not None:
+            details = {**details, "way_out": exc.way_out.as_json()}
+        _fail(command_line_text(exc), exc.exit_code, as_json, details)
     except KeyboardInterrupt:
         click.echo("modelchain: interrupted", err=True)
         sys.exit(130)

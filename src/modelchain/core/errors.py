@@ -12,26 +12,53 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class WayOut:
-    """What would get past a failure, as data: the message says it to a person (and keeps
-    saying it), a program or another face reads it here instead of parsing the message."""
+    """What would get past a failure, as data: a program or another face reads it here
+    instead of parsing the message. The library's message states the problem (and, at most,
+    a way out in the library's own terms); how a command line says the way out is `cli`,
+    which only a face that has a command line shows (see `command_line_text`)."""
 
     #: a modelchain command that helps, as its words: ("token", "create", "--scope", "write")
     command: tuple[str, ...] = ()
     #: environment variables that would change the outcome
     env: tuple[str, ...] = ()
+    #: command-line options that would change the outcome: ("--follow-symlinks",)
+    flag: tuple[str, ...] = ()
+    #: the way out in a command line's words, said right after the problem
+    cli: str = ""
+    #: the way out in the library's words (a keyword argument, say), said right after the
+    #: problem in the message itself
+    library: str = ""
+
+    def as_json(self) -> dict[str, list[str]]:
+        """The data a program reads (an error body, `--json`): commands, variables, flags."""
+        return {"command": list(self.command), "env": list(self.env), "flag": list(self.flag)}
 
 
 class ModelchainError(Exception):
     """Base class: a failure with a one-line, user-facing message, and optionally the way
-    out of it as data (`way_out`)."""
+    out of it as data (`way_out`). The message is the problem, then `way_out.library`."""
 
     exit_code: int = 2
     way_out: WayOut | None = None
+    #: the message without the library's way out (what `command_line_text` starts from)
+    problem: str = ""
 
     def __init__(self, *args: object, way_out: WayOut | None = None) -> None:
-        super().__init__(*args)
+        self.problem = str(args[0]) if len(args) == 1 else ""
         if way_out is not None:
             self.way_out = way_out
+            if way_out.library and len(args) == 1:
+                args = (f"{args[0]}{way_out.library}",)
+        super().__init__(*args)
+
+
+def command_line_text(exc: ModelchainError) -> str:
+    """The error as a command line says it: the problem, then the way out in command-line
+    words when there is one; otherwise the library's message as it is."""
+    way_out = exc.way_out
+    if way_out is None or not way_out.cli:
+        return str(exc)
+    return (exc.problem or str(exc)) + way_out.cli
 
 
 class UsageError(ModelchainError):
@@ -92,13 +119,20 @@ class UnsafePath(VerificationError):
     """A directory holds something that must not be hashed silently (symlink, device, escape)."""
 
 
-def install_hint(extra: str) -> str:
+def install_way_out(extra: str) -> WayOut:
     """How to add an optional part: modelchain is installed from its checkout (it is on no
-    package index), so the advice names the checkout's own commands."""
-    return (
-        f"install the {extra!r} extra from the modelchain checkout: "
-        f"`.venv/bin/pip install -e '.[{extra}]'` (or `make install-all` for every extra)"
+    package index), so the command line's advice names the checkout's own commands."""
+    return WayOut(
+        cli=(
+            " from the modelchain checkout: "
+            f"`.venv/bin/pip install -e '.[{extra}]'` (or `make install-all` for every extra)"
+        )
     )
+
+
+def install_hint(extra: str) -> str:
+    """`install_way_out` as one phrase, for a face that speaks to the command line."""
+    return f"install the {extra!r} extra{install_way_out(extra).cli}"
 
 
 class LocationError(VerificationError):

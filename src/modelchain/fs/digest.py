@@ -44,7 +44,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 from modelchain.core.canonical import canonical_json, is_sha256_hex
-from modelchain.core.errors import InputError, ModelUnreadable, UnsafePath, UsageError
+from modelchain.core.errors import InputError, ModelUnreadable, UnsafePath, UsageError, WayOut
 from modelchain.core.formats import (
     MAX_SAFETENSORS_HEADER,
     FormatError,
@@ -93,6 +93,16 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _OPEN_DIR = os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC
 _SCANDIR_FD = os.scandir in os.supports_fd
+
+#: the ways past a symlink or a path leading out of the model: asking for them
+_FOLLOW = WayOut(
+    flag=("--follow-symlinks",),
+    library=" (pass follow_symlinks=True)",
+    cli=" (use --follow-symlinks)",
+)
+_OUTSIDE = WayOut(
+    flag=("--allow-outside",), library=" (pass allow_outside=True)", cli=" (use --allow-outside)"
+)
 
 
 # --------------------------------------------------------------------------- data types
@@ -413,7 +423,7 @@ class _Walker:
         if not self.follow:
             if _ignored(self.rules, parts, False) or _ignored(self.rules, parts, True):
                 return  # ignored whatever it points at: nothing is opened or recorded
-            raise UnsafePath(f"{arrow}: symbolic links are not hashed (use --follow-symlinks)")
+            raise UnsafePath(f"{arrow}: symbolic links are not hashed", way_out=_FOLLOW)
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -429,7 +439,7 @@ class _Walker:
             return
         self.check_name(parts)
         if not self.allow_outside and not _within(os.path.realpath(path), self.root_real):
-            raise UnsafePath(f"{arrow}: points outside the model directory (use --allow-outside)")
+            raise UnsafePath(f"{arrow}: points outside the model directory", way_out=_OUTSIDE)
         ident = (st.st_dev, st.st_ino)
         if stat.S_ISDIR(mode):
             if ident in d.ancestors:

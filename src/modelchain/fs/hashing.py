@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from modelchain.core.errors import InputError, UsageError, install_hint
+from modelchain.core.errors import InputError, UsageError, install_way_out
 
 __all__ = [
     "BLAKE3_BUFFER_SIZE",
@@ -62,7 +62,8 @@ def new_hasher(name: str) -> Any:
         import blake3
     except ImportError:
         raise UsageError(
-            f"BLAKE3 hashing needs the blake3 package: {install_hint('signing')}"
+            "BLAKE3 hashing needs the blake3 package: install the 'signing' extra",
+            way_out=install_way_out("signing"),
         ) from None
     return blake3.blake3(max_threads=blake3.blake3.AUTO)
 

@@ -32,6 +32,7 @@ from modelchain.core.errors import (
     NotRegistered,
     RollbackError,
     UsageError,
+    WayOut,
 )
 from modelchain.core.note import Checkpoint, Verifier, open_checkpoint, parse_note
 from modelchain.fs.digest import Manifest, PathDigest, digest_path
@@ -420,12 +421,16 @@ class Ledger:
         if known is not None and origin is not None and known != origin:
             raise ForkError(
                 f"{self.location}: is now log {origin!r}, but log {known!r} was accepted here "
-                "before (the ledger was replaced). If it was replaced on purpose, run "
-                f"`modelchain trust forget --ledger {self.location}`"
+                "before (the ledger was replaced)",
+                way_out=WayOut(
+                    command=("trust", "forget", "--ledger", self.location),
+                    cli=". If it was replaced on purpose, run "
+                    f"`modelchain trust forget --ledger {self.location}`",
+                ),
             )
         return known
 
-    def _way_back(self, origin: str) -> str:
+    def _way_back(self, origin: str) -> WayOut:
         """The end of a rollback or fork message: where the log lives if this is a copy of
         it, and the command that accepts the change."""
         home = self._log_home(origin)
@@ -436,9 +441,11 @@ class Ledger:
             and not same_file(home, self._trust_key())
         ):
             where = f". The log lives at {home}; this is another copy of it"
-        return (
-            f"{where}. If this older or other state is what you want, run `modelchain trust "
-            f"forget {origin}` (this verifier then forgets everything it accepted for the log)"
+        return WayOut(
+            command=("trust", "forget", origin),
+            library=where,
+            cli=f"{where}. If this older or other state is what you want, run `modelchain trust "
+            f"forget {origin}` (this verifier then forgets everything it accepted for the log)",
         )
 
     def _newer_note(self, note: str) -> bool:

@@ -111,8 +111,8 @@ def normalise_url(location: str) -> str:
         raise UsageError(f"{location}: not a server address (use https://host:port)")
     if parts.username is not None or parts.password is not None:
         raise UsageError(
-            f"{location}: do not put credentials in the address; set {TOKEN_ENV} instead",
-            way_out=WayOut(env=(TOKEN_ENV,)),
+            f"{location}: do not put credentials in the address",
+            way_out=WayOut(env=(TOKEN_ENV,), cli=f"; set {TOKEN_ENV} instead"),
         )
     if parts.query or parts.fragment:
         raise UsageError(f"{location}: a server address has no query or fragment")
@@ -250,12 +250,14 @@ class LedgerClient:
                     and time.monotonic() >= overall[1] - 0.05
                 ):
                     raise LedgerUnreadable(
-                        f"{self.location}: the command did not finish within {overall[0]:g} s "
-                        f"(set {DEADLINE_ENV} to allow longer)",
-                        way_out=WayOut(env=(DEADLINE_ENV,)),
+                        f"{self.location}: the command did not finish within {overall[0]:g} s",
+                        way_out=WayOut(
+                            env=(DEADLINE_ENV,), cli=f" (set {DEADLINE_ENV} to allow longer)"
+                        ),
                     ) from None
                 raise LedgerUnreadable(
-                    f"{self.location}: {_describe(exc, self.timeout)}", way_out=_way_out(exc)
+                    f"{self.location}: {_describe(exc, self.timeout)}",
+                    way_out=_way_out(exc),
                 ) from None
         if not 200 <= status < 300:
             self._refuse(status, data, kind, path, answer_headers)
@@ -325,9 +327,12 @@ class LedgerClient:
             raise LedgerUnreadable(f"{where}: the server redirects to {target}; use that address")
         if status == 401:
             raise UsageError(
-                f"{self.location}: the server refused the token ({message}): set {TOKEN_ENV} "
-                "to a token made on the server with `modelchain token create --scope write`",
-                way_out=WayOut(command=_WRITE_TOKEN, env=(TOKEN_ENV,)),
+                f"{self.location}: the server refused the token ({message})",
+                way_out=WayOut(
+                    command=_WRITE_TOKEN,
+                    env=(TOKEN_ENV,),
+                    cli=f": set {TOKEN_ENV} to a token made on the server with {_MAKE_TOKEN}",
+                ),
             )
         if status == 403:
             raise UsageError(
@@ -569,10 +574,13 @@ class LedgerClient:
                 raise KeyFileError(f"{file}: cannot read the token file: {exc}") from None
         if not token:
             raise UsageError(
-                f"registering at {self.location} needs a token: set {TOKEN_ENV} (or "
-                f"{TOKEN_FILE_ENV}) to one made on the server with "
-                "`modelchain token create --scope write`",
-                way_out=WayOut(command=_WRITE_TOKEN, env=(TOKEN_ENV, TOKEN_FILE_ENV)),
+                f"registering at {self.location} needs a token",
+                way_out=WayOut(
+                    command=_WRITE_TOKEN,
+                    env=(TOKEN_ENV, TOKEN_FILE_ENV),
+                    cli=f": set {TOKEN_ENV} (or {TOKEN_FILE_ENV}) to one made on the server "
+                    f"with {_MAKE_TOKEN}",
+                ),
             )
         return token
 
@@ -648,11 +656,7 @@ class LedgerClient:
         )
 
     def writer(self) -> NoReturn:
-        raise UsageError(
-            f"{self.location} is a server: register models there with `modelchain register "
-            "--ledger URL` (initialising, importing and exporting into it run on the server)",
-            way_out=WayOut(command=("register", "--ledger", self.location)),
-        )
+        raise writes_refused(self.location)
 
     def lookup_columns(self, size: int) -> None:
         return None
@@ -668,6 +672,7 @@ class LedgerClient:
 
 #: the command that makes a token registrations are accepted with
 _WRITE_TOKEN = ("token", "create", "--scope", "write")
+_MAKE_TOKEN = "`modelchain token create --scope write`"
 _HEADERS = {"Accept": "application/json", "Connection": "close", "User-Agent": "modelchain"}
 
 
@@ -793,6 +798,21 @@ def _tls_context() -> ssl.SSLContext:
         raise KeyFileError(f"{CA_BUNDLE_ENV}={bundle}: cannot load CA bundle: {exc}") from None
 
 
+def writes_refused(location: str) -> UsageError:
+    """What a ledger that is a server answers to a local write (init, import)."""
+    return UsageError(
+        f"{location} is a server",
+        way_out=WayOut(
+            command=("register", "--ledger", location),
+            library=": initialising, importing and exporting into it run on the server",
+            cli=(
+                ": register models there with `modelchain register --ledger URL` "
+                "(initialising, importing and exporting into it run on the server)"
+            ),
+        ),
+    )
+
+
 def _transient(reason: object) -> bool:
     """Worth another try: the server is (re)starting or dropped the connection."""
     return isinstance(
@@ -801,26 +821,26 @@ def _transient(reason: object) -> bool:
 
 
 def _way_out(reason: object) -> WayOut | None:
-    """What `_describe` advises, as data."""
+    """The way past what `_describe` says."""
     if isinstance(reason, ConnectionRefusedError):
-        return WayOut(command=("serve",))
+        return WayOut(command=("serve",), cli=" (is `modelchain serve` running there?)")
     if isinstance(reason, TimeoutError):
-        return WayOut(env=(TIMEOUT_ENV,))
+        return WayOut(env=(TIMEOUT_ENV,), cli=f" (set {TIMEOUT_ENV} to wait longer)")
     if isinstance(reason, ssl.SSLCertVerificationError):
-        return WayOut(env=(CA_BUNDLE_ENV,))
+        return WayOut(env=(CA_BUNDLE_ENV,), cli=f"; set {CA_BUNDLE_ENV} to its CA file")
     return None
 
 
 def _describe(reason: object, timeout: float) -> str:
     if isinstance(reason, ConnectionRefusedError):
-        return "connection refused (is `modelchain serve` running there?)"
+        return "connection refused"
     if isinstance(reason, socket.gaierror):
         return f"cannot resolve the host name ({reason.strerror or reason})"
     if isinstance(reason, TimeoutError):
-        return f"no answer within {timeout:g} s (set {TIMEOUT_ENV} to wait longer)"
+        return f"no answer within {timeout:g} s"
     if isinstance(reason, ssl.SSLCertVerificationError):
         detail = reason.verify_message or reason.reason or reason
-        return f"TLS certificate not trusted ({detail}); set {CA_BUNDLE_ENV} to its CA file"
+        return f"TLS certificate not trusted ({detail})"
     if isinstance(reason, ssl.SSLError):
         return f"TLS failed ({reason.reason or reason})"
     if isinstance(reason, http.client.RemoteDisconnected):

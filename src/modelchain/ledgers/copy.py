@@ -11,12 +11,12 @@ from typing import Any
 from modelchain.checks.audit import AuditReport
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json
-from modelchain.core.errors import LedgerInvalid, RollbackError, UsageError
+from modelchain.core.errors import LedgerInvalid, RollbackError, UsageError, WayOut
 from modelchain.core.note import Verifier
 from modelchain.ledgers.base import Ledger
+from modelchain.ledgers.client import writes_refused
 from modelchain.ledgers.local import LocalLedger
 from modelchain.ledgers.locations import local_path
-from modelchain.ledgers.remote import writes_refused
 from modelchain.log.block import Block
 from modelchain.log.store import StoredBlock
 
@@ -82,8 +82,12 @@ def _fill(
         if known is not None and known != report.origin:
             raise RollbackError(
                 f"{target.location}: log {known!r} was accepted here before; "
-                "refusing to put another log in its place. If that log is gone on purpose, "
-                f"run `modelchain trust forget --ledger {target.location}`"
+                "refusing to put another log in its place",
+                way_out=WayOut(
+                    command=("trust", "forget", "--ledger", target.location),
+                    cli=". If that log is gone on purpose, "
+                    f"run `modelchain trust forget --ledger {target.location}`",
+                ),
             )
         w.import_blocks(copied, nodes, report.origin, report.checkpoint)
     target.home.claim_log_location(report.origin, target._trust_key())

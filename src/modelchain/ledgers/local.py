@@ -30,6 +30,7 @@ from modelchain.core.errors import (
     RollbackError,
     SignatureError,
     UsageError,
+    WayOut,
 )
 from modelchain.core.note import Checkpoint, Signer, Verifier, sign_checkpoint
 from modelchain.ledgers.base import PUBLISH_WAIT_S, Ledger, Source, same_file
@@ -46,6 +47,9 @@ from modelchain.log.block import (
 from modelchain.log.home import Home
 from modelchain.log.store import Tip
 from modelchain.log.store.base import StoreSubtrees
+
+#: what to do about a ledger that does not hold together: audit it
+_AUDIT = WayOut(command=("audit",), cli="; run `modelchain audit`")
 
 __all__ = ["LocalLedger", "Lookup", "LookupMemo", "NameState", "NodeMemo"]
 
@@ -179,8 +183,14 @@ class LocalLedger(Ledger, default=True):
             raise SignatureError(f"none of the given keys ({names}) is for log {origin!r}")
         if not self.home.has_operator_key():
             raise SignatureError(
-                f"no key to check log {origin!r}: pass --key VERIFIER_KEY "
-                f"(or create the operator key with `modelchain init`)"
+                f"no key to check log {origin!r}",
+                way_out=WayOut(
+                    command=("init",),
+                    flag=("--key",),
+                    library=": pass keys= (or create the operator key with init())",
+                    cli=": pass --key VERIFIER_KEY "
+                    "(or create the operator key with `modelchain init`)",
+                ),
             )
         return self._operator(origin, create=False).verifier()
 
@@ -217,9 +227,13 @@ class LocalLedger(Ledger, default=True):
         if known is not None:
             raise RollbackError(
                 f"{self.location}: the ledger of log {known!r} that was here is gone "
-                "(deleted or emptied); refusing to start a new one in its place. If it was "
-                f"removed on purpose, run `modelchain trust forget --ledger {self.location}`; "
-                f"if it moved, `modelchain trust move {known} NEW_LOCATION`"
+                "(deleted or emptied); refusing to start a new one in its place",
+                way_out=WayOut(
+                    command=("trust", "forget", "--ledger", self.location),
+                    cli=". If it was removed on purpose, run "
+                    f"`modelchain trust forget --ledger {self.location}`; "
+                    f"if it moved, `modelchain trust move {known} NEW_LOCATION`",
+                ),
             )
         if origin is not None:
             elsewhere = self.home.log_location(origin)
@@ -227,7 +241,11 @@ class LocalLedger(Ledger, default=True):
                 raise UsageError(
                     f"log {origin!r} already exists (at {elsewhere or 'a location not recorded'});"
                     " a second ledger under its name would be a fork of it: choose another "
-                    "origin, or `modelchain trust forget` the old log first"
+                    "origin",
+                    way_out=WayOut(
+                        command=("trust", "forget", origin),
+                        cli=", or `modelchain trust forget` the old log first",
+                    ),
                 )
         origin = origin or f"modelchain.local/{secrets.token_hex(8)}"
         signer = self._operator(origin, create=True)
@@ -361,8 +379,8 @@ class LocalLedger(Ledger, default=True):
             block = Block.from_raw(stored.raw, stored.position)
             if block.name != entry.name or block.model_hash != entry.model_hash:
                 raise LedgerInvalid(
-                    f"{self.location}: the name index disagrees with block {index}; "
-                    "run `modelchain audit`"
+                    f"{self.location}: the name index disagrees with block {index}",
+                    way_out=_AUDIT,
                 )
             if block.version != w.latest_version(entry.name):
                 return None  # a newer version has other bytes: these are a new version
@@ -377,8 +395,8 @@ class LocalLedger(Ledger, default=True):
                 )
             except InvalidProof:
                 raise LedgerInvalid(
-                    f"{self.location}: block {index} is not the one that was signed; "
-                    "run `modelchain audit`"
+                    f"{self.location}: block {index} is not the one that was signed",
+                    way_out=_AUDIT,
                 ) from None
             found = block
         if found.kind != entry.kind or found.model_hash != entry.model_hash:
@@ -400,19 +418,20 @@ class LocalLedger(Ledger, default=True):
         if checkpoint.size != tip.size:
             raise LedgerInvalid(
                 f"{self.location}: holds {n_blocks(tip.size)} but its signed checkpoint covers "
-                f"{n_blocks(checkpoint.size)}; run `modelchain audit`"
+                f"{n_blocks(checkpoint.size)}",
+                way_out=_AUDIT,
             )
         if frontier.root() != checkpoint.root_hash:
             raise LedgerInvalid(
-                f"{self.location}: the stored Merkle tree does not match the signed checkpoint; "
-                "run `modelchain audit`"
+                f"{self.location}: the stored Merkle tree does not match the signed checkpoint",
+                way_out=_AUDIT,
             )
         previous = ZERO_HASH
         if tip.last_data is not None:
             if not self._is_signed_leaf(tip, frontier):
                 raise LedgerInvalid(
-                    f"{self.location}: block {tip.size - 1} is not the block that was signed; "
-                    "run `modelchain audit`"
+                    f"{self.location}: block {tip.size - 1} is not the block that was signed",
+                    way_out=_AUDIT,
                 )
             previous = parse_block(tip.last_data, tip.size - 1).current_hash
         self._check_trusted(checkpoint, self._prove_extends(checkpoint))
@@ -462,9 +481,12 @@ class LocalLedger(Ledger, default=True):
         if home != here and not same_file(home, here):
             raise LocationError(
                 f"{self.location} holds a copy of log {origin!r}, which lives at {home}: "
-                "appending here would make that ledger look rolled back. Register there, "
-                f"or, if this copy is the log from now on, run `modelchain trust move {origin} "
-                f"{self.location}`"
+                "appending here would make that ledger look rolled back. Register there",
+                way_out=WayOut(
+                    command=("trust", "move", origin, self.location),
+                    cli=", or, if this copy is the log from now on, run "
+                    f"`modelchain trust move {origin} {self.location}`",
+                ),
             )
         self._home_checked = origin
 
@@ -646,8 +668,8 @@ class LocalLedger(Ledger, default=True):
         for block, data in self.entries(index, index + 1):
             if block.name != name:
                 raise LedgerInvalid(
-                    f"{self.location}: the name index disagrees with block {index}; "
-                    "run `modelchain audit`"
+                    f"{self.location}: the name index disagrees with block {index}",
+                    way_out=_AUDIT,
                 )
             return block, data
         raise LedgerInvalid(f"{self.location}: block {index} is missing")

@@ -19,7 +19,7 @@ from modelchain.core.errors import InvalidProof, LedgerInvalid, UsageError
 from modelchain.core.note import Checkpoint, Verifier
 from modelchain.fs.digest import manifest_to_json
 from modelchain.ledgers.base import Ledger, Source
-from modelchain.ledgers.client import LedgerClient, is_remote
+from modelchain.ledgers.client import LedgerClient, is_remote, writes_refused
 from modelchain.ledgers.locations import resolve_location
 from modelchain.log.block import Block, Registration, chain_hash_matches, n_blocks
 from modelchain.log.home import Home
@@ -361,11 +361,3 @@ class RemoteLedger(Ledger):
             )
         self._accept_remote(note, checkpoint, previously)
         return dataclasses.replace(block, existing=True)
-
-
-def writes_refused(location: str) -> UsageError:
-    """What a ledger that is a server answers to a local write (init, import)."""
-    return UsageError(
-        f"{location} is a server: register models there with `modelchain register "
-        "--ledger URL` (initialising, importing and exporting into it run on the server)"
-    )

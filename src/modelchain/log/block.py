@@ -17,7 +17,7 @@ from modelchain.claims.claim import RegistrationSignature
 from modelchain.claims.keys import PrivateKey, PublicKey
 from modelchain.claims.provenance import Provenance
 from modelchain.core.canonical import canonical_json, is_sha256_hex, json_type, unique_object
-from modelchain.core.errors import InputError, LedgerInvalid, SignatureError, UsageError
+from modelchain.core.errors import InputError, LedgerInvalid, SignatureError, UsageError, WayOut
 from modelchain.fs.digest import Manifest, manifest_from_json, manifest_to_json
 
 __all__ = [
@@ -409,11 +409,16 @@ def require_signers(
         if any(matches(key, s) and s.bound for s in valid):
             continue
         if any(matches(key, s) for s in valid):
+            bound = BOUND_PAYLOAD_TYPE
             raise SignatureError(
                 f"{block.label} is signed by key {describe(key)} only with an unbound "
                 "signature (made before signatures named their log and version, so it may "
-                "be a replay of another registration); register it again with --sign-key "
-                f"to get a {BOUND_PAYLOAD_TYPE} signature"
+                "be a replay of another registration)",
+                way_out=WayOut(
+                    flag=("--sign-key",),
+                    library=f"; register it again, signed, to get a {bound} signature",
+                    cli=f"; register it again with --sign-key to get a {bound} signature",
+                ),
             )
         if not block.signatures:
             who = "it carries no registration signature"
@@ -535,7 +540,10 @@ def default_name(path: str | os.PathLike[str]) -> str:
     if not name or name in (".", ".."):
         name = Path(os.path.abspath(os.fspath(path))).name
     if not name:
-        raise UsageError(f"cannot derive a model name from {path!r}: pass --name")
+        raise UsageError(
+            f"cannot derive a model name from {path!r}",
+            way_out=WayOut(flag=("--name",), library=": pass name=", cli=": pass --name"),
+        )
     return name
 
 

@@ -497,14 +497,22 @@ class Home:
         if home == directory or home in ledger.parents:
             raise UsageError(
                 f"the ledger ({ledger_path}) must not lie inside MODELCHAIN_HOME ({self.path}): "
-                f"{why}; keep the ledger elsewhere, or set MODELCHAIN_HOME to another folder",
-                way_out=WayOut(env=("MODELCHAIN_HOME",)),
+                f"{why}",
+                way_out=WayOut(
+                    env=("MODELCHAIN_HOME",),
+                    library="; keep the ledger elsewhere, or use another home",
+                    cli="; keep the ledger elsewhere, or set MODELCHAIN_HOME to another folder",
+                ),
             )
         if directory in home.parents and directory != user and directory not in user.parents:
             raise UsageError(
                 f"MODELCHAIN_HOME ({self.path}) must not lie inside the ledger's folder "
-                f"({directory}): {why}; set MODELCHAIN_HOME to a folder outside it",
-                way_out=WayOut(env=("MODELCHAIN_HOME",)),
+                f"({directory}): {why}",
+                way_out=WayOut(
+                    env=("MODELCHAIN_HOME",),
+                    library="; use a home outside it",
+                    cli="; set MODELCHAIN_HOME to a folder outside it",
+                ),
             )
 
     # -- the operator key -------------------------------------------------------------------
@@ -520,8 +528,12 @@ class Home:
         if not path.exists():
             if not create:
                 raise KeyFileError(
-                    f"no operator key at {path} (run `modelchain init`, or set MODELCHAIN_HOME)",
-                    way_out=WayOut(command=("init",), env=("MODELCHAIN_HOME",)),
+                    f"no operator key at {path}",
+                    way_out=WayOut(
+                        command=("init",),
+                        env=("MODELCHAIN_HOME",),
+                        cli=" (run `modelchain init`, or set MODELCHAIN_HOME)",
+                    ),
                 )
             self._ensure_dir(self.path)
             signer = Signer.generate(OPERATOR_KEY_NAME)

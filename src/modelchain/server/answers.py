@@ -18,6 +18,7 @@ from modelchain.core.errors import (
     SignatureError,
     UsageError,
     VerificationError,
+    command_line_text,
 )
 from modelchain.ledgers.local import Lookup
 from modelchain.log.block import Block
@@ -54,13 +55,13 @@ def error_response(
 def ledger_error_parts(exc: ModelchainError) -> tuple[int, str, str]:
     """Status, code and message of the answer to a ledger error."""
     if isinstance(exc, SignatureError):  # signatures for another version: the request's
-        return 422, "bad_signature", str(exc)
+        return 422, "bad_signature", command_line_text(exc)
     if isinstance(exc, LedgerUnreadable | KeyFileError | VerificationError):
         log.error("ledger unavailable: %s", exc)
-        return 503, "ledger_unavailable", str(exc)
+        return 503, "ledger_unavailable", command_line_text(exc)
     if isinstance(exc, UsageError | InputError):
-        return 422, "validation_error", str(exc)
-    return 503, "ledger_unavailable", str(exc)
+        return 422, "validation_error", command_line_text(exc)
+    return 503, "ledger_unavailable", command_line_text(exc)
 
 
 def dumps(value: Any) -> bytes:

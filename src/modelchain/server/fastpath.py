@@ -21,7 +21,7 @@ from fastapi.responses import Response
 from modelchain import __version__
 from modelchain.core import validate
 from modelchain.core.canonical import is_sha256_hex
-from modelchain.core.errors import ModelchainError, UsageError
+from modelchain.core.errors import ModelchainError, UsageError, command_line_text
 from modelchain.server.answers import (
     Answers,
     dumps,
@@ -113,7 +113,7 @@ def fast_handlers(
                 name=name, model_hash=digest, kind="file", size=size, metadata=metadata, force=force
             )
         except UsageError as exc:
-            return 422, dumps(validation_error(str(exc)))
+            return 422, dumps(validation_error(command_line_text(exc)))
         except ModelchainError:
             return None
         try:  # from here on it may be written: answer, never retry through the route

@@ -19,7 +19,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelchain import __version__
 from modelchain.core import merkle, validate
-from modelchain.core.errors import LedgerUnreadable, ModelchainError, SignatureError
+from modelchain.core.errors import (
+    LedgerUnreadable,
+    ModelchainError,
+    SignatureError,
+    command_line_text,
+)
 from modelchain.ledgers import Ledger
 from modelchain.log.block import Registration, n_blocks
 from modelchain.server.answers import (
@@ -375,7 +380,7 @@ def add_routes(
                     force=body.force,
                 )
             except SignatureError as exc:  # the request's fault, not the ledger's: no 503
-                raise ApiError(422, "bad_signature", str(exc)) from None
+                raise ApiError(422, "bad_signature", command_line_text(exc)) from None
 
         entry = prepare() if readers.inline else await run_in_threadpool(prepare)
         done: Appended = await asyncio.wrap_future(batcher.submit(entry))

@@ -44,7 +44,9 @@ from modelchain.core.errors import (
     UnknownFormat,
     UsageError,
     VerificationError,
-    install_hint,
+    WayOut,
+    command_line_text,
+    install_way_out,
 )
 from modelchain.core.formats import model_format
 from modelchain.fs.digest import (
@@ -128,9 +130,14 @@ def detect_format(data: bytes, path: str = "", format: str | None = None) -> str
         raise ModelUnreadable(
             f"{shown}: a zip archive that is not a skops file (not supported by modelchain.load)"
         )
+    formats = ", ".join(FORMATS)
     raise UnknownFormat(
-        f"{shown}: cannot tell the model's format from its name or its bytes; name it "
-        f"(format= in Python, --format on the command line): {', '.join(FORMATS)}"
+        f"{shown}: cannot tell the model's format from its name or its bytes; name it",
+        way_out=WayOut(
+            flag=("--format",),
+            library=f" (format=): {formats}",
+            cli=f" (format= in Python, --format on the command line): {formats}",
+        ),
     )
 
 
@@ -293,7 +300,10 @@ def _load_joblib(data: bytes, trusted: tuple[str, ...]) -> Any:
     try:
         from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
     except ImportError:
-        raise UsageError(f"loading joblib files needs joblib: {install_hint('sklearn')}") from None
+        raise UsageError(
+            "loading joblib files needs joblib: install the 'sklearn' extra",
+            way_out=install_way_out("sklearn"),
+        ) from None
     from modelchain.core.restore import RestoreRefused
 
     unpickler = _restricted_joblib_unpickler()
@@ -535,11 +545,13 @@ def load(
 
 
 def _refusal(path: str, name: str | None, exc: BaseException, code: int) -> dict[str, Any]:
+    # the verdict's error is what `verify --load` shows: the command line's words
+    said = command_line_text(exc) if isinstance(exc, ModelchainError) else str(exc)
     out: dict[str, Any] = {
         "loaded": False,
         "path": path,
         "name": name,
-        "error": " ".join(str(exc).split()) or type(exc).__name__,
+        "error": " ".join(said.split()) or type(exc).__name__,
         "error_type": type(exc).__name__,
         "exit_code": code,
     }

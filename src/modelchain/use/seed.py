@@ -38,9 +38,12 @@ def train(directory: str | os.PathLike[str] = ".", *, max_iter: int = 200) -> fl
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import train_test_split
     except ImportError as exc:
-        from modelchain.core.errors import UsageError, install_hint
+        from modelchain.core.errors import UsageError, install_way_out
 
-        raise UsageError(f"training needs scikit-learn: {install_hint('sklearn')}") from exc
+        raise UsageError(
+            "training needs scikit-learn: install the 'sklearn' extra",
+            way_out=install_way_out("sklearn"),
+        ) from exc
     x, y = load_iris(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=42)
     model = LogisticRegression(max_iter=max_iter)
@@ -120,12 +123,12 @@ def training_provenance(model: Path) -> Any:
 
 def train_main() -> int:
     """`python train_model.py`."""
-    from modelchain.core.errors import ModelchainError
+    from modelchain.core.errors import ModelchainError, command_line_text
 
     try:
         accuracy = train(".")
     except ModelchainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {command_line_text(exc)}", file=sys.stderr)
         return exc.exit_code
     except ImportError as exc:
         return _not_installed(exc, "train_model.py")
@@ -145,6 +148,7 @@ def check(directory: str | os.PathLike[str] = ".", out: TextIO | None = None) ->
         ModelchainError,
         ModelMismatch,
         NotRegistered,
+        command_line_text,
     )
     from modelchain.ledgers import Ledger
 
@@ -158,7 +162,7 @@ def check(directory: str | os.PathLike[str] = ".", out: TextIO | None = None) ->
     try:
         ledger = Ledger.open(ledger_path, create=True)
     except ModelchainError as exc:
-        say(f"Is Blockchain Valid? False\nReason: {exc}")
+        say(f"Is Blockchain Valid? False\nReason: {command_line_text(exc)}")
         return False
     with ledger:
         valid, model_ok, reason = True, False, ""
@@ -177,12 +181,12 @@ def check(directory: str | os.PathLike[str] = ".", out: TextIO | None = None) ->
         except (ModelMismatch, NotRegistered):
             say(TAMPERED)
         except LedgerUnreadable as exc:  # blockchain_data.json is not even valid JSON
-            valid, reason = False, str(exc)
+            valid, reason = False, command_line_text(exc)
             say(UNVERIFIED)
         except InputError:
             raise
         except ModelchainError as exc:
-            valid, reason = False, str(exc)
+            valid, reason = False, command_line_text(exc)
             say(UNVERIFIED)
         say(f"Is Blockchain Valid? {valid}")
         if reason:
@@ -192,12 +196,12 @@ def check(directory: str | os.PathLike[str] = ".", out: TextIO | None = None) ->
 
 def main() -> int:
     """`python main.py`: exit 0 when verified, 1 when not, 2 when it cannot run."""
-    from modelchain.core.errors import ModelchainError
+    from modelchain.core.errors import ModelchainError, command_line_text
 
     try:
         return 0 if check(".") else 1
     except ModelchainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {command_line_text(exc)}", file=sys.stderr)
         return exc.exit_code
     except ImportError as exc:
         return _not_installed(exc, "main.py")

@@ -19,7 +19,7 @@ from modelchain.ledgers.locations import display_location, local_path, resolve_l
 from modelchain.log.home import Home
 
 #: where to see what is remembered
-_LIST = WayOut(command=("trust", "list"))
+_LIST = WayOut(command=("trust", "list"), cli=" (see `modelchain trust list`)")
 
 
 def location_key(location: str | os.PathLike[str]) -> str:
@@ -45,7 +45,7 @@ def _find(home: Home, origin: str) -> dict[str, Any]:
         if log["origin"] == origin:
             return log
     raise UsageError(
-        f"this verifier remembers no log {origin!r} (see `modelchain trust list`)",
+        f"this verifier remembers no log {origin!r}",
         way_out=_LIST,
     )
 
@@ -54,7 +54,14 @@ def plan_forget(home: Home, origin: str | None = None, ledger: str | None = None
     """What `forget` would drop, without dropping it: the whole log (by origin, or the log
     living at `ledger`), or only one location where a copy of it was seen."""
     if (origin is None) == (ledger is None):
-        raise UsageError("name the log to forget: ORIGIN or --ledger LOCATION (not both)")
+        raise UsageError(
+            "name the log to forget",
+            way_out=WayOut(
+                flag=("--ledger",),
+                library=": origin or ledger (not both)",
+                cli=": ORIGIN or --ledger LOCATION (not both)",
+            ),
+        )
     if origin is not None:
         log = _find(home, origin)
         return {"origin": origin, "scope": "log", "log": log}
@@ -68,7 +75,7 @@ def plan_forget(home: Home, origin: str | None = None, ledger: str | None = None
         )
     if found is None:
         raise UsageError(
-            f"this verifier remembers no log at {ledger} (see `modelchain trust list`)",
+            f"this verifier remembers no log at {ledger}",
             way_out=_LIST,
         )
     log = _find(home, found)

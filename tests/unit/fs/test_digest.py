@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from modelchain.cli.progress import Progress
 from modelchain.core.canonical import canonical_json
-from modelchain.core.errors import InputError, UnsafePath, UsageError
+from modelchain.core.errors import InputError, UnsafePath, UsageError, command_line_text
 from modelchain.fs import digest
 from modelchain.fs.digest import (
     FileDigest,
@@ -388,8 +388,9 @@ def test_symlink_inside_refused_by_default(model: Path) -> None:
         hash_directory(model)
     assert str(info.value) == (
         f"{model}/alias.bin -> weights/layer0.bin: "
-        "symbolic links are not hashed (use --follow-symlinks)"
+        "symbolic links are not hashed (pass follow_symlinks=True)"
     )
+    assert command_line_text(info.value).endswith("are not hashed (use --follow-symlinks)")
 
 
 def test_symlink_outside_message_names_target(tmp_path: Path) -> None:

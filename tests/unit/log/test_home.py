@@ -171,13 +171,17 @@ def test_key_choices_refused(tmp_path: Path) -> None:
 
 
 def test_errors_carry_their_way_out_beside_the_message(tmp_path: Path) -> None:
-    from modelchain.core.errors import ModelchainError, WayOut
+    from modelchain.core.errors import ModelchainError, command_line_text
 
     assert ModelchainError("plain").way_out is None
     with pytest.raises(KeyFileError) as caught:
         Home(tmp_path).operator_signer()
-    assert "run `modelchain init`" in str(caught.value)  # the message is unchanged
-    assert caught.value.way_out == WayOut(command=("init",), env=("MODELCHAIN_HOME",))
+    assert str(caught.value) == f"no operator key at {Home(tmp_path).key_path}"
+    way_out = caught.value.way_out
+    assert way_out is not None
+    assert (way_out.command, way_out.env) == (("init",), ("MODELCHAIN_HOME",))
+    said = command_line_text(caught.value)
+    assert said.endswith("(run `modelchain init`, or set MODELCHAIN_HOME)")
 
 
 def test_trust_forget_and_move_are_flushed_before_they_return(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from modelchain.core.errors import (
     ModelchainError,
     RollbackError,
     UsageError,
+    command_line_text,
 )
 from modelchain.use import trust
 
@@ -163,8 +164,9 @@ def test_forget_needs_exactly_one_known_log(project, home: Home, tmp_path: Path)
     """(test_trust_cli.py::test_forget_errors: exit 2 each)"""
     folder, origin = project
     for kwargs in ({}, {"origin": origin, "ledger": str(folder / DB)}):
-        with pytest.raises(UsageError, match="ORIGIN or --ledger"):
+        with pytest.raises(UsageError, match="origin or ledger") as caught:
             trust.plan_forget(home, **kwargs)
+        assert "ORIGIN or --ledger" in command_line_text(caught.value)
     with pytest.raises(UsageError, match=r"remembers no log 'no\.such/log'"):
         trust.plan_forget(home, origin="no.such/log")
     with pytest.raises(UsageError, match="remembers no log at"):

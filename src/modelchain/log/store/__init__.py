@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from modelchain.log.store.base import (
     DEFAULT_LEDGER,
+    NO_LEDGER_WAY_OUT,
     Store,
     StoredBlock,
     StoreSubtrees,
@@ -14,6 +15,7 @@ from modelchain.log.store.base import (
 
 __all__ = [
     "DEFAULT_LEDGER",
+    "NO_LEDGER_WAY_OUT",
     "Store",
     "StoreSubtrees",
     "StoredBlock",

@@ -25,19 +25,28 @@ from modelchain.core import merkle
 
 # the stores read JSON with these (defined once, with canonical JSON)
 from modelchain.core.canonical import unique_object
+from modelchain.core.errors import WayOut
 
 #: where a ledger is when none is named: this folder or the nearest parent that has one
 DEFAULT_LEDGER = os.path.join(".modelchain", "ledger.db")
 
 
+#: the ways out of "no ledger here": create one, or name another
+NO_LEDGER_WAY_OUT = WayOut(
+    command=("init",),
+    flag=("--ledger",),
+    env=("MODELCHAIN_LEDGER",),
+    cli=(
+        ": run `modelchain init` to create one, or name another with --ledger or MODELCHAIN_LEDGER"
+    ),
+)
+
+
 def no_ledger_message(location: str | os.PathLike[str]) -> str:
-    """The "no ledger here" message, with the ways out: init, --ledger, MODELCHAIN_LEDGER."""
+    """The "no ledger here" message (raise it with `way_out=NO_LEDGER_WAY_OUT`)."""
     where = str(location)
     searched = " (nor in a parent folder)" if where == DEFAULT_LEDGER else ""
-    return (
-        f"no ledger at {where}{searched}: run `modelchain init` to create one, or name "
-        "another with --ledger or MODELCHAIN_LEDGER"
-    )
+    return f"no ledger at {where}{searched}"
 
 
 @dataclass(frozen=True)

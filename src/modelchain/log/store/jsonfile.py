@@ -22,6 +22,7 @@ from modelchain.core.errors import InputError, LedgerInvalid, LedgerUnreadable
 from modelchain.core.merkle import Frontier, leaf_hash
 from modelchain.fs.safeio import atomic_write
 from modelchain.log.store.base import (
+    NO_LEDGER_WAY_OUT,
     Store,
     StoredBlock,
     Tip,
@@ -106,7 +107,7 @@ class JSONFileStore(Store):
             self._made.insert(0, parent)
             parent = parent.parent
         if not create and not self._path.exists() and not self._sidecar.exists():
-            raise LedgerUnreadable(no_ledger_message(path))
+            raise LedgerUnreadable(no_ledger_message(path), way_out=NO_LEDGER_WAY_OUT)
         self._cache: tuple[tuple[int, ...], _Snapshot] | None = None
 
     # -- reading ----------------------------------------------------------------------------

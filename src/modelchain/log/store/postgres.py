@@ -25,7 +25,7 @@ from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from modelchain.core.errors import LedgerUnreadable, UsageError, install_hint
+from modelchain.core.errors import LedgerUnreadable, UsageError, WayOut, install_way_out
 from modelchain.core.merkle import Frontier
 from modelchain.log.store.base import (
     Store,
@@ -138,7 +138,8 @@ def _import_driver() -> tuple[Any, Any]:
         import psycopg_pool
     except ImportError as exc:
         raise LedgerUnreadable(
-            f"PostgreSQL ledgers need the psycopg driver: {install_hint('postgres')}"
+            "PostgreSQL ledgers need the psycopg driver: install the 'postgres' extra",
+            way_out=install_way_out("postgres"),
         ) from exc
     # the pool logs retries itself; without this Python prints them raw on stderr
     logging.getLogger("psycopg").addHandler(logging.NullHandler())
@@ -231,7 +232,10 @@ class PostgresStore(Store):
         version = self._schema_version(conn)
         if version is None:
             if not create:
-                raise LedgerUnreadable(f"no ledger at {self.location} (run `modelchain init`)")
+                raise LedgerUnreadable(
+                    f"no ledger at {self.location}",
+                    way_out=WayOut(command=("init",), cli=" (run `modelchain init`)"),
+                )
             self._create(conn)
             version = self._schema_version(conn)
         if version is not None and version < SCHEMA_VERSION and create:
@@ -241,7 +245,8 @@ class PostgresStore(Store):
             if version is not None and version < SCHEMA_VERSION:
                 raise LedgerUnreadable(
                     f"{self.location}: ledger schema {version} is older than this version of "
-                    f"modelchain ({SCHEMA_VERSION}); run `modelchain init` to migrate it"
+                    f"modelchain ({SCHEMA_VERSION})",
+                    way_out=WayOut(command=("init",), cli="; run `modelchain init` to migrate it"),
                 )
             raise LedgerUnreadable(
                 f"{self.location}: ledger schema {version} is not supported by this version "

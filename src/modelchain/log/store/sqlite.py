@@ -20,6 +20,7 @@ from typing import Any
 from modelchain.core.errors import LedgerInvalid, LedgerUnreadable
 from modelchain.core.merkle import Frontier
 from modelchain.log.store.base import (
+    NO_LEDGER_WAY_OUT,
     Store,
     StoredBlock,
     Tip,
@@ -113,7 +114,7 @@ class SQLiteStore(Store):
             self._made.append(p)
         fresh = not p.exists() or p.stat().st_size == 0
         if fresh and not create:
-            raise LedgerUnreadable(no_ledger_message(path))
+            raise LedgerUnreadable(no_ledger_message(path), way_out=NO_LEDGER_WAY_OUT)
         with _OPEN_LOCK:
             checked = _OPEN.get(self.local_path, 0) > 0
         if not fresh and not checked:
