@@ -661,10 +661,15 @@ class Ledger:
         if not 0 <= index < size:
             raise UsageError(f"block {index} is not in a tree of {n_blocks(size)}")
         self._check_size(size)
-        proof = self._inclusion_proof(index, size)
         root = signed.root_hash if size == signed.size else self._prefix_root(size, signed)
+        return self._checked_proof(index, size, self.leaf_hash(index), root)
+
+    def _checked_proof(self, index: int, size: int, leaf: bytes, root: bytes) -> list[bytes]:
+        """The inclusion proof of `leaf` (block `index`) in the tree of `size` whose root is
+        `root`, checked before anyone is handed it (`LedgerInvalid` naming the block)."""
+        proof = self._inclusion_proof(index, size)
         try:
-            merkle.verify_inclusion(index, size, self.leaf_hash(index), proof, root)
+            merkle.verify_inclusion(index, size, leaf, proof, root)
         except InvalidProof as exc:
             raise LedgerInvalid(
                 f"{self.location}: the inclusion proof of block {index} in the tree of "

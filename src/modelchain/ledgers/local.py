@@ -612,7 +612,10 @@ class LocalLedger(Ledger, default=True):
             indices = tuple(i for i in self.store.find(name=name) if i < size)
             if indices:
                 newest, data = self._entry_at(indices[-1], name)
-                proof = self.inclusion_proof(newest.index, size)
+                # the block just read, under the checkpoint being judged: no second read
+                proof = self._checked_proof(
+                    newest.index, size, merkle.leaf_hash(data), checkpoint.root_hash
+                )
                 state = NameState(indices, (newest, data), proof)
             else:
                 state = NameState(indices, None, None)
@@ -638,7 +641,9 @@ class LocalLedger(Ledger, default=True):
                 for index in reversed(found):
                     match, match_data = self._entry_at(index, name)
                     if same_model(match, kind, model_hash):
-                        proof = self.inclusion_proof(match.index, size)
+                        proof = self._checked_proof(
+                            match.index, size, merkle.leaf_hash(match_data), checkpoint.root_hash
+                        )
                         older = NameState((match.index,), (match, match_data), proof)
                         break
                 if cache is not None:

@@ -337,6 +337,23 @@ def test_an_inclusion_proof_is_checked_before_it_is_handed_out(paths) -> None:
             assert led.inclusion_proof(i, n) == good[i, n]
 
 
+def test_a_lookup_never_answers_with_a_proof_that_does_not_hold(paths) -> None:
+    """The service's `/verify` (`LocalLedger.lookup`) proves the block it read under the
+    checkpoint it judges: a bad stored node is `LedgerInvalid`, never a proof handed out."""
+    data, home = paths
+    location = data / "l.db"
+    with Ledger.open(location, home=home, create=True) as led:
+        for i in range(5):
+            led.append(name=f"m{i}", model_hash=digest_of(bytes([i])))
+        found = led.lookup("m2", digest_of(bytes([2])))
+        assert found.verified and found.newest_proof == led.inclusion_proof(2)
+    _sql(location, "UPDATE nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 3")
+    with Ledger.open(location, home=home) as led:
+        with pytest.raises(LedgerInvalid, match="inclusion proof of block 2 in the tree of 5 "):
+            led.lookup("m2", digest_of(bytes([2])))
+        assert led.lookup("m4", digest_of(bytes([4]))).verified  # its proof needs no bad node
+
+
 def test_a_rolled_back_ledger_is_a_rollback_error(paths, tmp_path: Path) -> None:
     """(test_cli.py::test_rolled_back_sqlite_ledger_is_detected: "rolled back", exit 1)"""
     data, home = paths
