@@ -119,7 +119,8 @@ def check_registration(fields: Mapping[str, Any]) -> None:
     if not isinstance(metadata, Mapping):
         raise UsageError("metadata must be a JSON object")
     check_json_value(metadata, "metadata")  # depth, numbers, NUL: readable back
-    encoded = canonical_json({"name": name, "metadata": dict(metadata)})  # now, not mid-batch
+    # now, not mid-batch (without metadata there is nothing to measure: the name is checked)
+    encoded = canonical_json({"name": name, "metadata": dict(metadata)}) if metadata else b""
     if len(encoded) > MAX_METADATA_BYTES:
         raise UsageError(
             f"metadata is {len(encoded)} bytes as canonical JSON; at most "
