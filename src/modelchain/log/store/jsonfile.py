@@ -47,6 +47,14 @@ class _Snapshot:
     _nodes: dict[tuple[int, int], bytes] | None = field(default=None, repr=False)
     #: the file's text when this process wrote it, so the next append can extend it
     text: str | None = field(default=None, repr=False)
+    _versions: set[tuple[str, int]] | None = field(default=None, repr=False)
+
+    def versions(self) -> set[tuple[str, int]]:
+        """Every (name, version) held, built once per snapshot (a writer copies it)."""
+        if self._versions is None:
+            keys = (_version_key(b) for b in self.items)
+            self._versions = {key for key in keys if key is not None}
+        return self._versions
 
     def data(self, location: str) -> list[bytes]:
         if self._data is None:
@@ -310,8 +318,7 @@ class _JSONWriter(Writer):
         """(name, version) is unique, as the database stores' indexes make it: checked against
         every block held (read once per writer) and within the new ones, before any is added."""
         if self._versions is None:
-            keys = (_version_key(b) for b in self._items)
-            self._versions = {key for key in keys if key is not None}
+            self._versions = set(self._snap.versions())  # a copy: a rollback keeps the snapshot
         added: set[tuple[str, int]] = set()
         for block in new:
             key = _version_key(block)
@@ -359,7 +366,7 @@ class _JSONWriter(Writer):
             nodes = dict(old._nodes)
             for _, added in self._added:
                 nodes.update(((level, index), h) for level, index, h in added)
-            snap = _Snapshot(self._items, self._checkpoint, data, nodes, text)
+            snap = _Snapshot(self._items, self._checkpoint, data, nodes, text, self._versions)
             store._cache = (store._stamp(), snap)
 
     def _extended_text(self) -> str | None:
