@@ -153,13 +153,6 @@ class TrustState:
             else:
                 self._folder_changed = True
 
-    def sync(self, origin: str) -> None:
-        """Make the accepted checkpoint of `origin` durable now (the rest stays pending)."""
-        path = self._origin_file(origin)
-        with self._pending_lock:
-            self._pending.discard(path)
-        sync_file(path)
-
     @property
     def pending(self) -> bool:
         """Whether some write of this object is not yet durable."""
@@ -567,19 +560,11 @@ class Home:
         """The newest checkpoint note accepted for `origin`, if any."""
         return self.trust.checkpoint(origin)
 
-    def accept_checkpoint(
-        self, origin: str, size: int, note: str, *, durable: bool = True
-    ) -> str | None:
-        """`TrustState.accept`, synced at once unless `durable=False` (then it is synced by
-        `sync_checkpoint`, or by `trust.flush()`)."""
-        if not durable:
-            return self.trust.accept(origin, size, note)
+    def accept_checkpoint(self, origin: str, size: int, note: str) -> str | None:
+        """`TrustState.accept`, synced at once (an append's own, deferred until a flush, goes
+        through `trust.accept` directly)."""
         with self._durable() as trust:
             return trust.accept(origin, size, note)
-
-    def sync_checkpoint(self, origin: str) -> None:
-        """Make the accepted checkpoint of `origin` durable (see `accept_checkpoint`)."""
-        self.trust.sync(origin)
 
     def known_origin(self, location: str) -> str | None:
         """The origin of the ledger last accepted at this path, if any."""

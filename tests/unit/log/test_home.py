@@ -99,14 +99,14 @@ def test_a_failed_write_leaves_the_old_state(
 
 def test_synced_writes_sync_only_themselves(tmp_path: Path, fsyncs: list[int]) -> None:
     home = Home(tmp_path)
-    home.accept_checkpoint(ORIGIN, 1, note(1), durable=False)
+    home.trust.accept(ORIGIN, 1, note(1))
     assert fsyncs == [] and home.trust.pending
     home.remember_location("/data/ledger.db", ORIGIN)  # durable at once, as before
     assert len(fsyncs) == 2
     assert home.trust.pending  # the deferred checkpoint is still the flush's to sync
     home.remember_location("/data/ledger.db", ORIGIN)  # unchanged: nothing is written
     assert len(fsyncs) == 2
-    home.sync_checkpoint(ORIGIN)
+    home.trust.flush()
     assert not home.trust.pending
 
 

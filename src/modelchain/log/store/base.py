@@ -21,8 +21,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from modelchain.core import merkle
-
 # the stores read JSON with these (defined once, with canonical JSON)
 from modelchain.core.canonical import unique_object
 from modelchain.core.errors import WayOut
@@ -247,11 +245,6 @@ class Store(ABC):
         """Hash of the complete subtree over leaves [index << level, (index + 1) << level).
         To be removed: `nodes` reads many at once."""
         return self.nodes([(level, index)])[0]
-
-    def peaks(self, size: int) -> tuple[bytes, ...]:
-        """The stored roots of the complete subtrees that make up a tree of `size` leaves.
-        To be removed: `nodes(Frontier.peak_positions(size))`."""
-        return tuple(self.nodes(merkle.Frontier.peak_positions(size)))
 
     @abstractmethod
     def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
