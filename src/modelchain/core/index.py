@@ -18,22 +18,27 @@ store can hold them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 
 from modelchain.core.canonical import canonical_json
-from modelchain.core.errors import InvalidProof
+from modelchain.core.errors import InvalidProof, NoteFormatError
 
 __all__ = [
     "EMPTY",
+    "EXTENSION",
     "KEY_BITS",
     "Entry",
     "Index",
     "Proof",
+    "extension_line",
     "key_of",
     "leaf_hash",
     "node_hash",
+    "root_from_extensions",
     "root_of",
     "verify",
 ]
@@ -49,6 +54,46 @@ _NODE = b"\x01"
 _LEAF_RECORD = 2 * HASH_SIZE
 #: the longest proof `Proof.from_bytes` reads: a depth, a bitmap, every sibling and a leaf
 MAX_PROOF_BYTES = 2 + KEY_BITS // 8 + KEY_BITS * HASH_SIZE + 1 + 2 * HASH_SIZE
+
+
+#: the start of the checkpoint extension line that carries the index root: the whole line is
+#: this, a space, and the standard base64 of the 32-byte root (docs/ledger.md)
+EXTENSION = "modelchain-index/v1"
+_EXTENSION_FAMILY = "modelchain-index/"
+
+
+def extension_line(root: bytes) -> str:
+    """The checkpoint extension line that commits to the index whose root is `root`."""
+    if not isinstance(root, bytes) or len(root) != HASH_SIZE:
+        raise ValueError("an index root is 32 bytes")
+    return f"{EXTENSION} {base64.b64encode(root).decode('ascii')}"
+
+
+def root_from_extensions(extensions: tuple[str, ...]) -> bytes | None:
+    """The index root a checkpoint's extension lines carry, or None when they carry none (a
+    checkpoint signed before the index existed). Strict, so one root has one spelling: a
+    second index line, an index line of another version, or a root that is not the canonical
+    base64 of 32 bytes is refused (`NoteFormatError`), never skipped."""
+    found: bytes | None = None
+    for line in extensions:
+        if not line.startswith(_EXTENSION_FAMILY):
+            continue  # another extension: not ours to judge
+        head, _, text = line.partition(" ")
+        if head != EXTENSION:
+            raise NoteFormatError(
+                "checkpoint carries an index of a kind this modelchain does not know "
+                f"({head[:40]!r})"
+            )
+        if found is not None:
+            raise NoteFormatError("checkpoint carries two index roots")
+        try:
+            root = base64.b64decode(text.encode("ascii"), validate=True)
+        except (UnicodeEncodeError, binascii.Error, ValueError):
+            root = b""
+        if len(root) != HASH_SIZE or base64.b64encode(root).decode("ascii") != text:
+            raise NoteFormatError("checkpoint index root is not the base64 of 32 bytes")
+        found = root
+    return found
 
 
 def key_of(name: str) -> bytes:
