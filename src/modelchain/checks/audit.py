@@ -12,6 +12,7 @@ from typing import Any
 
 from modelchain.core import merkle
 from modelchain.core.errors import ForkError, LedgerInvalid, RollbackError, WayOut
+from modelchain.core.index import root_from_extensions
 from modelchain.core.note import Checkpoint
 from modelchain.log.block import ZERO_HASH, Block, chain_hash_matches, check_signatures, n_blocks
 from modelchain.log.store import StoredBlock
@@ -33,6 +34,8 @@ class AuditReport:
     #: True when only some entries were proven into the signed checkpoint (a server's
     #: ledger in `verify`), not every block checked: reports must not claim a full audit
     proofs_only: bool = False
+    #: True when the name's newest version was proven by the signed index (no scan)
+    index_proven: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -42,7 +45,13 @@ class AuditReport:
             "size": self.size,
             "root_hash": base64.b64encode(self.root_hash).decode(),
             "previously_trusted_size": self.previously_trusted,
-            "checked": "inclusion proofs" if self.proofs_only else "every block",
+            "checked": (
+                "index and inclusion proofs"
+                if self.index_proven
+                else "inclusion proofs"
+                if self.proofs_only
+                else "every block"
+            ),
         }
 
 
@@ -155,6 +164,14 @@ def check_trusted(
     trusted size (None: first sight). `way_back()` ends a refusal: how to accept it."""
     if trusted is None:
         return None
+    trusted_index = root_from_extensions(trusted.extensions)
+    if trusted_index is not None and root_from_extensions(checkpoint.extensions) is None:
+        raise RollbackError(
+            f"{location}: rolled back: its signed checkpoint of {n_blocks(checkpoint.size)} "
+            "carries no index root, but the one accepted before (of "
+            f"{n_blocks(trusted.size)}) did",
+            way_out=way_back(),
+        )
     if checkpoint.size < trusted.size:
         raise RollbackError(
             f"{location}: rolled back: its signed checkpoint covers "
@@ -167,6 +184,14 @@ def check_trusted(
             raise ForkError(
                 f"{location}: forked: the checkpoint for {n_blocks(checkpoint.size)} has "
                 "a different root hash than the one accepted before",
+                way_out=way_back(),
+            )
+        if trusted_index is not None and root_from_extensions(checkpoint.extensions) != (
+            trusted_index
+        ):
+            raise ForkError(
+                f"{location}: forked: the checkpoint for {n_blocks(checkpoint.size)} has "
+                "a different index root than the one accepted before",
                 way_out=way_back(),
             )
         return trusted.size

@@ -181,8 +181,9 @@ def _judge_version(
     newest = history[-1]
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise UsageError(f"--version must be a positive integer, not {version!r}")
-    pinned = history[version - 1] if version <= len(history) else None
-    if pinned is None or pinned.version != version:
+    # by version, not by position: a proven history holds only the versions it needs
+    pinned = next((b for b in history if b.version == version), None)
+    if pinned is None:
         raise NotRegistered(
             f"{name!r} has no version {version} in {location} (versions 1 to {newest.version})"
         )

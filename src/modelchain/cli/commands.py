@@ -462,13 +462,20 @@ def _with_verdict(command: Callable[..., None]) -> Callable[..., None]:
     help="Check against version N of the name instead of the newest (the answer says "
     "whether N is the newest).",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Audit every block of the ledger too, instead of proving the name's newest version "
+    "by the signed index (O(log n)).",
+)
 @key_option
 @hashing_options
 @ledger_option
 @json_option
 @_with_verdict
 def verify(paths: Sequence[str], **options: Any) -> None:
-    """Check each PATH against the newest registered version of its name; audit the ledger.
+    """Check each PATH against the newest registered version of its name, proven by the
+    ledger's signed index and checkpoint (--full: audit the whole ledger instead).
 
     Exit 1 names what differs: an older version it matches, the changed, added or removed
     files of a directory, the changed tensors of a safetensors file.
@@ -537,6 +544,7 @@ def _verify_path(
     follow_symlinks: bool,
     allow_outside: bool,
     as_json: bool,
+    full: bool = False,
 ) -> dict[str, Any]:
     """One PATH of `verify`: the checks are `modelchain.use.check`'s; this renders them."""
     from modelchain.core.errors import UsageError
@@ -559,6 +567,7 @@ def _verify_path(
         test_load=test_load,
         load_format=load_format,
         trusted=trusted,
+        full=full,
     )
     bundle_only = signature is not None and not _ledger_given()
     if bundle_only and test_load:
@@ -586,7 +595,13 @@ def _verify_path(
         )
     from modelchain.log.block import n_blocks
 
-    if verified.audit.proofs_only:  # a server's ledger: proven, not audited in full
+    if verified.audit.index_proven:  # proven by the index: O(log n), no scan
+        click.echo(
+            f"Proved the newest version by the signed index and checkpoint of "
+            f"{n_blocks(verified.audit.size)} (log {verified.audit.origin}); "
+            "`modelchain audit` checks every entry"
+        )
+    elif verified.audit.proofs_only:  # a server's ledger: proven, not audited in full
         click.echo(
             f"Proved into the signed checkpoint of {n_blocks(verified.audit.size)} "
             f"(log {verified.audit.origin}); `modelchain audit` checks every entry"

@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from modelchain.checks.audit import AuditReport, check_trusted, walk_blocks
-from modelchain.checks.verdict import Verification, judge
+from modelchain.checks.proven import check_newest
+from modelchain.checks.verdict import Verification, judge, matches
 from modelchain.claims.claim import RegistrationSignature
 from modelchain.claims.keys import PrivateKey, PublicKey
 from modelchain.claims.provenance import Provenance
@@ -34,6 +35,8 @@ from modelchain.core.errors import (
     UsageError,
     WayOut,
 )
+from modelchain.core.index import Proof as IndexProof
+from modelchain.core.index import root_from_extensions
 from modelchain.core.note import Checkpoint, Verifier, open_checkpoint, parse_note
 from modelchain.fs.digest import Manifest, PathDigest, digest_path
 from modelchain.ledgers.client import LedgerClient
@@ -378,9 +381,11 @@ class Ledger:
             )
         verifier = self.verifier_for(claimed.origin, keys)
         try:
-            return open_checkpoint(note, verifier)
+            opened = open_checkpoint(note, verifier)
+            root_from_extensions(opened.extensions)  # one index line, well formed, or none
         except NoteFormatError as exc:
             raise LedgerInvalid(f"{self.location}: the checkpoint is malformed: {exc}") from exc
+        return opened
 
     def _trusted(self, origin: str) -> Checkpoint | None:
         note = self.home.trusted_checkpoint(origin)
@@ -590,8 +595,11 @@ class Ledger:
         signers: Sequence[PublicKey | str] = (),
         version: int | None = None,
         data: bytes | None = None,
+        full: bool = False,
     ) -> Verification:
-        """Check `path` against the newest registered version of `name`, and audit the ledger.
+        """Check `path` against the newest registered version of `name`, proven by the signed
+        index and tree in O(log n) reads (`full=True`, or a ledger made before the index:
+        by an audit of the whole ledger instead).
 
         `data`: the bytes `digest` was computed from (a file read once, as `load` does); a
         mismatch is then described from them and `path` is not opened again.
@@ -616,7 +624,8 @@ class Ledger:
                 allow_outside=allow_outside,
                 progress=progress,
             )
-        history, report = self._history(name, keys)
+        proven = None if full else self._proven_history(name, digest, version, keys)
+        history, report = self._history(name, keys) if proven is None else proven
         return judge(
             path,
             name,
@@ -628,6 +637,91 @@ class Ledger:
             required=required,
             data=data,
         )
+
+    def _proven_history(
+        self, name: str, digest: PathDigest, version: int | None, keys: Sequence[Verifier]
+    ) -> tuple[list[Block], AuditReport] | None:
+        """What `judge` needs of `name`, proven, without a scan: the newest version (by the
+        signed index), the pinned `version`, and the newest older version with `digest`'s
+        bytes, each proven into the signed tree. None when the checkpoint signs no index
+        (a ledger made before it) or the server proves none: the caller then reads all."""
+        note, checkpoint, previously = self._accepted(keys)
+        if root_from_extensions(checkpoint.extensions) is None:
+            return None
+        shown = self._name_proof(name, checkpoint)
+        if shown is None:
+            return None
+        proof, newest_shown = shown
+        newest = check_newest(self.location, checkpoint, name, proof, newest_shown)
+        report = AuditReport(
+            location=self.location,
+            origin=checkpoint.origin,
+            size=checkpoint.size,
+            root_hash=checkpoint.root_hash,
+            checkpoint=note,
+            previously_trusted=previously,
+            proofs_only=True,
+            index_proven=True,
+        )
+        if newest is None:
+            return [], report
+        found = {newest.index: newest}
+        target = newest
+        if version is not None and version != newest.version and 1 <= version < newest.version:
+            target = self._proven_version(name, version, newest, checkpoint)
+            found[target.index] = target
+        if not matches(target, digest):
+            older = self._newest_with(name, digest, newest, checkpoint, skip=target.index)
+            if older is not None:
+                found[older.index] = older
+        return [found[i] for i in sorted(found)], report
+
+    def _proven_version(
+        self, name: str, version: int, newest: Block, checkpoint: Checkpoint
+    ) -> Block:
+        """Version `version` of `name` (older than `newest`), proven into the signed tree:
+        the index says every version up to the newest exists, so one the ledger cannot show
+        is a damaged ledger, never "not registered"."""
+        indices = [i for i in self.store.find(name=name) if i < newest.index]
+        if version <= len(indices):
+            block, _data = self._proven(indices[version - 1], checkpoint)
+            if block.name == name and block.version == version:
+                return block
+        raise LedgerInvalid(
+            f"{self.location}: the signed index says {name!r} has {newest.version} versions, "
+            f"but the ledger does not show v{version}"
+        )
+
+    def _newest_with(
+        self, name: str, digest: PathDigest, newest: Block, checkpoint: Checkpoint, skip: int
+    ) -> Block | None:
+        """The newest version of `name` older than `newest` with `digest`'s bytes, proven (a
+        lookup aid: what it finds is proven; what it misses only makes the answer "differs")."""
+        for index in reversed(self.store.find(name=name, digest=digest.sha256)):
+            if index >= newest.index or index == skip:
+                continue
+            block, _data = self._proven(index, checkpoint)
+            if block.name == name and block.version < newest.version and matches(block, digest):
+                return block
+        return None
+
+    def _accepted(self, keys: Sequence[Verifier]) -> tuple[str, Checkpoint, int | None]:
+        """The newest signed checkpoint, its signature checked with `keys` and accepted
+        against the trust state (not older, consistent with the one accepted before), then
+        remembered: the note, the checkpoint and the size accepted before."""
+        raise NotImplementedError
+
+    def _name_proof(
+        self, name: str, checkpoint: Checkpoint
+    ) -> tuple[IndexProof, tuple[int, bytes, list[bytes]] | None] | None:
+        """The index proof of `name` in `checkpoint`'s index, and its newest block (position,
+        bytes, inclusion proof) if the index holds it; None when none can be had (a server
+        that predates the index). Not checked here: `check_newest` does that."""
+        raise NotImplementedError
+
+    def _proven(self, index: int, checkpoint: Checkpoint) -> tuple[Block, bytes]:
+        """Block `index` and its bytes, proven into `checkpoint`'s tree."""
+        raise NotImplementedError
 
     def _resolve_signers(self, signers: Sequence[PublicKey | str]) -> list[PublicKey | str]:
         if isinstance(signers, str):

@@ -32,6 +32,10 @@ from modelchain.core.errors import (
     UsageError,
     WayOut,
 )
+from modelchain.core.index import EMPTY as EMPTY_INDEX
+from modelchain.core.index import Index, extension_line, key_of, root_from_extensions
+from modelchain.core.index import Proof as IndexProof
+from modelchain.core.indexcache import AuthenticatedNodes
 from modelchain.core.note import Checkpoint, Signer, Verifier, sign_checkpoint
 from modelchain.ledgers.base import PUBLISH_WAIT_S, Ledger, Source, same_file
 from modelchain.log.block import (
@@ -40,6 +44,7 @@ from modelchain.log.block import (
     Registration,
     canonical_timestamp,
     check_binding,
+    index_entry,
     n_blocks,
     parse_block,
     seed_hash,
@@ -133,6 +138,10 @@ class LocalLedger(Ledger, default=True):
         self._refused: tuple[str, str | None, LedgerInvalid] | None = None
         #: the origin this object found to live at its location (appends are allowed)
         self._home_checked: str | None = None
+        #: the index of newest versions as of the checkpoint note `_tree_note` (its nodes
+        #: proven from that note's signed index root, or written here), kept across appends
+        self._tree: Index | None = None
+        self._tree_note: str | None = None
 
     def _unchanged_since_known(self, w: Any) -> tuple[merkle.Frontier, Checkpoint, str] | None:
         """If nobody wrote since this object last signed or verified the ledger (same size,
@@ -157,7 +166,7 @@ class LocalLedger(Ledger, default=True):
         `flush_trust` (within a second, and on close), not on every append, where two
         fsyncs cost ten times the append: a power loss in between can only leave the trust
         state older than the ledger, which the next check accepts by a consistency proof."""
-        self.home.trust.accept(origin, size, note)
+        self.home.trust.accept_later(origin, size, note)
 
     def flush_trust(self) -> None:
         """Sync to disk the trust state this object's appends wrote (see `_accept_own`);
@@ -249,7 +258,7 @@ class LocalLedger(Ledger, default=True):
                 )
         origin = origin or f"modelchain.local/{secrets.token_hex(8)}"
         signer = self._operator(origin, create=True)
-        empty = Checkpoint(origin, 0, merkle.EMPTY_ROOT)
+        empty = Checkpoint(origin, 0, merkle.EMPTY_ROOT, (extension_line(EMPTY_INDEX),))
         note = sign_checkpoint(empty, signer)
         w.initialise(origin, note)
         self._remember(note, empty, ZERO_HASH, merkle.Frontier.empty())
@@ -288,16 +297,26 @@ class LocalLedger(Ledger, default=True):
             raise
 
     def _append_local(self, entries: Sequence[Registration]) -> list[Block]:
+        try:
+            return self._append_under_lock(entries)
+        except BaseException:
+            self._tree = None  # it may hold writes that were rolled back
+            raise
+
+    def _append_under_lock(self, entries: Sequence[Registration]) -> list[Block]:
         with self.store.writer() as w:
             known = self._unchanged_since_known(w)
             if known is not None:
                 frontier, checkpoint, previous = known
+                extended = self._known_note
             else:
                 tip = w.tip()
                 if tip.origin is None:
                     tip = self._initialise(w, tip, None)
                 frontier, checkpoint, previous = self._check_tip(tip)
+                extended = tip.checkpoint
             self._check_log_home(checkpoint.origin)
+            tree, written = self._index_for(w, checkpoint, extended)
             versions: dict[str, int] = {}
             blocks: list[Block] = []
             items: list[tuple[dict[str, Any], bytes]] = []
@@ -334,18 +353,28 @@ class LocalLedger(Ledger, default=True):
                 raw = block.to_dict()
                 data = canonical_json(raw)
                 nodes.extend(frontier.append(merkle.leaf_hash(data)))
+                entry_now = index_entry(block, data)
+                written.update(tree.put(entry_now.key, entry_now.value()))
                 items.append((raw, data))
                 blocks.append(block)
                 newest[block.name] = block
                 previous = block.current_hash
             if not items:  # every one was registered already: nothing to sign or write
+                if written:  # a ledger of before the index: its index is signed next time
+                    self._tree = None
                 return blocks
             signer = self._operator(checkpoint.origin, create=True)
-            signed = Checkpoint(checkpoint.origin, frontier.size, frontier.root())
+            signed = Checkpoint(
+                checkpoint.origin,
+                frontier.size,
+                frontier.root(),
+                (extension_line(tree.root()),),
+            )
             note = sign_checkpoint(signed, signer)
-            w.append_many(items, nodes, note)
+            w.append_many(items, nodes, note, written)
         self._accept_own(checkpoint.origin, frontier.size, note)  # committed: before we answer
         self._remember(note, signed, previous, frontier)
+        self._keep_index(tree, note)
         if time.monotonic() - self._synced_at >= 1.0:
             self.flush_trust()
         memo = self.node_cache
@@ -353,6 +382,79 @@ class LocalLedger(Ledger, default=True):
             for level, index, digest in nodes:
                 memo.put((level, index), digest)
         return blocks
+
+    def _index_for(
+        self, w: Any, checkpoint: Checkpoint, note: str | None
+    ) -> tuple[Index, dict[tuple[int, int], bytes]]:
+        """The index the append extends, and the nodes to write before any put: none when
+        the checkpoint signs an index root (its nodes are proven from that root as they are
+        read); every node when it signs none (a ledger made before the index: migrated by
+        this append, its blocks checked against the signed tree first)."""
+        if self._tree is not None and note is not None and self._tree_note == note:
+            return self._tree, {}
+        root = root_from_extensions(checkpoint.extensions)
+        if root is None:
+            tree = self._rebuild_index(checkpoint)
+            return tree, dict(tree.nodes)
+        return Index(AuthenticatedNodes(w.index_nodes, root, self.location)), {}
+
+    def _keep_index(self, tree: Index, note: str) -> None:
+        """Keep the index for the next append (nothing changes under it but our appends: the
+        next append checks that, as it does for the tree), forgetting nodes past a bound."""
+        nodes = tree.nodes
+        if isinstance(nodes, AuthenticatedNodes):
+            nodes.trim(self.INDEX_CACHE_NODES)
+        elif len(nodes) > self.INDEX_CACHE_NODES:
+            tree = Index(AuthenticatedNodes(self.store.index_nodes, tree.root(), self.location))
+        self._tree, self._tree_note = tree, note
+
+    #: index nodes an appender keeps in memory (about 150 bytes each)
+    INDEX_CACHE_NODES = 400_000
+
+    def _rebuild_index(self, checkpoint: Checkpoint) -> Index:
+        """The index of the signed blocks, built from them: each block read and validated,
+        and their leaves shown to make the signed tree, so what gets signed is the index of
+        what was signed before, not of whatever the store holds."""
+        tree = Index()
+        frontier = merkle.Frontier.empty()
+        for stored in self.store.blocks(0, checkpoint.size):
+            block = Block.from_raw(stored.raw, stored.position)
+            frontier.append(merkle.leaf_hash(stored.data))
+            entry = index_entry(block, stored.data)
+            tree.put(entry.key, entry.value())
+        if frontier.size != checkpoint.size or frontier.root() != checkpoint.root_hash:
+            raise LedgerInvalid(
+                f"{self.location}: the blocks no longer match the signed checkpoint; refusing "
+                "to sign an index of them",
+                way_out=_AUDIT,
+            )
+        return tree
+
+    def migrate(self) -> tuple[str, bool]:
+        """Sign the index of a ledger made before it: a new checkpoint of the same tree that
+        carries the index root (older checkpoints stay valid; a verifier that accepted one
+        accepts this by consistency). Returns the newest note and whether it is new."""
+        with self.store.writer() as w:
+            tip = w.tip()
+            if tip.origin is None:
+                raise LedgerUnreadable(f"{self.location}: has no ledger to migrate")
+            frontier, checkpoint, previous = self._check_tip(tip)
+            if root_from_extensions(checkpoint.extensions) is not None:
+                return tip.checkpoint or "", False
+            self._check_log_home(checkpoint.origin)
+            tree = self._rebuild_index(checkpoint)
+            signed = Checkpoint(
+                checkpoint.origin,
+                checkpoint.size,
+                checkpoint.root_hash,
+                (*checkpoint.extensions, extension_line(tree.root())),
+            )
+            note = sign_checkpoint(signed, self._operator(checkpoint.origin, create=False))
+            w.set_checkpoint(note, dict(tree.nodes))
+        self.home.accept_checkpoint(signed.origin, signed.size, note)
+        self._remember(note, signed, previous, frontier)
+        self._keep_index(tree, note)
+        return note, True
 
     def _same_as_newest(
         self, w: Any, entry: Registration, batch: Mapping[str, Block], checkpoint: Checkpoint
@@ -668,6 +770,72 @@ class LocalLedger(Ledger, default=True):
             reason="digest_mismatch",
             message=f"{model_hash} does not match {newest.label} ({differs})",
         )
+
+    # -- proven reads (verify and load without a scan) --------------------------------------
+
+    def _accepted(self, keys: Sequence[Verifier]) -> tuple[str, Checkpoint, int | None]:
+        """The stored checkpoint, signature checked with `keys`, accepted against the trust
+        state by a consistency proof from the stored nodes, and remembered there."""
+        store = self.store
+        origin = store.origin()
+        known = self._check_same_log(origin)
+        # the trust state before the note (an append writes it first; see `audit`)
+        trusted = self._trusted(origin or known) if (origin or known) else None
+        note = store.checkpoint()
+        if note is None:
+            if trusted is not None:
+                raise RollbackError(
+                    f"{self.location}: the signed checkpoint is missing, but one covering "
+                    f"{n_blocks(trusted.size)} was accepted before"
+                )
+            raise LedgerInvalid(f"{self.location}: has no signed checkpoint")
+        if origin is None:
+            self._check_same_log(origin, note)  # no record of which log this is: refused
+        checkpoint = self._open_checkpoint(note, origin, keys)
+        if trusted is not None and checkpoint.size < trusted.size and self._newer_note(note):
+            note = store.checkpoint() or note  # an append was committing: take its note
+            checkpoint = self._open_checkpoint(note, origin, keys)
+        previously = self._check_trusted(checkpoint, self._prove_extends(checkpoint), trusted)
+        self._audited(note, checkpoint)
+        return note, checkpoint, previously
+
+    def _name_proof(
+        self, name: str, checkpoint: Checkpoint
+    ) -> tuple[IndexProof, tuple[int, bytes, list[bytes]] | None]:
+        """From the stored index (each node proven from the signed root as it is read) and
+        the name lookup, whose answer the index proof then checks."""
+        tree = self._signed_index(checkpoint)
+        key = key_of(name)
+        proof = tree.prove(key)
+        if tree.get(key) is None:
+            return proof, None
+        indices = [i for i in self.store.find(name=name) if i < checkpoint.size]
+        if not indices:
+            raise LedgerInvalid(
+                f"{self.location}: the signed index holds {name!r}, but the name lookup finds "
+                "no block of it",
+                way_out=_AUDIT,
+            )
+        position = indices[-1]
+        for stored in self.store.blocks(position, position + 1):
+            inclusion = self._inclusion_proof(position, checkpoint.size)
+            return proof, (position, stored.data, inclusion)
+        raise LedgerInvalid(f"{self.location}: block {position} is missing")
+
+    def _signed_index(self, checkpoint: Checkpoint) -> Index:
+        """The stored index as of `checkpoint`, its nodes proven from its signed root."""
+        root = root_from_extensions(checkpoint.extensions)
+        if root is None:
+            raise LedgerInvalid(f"{self.location}: its signed checkpoint carries no index root")
+        return Index(AuthenticatedNodes(self.store.index_nodes, root, self.location))
+
+    def _proven(self, index: int, checkpoint: Checkpoint) -> tuple[Block, bytes]:
+        for stored in self.store.blocks(index, index + 1):
+            self._checked_proof(
+                index, checkpoint.size, merkle.leaf_hash(stored.data), checkpoint.root_hash
+            )
+            return Block.from_raw(stored.raw, stored.position), stored.data
+        raise LedgerInvalid(f"{self.location}: block {index} is missing")
 
     def _entry_at(self, index: int, name: str) -> tuple[Block, bytes]:
         for block, data in self.entries(index, index + 1):

@@ -16,6 +16,7 @@ from modelchain.checks.audit import AuditReport
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json
 from modelchain.core.errors import InvalidProof, LedgerInvalid, UsageError
+from modelchain.core.index import Proof as IndexProof
 from modelchain.core.note import Checkpoint, Verifier
 from modelchain.fs.digest import manifest_to_json
 from modelchain.ledgers.base import Ledger, Source
@@ -101,6 +102,16 @@ class RemoteLedger(Ledger):
         if 0 <= index < len(self):
             return merkle.leaf_hash(self.client.entry(index).data)
         raise UsageError(f"no block {index}: the ledger has {n_blocks(len(self))}")
+
+    def _accepted(self, keys: Sequence[Verifier]) -> tuple[str, Checkpoint, int | None]:
+        return self._remote_checkpoint(keys)
+
+    def _name_proof(
+        self, name: str, checkpoint: Checkpoint
+    ) -> tuple[IndexProof, tuple[int, bytes, list[bytes]] | None] | None:
+        """A server's index proof of `name` (checked by the caller); None while the server
+        gives none."""
+        return None
 
     def _history(self, name: str, keys: Sequence[Verifier]) -> tuple[list[Block], AuditReport]:
         """Proofs of the name's entries, not a download of the log."""

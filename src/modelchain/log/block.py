@@ -8,7 +8,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,8 +16,10 @@ from typing import Any, Literal
 from modelchain.claims.claim import RegistrationSignature
 from modelchain.claims.keys import PrivateKey, PublicKey
 from modelchain.claims.provenance import Provenance
+from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json, is_sha256_hex, json_type, unique_object
 from modelchain.core.errors import InputError, LedgerInvalid, SignatureError, UsageError, WayOut
+from modelchain.core.index import Entry, Index
 from modelchain.fs.digest import Manifest, manifest_from_json, manifest_to_json
 
 __all__ = [
@@ -376,6 +378,35 @@ def registration(
         fields["signatures"] = [sig.to_json() for sig in claim_signatures]
         validate.check_registration(fields)  # their shape and count, and the whole block
     return entry
+
+
+def index_entry(block: Block, data: bytes) -> Entry:
+    """What the index of newest versions says of `block` once it is its name's newest: its
+    index, its Merkle leaf hash (over `data`, its stored encoding) and its version, which is
+    the number of versions the name has (they count 1, 2, ... with no gap)."""
+    return Entry(block.name, block.index, merkle.leaf_hash(data), block.version)
+
+
+def raw_entry(raw: Any, position: int, data: bytes) -> Entry | None:
+    """`index_entry` of a stored block not yet validated (a store that derives its index, a
+    copy), or None for one that could not be valid: the ledger refuses it when it reads it,
+    and an index without it proves nothing about it."""
+    if not isinstance(raw, dict):
+        return None
+    name, version = raw.get("name"), raw.get("version")
+    if not isinstance(name, str) or type(version) is not int or raw.get("index") != position:
+        return None
+    return Entry(name, position, merkle.leaf_hash(data), version)
+
+
+def build_index(items: Iterable[tuple[Any, bytes]]) -> Index:
+    """The index of newest versions of stored blocks (raw, data), in index order."""
+    tree = Index()
+    for position, (raw, data) in enumerate(items):
+        entry = raw_entry(raw, position, data)
+        if entry is not None:
+            tree.put(entry.key, entry.value())
+    return tree
 
 
 def parse_block(data: bytes, position: int) -> Block:

@@ -8,6 +8,7 @@ be private to its owner (mode 0600), and the trust state only ever moves forward
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import fcntl
@@ -30,6 +31,52 @@ if TYPE_CHECKING:
 OPERATOR_KEY_NAME = "modelchain-operator"
 #: the verifier key pinned for each log served over HTTP (origin -> key), as SSH's known_hosts
 PINS_FILE = "pinned_keys.json"
+
+
+#: how long an append's own checkpoint may wait before it is written to the trust state file
+#: (it is visible to this process at once): a rename per append costs more than the append
+DEFER_S = 0.05
+
+#: checkpoints accepted in memory and not yet written, by (trust folder, origin), shared by
+#: every `TrustState` of the process: (size, note)
+_deferred: dict[tuple[Path, str], tuple[int, str]] = {}
+_deferred_lock = threading.Lock()
+_deferred_timer: threading.Timer | None = None
+
+
+def _write_deferred(directory: Path | None = None) -> None:
+    """Write the checkpoints accepted in memory (of one trust folder, or all) to their files,
+    durably (off the append's path: in a timer thread, a flush or at exit). A write that
+    fails stays deferred."""
+    with _deferred_lock:
+        keys = [k for k in _deferred if directory is None or k[0] == directory]
+        taken = {k: _deferred.pop(k) for k in keys}
+    for (folder, origin), (size, note) in taken.items():
+        try:
+            with TrustState(folder).synced() as trust:
+                trust.accept(origin, size, note)
+        except BaseException:
+            with _deferred_lock:
+                current = _deferred.get((folder, origin))
+                if current is None or current[0] < size:
+                    _deferred[(folder, origin)] = (size, note)
+            raise
+
+
+def _deferred_due() -> None:
+    global _deferred_timer
+    with _deferred_lock:
+        _deferred_timer = None
+    with contextlib.suppress(OSError, ValueError, KeyFileError):
+        _write_deferred()  # a failure stays deferred: the next flush raises it
+
+
+def _write_deferred_at_exit() -> None:
+    with contextlib.suppress(OSError, ValueError, KeyFileError):
+        _write_deferred()
+
+
+atexit.register(_write_deferred_at_exit)
 
 
 def default_home() -> Path:
@@ -74,6 +121,22 @@ class PinNotice:
     location: str
     #: the key, as `name+id+key`
     key: str
+
+
+def _supersedes(size: int, note: str, current: str) -> bool:
+    """Does a checkpoint of `size` (its `note`) replace the `current` accepted note? When
+    it is larger; at the same size only when it adds the index root `current` lacks (a
+    ledger migrated: same tree, now with its index signed)."""
+    from modelchain.core.index import root_from_extensions
+    from modelchain.core.note import Checkpoint, parse_note
+
+    old = Checkpoint.parse(parse_note(current).text)
+    if size != old.size:
+        return size > old.size
+    if note == current or root_from_extensions(old.extensions) is not None:
+        return False
+    new = Checkpoint.parse(parse_note(note).text)
+    return root_from_extensions(new.extensions) is not None
 
 
 class TrustState:
@@ -160,8 +223,14 @@ class TrustState:
             return bool(self._pending) or self._folder_changed
 
     def flush(self) -> None:
-        """Make every write of this object durable (each file and its folder entry). Calling
-        it again with nothing written since does nothing."""
+        """Make every write of this object durable (each file and its folder entry), and the
+        checkpoints accepted in memory for this folder (`accept_later`) written and durable.
+        Calling it again with nothing written since does nothing."""
+        _write_deferred(self.directory)
+        self.flush_files()
+
+    def flush_files(self) -> None:
+        """Sync what this object wrote (not the checkpoints still deferred)."""
         with self._pending_lock:
             paths, self._pending = sorted(self._pending), set()
             folder, self._folder_changed = self._folder_changed, False
@@ -182,7 +251,18 @@ class TrustState:
         return self.directory / (hashlib.sha256(origin.encode()).hexdigest()[:32] + ".checkpoint")
 
     def checkpoint(self, origin: str) -> str | None:
-        """The newest checkpoint note accepted for `origin`, if any."""
+        """The newest checkpoint note accepted for `origin`, if any: the file's, or one this
+        process accepted in memory (`accept_later`) and has not written yet."""
+        stored = self._stored_checkpoint(origin)
+        with _deferred_lock:
+            deferred = _deferred.get((self.directory, origin))
+        if deferred is None:
+            return stored
+        if stored is None or _supersedes(deferred[0], deferred[1], stored):
+            return deferred[1]
+        return stored
+
+    def _stored_checkpoint(self, origin: str) -> str | None:
         try:
             return self._origin_file(origin).read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -191,18 +271,32 @@ class TrustState:
             raise KeyFileError(f"cannot read trust state for {origin}: {exc}") from exc
 
     def accept(self, origin: str, size: int, note: str) -> str | None:
-        """Remember `note` as accepted unless a larger one already is (never move back).
+        """Remember `note` as accepted unless a larger one already is (never move back; at
+        the same size only a checkpoint that adds the index root replaces one without).
         Returns the note accepted before (None: none), to take the change back with."""
-        from modelchain.core.note import Checkpoint, parse_note
-
         with self._locked():
-            current = self.checkpoint(origin)
-            if current is not None:
-                old = Checkpoint.parse(parse_note(current).text)
-                if old.size >= size:
-                    return current
+            current = self._stored_checkpoint(origin)
+            if current is not None and not _supersedes(size, note, current):
+                return current
             self._write(self._origin_file(origin), note)
             return current
+
+    def accept_later(self, origin: str, size: int, note: str) -> None:
+        """An append's own checkpoint: accepted at once for this process (every
+        `checkpoint` call here returns it), written to the file within `DEFER_S` by a timer,
+        on `flush` (a ledger's close) and at exit. A write per append would cost more than
+        the append; a process killed in between leaves the file older than the ledger, which
+        the next check accepts by a consistency proof, as after a power loss."""
+        global _deferred_timer
+        key = (self.directory, origin)
+        with _deferred_lock:
+            current = _deferred.get(key)
+            if current is None or _supersedes(size, note, current[1]):
+                _deferred[key] = (size, note)
+            if _deferred_timer is None:
+                _deferred_timer = threading.Timer(DEFER_S, _deferred_due)
+                _deferred_timer.daemon = True
+                _deferred_timer.start()
 
     # -- where each log lives -----------------------------------------------------------------
     #

@@ -45,6 +45,8 @@ class Check:
     test_load: bool = False
     load_format: str | None = None
     trusted: Sequence[str] = ()
+    #: audit the whole ledger instead of proving the name's newest version by the index
+    full: bool = False
 
 
 @dataclass
@@ -122,6 +124,7 @@ def check_ledger(
         digest=known,
         version=request.version,
         progress=progress,
+        full=request.full,
     )
 
 

@@ -193,17 +193,24 @@ def test_concurrent_appenders_never_fork(location: Path | str, backend: str, hom
 
 def _signed_batch(
     w: Writer, home: Home, name: str, count: int, first: int | None = None, step: int = 1
-) -> tuple[list[tuple[dict[str, Any], bytes]], list[tuple[int, int, bytes]], str]:
-    """`count` valid blocks after the writer's tip, their nodes and one checkpoint over all
-    (versions from `first`, default the next one, `step` apart: 0 repeats one version)."""
-    from modelchain.core.note import Checkpoint, sign_checkpoint
-    from modelchain.log.block import ZERO_HASH, Block, seed_hash
+) -> tuple[list[tuple[dict[str, Any], bytes]], list[tuple[int, int, bytes]], str, dict[Any, bytes]]:
+    """`count` valid blocks after the writer's tip, their nodes, one checkpoint over all
+    (versions from `first`, default the next one, `step` apart: 0 repeats one version),
+    carrying the index root, and the index nodes they change."""
+    from modelchain.core.index import Index, extension_line, root_from_extensions
+    from modelchain.core.indexcache import AuthenticatedNodes
+    from modelchain.core.note import Checkpoint, parse_note, sign_checkpoint
+    from modelchain.log.block import ZERO_HASH, Block, index_entry, seed_hash
 
     tip = w.tip()
     assert tip.origin is not None
     frontier = merkle.Frontier(tip.size, list(tip.peaks))
     previous = ZERO_HASH if tip.last_data is None else json.loads(tip.last_data)["current_hash"]
     first = w.latest_version(name) + 1 if first is None else first
+    assert tip.checkpoint is not None
+    root = root_from_extensions(Checkpoint.parse(parse_note(tip.checkpoint).text).extensions)
+    assert root is not None
+    tree, written = Index(AuthenticatedNodes(w.index_nodes, root, "test")), {}
     items, nodes = [], []
     for i in range(tip.size, tip.size + count):
         digest, stamp = _hex(i), 1_700_000_000.25 + i
@@ -220,11 +227,13 @@ def _signed_batch(
         )
         data = canonical_json(block.to_dict())
         nodes.extend(frontier.append(merkle.leaf_hash(data)))
+        entry = index_entry(block, data)
+        written.update(tree.put(entry.key, entry.value()))
         items.append((block.to_dict(), data))
         previous = block.current_hash
     signer = home.operator_signer().with_name(tip.origin)
-    note = sign_checkpoint(Checkpoint(tip.origin, frontier.size, frontier.root()), signer)
-    return items, nodes, note
+    signed = Checkpoint(tip.origin, frontier.size, frontier.root(), (extension_line(tree.root()),))
+    return items, nodes, sign_checkpoint(signed, signer), written
 
 
 def test_append_many_writes_a_batch_under_one_checkpoint(location: Path | str, home: Home) -> None:
@@ -232,12 +241,12 @@ def test_append_many_writes_a_batch_under_one_checkpoint(location: Path | str, h
         ledger.append(name="a", model_hash=_hex(0))
     store = open_store(location)
     with store.writer() as w:
-        items, nodes, note = _signed_batch(w, home, "batch", 100)
-        w.append_many(items, nodes, note)
+        items, nodes, note, index = _signed_batch(w, home, "batch", 100)
+        w.append_many(items, nodes, note, index)
         assert w.head() == (101, note)
     with pytest.raises(RuntimeError), store.writer() as w:  # a failed batch leaves nothing
-        items, nodes, bad = _signed_batch(w, home, "lost", 50)
-        w.append_many(items, nodes, bad)
+        items, nodes, bad, index = _signed_batch(w, home, "lost", 50)
+        w.append_many(items, nodes, bad, index)
         raise RuntimeError("crash after the batch was written")
     store.close()
     with Ledger.open(location, home=home) as ledger:
@@ -262,7 +271,7 @@ def test_a_second_block_with_the_same_name_and_version_is_refused(
             w.append_many(*_signed_batch(w, home, "m", 1, first=1))
     with pytest.raises(LedgerInvalid, match="second block named 'm' with version 1"):
         with store.writer() as w:  # versions 2, 3, then 1 again: after two good blocks
-            items, _, _ = _signed_batch(w, home, "m", 3, first=3, step=-1)
+            items, _, _, _ = _signed_batch(w, home, "m", 3, first=3, step=-1)
             items = [items[1], items[0], items[2]]
             for position, (block, _) in enumerate(items):
                 block["index"] = 2 + position

@@ -1,10 +1,12 @@
 """The storage interface every backend implements, and nothing more.
 
-A store keeps four things: blocks (JSON objects, in index order), the hashes of the complete
-Merkle subtrees over them (so proofs and appends cost O(log n)), the newest signed checkpoint
-note, and the log origin. Merkle nodes are read by ID in batches (`Store.nodes`): the proof
-code names every node a proof needs up front (`merkle.inclusion_nodes`), so `StoreSubtrees`
-serves a whole proof, or a tree's peaks, in one round trip.
+A store keeps five things: blocks (JSON objects, in index order), the hashes of the complete
+Merkle subtrees over them (so proofs and appends cost O(log n)), the nodes of the index of
+newest versions (`core.index`, so a name's newest block is proven in O(log n)), the newest
+signed checkpoint note, and the log origin. Merkle nodes are read by ID in batches
+(`Store.nodes`): the proof code names every node a proof needs up front
+(`merkle.inclusion_nodes`), so `StoreSubtrees` serves a whole proof, or a tree's peaks, in
+one round trip.
 
 A store enforces one ledger rule only, as a last line of defence: a (name, version) is
 stored once (`duplicate_version`). Otherwise the ledger (`modelchain.ledgers`) decides what
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -176,10 +178,18 @@ class Writer(ABC):
         data: bytes,
         nodes: Sequence[tuple[int, int, bytes]],
         checkpoint: str,
+        index: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
-        """Add one block, its new Merkle nodes, and the checkpoint that now covers it
-        (a batch of one: `append_many` is the one write path)."""
-        self.append_many([(block, data)], nodes, checkpoint)
+        """Add one block, its new Merkle and index nodes, and the checkpoint that now covers
+        it (a batch of one: `append_many` is the one write path)."""
+        self.append_many([(block, data)], nodes, checkpoint, index)
+
+    @abstractmethod
+    def set_checkpoint(
+        self, checkpoint: str, index: Mapping[tuple[int, int], bytes] | None = None
+    ) -> None:
+        """Replace the checkpoint (and write `index` nodes) with no new block: `migrate`
+        signing the index of an older ledger's blocks."""
 
     @abstractmethod
     def append_many(
@@ -187,11 +197,18 @@ class Writer(ABC):
         items: Sequence[tuple[dict[str, Any], bytes]],
         nodes: Sequence[tuple[int, int, bytes]],
         checkpoint: str,
+        index: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
-        """Add several blocks (in index order), all their new nodes, and the one checkpoint
-        that covers the batch: one transaction and one signature for many appends, which is
-        how a busy service keeps up. A block whose (name, version) is stored already, or
-        comes twice in `items`, is refused (`duplicate_version`) and nothing is written."""
+        """Add several blocks (in index order), all their new nodes, the index nodes they
+        changed (`index`: (depth, prefix) -> record, written over the old ones), and the one
+        checkpoint that covers the batch: one transaction and one signature for many appends,
+        which is how a busy service keeps up. A block whose (name, version) is stored
+        already, or comes twice in `items`, is refused (`duplicate_version`) and nothing is
+        written. (A store that derives its index from its blocks ignores `index`.)"""
+
+    def index_nodes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The index nodes at `ids` as this transaction sees them (see `Store.index_nodes`)."""
+        raise NotImplementedError
 
     @abstractmethod
     def initialise(self, origin: str, checkpoint: str) -> None:
@@ -204,6 +221,7 @@ class Writer(ABC):
         nodes: Sequence[tuple[int, int, bytes]],
         origin: str,
         checkpoint: str,
+        index: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
         """Fill an empty store in one transaction (used by `modelchain import`)."""
 
@@ -245,6 +263,19 @@ class Store(ABC):
         """Hash of the complete subtree over leaves [index << level, (index + 1) << level).
         To be removed: `nodes` reads many at once."""
         return self.nodes([(level, index)])[0]
+
+    def index_nodes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The index nodes at `ids` ((depth, prefix), see `core.index.Index`) that exist, in
+        one read; an id with no node is an empty subtree, so it is simply left out. What is
+        read is checked by proofs against the signed index root, never trusted. A store that
+        keeps no index (a server's ledger, read through proofs) refuses."""
+        from modelchain.core.errors import LedgerUnreadable
+
+        raise LedgerUnreadable(f"{self.location}: keeps no index nodes to read")
+
+    def all_index_nodes(self) -> Iterator[tuple[tuple[int, int], bytes]]:
+        """Every stored index node, in any order (`audit --full` compares them all)."""
+        return iter(())
 
     @abstractmethod
     def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ from modelchain.core.canonical import DuplicateKey, canonical_json, unique_objec
 from modelchain.core.errors import InputError, LedgerInvalid, LedgerUnreadable
 from modelchain.core.merkle import Frontier, leaf_hash
 from modelchain.fs.safeio import atomic_write
+from modelchain.log.block import build_index
 from modelchain.log.store.base import (
     NO_LEDGER_WAY_OUT,
     Store,
@@ -48,6 +49,15 @@ class _Snapshot:
     #: the file's text when this process wrote it, so the next append can extend it
     text: str | None = field(default=None, repr=False)
     _versions: set[tuple[str, int]] | None = field(default=None, repr=False)
+    _index: dict[tuple[int, int], bytes] | None = field(default=None, repr=False)
+
+    def index(self, location: str) -> dict[tuple[int, int], bytes]:
+        """The index of newest versions, rebuilt from the blocks on first use: this format
+        keeps only the seed's array, so the index is derived, and proven like any other."""
+        if self._index is None:
+            pairs = zip(self.items, self.data(location), strict=True)
+            self._index = dict(build_index(pairs).nodes)
+        return self._index
 
     def versions(self) -> set[tuple[str, int]]:
         """Every (name, version) held, built once per snapshot (a writer copies it)."""
@@ -212,6 +222,13 @@ class JSONFileStore(Store):
         for (level, index), digest in self._load().nodes(self.location).items():
             yield level, index, digest
 
+    def index_nodes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        kept = self._load().index(self.location)
+        return {i: kept[i] for i in ids if i in kept}
+
+    def all_index_nodes(self) -> Iterator[tuple[tuple[int, int], bytes]]:
+        yield from self._load().index(self.location).items()
+
     def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
         out = []
         for position, item in enumerate(self._load().items):
@@ -276,6 +293,8 @@ class _JSONWriter(Writer):
         self._added: list[tuple[bytes, Sequence[tuple[int, int, bytes]]]] | None = []
         #: the (name, version) of every block held, once a write needs them
         self._versions: set[tuple[str, int]] | None = None
+        #: the index nodes the ledger's appends changed, carried to the next snapshot
+        self._index: dict[tuple[int, int], bytes] = {}
 
     def tip(self) -> Tip:
         size = len(self._items)
@@ -298,11 +317,16 @@ class _JSONWriter(Writer):
         ]
         return max(versions, default=0)
 
+    def index_nodes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        kept = self._snap.index(self._store.location)
+        return {i: kept[i] for i in ids if i in kept}
+
     def append_many(
         self,
         items: Sequence[tuple[dict[str, Any], bytes]],
         nodes: Sequence[tuple[int, int, bytes]],
         checkpoint: str,
+        index: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
         if not items:
             return
@@ -311,6 +335,14 @@ class _JSONWriter(Writer):
             self._items.append(block)
             if self._added is not None:
                 self._added.append((data, nodes if i == len(items) - 1 else ()))
+        self._index.update(index or {})
+        self._checkpoint = checkpoint
+        self._dirty = True
+
+    def set_checkpoint(
+        self, checkpoint: str, index: Mapping[tuple[int, int], bytes] | None = None
+    ) -> None:
+        """The index is derived from the blocks here: only the checkpoint is written."""
         self._checkpoint = checkpoint
         self._dirty = True
 
@@ -338,6 +370,7 @@ class _JSONWriter(Writer):
         nodes: Sequence[tuple[int, int, bytes]],
         origin: str,
         checkpoint: str,
+        index: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
         self._items, self._versions = [], set()
         self._refuse_duplicates(b for b, _ in blocks)
@@ -367,6 +400,9 @@ class _JSONWriter(Writer):
             for _, added in self._added:
                 nodes.update(((level, index), h) for level, index, h in added)
             snap = _Snapshot(self._items, self._checkpoint, data, nodes, text, self._versions)
+            if old._index is not None and self._index:
+                # what the ledger computed over this very snapshot's index (else rebuilt)
+                snap._index = {**old._index, **self._index}
             store._cache = (store._stamp(), snap)
 
     def _extended_text(self) -> str | None:

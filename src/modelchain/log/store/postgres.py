@@ -20,7 +20,7 @@ import logging
 import re
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
@@ -36,14 +36,21 @@ from modelchain.log.store.base import (
     stored_node,
     stored_text_block,
 )
-from modelchain.log.store.sql import PG_CREATE, Queries, node_hashes
+from modelchain.log.store.sql import (
+    PG_CREATE,
+    PG_INDEX_TABLE,
+    Queries,
+    index_params,
+    index_rows,
+    node_hashes,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import psycopg
     import psycopg_pool
 
 FORMAT = "modelchain-ledger"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_SCHEMA = "modelchain"
 CONNECT_TIMEOUT_S = 10
 LOCK_TIMEOUT = "60s"  # as long as SQLite's busy timeout: a stuck writer becomes an error
@@ -58,7 +65,8 @@ INSERT INTO {s}.meta (key, value) VALUES ('format', %s), ('schema', %s)
     ON CONFLICT (key) DO NOTHING
 """
 
-# One statement per append or batch: the blocks, their nodes, the checkpoint that covers them.
+# One statement per append or batch: the blocks, their Merkle nodes, the index nodes they
+# changed, the checkpoint that covers them.
 _APPEND = """
 WITH b AS (
     INSERT INTO {s}.blocks (idx, body) SELECT * FROM unnest(%s::bigint[], %s::text[])
@@ -66,13 +74,22 @@ WITH b AS (
     INSERT INTO {s}.nodes (level, idx, hash)
     SELECT * FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[])
     ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash
+), x AS (
+    INSERT INTO {s}.index_nodes (depth, prefix, record)
+    SELECT * FROM unnest(%s::smallint[], %s::bytea[], %s::bytea[])
+    ON CONFLICT (depth, prefix) DO UPDATE SET record = excluded.record
 )
 UPDATE {s}.meta SET value = %s WHERE key = 'checkpoint'
 """
 
+
+def _add_index_table(conn: Any, s: str) -> None:
+    conn.execute(PG_INDEX_TABLE.format(s=s))
+
+
 #: version -> function that upgrades a schema at that version to the next one, inside the
-#: creation lock. Empty while there is one version; `modelchain init` runs them.
-MIGRATIONS: dict[int, Callable[[Any, str], None]] = {}
+#: creation lock; `modelchain migrate` (or `init`) runs them.
+MIGRATIONS: dict[int, Callable[[Any, str], None]] = {1: _add_index_table}
 
 
 # -- locations ----------------------------------------------------------------------------
@@ -246,7 +263,10 @@ class PostgresStore(Store):
                 raise LedgerUnreadable(
                     f"{self.location}: ledger schema {version} is older than this version of "
                     f"modelchain ({SCHEMA_VERSION})",
-                    way_out=WayOut(command=("init",), cli="; run `modelchain init` to migrate it"),
+                    way_out=WayOut(
+                        command=("migrate",),
+                        cli="; run `modelchain migrate` to bring it up to date",
+                    ),
                 )
             raise LedgerUnreadable(
                 f"{self.location}: ledger schema {version} is not supported by this version "
@@ -378,6 +398,18 @@ class PostgresStore(Store):
                 for level, idx, digest in cur:
                     yield stored_node(self.location, level, idx, digest)
 
+    def index_nodes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        with self._reader() as conn:
+            return _read_index(conn, self._q, self.location, ids)
+
+    def all_index_nodes(self) -> Iterator[tuple[tuple[int, int], bytes]]:
+        with self._conn() as conn, conn.transaction():
+            with conn.cursor(name="modelchain_index") as cur:
+                cur.itersize = 8192
+                cur.execute(self._q.all_index_nodes)
+                while rows := cur.fetchmany(8192):
+                    yield from index_rows(self.location, rows).items()
+
     def lookup_columns(self, size: int) -> Iterator[tuple[int, Any, Any, Any]] | None:
         return self._lookup_columns(size)
 
@@ -468,6 +500,22 @@ def _read_nodes(
     return node_hashes(location, ids, rows)
 
 
+def _read_index(
+    conn: psycopg.Connection[Any], q: Queries, location: str, ids: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    rows: list[Any] = []
+    for sql, args in q.index_nodes(ids):
+        rows.extend(conn.execute(sql, args).fetchall())
+    return index_rows(location, rows)
+
+
+def _index_arrays(
+    index: Mapping[tuple[int, int], bytes] | None,
+) -> tuple[list[int], list[bytes], list[bytes]]:
+    rows = index_params(index or {})
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
 def _clash(items: Sequence[tuple[dict[str, Any], bytes]], detail: str) -> tuple[Any, Any]:
     """Which (name, version) broke UNIQUE (name, version): one the batch holds twice, else
     the one PostgreSQL names ("Key (name, version)=(m, 2) already exists.")."""
@@ -529,17 +577,27 @@ class _PgWriter(Writer):
         row = self._conn.execute(self._store._q.latest_version, (name,)).fetchone()
         return int(row[0] or 0) if row else 0
 
+    def index_nodes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return _read_index(self._conn, self._store._q, self._store.location, ids)
+
     def append_many(
         self,
         items: Sequence[tuple[dict[str, Any], bytes]],
         nodes: Sequence[tuple[int, int, bytes]],
         checkpoint: str,
+        index: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
         """The whole batch in one statement (one round trip), whatever its size."""
         if not items:
             return
-        self._insert(items, nodes, checkpoint)
+        self._insert(items, nodes, checkpoint, index)
         self._size = max(self._size, int(items[-1][0]["index"]) + 1)
+        self._note = checkpoint
+
+    def set_checkpoint(
+        self, checkpoint: str, index: Mapping[tuple[int, int], bytes] | None = None
+    ) -> None:
+        self._insert((), (), checkpoint, index)
         self._note = checkpoint
 
     def _insert(
@@ -547,6 +605,7 @@ class _PgWriter(Writer):
         items: Sequence[tuple[dict[str, Any], bytes]],
         nodes: Sequence[tuple[int, int, bytes]],
         checkpoint: str,
+        index: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
         try:
             self._conn.execute(
@@ -555,6 +614,7 @@ class _PgWriter(Writer):
                     [int(b["index"]) for b, _ in items],
                     [data.decode("utf-8") for _, data in items],
                     *_node_arrays(nodes),
+                    *_index_arrays(index),
                     checkpoint,
                 ),
             )
@@ -578,11 +638,15 @@ class _PgWriter(Writer):
         nodes: Sequence[tuple[int, int, bytes]],
         origin: str,
         checkpoint: str,
+        index: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
         self.initialise(origin, checkpoint)
         for start in range(0, len(blocks), _CHUNK):
             self._insert(blocks[start : start + _CHUNK], (), checkpoint)
         for start in range(0, len(nodes), 2 * _CHUNK):
             self._insert((), nodes[start : start + 2 * _CHUNK], checkpoint)
+        records = list((index or {}).items())
+        for start in range(0, len(records), 2 * _CHUNK):
+            self._insert((), (), checkpoint, dict(records[start : start + 2 * _CHUNK]))
         if blocks:
             self._size = int(blocks[-1][0]["index"]) + 1

@@ -13,11 +13,11 @@ SQLite schema of every version modelchain still opens is kept, with the step bet
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelchain.core.errors import LedgerUnreadable
+from modelchain.core.errors import LedgerInvalid, LedgerUnreadable
 from modelchain.log.store.base import stored_node
 
 # -- SQLite ---------------------------------------------------------------------------------
@@ -47,13 +47,28 @@ CREATE TABLE IF NOT EXISTS nodes (
 _BY_NAME_2 = "CREATE INDEX IF NOT EXISTS blocks_by_name ON blocks (name, version);"
 _BY_NAME_3 = "CREATE UNIQUE INDEX IF NOT EXISTS blocks_by_name ON blocks (name, version);"
 
-#: schema "3", the current one: the name index is UNIQUE, so SQLite itself refuses a second
-#: block with the same name and version, as PostgreSQL's UNIQUE (name, version) does
-SQLITE_SCHEMA = SQLITE_SCHEMA_2.replace(_BY_NAME_2, _BY_NAME_3)
+#: schema "3": the name index is UNIQUE, so SQLite itself refuses a second block with the
+#: same name and version, as PostgreSQL's UNIQUE (name, version) does
+SQLITE_SCHEMA_3 = SQLITE_SCHEMA_2.replace(_BY_NAME_2, _BY_NAME_3)
+
+#: the nodes of the index of newest versions (`core.index`): a node at `depth` is named by
+#: the first `depth` bits of the keys below it (`prefix`, big-endian, in (depth + 7) // 8
+#: bytes); its record is a 32-byte hash, or a lone key's 64-byte leaf record
+_INDEX_TABLE = """CREATE TABLE IF NOT EXISTS index_nodes (
+    depth INTEGER NOT NULL,
+    prefix BLOB NOT NULL,
+    record BLOB NOT NULL,
+    PRIMARY KEY (depth, prefix)
+) WITHOUT ROWID;"""
+
+#: schema "4", the current one: schema 3 and the index's nodes
+SQLITE_SCHEMA = SQLITE_SCHEMA_3 + _INDEX_TABLE + "\n"
 
 #: schema "2" -> "3", run in the first write transaction on an older ledger (statements one
 #: by one: sqlite3's executescript would commit the transaction first)
 SQLITE_MIGRATE_2 = ("DROP INDEX blocks_by_name", _BY_NAME_3.rstrip(";"))
+#: schema "3" -> "4": the table; the ledger fills it and signs its root in the same transaction
+SQLITE_MIGRATE_3 = (_INDEX_TABLE.rstrip(";"),)
 
 # -- PostgreSQL -----------------------------------------------------------------------------
 
@@ -77,6 +92,22 @@ CREATE TABLE IF NOT EXISTS {s}.nodes (
     hash bytea NOT NULL,
     PRIMARY KEY (level, idx)
 );
+CREATE TABLE IF NOT EXISTS {s}.index_nodes (
+    depth smallint NOT NULL,
+    prefix bytea NOT NULL,
+    record bytea NOT NULL,
+    PRIMARY KEY (depth, prefix)
+);
+"""
+
+#: schema 1 -> 2 (PostgreSQL): the index's nodes
+PG_INDEX_TABLE = """
+CREATE TABLE IF NOT EXISTS {s}.index_nodes (
+    depth smallint NOT NULL,
+    prefix bytea NOT NULL,
+    record bytea NOT NULL,
+    PRIMARY KEY (depth, prefix)
+)
 """
 
 # -- the statements both run ----------------------------------------------------------------
@@ -133,6 +164,35 @@ class Queries:
     def all_nodes(self) -> str:
         return f"SELECT level, idx, hash FROM {self._t('nodes')}"
 
+    @property
+    def all_index_nodes(self) -> str:
+        return f"SELECT depth, prefix, record FROM {self._t('index_nodes')}"
+
+    def index_nodes(self, ids: Sequence[tuple[int, int]]) -> list[tuple[str, list[Any]]]:
+        """The statements that read the index nodes at `ids` (depth, prefix) by primary key,
+        each row (depth, prefix bytes, record); absent nodes (empty subtrees) give no row."""
+        if not ids:
+            return []
+        keys = [(depth, prefix_bytes(depth, prefix)) for depth, prefix in ids]
+        if self.mark == "%s":
+            sql = (
+                f"SELECT n.depth, n.prefix, n.record FROM {self._t('index_nodes')} n "
+                "JOIN unnest(%s::smallint[], %s::bytea[]) AS p(depth, prefix) "
+                "ON n.depth = p.depth AND n.prefix = p.prefix"
+            )
+            return [(sql, [[d for d, _ in keys], [p for _, p in keys]])]
+        out: list[tuple[str, list[Any]]] = []
+        for first in range(0, len(keys), _SQLITE_BATCH):
+            chunk = keys[first : first + _SQLITE_BATCH]
+            values = ", ".join("(?, ?)" for _ in chunk)
+            sql = (
+                f"SELECT n.depth, n.prefix, n.record FROM (VALUES {values}) AS want "
+                f"CROSS JOIN {self._t('index_nodes')} AS n "
+                "WHERE n.depth = want.column1 AND n.prefix = want.column2"
+            )
+            out.append((sql, [x for pos in chunk for x in pos]))
+        return out
+
     def find(self, name: str | None, digest: str | None) -> tuple[str, list[str]]:
         """Indices of the blocks with this name and/or model digest, in index order."""
         clauses, args = [], []
@@ -188,3 +248,32 @@ def node_hashes(
             raise LedgerUnreadable(f"{location}: Merkle node ({level}, {index}) is missing")
         out.append(digest)
     return out
+
+
+def prefix_bytes(depth: int, prefix: int) -> bytes:
+    """How an index node's prefix is stored: big-endian in (depth + 7) // 8 bytes."""
+    return prefix.to_bytes((depth + 7) // 8, "big")
+
+
+def index_rows(location: str, rows: Iterable[Sequence[Any]]) -> dict[tuple[int, int], bytes]:
+    """Index node rows (depth, prefix bytes, record), their types and sizes checked: a row an
+    attacker shaped otherwise is a damaged ledger, named, never a crash or a wrong node."""
+    out: dict[tuple[int, int], bytes] = {}
+    for depth, prefix, record in rows:
+        if type(depth) is not int or not 0 <= depth <= 256:
+            raise LedgerInvalid(f"{location}: a stored index node has a bad depth")
+        if not isinstance(prefix, bytes | bytearray | memoryview):
+            raise LedgerInvalid(f"{location}: a stored index node has a bad prefix")
+        prefix = bytes(prefix)
+        value = int.from_bytes(prefix, "big")
+        if len(prefix) != (depth + 7) // 8 or value >> depth:
+            raise LedgerInvalid(f"{location}: a stored index node has a bad prefix")
+        if not isinstance(record, bytes | bytearray | memoryview) or len(record) not in (32, 64):
+            raise LedgerInvalid(f"{location}: stored index node at depth {depth} is not a hash")
+        out[(depth, value)] = bytes(record)
+    return out
+
+
+def index_params(records: Mapping[tuple[int, int], bytes]) -> list[tuple[int, bytes, bytes]]:
+    """Index records as rows to write (depth, prefix bytes, record)."""
+    return [(d, prefix_bytes(d, p), bytes(r)) for (d, p), r in records.items()]

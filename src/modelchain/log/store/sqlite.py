@@ -12,7 +12,7 @@ import itertools
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,18 +33,22 @@ from modelchain.log.store.base import (
 from modelchain.log.store.files import check_ledger_files, key_path, read_regular
 from modelchain.log.store.sql import (
     SQLITE_MIGRATE_2,
+    SQLITE_MIGRATE_3,
     SQLITE_SCHEMA,
     SQLITE_SCHEMA_2,
+    SQLITE_SCHEMA_3,
     Queries,
+    index_params,
+    index_rows,
     node_hashes,
 )
 
 FORMAT = "modelchain-ledger"
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 #: older schema versions this version opens, with the statements that bring each one up to
 #: date; they run in the first write transaction, so reading never changes the file
-_UPGRADES = {"2": SQLITE_MIGRATE_2}
-_SCHEMAS = {"2": SQLITE_SCHEMA_2, SCHEMA_VERSION: SQLITE_SCHEMA}
+_UPGRADES = {"2": SQLITE_MIGRATE_2, "3": SQLITE_MIGRATE_3}
+_SCHEMAS = {"2": SQLITE_SCHEMA_2, "3": SQLITE_SCHEMA_3, SCHEMA_VERSION: SQLITE_SCHEMA}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 #: files SQLite keeps beside the ledger: none of them may be a symlink either
 _SIDECARS = ("-wal", "-shm", "-journal")
@@ -231,6 +235,24 @@ class SQLiteStore(Store):
             for level, idx, digest in self._conn.execute(_Q.all_nodes):
                 yield stored_node(self.location, level, idx, digest)
 
+    def index_nodes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return _read_index(self._conn, self.location, ids)
+
+    def all_index_nodes(self) -> Iterator[tuple[tuple[int, int], bytes]]:
+        if not self._has_index_table():
+            return
+        with _db_errors(self.location):
+            cursor = self._conn.execute(_Q.all_index_nodes)
+            while rows := cursor.fetchmany(4096):
+                yield from index_rows(self.location, rows).items()
+
+    def _has_index_table(self) -> bool:
+        """False for a ledger of an older schema nobody has written since (no index yet)."""
+        row = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'index_nodes'"
+        ).fetchone()
+        return row is not None
+
     def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
         sql, args = _Q.find(name, digest)
         with _db_errors(self.location):
@@ -348,6 +370,26 @@ def _read_nodes(
     return node_hashes(location, ids, rows)
 
 
+def _read_index(
+    conn: sqlite3.Connection, location: str, ids: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    """Index nodes by ID, in one query; a ledger of an older schema (not written since this
+    version) has no table yet: no nodes, so any proof against a signed index root fails."""
+    rows: list[Any] = []
+    try:
+        with _db_errors(location):
+            for sql, args in _Q.index_nodes(ids):
+                rows.extend(conn.execute(sql, args).fetchall())
+    except LedgerUnreadable:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'index_nodes'"
+        ).fetchone()
+        if exists is None:
+            return {}
+        raise
+    return index_rows(location, rows)
+
+
 class _SQLiteWriter(Writer):
     def __init__(self, conn: sqlite3.Connection, location: str) -> None:
         self._conn = conn
@@ -380,16 +422,30 @@ class _SQLiteWriter(Writer):
         row = self._conn.execute(_Q.latest_version, (name,)).fetchone()
         return int(row[0] or 0)
 
+    def index_nodes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return _read_index(self._conn, self._location, ids)
+
     def append_many(
         self,
         items: Sequence[tuple[dict[str, Any], bytes]],
         nodes: Sequence[tuple[int, int, bytes]],
         checkpoint: str,
+        index: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
         if not items:
             return
         self._insert_blocks(items)
         self._insert_nodes(nodes)
+        self.set_checkpoint(checkpoint, index)
+
+    def set_checkpoint(
+        self, checkpoint: str, index: Mapping[tuple[int, int], bytes] | None = None
+    ) -> None:
+        if index:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO index_nodes (depth, prefix, record) VALUES (?, ?, ?)",
+                index_params(index),
+            )
         self._conn.execute("UPDATE meta SET value = ? WHERE key = 'checkpoint'", (checkpoint,))
 
     def _insert_blocks(self, items: Sequence[tuple[dict[str, Any], bytes]]) -> None:
@@ -431,7 +487,9 @@ class _SQLiteWriter(Writer):
         nodes: Sequence[tuple[int, int, bytes]],
         origin: str,
         checkpoint: str,
+        index: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
         self.initialise(origin, checkpoint)
         self._insert_blocks(blocks)
         self._insert_nodes(nodes)
+        self.set_checkpoint(checkpoint, index)
