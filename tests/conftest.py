@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from modelchain.log.home import Home
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL_FILE = "iris_model.joblib"
 
@@ -228,3 +230,19 @@ def pg_sql(location: str) -> Iterator[Any]:
 
     with psycopg.connect(PgLocation(location).conninfo, autocommit=True) as conn:
         yield conn
+
+
+def without_index(note: str, home: Home | Path | str) -> str:
+    """`note`'s checkpoint re-signed by the operator key of `home` without its index line,
+    as a ledger made before the index signed it; the trust state of `home` is set back to it
+    (as a verifier that only ever saw the old ledger)."""
+    from modelchain.core.note import Checkpoint, parse_note, sign_checkpoint
+
+    home = home if isinstance(home, Home) else Home(home)
+    checkpoint = Checkpoint.parse(parse_note(note).text)
+    kept = tuple(e for e in checkpoint.extensions if not e.startswith("modelchain-index/"))
+    old = Checkpoint(checkpoint.origin, checkpoint.size, checkpoint.root_hash, kept)
+    legacy = sign_checkpoint(old, home.operator_signer().with_name(checkpoint.origin))
+    home.trust.flush()  # nothing deferred may overwrite what is set here
+    home.trust._origin_file(checkpoint.origin).write_text(legacy, encoding="utf-8")
+    return legacy

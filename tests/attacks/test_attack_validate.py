@@ -168,24 +168,38 @@ def sqlite_ledger(run, workdir: Path) -> Path:
     return workdir / "l.db"
 
 
-WRONG_TYPES = [
-    pytest.param("UPDATE blocks SET body = CAST(body AS BLOB) WHERE idx = 0", id="body-blob"),
+#: rows that `verify m.bin` reads (v2 is block 1: its body, the node its inclusion proof in
+#: the tree of 2 needs, (0, 0), the origin and the checkpoint) ...
+ON_PROOF_PATH = [
     pytest.param("UPDATE blocks SET body = 42 WHERE idx = 1", id="body-number"),
     pytest.param("UPDATE nodes SET hash = hex(hash) WHERE level = 0 AND idx = 0", id="hash-text"),
-    pytest.param("UPDATE nodes SET hash = X'00' WHERE level = 0 AND idx = 1", id="hash-short"),
     pytest.param("UPDATE nodes SET idx = 'x' WHERE level = 0 AND idx = 0", id="node-index-text"),
     pytest.param("UPDATE meta SET value = X'6f' WHERE key = 'origin'", id="origin-blob"),
     pytest.param("UPDATE meta SET value = X'ff' WHERE key = 'checkpoint'", id="checkpoint-blob"),
 ]
+#: an index node, which every proof of a name reads from the root down
+INDEX_ROWS = [
+    pytest.param("UPDATE index_nodes SET record = 7 WHERE depth = 0", id="index-root-number"),
+    pytest.param("UPDATE index_nodes SET record = X'00' WHERE depth = 0", id="index-root-short"),
+]
+#: ... and rows it does not: only an audit (or `verify --full`) reads every block and node
+OFF_PROOF_PATH = [
+    pytest.param("UPDATE blocks SET body = CAST(body AS BLOB) WHERE idx = 0", id="body-blob"),
+    pytest.param("UPDATE nodes SET hash = X'00' WHERE level = 0 AND idx = 1", id="hash-short"),
+]
 
 
-@pytest.mark.parametrize("sql", WRONG_TYPES)
+@pytest.mark.parametrize("sql", ON_PROOF_PATH + OFF_PROOF_PATH)
 def test_wrong_typed_rows_are_an_invalid_ledger(run, sqlite_ledger: Path, sql: str) -> None:
     conn = sqlite3.connect(sqlite_ledger)
     conn.execute(sql)
     conn.commit()
     conn.close()
-    for argv in (("audit",), ("verify", "m.bin"), ("verify", "m.bin", "--json")):
+    for argv in (
+        ("audit",),
+        ("verify", "m.bin", "--full"),
+        ("verify", "m.bin", "--full", "--json"),
+    ):
         result = run("--ledger", "l.db", *argv)
         assert result.code == 1, (argv, result)
         assert "Traceback" not in result.stderr and "internal error" not in result.stderr
@@ -195,7 +209,35 @@ def test_wrong_typed_rows_are_an_invalid_ledger(run, sqlite_ledger: Path, sql: s
             assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-@pytest.mark.parametrize("sql", WRONG_TYPES)
+@pytest.mark.parametrize("sql", ON_PROOF_PATH + INDEX_ROWS)
+def test_wrong_typed_rows_a_proof_reads_fail_verify(run, sqlite_ledger: Path, sql: str) -> None:
+    conn = sqlite3.connect(sqlite_ledger)
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+    for argv in (("verify", "m.bin"), ("verify", "m.bin", "--json")):
+        result = run("--ledger", "l.db", *argv)
+        assert result.code == 1, (argv, result)
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+        if "--json" in argv:
+            assert json.loads(result.stdout)["exit_code"] == 1
+        else:
+            assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize("sql", OFF_PROOF_PATH)
+def test_rows_no_proof_reads_leave_verify_proven(run, sqlite_ledger: Path, sql: str) -> None:
+    """O(log n): verify reads the name's proof path only; what it proves still holds."""
+    conn = sqlite3.connect(sqlite_ledger)
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+    result = run("--ledger", "l.db", "verify", "m.bin")
+    assert result.code == 0, result
+    assert "signed index" in result.stdout
+
+
+@pytest.mark.parametrize("sql", ON_PROOF_PATH + INDEX_ROWS)
 def test_load_raises_ledger_invalid_for_wrong_typed_rows(sqlite_ledger: Path, sql: str) -> None:
     import modelchain
     from modelchain.core.errors import LedgerInvalid

@@ -73,6 +73,12 @@ class LedgerUnreadable(InputError):
     """The ledger cannot be opened or parsed at all (not SQLite, not JSON, unknown scheme)."""
 
 
+class MissingNode(LedgerUnreadable):
+    """A stored Merkle node that should be there is not. Asked for beyond the stored tree,
+    a wrong question (exit 2); on the path of a proof of a signed tree, a damaged ledger:
+    the proof paths raise `LedgerInvalid` for it."""
+
+
 class KeyFileError(InputError):
     """A key file is missing, malformed, or has unsafe permissions."""
 

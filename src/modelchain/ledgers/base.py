@@ -12,6 +12,7 @@ caught by either.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -52,7 +53,7 @@ from modelchain.log.block import (
 from modelchain.log.home import Home
 from modelchain.log.store import Store, StoredBlock
 
-__all__ = ["PUBLISH_WAIT_S", "Ledger", "Source", "same_file"]
+__all__ = ["PUBLISH_WAIT_S", "Ledger", "Source", "Unsettled", "same_file"]
 
 #: how long a reader waits for the checkpoint of an append that is committing (its trust
 #: state is written just before): only when what it read looks rolled back or unsigned
@@ -644,7 +645,27 @@ class Ledger:
         """What `judge` needs of `name`, proven, without a scan: the newest version (by the
         signed index), the pinned `version`, and the newest older version with `digest`'s
         bytes, each proven into the signed tree. None when the checkpoint signs no index
-        (a ledger made before it) or the server proves none: the caller then reads all."""
+        (a ledger made before it) or the server proves none: the caller then reads all.
+        Read in one snapshot: appends overwrite index nodes, which must be the ones the
+        checkpoint read signs."""
+        for _attempt in range(3):
+            try:
+                with self._reading():
+                    return self._proven_reads(name, digest, version, keys)
+            except Unsettled as exc:
+                # blocks beyond the note: an append between writing its blocks and its
+                # checkpoint (a JSON ledger writes two files), unless no newer note comes
+                if not self._newer_note(exc.note):
+                    raise LedgerInvalid(str(exc), way_out=exc.way_out) from None
+        raise LedgerInvalid(f"{self.location}: changed under every read; try again")
+
+    def _reading(self) -> contextlib.AbstractContextManager[None]:
+        """Reads in this block see one state of the ledger (see `Store.snapshot`)."""
+        return contextlib.nullcontext()
+
+    def _proven_reads(
+        self, name: str, digest: PathDigest, version: int | None, keys: Sequence[Verifier]
+    ) -> tuple[list[Block], AuditReport] | None:
         note, checkpoint, previously = self._accepted(keys)
         if root_from_extensions(checkpoint.extensions) is None:
             return None
@@ -802,6 +823,14 @@ class Ledger:
         have = len(self)
         if size > have:
             raise UsageError(f"tree size {size} is beyond the ledger's {n_blocks(have)}")
+
+
+class Unsettled(LedgerInvalid):
+    """Blocks lie beyond the signed checkpoint read: an append may be publishing it."""
+
+    def __init__(self, message: str, note: str, way_out: WayOut | None = None) -> None:
+        super().__init__(message, way_out=way_out)
+        self.note = note
 
 
 def same_file(a: str, b: str) -> bool:

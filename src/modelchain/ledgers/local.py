@@ -10,6 +10,7 @@ longer matches a signature the attacker cannot make.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -27,6 +28,7 @@ from modelchain.core.errors import (
     LedgerInvalid,
     LedgerUnreadable,
     LocationError,
+    MissingNode,
     RollbackError,
     SignatureError,
     UsageError,
@@ -37,7 +39,7 @@ from modelchain.core.index import Index, extension_line, key_of, root_from_exten
 from modelchain.core.index import Proof as IndexProof
 from modelchain.core.indexcache import AuthenticatedNodes
 from modelchain.core.note import Checkpoint, Signer, Verifier, sign_checkpoint
-from modelchain.ledgers.base import PUBLISH_WAIT_S, Ledger, Source, same_file
+from modelchain.ledgers.base import PUBLISH_WAIT_S, Ledger, Source, Unsettled, same_file
 from modelchain.log.block import (
     ZERO_HASH,
     Block,
@@ -567,7 +569,7 @@ class LocalLedger(Ledger, default=True):
                 merkle.verify_consistency(
                     old_size, checkpoint.size, old_root, checkpoint.root_hash, proof
                 )
-            except (InvalidProof, LedgerUnreadable):
+            except (InvalidProof, LedgerUnreadable, LedgerInvalid):
                 return False
             return True
 
@@ -777,10 +779,14 @@ class LocalLedger(Ledger, default=True):
         """The stored checkpoint, signature checked with `keys`, accepted against the trust
         state by a consistency proof from the stored nodes, and remembered there."""
         store = self.store
+        # the trust state before the first read of the snapshot: an append writes it after
+        # its commit, so the note the snapshot then shows is at least as new
+        known = self.home.known_origin(self._trust_key())
+        trusted = self._trusted(known) if known else None
         origin = store.origin()
-        known = self._check_same_log(origin)
-        # the trust state before the note (an append writes it first; see `audit`)
-        trusted = self._trusted(origin or known) if (origin or known) else None
+        self._check_same_log(origin)
+        if trusted is None and origin is not None:
+            trusted = self._trusted(origin)  # a log first seen at this location
         note = store.checkpoint()
         if note is None:
             if trusted is not None:
@@ -795,9 +801,26 @@ class LocalLedger(Ledger, default=True):
         if trusted is not None and checkpoint.size < trusted.size and self._newer_note(note):
             note = store.checkpoint() or note  # an append was committing: take its note
             checkpoint = self._open_checkpoint(note, origin, keys)
+        stored = store.size()  # the same snapshot as the note (a JSON ledger's two files
+        if stored < checkpoint.size:  # may be between an append's two writes)
+            raise LedgerInvalid(
+                f"{self.location}: holds {n_blocks(stored)} but its signed checkpoint covers "
+                f"{n_blocks(checkpoint.size)}: blocks were deleted",
+                way_out=_AUDIT,
+            )
+        if stored > checkpoint.size:
+            raise Unsettled(
+                f"{self.location}: blocks {checkpoint.size} to {stored - 1} are not covered "
+                f"by the signed checkpoint (which covers {checkpoint.size})",
+                note,
+                way_out=_AUDIT,
+            )
         previously = self._check_trusted(checkpoint, self._prove_extends(checkpoint), trusted)
         self._audited(note, checkpoint)
         return note, checkpoint, previously
+
+    def _reading(self) -> contextlib.AbstractContextManager[None]:
+        return self.store.snapshot()
 
     def _name_proof(
         self, name: str, checkpoint: Checkpoint
@@ -876,7 +899,11 @@ class LocalLedger(Ledger, default=True):
         raise UsageError(f"no block {index}: the ledger has {n_blocks(len(self))}")
 
     def _inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        return merkle.inclusion_proof(index, self._subtrees(size))
+        """From the stored nodes; one missing from a signed tree is a damaged ledger."""
+        try:
+            return merkle.inclusion_proof(index, self._subtrees(size))
+        except MissingNode as exc:
+            raise LedgerInvalid(f"{exc.problem or exc}", way_out=_AUDIT) from None
 
     def inclusion_proofs(self, indices: Sequence[int], size: int) -> list[list[bytes]]:
         """Proofs of several blocks into one tree, each stored node read once: the blocks of

@@ -13,6 +13,7 @@ import pytest
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json
 from modelchain.core.errors import LedgerInvalid, LedgerUnreadable
+from modelchain.fs.digest import PathDigest
 from modelchain.ledgers import Ledger
 from modelchain.ledgers.locations import open_store
 from modelchain.log.home import Home
@@ -399,10 +400,18 @@ CREATE TABLE IF NOT EXISTS nodes (
 """
 
 
-def _as_schema_2(path: Path, extra_sql: str = "") -> None:
+def _as_schema_2(path: Path, home: Home, extra_sql: str = "") -> None:
     """Rebuild the ledger at `path` with the schema-2 statements (same rows, same meta but
-    the schema version), as a ledger made before the name index was unique."""
+    the schema version, the checkpoint signed without an index), as a ledger made before
+    the name index was unique."""
     import sqlite3
+
+    from conftest import without_index
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    (note,) = conn.execute("SELECT value FROM meta WHERE key = 'checkpoint'").fetchone()
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'checkpoint'", (without_index(note, home),))
+    conn.close()
 
     old = path.with_name("old.db")
     conn = sqlite3.connect(old, isolation_level=None)
@@ -442,7 +451,7 @@ def test_a_schema_2_sqlite_ledger_opens_and_is_upgraded_on_its_first_write(
     with Ledger.open(loc, home=home, create=True) as ledger:
         for i, name in enumerate("mmo"):
             ledger.append(name=name, model_hash=_hex(i))
-    _as_schema_2(loc)
+    _as_schema_2(loc, home)
     assert _sqlite_schema(loc) == ("2", "CREATE INDEX blocks_by_name ON blocks (name, version)")
     with Ledger.open(loc, home=home) as ledger:  # reading leaves the schema as it is
         assert ledger.audit().size == 3
@@ -452,7 +461,7 @@ def test_a_schema_2_sqlite_ledger_opens_and_is_upgraded_on_its_first_write(
     with Ledger.open(loc, home=home) as ledger:
         assert ledger.append(name="m", model_hash=_hex(7)).version == 3
     assert _sqlite_schema(loc) == (
-        "3",
+        "4",
         "CREATE UNIQUE INDEX blocks_by_name ON blocks (name, version)",
     )
     with Ledger.open(loc, home=home) as ledger:
@@ -462,6 +471,8 @@ def test_a_schema_2_sqlite_ledger_opens_and_is_upgraded_on_its_first_write(
         with store.writer() as w:
             w.append_many(*_signed_batch(w, home, "m", 1, first=3))
     store.close()
+    with Ledger.open(loc, home=home) as ledger:  # the first append signed the index
+        assert ledger.verify("m", digest=PathDigest("file", _hex(7), 0, None)).block.version == 3
 
 
 def test_a_schema_2_sqlite_ledger_holding_a_version_twice_is_refused_on_write(
@@ -470,7 +481,9 @@ def test_a_schema_2_sqlite_ledger_holding_a_version_twice_is_refused_on_write(
     loc = tmp_path / "ledger.db"
     with Ledger.open(loc, home=home, create=True) as ledger:
         ledger.append(name="m", model_hash=_hex(0))
-    _as_schema_2(loc, "INSERT INTO blocks (idx, body) SELECT 1, body FROM blocks WHERE idx = 0;")
+    _as_schema_2(
+        loc, home, "INSERT INTO blocks (idx, body) SELECT 1, body FROM blocks WHERE idx = 0;"
+    )
     store = open_store(loc)
     with pytest.raises(LedgerInvalid, match="two blocks have the same name and version"):
         with store.writer():
@@ -491,7 +504,7 @@ def test_opening_while_another_process_upgrades_the_schema(
     loc = tmp_path / "ledger.db"
     with Ledger.open(loc, home=home, create=True) as ledger:
         ledger.append(name="m", model_hash=_hex(0))
-    _as_schema_2(loc)
+    _as_schema_2(loc, home)
     real = sqlite_store._schema_objects
 
     def upgraded_meanwhile(conn: sqlite3.Connection) -> Any:

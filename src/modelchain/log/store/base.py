@@ -16,6 +16,7 @@ writers (several processes may append at once).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -293,6 +294,11 @@ class Store(ABC):
 
     @abstractmethod
     def writer(self) -> AbstractContextManager[Writer]: ...
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Reads in this block (of this thread) see one committed state: the checkpoint and
+        the index nodes it signs, which appends overwrite, must come from the same one."""
+        return contextlib.nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and locks."""

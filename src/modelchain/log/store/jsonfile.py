@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from modelchain.core.canonical import DuplicateKey, canonical_json, unique_object
-from modelchain.core.errors import InputError, LedgerInvalid, LedgerUnreadable
+from modelchain.core.errors import InputError, LedgerInvalid, LedgerUnreadable, MissingNode
 from modelchain.core.merkle import Frontier, leaf_hash
 from modelchain.fs.safeio import atomic_write
 from modelchain.log.block import build_index
@@ -127,6 +127,8 @@ class JSONFileStore(Store):
         if not create and not self._path.exists() and not self._sidecar.exists():
             raise LedgerUnreadable(no_ledger_message(path), way_out=NO_LEDGER_WAY_OUT)
         self._cache: tuple[tuple[int, ...], _Snapshot] | None = None
+        self._pinned: _Snapshot | None = None
+        self._pinning = False
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -140,7 +142,28 @@ class JSONFileStore(Store):
                 stamp += [-1, -1, -1]
         return tuple(stamp)
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read in this block from the file as it was read first."""
+        if self._pinning:
+            yield
+            return
+        self._pinning = True  # pinned at the first read, as a database's snapshot is
+        try:
+            yield
+        finally:
+            self._pinning, self._pinned = False, None
+
     def _load(self) -> _Snapshot:
+        if self._pinned is not None:
+            return self._pinned
+        if self._pinning:
+            self._pinning = False
+            try:
+                self._pinned = self._load()
+            finally:
+                self._pinning = True
+            return self._pinned
         stamp = self._stamp()
         if self._cache is not None and self._cache[0] == stamp:
             return self._cache[1]
@@ -214,7 +237,7 @@ class JSONFileStore(Store):
         for level, index in ids:
             digest = kept.get((level, index))
             if digest is None:
-                raise LedgerUnreadable(f"{self.location}: no Merkle node ({level}, {index})")
+                raise MissingNode(f"{self.location}: no Merkle node ({level}, {index})")
             out.append(digest)
         return out
 

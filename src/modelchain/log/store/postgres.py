@@ -379,7 +379,7 @@ class PostgresStore(Store):
         """Blocks in index order from one snapshot, numbered by position so that a gap shows
         as a wrong index; streamed through a server-side cursor (constant memory)."""
         sql, args = self._q.blocks(start, stop)
-        with self._conn() as conn, conn.transaction():
+        with self._reader() as conn, conn.transaction():
             with conn.cursor(name="modelchain_blocks") as cur:
                 cur.itersize = 2048
                 cur.execute(sql, args)
@@ -430,6 +430,23 @@ class PostgresStore(Store):
         with self._reader() as conn:
             rows = conn.execute(sql, args).fetchall()
         return [int(r[0]) for r in rows]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Point reads of this thread in one REPEATABLE READ, read-only transaction (inside
+        a write transaction: that transaction's)."""
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        with self._conn() as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+                with suppress(self._pg.Error):
+                    conn.execute("ROLLBACK")
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelchain.core.errors import LedgerInvalid, LedgerUnreadable
+from modelchain.core.errors import LedgerInvalid, MissingNode
 from modelchain.log.store.base import stored_node
 
 # -- SQLite ---------------------------------------------------------------------------------
@@ -245,7 +245,7 @@ def node_hashes(
     for level, index in ids:
         digest = found.get((level, index))
         if digest is None:
-            raise LedgerUnreadable(f"{location}: Merkle node ({level}, {index}) is missing")
+            raise MissingNode(f"{location}: Merkle node ({level}, {index}) is missing")
         out.append(digest)
     return out
 

@@ -285,6 +285,22 @@ class SQLiteStore(Store):
                     return
                 yield named[0], named[1], named[2], hashed[1]
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction (WAL: its snapshot is taken at its first read); inside a
+        write transaction, that transaction's view."""
+        if self._conn.in_transaction:
+            yield
+            return
+        with _db_errors(self.location):
+            self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self._conn.in_transaction:
+                with _db_errors(self.location):
+                    self._conn.execute("COMMIT")  # only read
+
     # -- writes -----------------------------------------------------------------------------
 
     @contextmanager
