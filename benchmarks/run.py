@@ -4,10 +4,10 @@
 
 Each `bench_*.py` here runs as its own process (so one cannot warm the other's caches or
 share its imports), with its output shown as it comes. Flags are passed on to every
-benchmark whose `--help` lists them: `--quick` to both (bench_hash has no `--quick` of its
-own, so there it becomes `--size-mib 256`), `--rebuild` to bench_ledger, `--size-mib N`
-to bench_hash, and so on. At the end the summary repeats each benchmark's result table
-(the rows with PASS / MISS / SKIP / ERROR), its notes and its run time.
+benchmark whose `--help` lists them: `--quick` to all (bench_hash has no `--quick` of its
+own, so there it becomes `--size-mib 256`), `--rebuild` to bench_ledger and bench_index,
+`--size-mib N` to bench_hash, and so on. At the end the summary repeats each benchmark's
+result table (the rows with PASS / MISS / SKIP / ERROR), its notes and its run time.
 
 A MISS is a finding, not a failure: the exit status is 0 unless a benchmark crashed.
 """
@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
     "bench_hash",
     "bench_ledger",
+    "bench_index",
     "bench_scan",
     "bench_sign",
     "bench_postgres",
