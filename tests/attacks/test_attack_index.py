@@ -55,7 +55,7 @@ def test_hiding_the_newest_version_from_the_name_lookup_is_refused(
     (workdir / "m.bin").write_bytes(b"weights v2")
     _sql(
         ledger,
-        "UPDATE blocks SET body = replace(body, '\"name\":\"m.bin\"', '\"name\":\"x.bin\"') "
+        'UPDATE blocks SET body = replace(body, \'"name":"m.bin"\', \'"name":"x.bin"\') '
         "WHERE idx = 4",
     )
     assert_clean_error(run("--ledger", "l.db", "verify", "m.bin"), 1, "newer version")
@@ -71,7 +71,7 @@ def test_a_dropped_name_is_not_not_registered(run: Run, ledger: Path, workdir: P
     """Renaming every block of a name (keeping the count): the index still proves it."""
     _sql(
         ledger,
-        "UPDATE blocks SET body = replace(body, '\"name\":\"o1.bin\"', '\"name\":\"zz.bin\"')",
+        'UPDATE blocks SET body = replace(body, \'"name":"o1.bin"\', \'"name":"zz.bin"\')',
     )
     result = run("--ledger", "l.db", "verify", "o1.bin")
     assert_clean_error(result, 1)
@@ -107,9 +107,7 @@ def _resign(ledger: Path, home: Path, change) -> None:
     conn.close()
 
 
-def test_a_checkpoint_with_two_index_lines_is_malformed(
-    run: Run, ledger: Path, home: Path
-) -> None:
+def test_a_checkpoint_with_two_index_lines_is_malformed(run: Run, ledger: Path, home: Path) -> None:
     _resign(
         ledger,
         home,

@@ -158,7 +158,7 @@ def test_cli_verify_bundle_and_ledger(run, cli_model, pem, workdir):
     report = json.loads(assert_ok(run("--ledger", ledger, *args, "--json")).stdout)
     assert report["signature"]["verified"] is True and report["name"] == "m"
     out = assert_ok(run(*args, "--ledger", ledger)).stdout
-    assert "matches signature" in out and "Ledger valid" in out
+    assert "matches signature" in out and "by the signed index and checkpoint" in out
     _add(cli_model)
     assert_clean_error(run(*args, "--ledger", ledger), 1, "extra file sub/new.py")
     # an ignored path is left out of the bundle check; the ledger still sees it

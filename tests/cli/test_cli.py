@@ -52,7 +52,10 @@ def parse_checkpoint(note: str) -> tuple[str, int, bytes, list[str]]:
     assert note.endswith("\n")
     body, sep, sigs = note.partition("\n\n")
     assert sep, note
-    origin, size, root = body.split("\n")
+    origin, size, root, *extensions = body.split("\n")
+    # exactly one extension line: the index root (docs/ledger.md), base64 of 32 bytes
+    assert len(extensions) == 1, body
+    assert re.fullmatch(r"modelchain-index/v1 [A-Za-z0-9+/]{43}=", extensions[0]), body
     return origin, int(size), b64(root), sigs.rstrip("\n").split("\n")
 
 
@@ -96,6 +99,8 @@ def test_register_and_verify_a_file(run, ledger, model):
     assert f"Registered {MODEL_FILE} v1 (block 0): sha256 {digest}" in result.stdout
     result = assert_ok(run("verify", MODEL_FILE))
     assert f"matches {MODEL_FILE} v1 (block 0)" in result.stdout
+    assert "by the signed index and checkpoint of 1 block" in result.stdout
+    result = assert_ok(run("verify", MODEL_FILE, "--full"))  # and with an audit of every block
     assert "Ledger valid: 1 block," in result.stdout
 
 

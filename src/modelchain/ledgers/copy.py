@@ -17,7 +17,7 @@ from modelchain.ledgers.base import Ledger
 from modelchain.ledgers.client import writes_refused
 from modelchain.ledgers.local import LocalLedger
 from modelchain.ledgers.locations import local_path
-from modelchain.log.block import Block
+from modelchain.log.block import Block, build_index
 from modelchain.log.store import StoredBlock
 
 __all__ = ["copy_ledger"]
@@ -89,7 +89,10 @@ def _fill(
                     f"run `modelchain trust forget --ledger {target.location}`",
                 ),
             )
-        w.import_blocks(copied, nodes, report.origin, report.checkpoint)
+        # the index the copied checkpoint signs, rebuilt from the copied blocks (a store
+        # that keeps its nodes needs them; a proof from them is checked against the root)
+        index = dict(build_index(copied).nodes)
+        w.import_blocks(copied, nodes, report.origin, report.checkpoint, index)
     target.home.claim_log_location(report.origin, target._trust_key())
     target.home.remember_location(target._trust_key(), report.origin)
     target.audit(keys=keys)

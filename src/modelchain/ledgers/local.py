@@ -829,8 +829,14 @@ class LocalLedger(Ledger, default=True):
         the name lookup, whose answer the index proof then checks."""
         tree = self._signed_index(checkpoint)
         key = key_of(name)
-        proof = tree.prove(key)
-        if tree.get(key) is None:
+        try:
+            proof = tree.prove(key)
+            held = tree.get(key)
+        except LedgerInvalid:
+            if self.store.derives_index:  # the index is the blocks': name the changed one
+                self.audit(update_trust=False)
+            raise
+        if held is None:
             return proof, None
         indices = [i for i in self.store.find(name=name) if i < checkpoint.size]
         if not indices:

@@ -17,6 +17,7 @@ import json
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +42,14 @@ DEFER_S = 0.05
 #: every `TrustState` of the process: (size, note)
 _deferred: dict[tuple[Path, str], tuple[int, str]] = {}
 _deferred_lock = threading.Lock()
-_deferred_timer: threading.Timer | None = None
+#: wakes the one writer thread (started on first use) when something is deferred
+_deferred_wake = threading.Event()
+_deferred_thread: threading.Thread | None = None
 
 
 def _write_deferred(directory: Path | None = None) -> None:
     """Write the checkpoints accepted in memory (of one trust folder, or all) to their files,
-    durably (off the append's path: in a timer thread, a flush or at exit). A write that
+    durably (off the append's path: in the writer thread, a flush or at exit). A write that
     fails stays deferred."""
     with _deferred_lock:
         keys = [k for k in _deferred if directory is None or k[0] == directory]
@@ -63,17 +66,33 @@ def _write_deferred(directory: Path | None = None) -> None:
             raise
 
 
-def _deferred_due() -> None:
-    global _deferred_timer
-    with _deferred_lock:
-        _deferred_timer = None
-    with contextlib.suppress(OSError, ValueError, KeyFileError):
-        _write_deferred()  # a failure stays deferred: the next flush raises it
+def _deferred_writer() -> None:
+    """Write what is deferred `DEFER_S` after it was, for as long as the process runs."""
+    while True:
+        _deferred_wake.wait()
+        time.sleep(DEFER_S)
+        _deferred_wake.clear()
+        with contextlib.suppress(OSError, ValueError, KeyFileError):
+            _write_deferred()  # a failure stays deferred: the next flush raises it
+        with _deferred_lock:
+            if _deferred:
+                _deferred_wake.set()
 
 
 def _write_deferred_at_exit() -> None:
     with contextlib.suppress(OSError, ValueError, KeyFileError):
         _write_deferred()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has no writer thread (and may have forked mid-write): start afresh.
+    What its parent deferred is the parent's to write."""
+    global _deferred_lock, _deferred_wake, _deferred_thread
+    _deferred.clear()
+    _deferred_lock, _deferred_wake, _deferred_thread = threading.Lock(), threading.Event(), None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 atexit.register(_write_deferred_at_exit)
@@ -283,20 +302,27 @@ class TrustState:
 
     def accept_later(self, origin: str, size: int, note: str) -> None:
         """An append's own checkpoint: accepted at once for this process (every
-        `checkpoint` call here returns it), written to the file within `DEFER_S` by a timer,
+        `checkpoint` call here returns it), written to the file within `DEFER_S` by a writer thread,
         on `flush` (a ledger's close) and at exit. A write per append would cost more than
         the append; a process killed in between leaves the file older than the ledger, which
         the next check accepts by a consistency proof, as after a power loss."""
-        global _deferred_timer
+        global _deferred_thread
         key = (self.directory, origin)
         with _deferred_lock:
             current = _deferred.get(key)
-            if current is None or _supersedes(size, note, current[1]):
+            # sizes first: a note is parsed only to break a tie (an append always grows)
+            if (
+                current is None
+                or size > current[0]
+                or (size == current[0] and _supersedes(size, note, current[1]))
+            ):
                 _deferred[key] = (size, note)
-            if _deferred_timer is None:
-                _deferred_timer = threading.Timer(DEFER_S, _deferred_due)
-                _deferred_timer.daemon = True
-                _deferred_timer.start()
+            if _deferred_thread is None:
+                _deferred_thread = threading.Thread(
+                    target=_deferred_writer, name="modelchain-trust", daemon=True
+                )
+                _deferred_thread.start()
+        _deferred_wake.set()
 
     # -- where each log lives -----------------------------------------------------------------
     #

@@ -235,6 +235,8 @@ class Store(ABC):
     local_path: str | None = None
     #: a server's ledger (`store.http`): read through proofs, written by `submit`
     remote: bool = False
+    #: the index nodes are computed from the blocks when read (the JSON store), not kept
+    derives_index: bool = False
 
     @abstractmethod
     def exists(self) -> bool:

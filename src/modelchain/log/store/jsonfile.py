@@ -109,6 +109,8 @@ def _origin_of(note: str | None) -> str | None:
 class JSONFileStore(Store):
     """A ledger in the seed's `blockchain_data.json` layout."""
 
+    derives_index = True
+
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
         self.location = str(path)
         self._path = Path(path)

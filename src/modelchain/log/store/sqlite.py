@@ -110,6 +110,8 @@ class SQLiteStore(Store):
         #: what this object created, removed again by `discard_created` if the ledger it was
         #: to start is refused (a failed `init` leaves nothing behind)
         self._made: list[Path] = []
+        #: the schema was found current in a write transaction (no upgrade to look for)
+        self._current = False
         if not p.exists():
             parent = p.parent
             while not parent.exists() and parent != parent.parent:
@@ -321,7 +323,11 @@ class SQLiteStore(Store):
         """Bring an older ledger's schema up to date, inside the write transaction that has
         just begun (so under the write lock, and undone with it if the write fails). A ledger
         of schema 2 holding two blocks with one name and version cannot be: refused."""
+        if self._current:
+            return  # a schema only moves forward: once current, always current
         (version,) = self._conn.execute(_Q.meta, ("schema",)).fetchone() or (None,)
+        if version == SCHEMA_VERSION:
+            self._current = True
         while version in _UPGRADES:
             try:
                 for statement in _UPGRADES[version]:
