@@ -419,6 +419,8 @@ class Index:
             stop = start + FETCH_LEVELS
             self._load([i for k in pending for i in _path_ids(k, start, stop)])
             # a path goes on past `stop` only through a node (32 bytes) at its last level
+            if stop > KEY_BITS:
+                return  # the window held the last level a path can reach
             last = stop - 1
             pending = [
                 k
