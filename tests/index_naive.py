@@ -42,3 +42,26 @@ def siblings(entries: dict[bytes, bytes], key: bytes) -> list[bytes]:
         out.append(subtree(entries, prefix + flip))
         prefix += path[len(prefix)]
     return out
+
+
+def nodes(entries: dict[bytes, bytes]) -> dict[tuple[int, int], bytes]:
+    """Every record a store of the index holds, from the definition: at each prefix with two
+    keys or more its node hash, and where a key is alone under a prefix for the first time
+    its leaf record (the key, then the SHA-256 of its value)."""
+    out: dict[tuple[int, int], bytes] = {}
+
+    def walk(prefix: str, inside: list[tuple[bytes, bytes]]) -> bytes:
+        here = (len(prefix), int(prefix, 2) if prefix else 0)
+        if not inside:
+            return EMPTY
+        if len(inside) == 1:
+            key, value = inside[0]
+            out[here] = key + hashlib.sha256(value).digest()
+            return leaf(key, value)
+        left = walk(prefix + "0", [(k, v) for k, v in inside if bits(k)[len(prefix)] == "0"])
+        right = walk(prefix + "1", [(k, v) for k, v in inside if bits(k)[len(prefix)] == "1"])
+        out[here] = hashlib.sha256(b"\x01" + left + right).digest()
+        return out[here]
+
+    walk("", list(entries.items()))
+    return out
