@@ -249,7 +249,7 @@ def test_checkpoint_is_a_c2sp_signed_note(run, ledger, model):
     note = assert_ok(run("checkpoint")).stdout
     origin, size, root, sigs = parse_checkpoint(note)
     lines = note.split("\n")
-    assert lines[3] == ""
+    assert lines[3].startswith("modelchain-index/v1 ") and lines[4] == ""
     assert size == 2 and len(root) == 32
     assert len(sigs) == 1 and sigs[0].startswith(f"— {origin} ")
     raw = b64(sigs[0].split(" ")[2])

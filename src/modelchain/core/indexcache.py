@@ -117,13 +117,17 @@ class AuthenticatedNodes(MutableMapping[NodeId, bytes]):
         if parent == _ABSENT or len(parent) == 64 or depth > _KEY_BITS:
             self._known[key] = _ABSENT  # below an empty subtree or a lone leaf: nothing
             return _ABSENT
-        left_id, right_id = (depth, prefix & ~1), (depth, prefix | 1)
-        if left_id not in self._raw or right_id not in self._raw:
+        pair = ((depth, prefix & ~1), (depth, prefix | 1))
+        # a child written here is believed already (its sibling is checked against it)
+        held = [self._known.get(child) for child in pair]
+        if any(r is None and c not in self._raw for c, r in zip(pair, held, strict=True)):
             self._read_below((depth - 1, prefix >> 1))
-        left, right = self._raw.pop(left_id), self._raw.pop(right_id)
+        left, right = (
+            r if r is not None else self._raw.pop(c) for c, r in zip(pair, held, strict=True)
+        )
         if node_hash(record_hash(left or None), record_hash(right or None)) != parent:
             raise self._refused(depth)
-        self._known[left_id], self._known[right_id] = left, right
+        self._known[pair[0]], self._known[pair[1]] = left, right
         return self._known[key]
 
     def _read(self, ids: list[NodeId], key: NodeId) -> bytes:
