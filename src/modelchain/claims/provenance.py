@@ -9,7 +9,6 @@ source commit. Our own predicate type is `PREDICATE_TYPE`; any other in-toto pre
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import math
 import os
@@ -233,6 +232,8 @@ def parse_assignments(items: Sequence[str], option: str) -> dict[str, Any]:
 
 def library_versions() -> dict[str, str]:
     """Python, modelchain, and the installed ML libraries of `LIBRARIES`."""
+    import importlib.metadata  # here: it costs a start-up (verify) 20 ms it never uses
+
     from modelchain import __version__
 
     out = {"python": platform.python_version(), "modelchain": __version__}
