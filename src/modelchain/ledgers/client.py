@@ -573,7 +573,7 @@ class LedgerClient:
         if entry is None and inclusion is None:
             return NameAnswer(name, note, proof, None)
         if not isinstance(entry, dict) or not isinstance(inclusion, dict):
-            raise LedgerUnreadable(
+            raise LedgerInvalid(
                 f"{self.location}: malformed answer to {API}{path}: an entry comes with its "
                 "inclusion proof"
             )
