@@ -158,6 +158,8 @@ class LocalLedger(Ledger, default=True):
         #: proven from that note's signed index root, or written here), kept across appends
         self._tree: Index | None = None
         self._tree_note: str | None = None
+        #: the index as of one checkpoint note, its nodes proven as `lookup` read them
+        self._proof_index: tuple[str, Index] | None = None
 
     def _unchanged_since_known(self, w: Any) -> tuple[merkle.Frontier, Checkpoint, str] | None:
         """If nobody wrote since this object last signed or verified the ledger (same size,
@@ -426,6 +428,8 @@ class LocalLedger(Ledger, default=True):
 
     #: index nodes an appender keeps in memory (about 150 bytes each)
     INDEX_CACHE_NODES = 400_000
+    #: index nodes a reader keeps for the proofs it serves under one checkpoint
+    PROOF_INDEX_NODES = 100_000
 
     def _rebuild_index(self, checkpoint: Checkpoint) -> Index:
         """The index of the signed blocks, built from them: each block read and validated,
@@ -828,7 +832,7 @@ class LocalLedger(Ledger, default=True):
             )
             newest = (block, data)
         try:
-            index_proof = self._checked_index_proof(name, checkpoint, newest)
+            index_proof = self._checked_index_proof(name, note, checkpoint, newest)
         except LedgerInvalid:
             if self.store.checkpoint() != note:
                 raise _Superseded from None  # an append rewrote the nodes read: read again
@@ -839,7 +843,7 @@ class LocalLedger(Ledger, default=True):
         return state
 
     def _checked_index_proof(
-        self, name: str, checkpoint: Checkpoint, newest: tuple[Block, bytes] | None
+        self, name: str, note: str, checkpoint: Checkpoint, newest: tuple[Block, bytes] | None
     ) -> bytes | None:
         """The index proof of `name` as `Proof.to_bytes()`, checked to prove `newest` (or the
         name's absence) from the signed index root: the name lookup and the index must agree.
@@ -848,7 +852,16 @@ class LocalLedger(Ledger, default=True):
         if root is None:
             return None
         key = key_of(name)
-        proof = Index(AuthenticatedNodes(self.store.index_nodes, root, self.location)).prove(key)
+        kept = self._proof_index
+        if kept is None or kept[0] != note or len(kept[1].nodes) > self.PROOF_INDEX_NODES:
+            # the nodes proven for one note serve the next names' proofs (their top levels)
+            tree = Index(AuthenticatedNodes(self.store.index_nodes, root, self.location))
+            self._proof_index = kept = (note, tree)
+        try:
+            proof = kept[1].prove(key)
+        except LedgerInvalid:
+            self._proof_index = None
+            raise
         value = None if newest is None else index_entry(*newest).value()
         try:
             verify_index(root, key, value, proof)
