@@ -69,8 +69,9 @@ class RemoteLedger(Ledger):
         self.client = client
         #: the server's newest checkpoint this object accepted: (note, checkpoint, trusted before)
         self._remote_accepted: tuple[str, Checkpoint, int | None] | None = None
-        #: the server's proof of the name being verified, fetched before its checkpoint
-        self._shown: NameAnswer | None = None
+        #: the server's proof of the name being verified (None: it gives none), fetched
+        #: before its checkpoint is accepted
+        self._shown: tuple[str, NameAnswer | None] | None = None
 
     def verifier_for(self, origin: str, keys: Sequence[Verifier] = ()) -> Verifier:
         """The key that must have signed `origin`'s checkpoints: one of `keys` (else those
@@ -125,7 +126,7 @@ class RemoteLedger(Ledger):
         answer = self.client.name_proof(name)
         if answer is not None:
             self._remote_checkpoint(keys, answer.note)
-        self._shown = answer
+        self._shown = (name, answer)
         try:
             return super()._proven_history(name, digest, version, keys)
         finally:
@@ -138,9 +139,10 @@ class RemoteLedger(Ledger):
         caller checks them against `checkpoint`). The checkpoint signs an index, so a server
         that gives no proof of it is refused: falling back to its search would let it hide
         the newest version."""
-        answer = self._shown
-        if answer is None or answer.name != name:
-            answer = self.client.name_proof(name)
+        shown = self._shown
+        answer = (
+            shown[1] if shown is not None and shown[0] == name else self.client.name_proof(name)
+        )
         if answer is None:
             raise LedgerInvalid(
                 f"{self.location}: its signed checkpoint carries an index, but the server "
