@@ -21,6 +21,7 @@ from conftest import Run, assert_clean_error, assert_ok
 from service.test_remote import FakeLog, FakeServer, _q, write_model
 
 from modelchain.core.index import key_of
+from modelchain.core.note import Checkpoint, Signer, sign_checkpoint
 from modelchain.log.block import build_index
 
 ORIGIN = "fake.example/index"
@@ -221,3 +222,19 @@ def test_malformed_answers_are_refused(
     edit(_answer(fake, "b"))
     bad = _verify(run, fake, main, logs["models"] / "b2.bin", "b")
     assert_clean_error(bad, 1, needle)
+
+
+@pytest.mark.parametrize("how", ["another key", "another log"])
+def test_an_answer_under_a_checkpoint_not_of_this_log_is_refused(
+    run: Run, fake: FakeServer, logs: dict[str, Any], how: str
+) -> None:
+    """The index proof names the checkpoint it is under: that checkpoint is accepted as any
+    other (signed by the log's key, for this log) before the proof is read."""
+    main: FakeLog = logs["main"]
+    fake.routes = main.routes(4)
+    origin = ORIGIN if how == "another key" else "elsewhere.example/log"
+    forger = Signer.generate(origin)
+    _answer(fake, "b")["checkpoint"] = sign_checkpoint(Checkpoint(origin, 4, main.roots[4]), forger)
+    bad = _verify(run, fake, main, logs["models"] / "b2.bin", "b")
+    line = assert_clean_error(bad, 1)
+    assert ("signature" in line or "key" in line) if how == "another key" else "is for log" in line
