@@ -257,7 +257,9 @@ def test_model_history_and_hostile_names_stay_text(page: Any) -> None:
     page.press("#model-name", "Enter")
     status = settled(page, "#history-status")
     assert "resnet v2 (block 2) is in the signed log: proven" in status.inner_text()
-    assert "newest among the 2 version(s)" in page.inner_text("#history-newest")
+    assert "v2 is the newest version, proven by the signed index" in (
+        page.inner_text("#history-newest")
+    )
     assert page.locator("tbody tr").count() == 2
     page.goto("/explorer/#/model/" + quote(EVIL, safe=""))
     settled(page, "#history-status")
@@ -277,9 +279,7 @@ def test_dropped_file_is_hashed_locally_and_looked_up(
     status = settled(page, "#check-status")
     assert status.get_attribute("data-ok") == "true"
     assert "registered as resnet v2" in status.inner_text()
-    assert "the newest among the 2 version(s) the server listed (not proven" in (
-        page.inner_text("#check-matches")
-    )
+    assert "the newest version, proven by the signed index" in page.inner_text("#check-matches")
 
     older = tmp_path / "old.bin"
     older.write_bytes(b"weights v1\n" * 100)

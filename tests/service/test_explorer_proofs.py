@@ -210,6 +210,8 @@ def test_a_trojan_the_relay_lists_as_registered_is_not_green(
 def test_a_forged_newest_version_on_the_model_page_is_not_green(
     tab: Any, site: dict[str, Any], relay: Relay
 ) -> None:
+    """The relay lists a forged resnet v3 last: the signed index proves v2 is the newest,
+    and the page says the list is not to be believed."""
     server: Server = site["server"]
     other = entry_of(server, 0)  # a real block of another model, relabelled resnet v3
 
@@ -222,17 +224,22 @@ def test_a_forged_newest_version_on_the_model_page_is_not_green(
 
     relay.rewrite = lie
     tab.goto("/explorer/#/model/resnet")
-    status = settled(tab, "#history-status")
-    assert status.get_attribute("data-ok") == "false", status.inner_text()
-    assert "NOT proven" in status.inner_text()
-    assert green(tab) == []
-    assert tab.locator("#history-newest").count() == 0
+    newest = settled(tab, "#history-newest")
+    later = index_of(server, "resnet", 2)
+    assert newest.get_attribute("data-ok") == "true", newest.inner_text()
+    assert "v2 is the newest version, proven by the signed index" in newest.inner_text()
+    assert f"resnet v2 (block {later}) is in the signed log" in tab.inner_text("#history-status")
+    listed = tab.locator("#history-listed")
+    assert listed.get_attribute("data-ok") == "false"
+    assert "NOT to be believed" in listed.inner_text()
+    assert not any("v3" in text for text in green(tab))
 
 
-def test_a_hidden_later_version_is_never_called_the_newest(
+def test_a_hidden_later_version_is_found_by_the_signed_index(
     tab: Any, site: dict[str, Any], relay: Relay, tmp_path: Path
 ) -> None:
-    """The relay leaves v2 out: v1 is proven registered, but only "newest listed"."""
+    """The relay leaves v2 out of its search: v1 is proven registered, and the signed index
+    still proves v2 is the newest, so v1 is named an older version."""
 
     def hide(_path: str, query: dict[str, list[str]], body: dict[str, Any]) -> dict[str, Any]:
         if query.get("name") == ["resnet"]:
@@ -240,20 +247,18 @@ def test_a_hidden_later_version_is_never_called_the_newest(
         return body
 
     relay.rewrite = hide
+    later = index_of(site["server"], "resnet", 2)
     old = tmp_path / "resnet"
     old.write_bytes(site["v1"])
     status = drop(tab, old)
-    assert status.get_attribute("data-ok") == "true", status.inner_text()
-    assert "registered as resnet v1" in status.inner_text()
-    assert "proven in your browser" in status.inner_text()
-    matches = tab.inner_text("#check-matches")
-    assert "newest among the 1 version(s) the server listed (not proven" in matches
-    assert "the newest version" not in tab.inner_text("main")
+    assert status.get_attribute("data-ok") == "unknown", status.inner_text()
+    assert "an OLDER version: registered as resnet v1" in status.inner_text()
+    assert f"resnet v2 (block {later}) is later" in status.inner_text()
     tab.goto("/explorer/#/model/resnet")
-    assert settled(tab, "#history-status").get_attribute("data-ok") == "true"
-    newest = tab.locator("#history-newest")
-    assert newest.get_attribute("data-ok") == "unknown"
-    assert "not proven" in newest.inner_text()
+    newest = settled(tab, "#history-newest")
+    assert newest.get_attribute("data-ok") == "true", newest.inner_text()
+    assert "v2 is the newest version, proven by the signed index" in newest.inner_text()
+    assert tab.locator("#history-listed").get_attribute("data-ok") == "false"
 
 
 def test_an_older_version_is_amber_and_names_the_later_one(
@@ -344,7 +349,9 @@ def test_past_1000_versions_v1000_is_not_called_the_newest(
     status = settled(tab, "#history-status")
     assert status.get_attribute("data-ok") == "true", status.inner_text()
     assert f"big v{BIG} (block {newest}) is in the signed log" in status.inner_text()
-    assert f"newest among the {BIG} version(s)" in tab.inner_text("#history-newest")
+    assert f"v{BIG} is the newest version, proven by the signed index" in (
+        tab.inner_text("#history-newest")
+    )
     assert "v1000 is the newest" not in tab.inner_text("main")
     assert tab.locator("tbody tr").count() == BIG
 

@@ -26,9 +26,11 @@ from hypothesis import strategies as st
 
 from modelchain.core import merkle
 from modelchain.core.errors import UsageError
+from modelchain.core.index import key_of
 from modelchain.core.note import Checkpoint, Signer, sign_checkpoint
 from modelchain.ledgers import Ledger
 from modelchain.ledgers.client import normalise_url
+from modelchain.log.block import build_index
 from modelchain.log.home import Home
 
 ORIGIN = "fake.example/log"
@@ -271,6 +273,18 @@ class FakeLog:
                 200,
                 {"entries": [self.entry(i) for i in indices]},
             )
+            out[_q("/proof/index", name=name)] = (200, self.name_proof(size, name, note))
+            for digest in {self.entries[i][0].model_hash for i in indices}:
+                out[_q("/search", name=name, digest=digest, limit=1000)] = (
+                    200,
+                    {
+                        "entries": [
+                            self.entry(i)
+                            for i in indices
+                            if self.entries[i][0].model_hash == digest
+                        ]
+                    },
+                )
         for (i, s), proof in self.inclusion.items():
             out[_q("/proof/inclusion", index=i, size=s)] = (200, self.inclusion_json(i, s, proof))
         for (a, b), proof in self.consistency.items():
@@ -285,6 +299,22 @@ class FakeLog:
                 },
             )
         return out
+
+    def name_proof(self, size: int, name: str, note: str | None = None) -> dict[str, Any]:
+        """What an honest server answers to GET /proof/index?name= at `size`."""
+        tree = build_index((json.loads(data), data) for _block, data in self.entries[:size])
+        proof = tree.prove(key_of(name))
+        found = [i for i in range(size) if self.entries[i][0].name == name]
+        newest = found[-1] if found else None
+        return {
+            "name": name,
+            "checkpoint": self.notes[size] if note is None else note,
+            "index_proof": base64.b64encode(proof.to_bytes()).decode(),
+            "entry": None if newest is None else self.entry(newest),
+            "inclusion_proof": None
+            if newest is None
+            else self.inclusion_json(newest, size, self.inclusion[(newest, size)]),
+        }
 
     def inclusion_json(self, i: int, s: int, proof: list[bytes]) -> dict[str, Any]:
         return {
@@ -398,6 +428,7 @@ def test_honest_fake_server_is_accepted(run: Run, fake: FakeServer, logs: dict[s
     report = json.loads(assert_ok(run("audit", "--json", *at)).stdout)
     assert report["size"] == 4
     fake.routes[_q("/search", name="zzz", limit=1000)] = (200, {"entries": []})
+    fake.routes[_q("/proof/index", name="zzz")] = (200, main.name_proof(4, "zzz"))
     unknown = run("verify", logs["models"] / "a.bin", "--name", "zzz", *at)
     assert_clean_error(unknown, 1, "'zzz' is not registered")
 
@@ -405,13 +436,15 @@ def test_honest_fake_server_is_accepted(run: Run, fake: FakeServer, logs: dict[s
 def test_wrong_inclusion_proof_is_refused(run: Run, fake: FakeServer, logs: dict[str, Any]) -> None:
     main: FakeLog = logs["main"]
     fake.routes = main.routes(3)
-    key = _q("/proof/inclusion", index=2, size=3)
-    proof = fake.routes[key][1]
-    proof["hashes"][0] = "00" * 32
+    for proof in (
+        fake.routes[_q("/proof/inclusion", index=2, size=3)][1],
+        fake.routes[_q("/proof/index", name="m")][1]["inclusion_proof"],
+    ):
+        proof["hashes"][0] = "00" * 32
     bad = run(
         "verify", logs["models"] / "m.bin", "--name", "m", "--ledger", fake.url, "--key", main.vkey
     )
-    assert_clean_error(bad, 1, "entry 2 is not proven into the signed checkpoint")
+    assert_clean_error(bad, 1, "2 is not proven into the signed checkpoint")
 
 
 def test_entry_data_that_does_not_match_its_proof_is_refused(
@@ -419,9 +452,12 @@ def test_entry_data_that_does_not_match_its_proof_is_refused(
 ) -> None:
     main: FakeLog = logs["main"]
     fake.routes = main.routes(3)
-    for key in (_q("/search", name="m", limit=1000), "/api/v1/entries/2"):
-        entries = fake.routes[key][1]
-        entry = entries["entries"][0] if "entries" in entries else entries
+    for key in (_q("/search", name="m", limit=1000), "/api/v1/entries/2", "index"):
+        if key == "index":
+            entry = fake.routes[_q("/proof/index", name="m")][1]["entry"]
+        else:
+            entries = fake.routes[key][1]
+            entry = entries["entries"][0] if "entries" in entries else entries
         entry["data"] = entry["data"].replace('"metadata":{}', '"metadata":{"ok":true}')
     at = ("--ledger", fake.url, "--key", main.vkey)
     bad = run("verify", logs["models"] / "m.bin", "--name", "m", *at)
@@ -486,11 +522,11 @@ def test_search_that_leaves_out_a_version_is_refused(
 ) -> None:
     main: FakeLog = logs["main"]
     fake.routes = main.routes(4)
-    # "b" is v1 at entry 1 and v2 at entry 3; a server hiding v1 gives itself away
+    # "b" is v1 at entry 1 and v2 at entry 3; a server hiding v1 gives itself away (--full:
+    # without the index proof, from the versions the search finds)
     fake.routes[_q("/search", name="b", limit=1000)] = (200, {"entries": [main.entry(3)]})
-    bad = run(
-        "verify", logs["models"] / "b2.bin", "--name", "b", "--ledger", fake.url, "--key", main.vkey
-    )
+    at = ("--ledger", fake.url, "--key", main.vkey)
+    bad = run("verify", logs["models"] / "b2.bin", "--name", "b", "--full", *at)
     assert_clean_error(bad, 1, "versions were left out")
 
 
@@ -738,7 +774,7 @@ def test_signed_registration_with_provenance_over_http(
     assert alice.public.verify(base64.b64decode(stored["signatures"][0]["sig"]), claim)
 
     ok = assert_ok(run("verify", model, *at, "--name", "signed", "--signer", "alice"))
-    assert "Proved into the signed checkpoint of" in ok.stdout
+    assert "Proved the newest version by the signed index and checkpoint of" in ok.stdout
     assert "Ledger valid" not in ok.stdout  # only proofs were checked, not every block
     assert f"Registration signed by: {alice.public.key_id[:16]}" in ok.stdout
     as_json = json.loads(
@@ -747,7 +783,7 @@ def test_signed_registration_with_provenance_over_http(
         ).stdout
     )
     assert as_json["signed_by"] == [alice.public.key_id]
-    assert as_json["ledger"]["checked"] == "inclusion proofs"
+    assert as_json["ledger"]["checked"] == "index and inclusion proofs"
     not_bob = run("verify", model, *at, "--name", "signed", "--signer", "bob")
     assert_clean_error(not_bob, 1, "is not signed by key", bob.public.key_id[:16])
     audit = json.loads(assert_ok(run("audit", *at, "--json")).stdout)

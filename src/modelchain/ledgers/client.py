@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from modelchain.core import validate
+from modelchain.core import index, validate
 from modelchain.core.errors import (
     KeyFileError,
     LedgerInvalid,
@@ -75,6 +75,10 @@ MAX_PAGE = max(16 << 20, MAX_ENTRY + (16 << 10))
 MAX_SUBMITTED = MAX_ENTRY + MAX_LOG + MAX_PROOF
 #: an error answer: only its message is shown, so only its start is read
 MAX_ERROR = 64 << 10
+#: an index proof as base64: the longest `Proof.to_bytes()` (`core.index.MAX_PROOF_BYTES`)
+MAX_INDEX_PROOF_B64 = 4 * ((index.MAX_PROOF_BYTES + 2) // 3)
+#: /proof/index beside an entry: its checkpoint note, index proof and inclusion proof
+MAX_NAME_PROOF_EXTRA = MAX_LOG + MAX_INDEX_PROOF_B64 + MAX_PROOF
 _CHUNK = 64 << 10
 RETRIES = (0.2, 0.6)  # pauses before the 2nd and 3rd attempt of an idempotent GET
 TOKEN_ENV = "MODELCHAIN_TOKEN"
@@ -139,6 +143,18 @@ class Submitted:
     proof: list[bytes]
     #: the server says these bytes already are the newest version and it appended nothing
     existing: bool = False
+
+
+@dataclass(frozen=True)
+class NameAnswer:
+    """The server's proof of a name's newest entry (or of its absence): to be checked, not
+    believed. `newest`: the entry, the tree size its inclusion proof is for, and the proof."""
+
+    name: str
+    note: str
+    #: `core.index.Proof.to_bytes()` as sent (parsed strictly by the ledger)
+    index_proof: bytes
+    newest: tuple[StoredBlock, int, list[bytes]] | None
 
 
 class AnswerTooLarge(LedgerInvalid):
@@ -219,6 +235,7 @@ class LedgerClient:
         headers: Mapping[str, str] | None = None,
         *,
         cap: int,
+        allow: tuple[int, ...] = (),
     ) -> tuple[int, bytes, str]:
         """One request, its whole answer read within the deadline and at most `cap` bytes.
 
@@ -259,7 +276,7 @@ class LedgerClient:
                     f"{self.location}: {_describe(exc, self.timeout)}",
                     way_out=_way_out(exc),
                 ) from None
-        if not 200 <= status < 300:
+        if not 200 <= status < 300 and status not in allow:
             self._refuse(status, data, kind, path, answer_headers)
         return status, data, kind
 
@@ -529,6 +546,61 @@ class LedgerClient:
                 f"got one for entry {answer.get('index')} in a tree of {answer.get('size')}"
             )
         return self._hashes(answer, path)
+
+    def name_proof(self, name: str) -> NameAnswer | None:
+        """The server's newest entry of `name` with its inclusion proof, and the index proof
+        that it is the newest (or that the name is not registered), under the checkpoint note
+        it names; None when the server gives no index proof (it predates them, or hides one:
+        the ledger decides). Every field is parsed strictly and bounded; nothing is checked
+        against a signed root here."""
+        path = "/proof/index"
+        cap = self.limits.entry + MAX_NAME_PROOF_EXTRA
+        status, data, _kind = self._request("GET", path, {"name": name}, cap=cap, allow=(404,))
+        if status == 404:
+            return None  # no such endpoint: a server of before the index proofs
+        answer = self._parse(data, path)
+        if answer.get("name") != name:
+            raise LedgerInvalid(
+                f"{self.location}: asked {API}{path} about {name!r}, was answered about "
+                f"{str(answer.get('name'))[:80]!r}"
+            )
+        note = self._field(answer, "checkpoint", str, path)
+        text = answer.get("index_proof")
+        if text is None:
+            return None
+        proof = self._base64(text, path, "index_proof", index.MAX_PROOF_BYTES)
+        entry, inclusion = answer.get("entry"), answer.get("inclusion_proof")
+        if entry is None and inclusion is None:
+            return NameAnswer(name, note, proof, None)
+        if not isinstance(entry, dict) or not isinstance(inclusion, dict):
+            raise LedgerInvalid(
+                f"{self.location}: malformed answer to {API}{path}: an entry comes with its "
+                "inclusion proof"
+            )
+        position = self._field(entry, "index", int, path)
+        if self._field(inclusion, "index", int, path) != position:
+            raise LedgerInvalid(
+                f"{self.location}: the answer to {API}{path} proves another entry "
+                f"({inclusion.get('index')}) than it shows ({position})"
+            )
+        size = self._field(inclusion, "size", int, path)
+        stored = self._stored(entry, position, path)
+        return NameAnswer(name, note, proof, (stored, size, self._hashes(inclusion, path)))
+
+    def _base64(self, value: Any, path: str, field: str, most: int) -> bytes:
+        """A field that is the canonical standard base64 of at most `most` bytes."""
+        raw = b""
+        if isinstance(value, str) and len(value) <= 4 * ((most + 2) // 3):
+            try:
+                raw = base64.b64decode(value.encode("ascii"), validate=True)
+            except (UnicodeEncodeError, ValueError):
+                raw = b""
+        if not raw or len(raw) > most or base64.b64encode(raw).decode("ascii") != value:
+            raise LedgerInvalid(
+                f"{self.location}: the answer to {API}{path}: {field} is not the base64 of "
+                f"at most {most} bytes"
+            )
+        return raw
 
     def consistency_proof(self, old: int, new: int) -> list[bytes]:
         return self._consistency(old, new)[1]

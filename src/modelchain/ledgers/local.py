@@ -37,6 +37,7 @@ from modelchain.core.errors import (
 from modelchain.core.index import EMPTY as EMPTY_INDEX
 from modelchain.core.index import Index, extension_line, key_of, root_from_extensions
 from modelchain.core.index import Proof as IndexProof
+from modelchain.core.index import verify as verify_index
 from modelchain.core.indexcache import AuthenticatedNodes
 from modelchain.core.note import Checkpoint, Signer, Verifier, sign_checkpoint
 from modelchain.ledgers.base import PUBLISH_WAIT_S, Ledger, Source, Unsettled, same_file
@@ -66,6 +67,15 @@ __all__ = ["LocalLedger", "Lookup", "LookupMemo", "NameState", "NodeMemo"]
 NodeMemo = dict[tuple[int, int], bytes]
 
 
+#: how often a lookup reads again when appends rewrite the index nodes it was reading
+_SUPERSEDED_TRIES = 5
+
+
+class _Superseded(Exception):
+    """The index nodes read belong to a checkpoint newer than the one being answered (an
+    append committed meanwhile: nodes are rewritten in place), so read under the newer one."""
+
+
 @dataclass(frozen=True)
 class NameState:
     """What `lookup` read about one name (or one older digest) under one checkpoint."""
@@ -73,6 +83,9 @@ class NameState:
     indices: tuple[int, ...]
     newest: tuple[Block, bytes] | None
     proof: list[bytes] | None
+    #: the index proof (`Proof.to_bytes()`) of the name in the checkpoint's signed index,
+    #: checked against `newest` here; None for an older digest, or a checkpoint without one
+    index_proof: bytes | None = None
 
 
 class LookupMemo(Protocol):
@@ -110,6 +123,9 @@ class Lookup:
     #: the older version `model_hash` matched ("older_version")
     matched: tuple[Block, bytes] | None = None
     matched_proof: list[bytes] | None = None
+    #: the index proof of `name` (`Proof.to_bytes()`) in the signed index: that `newest` is
+    #: its newest version, or that it is not registered; None when the checkpoint signs none
+    index_proof: bytes | None = None
 
 
 class LocalLedger(Ledger, default=True):
@@ -144,6 +160,8 @@ class LocalLedger(Ledger, default=True):
         #: proven from that note's signed index root, or written here), kept across appends
         self._tree: Index | None = None
         self._tree_note: str | None = None
+        #: the index as of one checkpoint note, its nodes proven as `lookup` read them
+        self._proof_index: tuple[str, Index] | None = None
 
     def _unchanged_since_known(self, w: Any) -> tuple[merkle.Frontier, Checkpoint, str] | None:
         """If nobody wrote since this object last signed or verified the ledger (same size,
@@ -412,6 +430,8 @@ class LocalLedger(Ledger, default=True):
 
     #: index nodes an appender keeps in memory (about 150 bytes each)
     INDEX_CACHE_NODES = 400_000
+    #: index nodes a reader keeps for the proofs it serves under one checkpoint
+    PROOF_INDEX_NODES = 100_000
 
     def _rebuild_index(self, checkpoint: Checkpoint) -> Index:
         """The index of the signed blocks, built from them: each block read and validated,
@@ -679,11 +699,17 @@ class LocalLedger(Ledger, default=True):
         `signed`: a (note, checkpoint) that `read_checkpoint` returned just before, to
         answer as of it without reading it again."""
         note, checkpoint = self.read_checkpoint() if signed is None else signed
-        if self.lookup_cache is not None:
-            self.lookup_cache.checkpoint(note, checkpoint)
-        found = self._lookup(name, model_hash, kind, note, checkpoint, read=True)
-        assert found is not None
-        return found
+        for _attempt in range(_SUPERSEDED_TRIES):
+            if self.lookup_cache is not None:
+                self.lookup_cache.checkpoint(note, checkpoint)
+            try:
+                found = self._lookup(name, model_hash, kind, note, checkpoint, read=True)
+            except _Superseded:
+                note, checkpoint = self.read_checkpoint()
+                continue
+            assert found is not None
+            return found
+        raise LedgerUnreadable(f"{self.location}: appends keep superseding the index read")
 
     def cached_lookup(
         self, name: str, model_hash: str, note: str, *, kind: str = "file"
@@ -708,23 +734,16 @@ class LocalLedger(Ledger, default=True):
     ) -> Lookup | None:
         size = checkpoint.size
         cache = self.lookup_cache
-        base = {"name": name, "model_hash": model_hash, "note": note, "checkpoint": checkpoint}
-        state = None if cache is None else cache.get(note, ("name", name))
+        base: dict[str, Any] = {
+            "name": name,
+            "model_hash": model_hash,
+            "note": note,
+            "checkpoint": checkpoint,
+        }
+        state = self._name_state(name, note, checkpoint, read=read)
         if state is None:
-            if not read:
-                return None
-            indices = tuple(i for i in self.store.find(name=name) if i < size)
-            if indices:
-                newest, data = self._entry_at(indices[-1], name)
-                # the block just read, under the checkpoint being judged: no second read
-                proof = self._checked_proof(
-                    newest.index, size, merkle.leaf_hash(data), checkpoint.root_hash
-                )
-                state = NameState(indices, (newest, data), proof)
-            else:
-                state = NameState(indices, None, None)
-            if cache is not None:
-                cache.put(note, ("name", name), state)
+            return None
+        base["index_proof"] = state.index_proof
         if state.newest is None:
             return Lookup(**base, reason="not_registered", message=f"{name!r} is not registered")
         newest = state.newest[0]
@@ -772,6 +791,90 @@ class LocalLedger(Ledger, default=True):
             reason="digest_mismatch",
             message=f"{model_hash} does not match {newest.label} ({differs})",
         )
+
+    def name_proof(
+        self, name: str, *, signed: tuple[str, Checkpoint] | None = None
+    ) -> tuple[str, Checkpoint, NameState]:
+        """The newest block of `name` as of the newest signed checkpoint (or `signed`), with
+        its inclusion proof and the index proof that it is the newest (or that the name is
+        not registered): what a client checks without trusting the service. From
+        `lookup_cache` when it holds the name."""
+        note, checkpoint = self.read_checkpoint() if signed is None else signed
+        for _attempt in range(_SUPERSEDED_TRIES):
+            if self.lookup_cache is not None:
+                self.lookup_cache.checkpoint(note, checkpoint)
+            try:
+                state = self._name_state(name, note, checkpoint, read=True)
+            except _Superseded:
+                note, checkpoint = self.read_checkpoint()
+                continue
+            assert state is not None
+            return note, checkpoint, state
+        raise LedgerUnreadable(f"{self.location}: appends keep superseding the index read")
+
+    def _name_state(
+        self, name: str, note: str, checkpoint: Checkpoint, *, read: bool
+    ) -> NameState | None:
+        """What the store says of `name` under `checkpoint`, each proof checked before it is
+        served (a damaged store is refused here, not by every client); None when it is not
+        cached and `read` is false."""
+        cache = self.lookup_cache
+        state = None if cache is None else cache.get(note, ("name", name))
+        if state is not None or not read:
+            return state
+        size = checkpoint.size
+        indices = tuple(i for i in self.store.find(name=name) if i < size)
+        newest: tuple[Block, bytes] | None = None
+        proof = None
+        if indices:
+            block, data = self._entry_at(indices[-1], name)
+            # the block just read, under the checkpoint being judged: no second read
+            proof = self._checked_proof(
+                block.index, size, merkle.leaf_hash(data), checkpoint.root_hash
+            )
+            newest = (block, data)
+        try:
+            index_proof = self._checked_index_proof(name, note, checkpoint, newest)
+        except LedgerInvalid:
+            if self.store.checkpoint() != note:
+                raise _Superseded from None  # an append rewrote the nodes read: read again
+            raise
+        state = NameState(indices, newest, proof, index_proof)
+        if cache is not None:
+            cache.put(note, ("name", name), state)
+        return state
+
+    def _checked_index_proof(
+        self, name: str, note: str, checkpoint: Checkpoint, newest: tuple[Block, bytes] | None
+    ) -> bytes | None:
+        """The index proof of `name` as `Proof.to_bytes()`, checked to prove `newest` (or the
+        name's absence) from the signed index root: the name lookup and the index must agree.
+        None when the checkpoint signs no index (a ledger made before it)."""
+        root = root_from_extensions(checkpoint.extensions)
+        if root is None:
+            return None
+        key = key_of(name)
+        kept = self._proof_index
+        if kept is None or kept[0] != note or len(kept[1].nodes) > self.PROOF_INDEX_NODES:
+            # the nodes proven for one note serve the next names' proofs (their top levels)
+            tree = Index(AuthenticatedNodes(self.store.index_nodes, root, self.location))
+            self._proof_index = kept = (note, tree)
+        try:
+            proof = kept[1].prove(key)
+        except LedgerInvalid:
+            self._proof_index = None
+            raise
+        value = None if newest is None else index_entry(*newest).value()
+        try:
+            verify_index(root, key, value, proof)
+        except InvalidProof as exc:
+            said = "is not registered" if newest is None else f"ends at {newest[0].label}"
+            raise LedgerInvalid(
+                f"{self.location}: the name lookup says {name!r} {said}, but the signed "
+                f"index does not agree ({exc})",
+                way_out=_AUDIT,
+            ) from None
+        return proof.to_bytes()
 
     # -- proven reads (verify and load without a scan) --------------------------------------
 

@@ -15,18 +15,26 @@ from typing import Any
 from modelchain.checks.audit import AuditReport
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json
-from modelchain.core.errors import InvalidProof, LedgerInvalid, UsageError
+from modelchain.core.errors import InvalidProof, LedgerInvalid, UsageError, WayOut
 from modelchain.core.index import Proof as IndexProof
 from modelchain.core.note import Checkpoint, Verifier
-from modelchain.fs.digest import manifest_to_json
+from modelchain.fs.digest import PathDigest, manifest_to_json
 from modelchain.ledgers.base import Ledger, Source
-from modelchain.ledgers.client import LedgerClient, is_remote, writes_refused
+from modelchain.ledgers.client import LedgerClient, NameAnswer, is_remote, writes_refused
 from modelchain.ledgers.locations import resolve_location
 from modelchain.log.block import Block, Registration, chain_hash_matches, n_blocks
 from modelchain.log.home import Home
 from modelchain.log.store import Store, StoredBlock
 
 __all__ = ["RemoteLedger"]
+
+#: a check that does without the server's index proofs (proofs of the versions its search
+#: finds: a hidden newest version is then not ruled out)
+_FULL = WayOut(
+    flag=("--full",),
+    cli="; `verify --full` checks without it, trusting the server's search",
+    library="; verify(full=True) checks without it",
+)
 
 #: a server's entries read one by one with an inclusion proof each, up to this many; more
 #: are checked by recomputing the root from the whole log
@@ -61,6 +69,9 @@ class RemoteLedger(Ledger):
         self.client = client
         #: the server's newest checkpoint this object accepted: (note, checkpoint, trusted before)
         self._remote_accepted: tuple[str, Checkpoint, int | None] | None = None
+        #: the server's proof of the name being verified (None: it gives none), fetched
+        #: before its checkpoint is accepted
+        self._shown: tuple[str, NameAnswer | None] | None = None
 
     def verifier_for(self, origin: str, keys: Sequence[Verifier] = ()) -> Verifier:
         """The key that must have signed `origin`'s checkpoints: one of `keys` (else those
@@ -106,12 +117,60 @@ class RemoteLedger(Ledger):
     def _accepted(self, keys: Sequence[Verifier]) -> tuple[str, Checkpoint, int | None]:
         return self._remote_checkpoint(keys)
 
+    def _proven_history(
+        self, name: str, digest: PathDigest, version: int | None, keys: Sequence[Verifier]
+    ) -> tuple[list[Block], AuditReport] | None:
+        """As `Ledger._proven_history`, under the checkpoint the server's index proof names:
+        that checkpoint is accepted first (signed by the log's key, extending the one accepted
+        before), so an append on the server between two requests is no refusal."""
+        answer = self.client.name_proof(name)
+        if answer is not None:
+            self._remote_checkpoint(keys, answer.note)
+        self._shown = (name, answer)
+        try:
+            return super()._proven_history(name, digest, version, keys)
+        finally:
+            self._shown = None
+
     def _name_proof(
         self, name: str, checkpoint: Checkpoint
-    ) -> tuple[IndexProof, tuple[int, bytes, list[bytes]] | None] | None:
-        """A server's index proof of `name` (checked by the caller); None while the server
-        gives none."""
-        return None
+    ) -> tuple[IndexProof, tuple[int, bytes, list[bytes]] | None]:
+        """The server's index proof of `name` and its newest entry, parsed strictly (the
+        caller checks them against `checkpoint`). The checkpoint signs an index, so a server
+        that gives no proof of it is refused: falling back to its search would let it hide
+        the newest version."""
+        shown = self._shown
+        answer = (
+            shown[1] if shown is not None and shown[0] == name else self.client.name_proof(name)
+        )
+        if answer is None:
+            raise LedgerInvalid(
+                f"{self.location}: its signed checkpoint carries an index, but the server "
+                f"gives no index proof of {name!r}: it cannot show that no newer version is "
+                "hidden (a server older than this client, or one that hides)",
+                way_out=_FULL,
+            )
+        accepted = self._remote_accepted
+        if accepted is None or accepted[1] != checkpoint or answer.note != accepted[0]:
+            raise LedgerInvalid(
+                f"{self.location}: the index proof of {name!r} is under another checkpoint "
+                "than the one accepted"
+            )
+        try:
+            proof = IndexProof.from_bytes(answer.index_proof)
+        except InvalidProof as exc:
+            raise LedgerInvalid(
+                f"{self.location}: the server's index proof of {name!r} is malformed ({exc})"
+            ) from None
+        if answer.newest is None:
+            return proof, None
+        stored, size, inclusion = answer.newest
+        if size != checkpoint.size:
+            raise LedgerInvalid(
+                f"{self.location}: the server proved entry {stored.position} into a tree of "
+                f"{n_blocks(size)}, but its checkpoint covers {n_blocks(checkpoint.size)}"
+            )
+        return proof, (stored.position, stored.data, inclusion)
 
     def _history(self, name: str, keys: Sequence[Verifier]) -> tuple[list[Block], AuditReport]:
         """Proofs of the name's entries, not a download of the log."""
@@ -152,15 +211,18 @@ class RemoteLedger(Ledger):
     # -- everything the server says is checked here ----------------------------------------
 
     def _remote_checkpoint(
-        self, keys: Sequence[Verifier] = ()
+        self, keys: Sequence[Verifier] = (), note: str | None = None
     ) -> tuple[str, Checkpoint, int | None]:
-        """The server's newest checkpoint, accepted only if it is signed by the log's key,
-        is for the log this address served before, and extends the newest checkpoint
-        accepted for that log (by a consistency proof the server must give). Returns the
-        note, the checkpoint and the size accepted before (None: first sight)."""
-        if self._remote_accepted is not None:
-            return self._remote_accepted
-        note = self.client.checkpoint() or ""
+        """The server's newest checkpoint (or the `note` one of its answers is under),
+        accepted only if it is signed by the log's key, is for the log this address served
+        before, and extends the newest checkpoint accepted for that log (by a consistency
+        proof the server must give). Returns the note, the checkpoint and the size accepted
+        before (None: first sight)."""
+        accepted = self._remote_accepted
+        if accepted is not None and (note is None or note == accepted[0]):
+            return accepted
+        if note is None:
+            note = self.client.checkpoint() or ""
         origin = self.client.origin()
         self._check_same_log(origin)
         checkpoint = self._open_checkpoint(note, origin, keys)

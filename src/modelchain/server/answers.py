@@ -3,6 +3,7 @@ shared by the routes and the fast path so that both send the very same bytes."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from typing import Any
@@ -20,7 +21,8 @@ from modelchain.core.errors import (
     VerificationError,
     command_line_text,
 )
-from modelchain.ledgers.local import Lookup
+from modelchain.core.note import Checkpoint
+from modelchain.ledgers.local import Lookup, NameState
 from modelchain.log.block import Block
 from modelchain.server.batcher import Appended
 
@@ -129,6 +131,28 @@ class Answers:
             "matched_entry": matched,
             "inclusion_proof": proof,
             "checkpoint": found.note,
+            "index_proof": _b64(found.index_proof),
+        }
+
+    def name_proof(
+        self, name: str, note: str, checkpoint: Checkpoint, state: NameState
+    ) -> dict[str, Any]:
+        """`LocalLedger.name_proof` as GET /proof/index sends it: the newest entry of `name`
+        (or null), its inclusion proof, and the index proof that it is the newest (or that
+        the name is not registered) under the signed checkpoint `note`."""
+        entry = proof = None
+        if state.newest is not None and state.proof is not None:
+            block, data = state.newest
+            entry = self.entry(block, data)
+            proof = proof_json(
+                block.index, checkpoint.size, data, checkpoint.root_hash, state.proof, entry
+            )
+        return {
+            "name": name,
+            "checkpoint": note,
+            "index_proof": _b64(state.index_proof),
+            "entry": entry,
+            "inclusion_proof": proof,
         }
 
     def registered(self, done: Appended) -> dict[str, Any]:
@@ -144,6 +168,10 @@ class Answers:
         if done.block.existing:
             out["existing"] = True
         return out
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
 
 
 def proof_json(

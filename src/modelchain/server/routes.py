@@ -51,6 +51,7 @@ from modelchain.server.schemas import (
     Health,
     InclusionProof,
     LogInfo,
+    NameProof,
     Registered,
     RegisterRequest,
     Verdict,
@@ -323,6 +324,24 @@ def add_routes(
             }
 
         return JSONResponse(await readers.run(read))
+
+    @app.get(
+        f"{API}/proof/index",
+        response_model=NameProof,
+        responses=READ_ERRORS,
+        tags=["proofs"],
+    )
+    async def index_proof(name: str = Query(json_schema_extra=NAME_SCHEMA)) -> JSONResponse:
+        """The newest entry of `name` with its inclusion proof and the index proof that it is
+        the newest (or, with no entry, that the name is not registered)."""
+        validate.check_name(name)  # refused as a registration of that name would be
+
+        def read(ledger: Ledger) -> dict[str, Any]:
+            note, cp, state = ledger.name_proof(name)
+            metrics.size(cp.size)
+            return answers.name_proof(name, note, cp, state)
+
+        return FastJSON(await readers.run(read))
 
     @app.post(
         f"{API}/verify",

@@ -20,6 +20,13 @@ HEX64 = HEX64_PATTERN
 NAME_SCHEMA: dict[str, Any] = {"minLength": 1, "maxLength": MAX_NAME}
 
 
+INDEX_PROOF_DOC = (
+    "Base64 of the index proof of the name in the checkpoint's signed index (its "
+    "`modelchain-index/v1` line): that `entry` is the name's newest version, or with no "
+    "entry that the name is not registered. Null when the checkpoint signs no index."
+)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -106,6 +113,18 @@ class Verdict(_Strict):
     matched_entry: Entry | None
     inclusion_proof: InclusionProof | None
     checkpoint: str
+    index_proof: str | None = Field(
+        None,
+        description=INDEX_PROOF_DOC,
+    )
+
+
+class NameProof(_Strict):
+    name: str
+    checkpoint: str = Field(description="The signed checkpoint note the proofs are under.")
+    index_proof: str | None = Field(None, description=INDEX_PROOF_DOC)
+    entry: Entry | None = Field(description="The newest entry of the name; null: not registered.")
+    inclusion_proof: InclusionProof | None
 
 
 class RegisterRequest(_Strict):

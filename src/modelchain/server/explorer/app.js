@@ -2,9 +2,11 @@
 //
 // Nothing here trusts the server: the checkpoint's Ed25519 signature is checked against the
 // verifier key the server publishes, a block's leaf hash is recomputed from its exact bytes
-// and its RFC 9162 inclusion proof is folded up to the root in that signed checkpoint. Ledger
-// text is only ever inserted as text (never as HTML), and files dropped on the "Check a file"
-// page are hashed here and never sent anywhere: only their digest is looked up.
+// and its RFC 9162 inclusion proof is folded up to the root in that signed checkpoint, and
+// the index proof that a block is its model's newest version (or that a name is not
+// registered) is folded up to the index root the checkpoint signs. Ledger text is only ever
+// inserted as text (never as HTML), and files dropped on the "Check a file" page are hashed
+// here and never sent anywhere: only their digest is looked up.
 "use strict";
 
 (() => {
@@ -322,7 +324,9 @@
   async function checkCheckpoint(log) {
     const steps = [];
     const step = (state, text) => steps.push({ state, text });
-    const result = { state: "false", steps, checkpoint: null, key: null, message: "" };
+    const result = {
+      state: "false", steps, checkpoint: null, key: null, message: "", note: String(log.checkpoint),
+    };
     try {
       const note = parseNote(String(log.checkpoint));
       const cp = parseCheckpoint(note.text);
@@ -450,6 +454,15 @@
     ]);
     got.entry = entry;
     got.proof = proof;
+    return checkEntry(index, cp, entry, proof, step);
+  }
+
+  /**
+   * Check an entry the server sent (its exact leaf bytes) and its inclusion proof against
+   * the signed tree `cp`; returns { entry, proof, block, leaf } or throws naming the step.
+   */
+  async function checkEntry(index, cp, entry, proof, step = () => {}) {
+    if (!entry || !proof) throw new Error(`block ${index} comes without its inclusion proof`);
     if (typeof entry.data !== "string") throw new Error(`block ${index} has no leaf data`);
     let block;
     try {
@@ -479,7 +492,189 @@
     }
     step("true", `the ${hashes.length} proof hashes lead to the signed root ` +
       `${short(hex(cp.root))} of ${cp.size} blocks`);
-    return { entry, proof, block };
+    return { entry, proof, block, leaf };
+  }
+
+  // -- the signed index of newest versions (modelchain's core/index.py) ---------------------
+  //
+  // A compact sparse Merkle tree over SHA-256(name), most significant bit first: an empty
+  // subtree hashes to 32 zero bytes, a lone key's leaf to SHA-256(0x00 || key || SHA-256(value))
+  // and a node to SHA-256(0x01 || left || right). The checkpoint carries its root in the
+  // extension line "modelchain-index/v1 <base64>"; a proof shows a name's value (its newest
+  // block) or its absence against that root.
+
+  const INDEX_LINE = "modelchain-index/v1";
+  const KEY_BITS = 256;
+  const EMPTY = new Uint8Array(32);
+  const MAX_INDEX_PROOF = 2 + KEY_BITS / 8 + KEY_BITS * 32 + 1 + 64;
+
+  /** The index root a checkpoint's extension lines carry, or null; strict, as in Python. */
+  function indexRoot(extensions) {
+    let found = null;
+    for (const line of extensions) {
+      if (!line.startsWith("modelchain-index/")) continue;
+      const space = line.indexOf(" ");
+      const head = space < 0 ? line : line.slice(0, space);
+      if (head !== INDEX_LINE) throw new Error(`the checkpoint carries an unknown index ${head}`);
+      if (found !== null) throw new Error("the checkpoint carries two index roots");
+      const text = line.slice(space + 1);
+      let root = null;
+      try {
+        root = fromBase64(text, "the index root");
+      } catch {
+        root = null;
+      }
+      if (!root || root.length !== 32 || toBase64(root) !== text) {
+        throw new Error("the checkpoint's index root is not the base64 of 32 bytes");
+      }
+      found = root;
+    }
+    return found;
+  }
+
+  /** Parse an index proof exactly as Proof.from_bytes does (anything else is refused). */
+  function parseIndexProof(data) {
+    if (data.length < 3 || data.length > MAX_INDEX_PROOF) {
+      throw new Error("index proof: wrong length");
+    }
+    const depth = (data[0] << 8) | data[1];
+    if (depth > KEY_BITS) throw new Error(`index proof: depth ${depth} is more than ${KEY_BITS}`);
+    const mapBytes = Math.ceil(depth / 8);
+    let pos = 2 + mapBytes;
+    if (data.length < pos) throw new Error("index proof: truncated");
+    const bitmap = data.slice(2, pos);
+    if (depth % 8 && bitmap[mapBytes - 1] & (0xff >> (depth % 8))) {
+      throw new Error("index proof: bits set past its depth");
+    }
+    const siblings = [];
+    for (let i = 0; i < depth; i++) {
+      if (bitmap[i >> 3] & (0x80 >> (i % 8))) {
+        const sibling = data.slice(pos, pos + 32);
+        if (sibling.length !== 32 || equal(sibling, EMPTY)) {
+          throw new Error("index proof: truncated or empty sibling marked present");
+        }
+        siblings.push(sibling);
+        pos += 32;
+      } else {
+        siblings.push(EMPTY);
+      }
+    }
+    const tail = data.slice(pos);
+    if (tail.length === 1 && tail[0] === 0) return { siblings, other: null };
+    if (tail.length === 65 && tail[0] === 1) {
+      return { siblings, other: [tail.slice(1, 33), tail.slice(33)] };
+    }
+    throw new Error("index proof: bad ending");
+  }
+
+  const keyBit = (key, level) => (key[level >> 3] >> (7 - (level % 8))) & 1;
+
+  function samePrefix(a, b, bits) {
+    for (let i = 0; i < bits; i++) if (keyBit(a, i) !== keyBit(b, i)) return false;
+    return true;
+  }
+
+  /**
+   * Check that `key` holds `value` (bytes), or with `value` null that it holds nothing, in
+   * the index whose root is `root`: as core/index.py's verify, canonical proofs only.
+   * Throws naming the first problem.
+   */
+  async function verifyIndexProof(root, key, value, proof) {
+    const depth = proof.siblings.length;
+    if (key.length !== 32 || depth > KEY_BITS) throw new Error("index proof: deeper than the key");
+    let node;
+    if (value !== null) {
+      if (proof.other !== null) {
+        throw new Error("index proof: a proof of absence cannot prove a value");
+      }
+      node = await sha256(concat(new Uint8Array([0]), key, await sha256(value)));
+    } else if (proof.other === null) {
+      node = EMPTY;
+    } else {
+      const [otherKey, otherValueHash] = proof.other;
+      if (equal(otherKey, key)) throw new Error("index proof: the key is present, not absent");
+      if (!samePrefix(otherKey, key, depth)) {
+        throw new Error("index proof: the other leaf is not on the key's path");
+      }
+      node = await sha256(concat(new Uint8Array([0]), otherKey, otherValueHash));
+    }
+    if (depth && equal(proof.siblings[depth - 1], EMPTY)) {
+      throw new Error("index proof: not canonical (its last sibling is empty)");
+    }
+    for (let level = depth - 1; level >= 0; level--) {
+      const sibling = proof.siblings[level];
+      node = keyBit(key, level) ? await nodeHash(sibling, node) : await nodeHash(node, sibling);
+    }
+    if (!equal(node, root)) throw new Error("index proof does not lead to the signed index root");
+  }
+
+  /** What the index holds for a block (Entry.value(): canonical JSON, keys sorted). */
+  function indexValue(block, index, leaf) {
+    return utf8.encode(
+      `{"index":${index},"leaf_hash":"${hex(leaf)}","name":${JSON.stringify(block.name)},` +
+        `"versions":${block.version}}`,
+    );
+  }
+
+  /**
+   * The newest version of `name` as of the signed checkpoint `check` (or null: never
+   * registered), proven here by the signed index and the signed tree from the server's
+   * GET /proof/index answer. Throws naming what does not hold.
+   */
+  async function proveNewest(name, check, step = () => {}) {
+    const cp = check.checkpoint;
+    const root = indexRoot(cp.extensions);
+    if (root === null) throw new Error("the signed checkpoint carries no index root");
+    const answer = await api(`/proof/index?${new URLSearchParams({ name })}`);
+    if (!answer || answer.name !== name) {
+      throw new Error(`the server answered about ${JSON.stringify(answer && answer.name)}`);
+    }
+    if (answer.checkpoint !== check.note) {
+      throw new Error("the index proof is under another checkpoint than the one checked " +
+        "(the log may have grown: reload)");
+    }
+    if (typeof answer.index_proof !== "string") throw new Error("the server sent no index proof");
+    let raw;
+    try {
+      raw = fromBase64(answer.index_proof, "the index proof");
+    } catch {
+      raw = null;
+    }
+    if (!raw || toBase64(raw) !== answer.index_proof) {
+      throw new Error("the index proof is not canonical base64");
+    }
+    const proof = parseIndexProof(raw);
+    const key = await sha256(utf8.encode(name));
+    if (answer.entry === null && answer.inclusion_proof === null) {
+      try {
+        await verifyIndexProof(root, key, null, proof);
+      } catch (err) {
+        throw new Error(`the server says ${name} is not registered, but the signed index ` +
+          `does not prove it (${err.message})`);
+      }
+      step("true", `the signed index proves no model named ${name} is registered`);
+      return null;
+    }
+    const index = answer.entry && answer.entry.index;
+    if (!Number.isSafeInteger(index) || index < 0 || index >= cp.size) {
+      throw new Error(`the server names block ${index}, which is not in the signed tree`);
+    }
+    const { block, leaf } = await checkEntry(index, cp, answer.entry, answer.inclusion_proof, step);
+    if (block.name !== name) {
+      throw new Error(`the server shows block ${index} of ${JSON.stringify(block.name)} ` +
+        `for ${name}`);
+    }
+    if (!Number.isSafeInteger(block.version) || block.version < 1) {
+      throw new Error(`block ${index} has no usable version`);
+    }
+    try {
+      await verifyIndexProof(root, key, indexValue(block, index, leaf), proof);
+    } catch (err) {
+      throw new Error(`${name} v${block.version} (block ${index}) is not proven to be the ` +
+        `newest version by the signed index (${err.message}): a newer version may be hidden`);
+    }
+    step("true", `the signed index proves v${block.version} is the newest version`);
+    return { index, block };
   }
 
   /** The signed checkpoint, checked; throws unless its signature verified or is unknown. */
@@ -691,21 +886,26 @@
   }
 
   /**
-   * The newest version of `name` among the blocks the server lists, proven: its leaf is
-   * hashed and its inclusion proof folded here, and its name read from those bytes. That no
-   * later version exists is the server's word only (a signed index of newest versions would
-   * prove it), so the pages say "newest listed", never "newest", of it.
+   * The newest version of `name`, proven. With a signed index (its root in the checkpoint),
+   * by the index proof: the newest, or that there is none. Without one (a ledger made before
+   * the index), the newest among the blocks the server lists, its leaf hashed and its
+   * inclusion proof folded here: that no later version exists is then the server's word
+   * only, so the pages say "newest listed", never "newest", of it.
    */
-  async function newestListed(name, cp) {
+  async function newestListed(name, check) {
+    const cp = check.checkpoint;
+    if (indexRoot(cp.extensions) !== null) {
+      return { listed: null, newest: await proveNewest(name, check), indexed: true };
+    }
     const listed = await searchAll({ name }, cp.size);
-    if (listed.entries.length === 0) return { listed, newest: null };
+    if (listed.entries.length === 0) return { listed, newest: null, indexed: false };
     const index = listed.entries[listed.entries.length - 1].index;
     const { block } = await proveEntry(index, cp);
     if (block.name !== name) {
       throw new Error(`the server lists block ${index} as ${name}, but its leaf names ` +
         `${JSON.stringify(block.name)}`);
     }
-    return { listed, newest: { index, block } };
+    return { listed, newest: { index, block }, indexed: false };
   }
 
   function listedNote(listed) {
@@ -714,14 +914,62 @@
   }
 
   const NOT_PROVEN_NEWEST = "not proven: a server can leave a later version out of its list";
+  const BY_INDEX = "the newest version, proven by the signed index";
+
+  /** How sure the page is that `got.newest` is the newest version. */
+  function newestNote(got) {
+    if (got.indexed) return BY_INDEX;
+    return `the newest among ${listedNote(got.listed)} (${NOT_PROVEN_NEWEST})`;
+  }
 
   async function modelPage(name) {
     const box = page(`Model ${name}`);
-    box.append(statusLine("history-status", "pending", "Checking the newest listed version…"));
+    box.append(statusLine("history-status", "pending", "Checking the newest version…"));
     try {
       const check = await signedTree();
       const cp = check.checkpoint;
+      const indexed = indexRoot(cp.extensions) !== null;
       const listed = await searchAll({ name }, cp.size);
+      const signedNote = check.state === "true"
+        ? "proven in your browser (leaf hash, inclusion proof, signed checkpoint)."
+        : "its inclusion proof leads to the checkpoint's root, but the checkpoint " +
+          "signature was not checked here.";
+      const table = () => listed.entries.length === 0 ? [] : [blocksTable(
+        listed.entries.slice().reverse(),
+        `Versions of ${name} the server listed, newest first (open a block to prove it)`)];
+      if (indexed) {
+        const lines = [];
+        try {
+          const newest = await proveNewest(name, check);
+          if (newest === null) {
+            lines.push(statusLine("history-status", check.state === "true" ? "false" : "unknown",
+              `No model named ${name} is registered: proven by the signed index` +
+              (check.state === "true" ? "." : ", but the checkpoint signature was not checked.")));
+            if (listed.entries.length > 0) {
+              lines.push(statusLine("history-listed", "false", "Yet the server lists " +
+                `${listed.entries.length} block(s) for ${name}: its list is NOT to be believed.`));
+            }
+          } else {
+            const { index, block } = newest;
+            lines.push(
+              statusLine("history-status", check.state,
+                `${name} v${block.version} (block ${index}) is in the signed log: ${signedNote}`),
+              statusLine("history-newest", check.state,
+                `v${block.version} is ${BY_INDEX} (its root is in the checkpoint).`),
+            );
+            const last = listed.entries.length ? listed.entries[listed.entries.length - 1] : null;
+            if (!last || last.index !== index) {
+              lines.push(statusLine("history-listed", "false", "The server's list of versions " +
+                `does not end at block ${index}: it is NOT to be believed.`));
+            }
+          }
+        } catch (err) {
+          lines.push(statusLine("history-newest", "false",
+            `The newest version of ${name} is NOT proven: ${err.message}`));
+        }
+        box.replaceChildren(box.firstChild, ...lines, ...table());
+        return;
+      }
       if (listed.entries.length === 0) {
         box.replaceChildren(box.firstChild, statusLine("history-status", "false",
           `No model named ${name} is registered (the server lists no block for it).`));
@@ -734,13 +982,9 @@
         if (block.name !== name) {
           throw new Error(`its leaf names ${JSON.stringify(block.name)}, not ${name}`);
         }
-        const proven = check.state === "true"
-          ? "proven in your browser (leaf hash, inclusion proof, signed checkpoint)."
-          : "its inclusion proof leads to the checkpoint's root, but the checkpoint " +
-            "signature was not checked here.";
         lines.push(
           statusLine("history-status", check.state,
-            `${name} v${block.version} (block ${index}) is in the signed log: ${proven}`),
+            `${name} v${block.version} (block ${index}) is in the signed log: ${signedNote}`),
           statusLine("history-newest", "unknown",
             `v${block.version} is the newest among ${listedNote(listed)} ` +
             `(${NOT_PROVEN_NEWEST}).`),
@@ -750,9 +994,7 @@
           `The server lists block ${index} as the newest version of ${name}, but it is NOT ` +
           `proven: ${err.message}`));
       }
-      box.replaceChildren(box.firstChild, ...lines,
-        blocksTable(listed.entries.slice().reverse(),
-          `Versions of ${name} the server listed, newest first (open a block to prove it)`));
+      box.replaceChildren(box.firstChild, ...lines, ...table());
     } catch (err) {
       box.replaceChildren(box.firstChild);
       failure(box, err);
@@ -931,7 +1173,7 @@
           `${failed[0].index} for this digest, but ${failed[0].message}.`), shaLine);
         return;
       }
-      const why = name ? await whyNot(name, digest, cp, kind) : { text: "", note: null };
+      const why = name ? await whyNot(name, digest, check, kind) : { text: "", note: null };
       if (run !== checkRun) return;
       const other = otherKind.map(({ index, block }) =>
         ` Block ${index} (${block.name} v${block.version}, proven) has this digest, but it ` +
@@ -949,7 +1191,7 @@
       const b = match.block;
       if (!newestOf.has(b.name)) {
         try {
-          newestOf.set(b.name, await newestListed(b.name, cp));
+          newestOf.set(b.name, await newestListed(b.name, check));
         } catch (err) {
           newestOf.set(b.name, { error: err.message });
         }
@@ -957,9 +1199,12 @@
       const got = newestOf.get(b.name);
       let newest;
       if (got.error) {
-        newest = `; a later version the server lists is NOT proven: ${got.error}`;
+        newest = `; its newest version is NOT proven: ${got.error}`;
+      } else if (got.indexed && (!got.newest || got.newest.index < match.index)) {
+        newest = "; NOT proven to be the newest: the signed index names no later block of it";
+        got.error = "the signed index disagrees with a proven block";
       } else if (!got.newest || got.newest.index <= match.index) {
-        newest = `; the newest among ${listedNote(got.listed)} (${NOT_PROVEN_NEWEST})`;
+        newest = `; ${newestNote(got)}`;
       } else {
         newest = [`; not the newest: ${b.name} v${got.newest.block.version} (block `,
           entryLink(got.newest.index), ") is a later version (proven)"];
@@ -989,8 +1234,11 @@
             "checked.")
       : `${label}: registered as ${first.block.name} v${first.block.version} ` +
         `(block ${first.index}), ${how}`;
+    // with a signed index, green also needs the newest version proven (as `verify` does)
+    const unproven = !superseded && indexRoot(cp.extensions) !== null && (!later || later.error);
     out.replaceChildren(
-      statusLine("check-status", superseded ? "unknown" : check.state, verdict),
+      statusLine("check-status", superseded || unproven ? "unknown" : check.state,
+        unproven ? `${verdict} Whether it is the newest version is NOT proven.` : verdict),
       h("ul", { id: "check-matches" }, items),
       ...(matches.entries.length > MAX_PROVEN
         ? [h("p", { class: "muted" }, `The ${MAX_PROVEN} newest of ${matches.entries.length} ` +
@@ -1004,15 +1252,20 @@
    * For a digest that matches nothing: does `name` exist, and which version is it not?
    * Returns text to follow the verdict, and a note on what was not proven.
    */
-  async function whyNot(name, digest, cp, kind) {
+  async function whyNot(name, digest, check, kind) {
     let got;
     try {
-      got = await newestListed(name, cp);
+      got = await newestListed(name, check);
     } catch (err) {
-      return { text: ` The server lists a model named ${name}, but its newest block is NOT ` +
-        `proven: ${err.message}.`, note: null };
+      return { text: ` The newest version of a model named ${name} is NOT proven: ` +
+        `${err.message}.`, note: null };
     }
-    if (!got.newest) return { text: ` The server lists no model named ${name} either.`, note: null };
+    if (!got.newest) {
+      const none = got.indexed
+        ? ` The signed index proves no model named ${name} is registered either.`
+        : ` The server lists no model named ${name} either.`;
+      return { text: none, note: null };
+    }
     const b = got.newest.block;
     if (sameModel(b, kind, digest)) {
       return { text: ` Yet block ${got.newest.index} (${name} v${b.version}, proven) holds ` +
@@ -1022,8 +1275,7 @@
     return {
       text: ` A model named ${name} is registered, but this is not ${name} v${b.version} ` +
         `(block ${got.newest.index}, proven), nor any other version the server listed.`,
-      note: `${name} v${b.version} is the newest among ${listedNote(got.listed)} ` +
-        `(${NOT_PROVEN_NEWEST}).`,
+      note: `${name} v${b.version} is ${newestNote(got)}.`,
     };
   }
 
@@ -1161,6 +1413,9 @@
     rootFromInclusionProof,
     verifyInclusion,
     checkCheckpoint,
+    indexRoot,
+    parseIndexProof,
+    verifyIndexProof,
     hex,
   });
 
