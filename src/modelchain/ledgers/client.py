@@ -20,16 +20,12 @@ from __future__ import annotations
 
 import base64
 import functools
-import http.client
 import io
-import ipaddress
 import json
 import os
 import socket
-import ssl
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -47,6 +43,9 @@ from modelchain.core.strictjson import JSONLimitError, loads_within
 from modelchain.log.store.base import StoredBlock
 
 if TYPE_CHECKING:
+    import http.client
+    import ssl
+
     from modelchain.core.note import Verifier
     from modelchain.log.home import Home, KeyChoice, PinNotice
 
@@ -94,6 +93,8 @@ def is_remote(location: str) -> bool:
 
 
 def is_loopback(host: str) -> bool:
+    import ipaddress
+
     if host.lower() == "localhost":
         return True
     try:
@@ -242,6 +243,8 @@ class LedgerClient:
         The deadline (MODELCHAIN_HTTP_TIMEOUT) is wall time for the request, retries
         included: a server that drips its answer a byte at a time is cut off, not waited
         for. An answer over `cap` is refused as a lie (`AnswerTooLarge`, exit 1)."""
+        import http.client
+
         target = self._prefix + API + path
         if query:
             target += "?" + urllib.parse.urlencode(query)
@@ -292,7 +295,7 @@ class LedgerClient:
     ) -> tuple[int, bytes, str, http.client.HTTPMessage]:
         """Connect (never through a proxy to a loopback host), send, read the answer."""
         conn = self._connection(_remaining(deadline))
-        conn.response_class = functools.partial(_DeadlineResponse, deadline=deadline)
+        conn.response_class = functools.partial(_deadline_response(), deadline=deadline)
         try:
             # the connection's timeout is the time left: connect() waits at most that, and
             # CPython's TLS handshake counts it as one deadline for the whole handshake
@@ -322,6 +325,8 @@ class LedgerClient:
         """http.client, not urllib: no redirect is followed, no proxy is used for a loopback
         host (a proxy there would see the write token in clear), and https elsewhere goes
         through `https_proxy` only as a CONNECT tunnel, so TLS still ends at the server."""
+        import http.client
+
         if self._scheme == "http":
             return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
         context = self._tls
@@ -777,12 +782,18 @@ class _DeadlineReader(io.RawIOBase):
         super().close()
 
 
-class _DeadlineResponse(http.client.HTTPResponse):
-    """An HTTP response read under a deadline (status line, headers, body)."""
+@functools.cache
+def _deadline_response() -> type:
+    """`http.client.HTTPResponse` read under a deadline (status line, headers, body); made on
+    first use, so that a local command never imports the HTTP stack."""
+    import http.client
 
-    def __init__(self, sock: socket.socket, *args: Any, deadline: float, **kwargs: Any) -> None:
-        super().__init__(sock, *args, **kwargs)
-        self.fp = io.BufferedReader(_DeadlineReader(self.fp, sock, deadline))
+    class _DeadlineResponse(http.client.HTTPResponse):
+        def __init__(self, sock: Any, *args: Any, deadline: float, **kwargs: Any) -> None:
+            super().__init__(sock, *args, **kwargs)
+            self.fp = io.BufferedReader(_DeadlineReader(self.fp, sock, deadline))
+
+    return _DeadlineResponse
 
 
 def _read_at_most(response: http.client.HTTPResponse, limit: int) -> bytes:
@@ -801,6 +812,8 @@ def _read_at_most(response: http.client.HTTPResponse, limit: int) -> bytes:
 def _check_loopback_peer(sock: socket.socket, location: str) -> None:
     """Plain http only ever talks to this machine: the address actually connected to must
     be loopback (a name like localhost could resolve elsewhere), else nothing is sent."""
+    import ipaddress
+
     peer = str(sock.getpeername()[0]).split("%", 1)[0]
     try:
         address = ipaddress.ip_address(peer)
@@ -817,6 +830,8 @@ def _check_loopback_peer(sock: socket.socket, location: str) -> None:
 
 def _proxy_for(host: str) -> tuple[str, int, dict[str, str]] | None:
     """The https proxy to tunnel through (`https_proxy`, unless `no_proxy` names the host)."""
+    import urllib.request
+
     url = urllib.request.getproxies().get("https", "")
     if not url or urllib.request.proxy_bypass(host):
         return None
@@ -863,6 +878,8 @@ def _env_seconds(name: str, default: float | None, most: float) -> float | None:
 
 def _tls_context() -> ssl.SSLContext:
     """Certificates are verified; MODELCHAIN_CA_BUNDLE names a private CA if there is one."""
+    import ssl
+
     bundle = os.environ.get(CA_BUNDLE_ENV) or None
     try:
         return ssl.create_default_context(cafile=bundle)
@@ -887,6 +904,8 @@ def writes_refused(location: str) -> UsageError:
 
 def _transient(reason: object) -> bool:
     """Worth another try: the server is (re)starting or dropped the connection."""
+    import http.client
+
     return isinstance(
         reason, ConnectionRefusedError | ConnectionResetError | http.client.RemoteDisconnected
     )
@@ -894,6 +913,8 @@ def _transient(reason: object) -> bool:
 
 def _way_out(reason: object) -> WayOut | None:
     """The way past what `_describe` says."""
+    import ssl
+
     if isinstance(reason, ConnectionRefusedError):
         return WayOut(command=("serve",), cli=" (is `modelchain serve` running there?)")
     if isinstance(reason, TimeoutError):
@@ -904,6 +925,9 @@ def _way_out(reason: object) -> WayOut | None:
 
 
 def _describe(reason: object, timeout: float) -> str:
+    import http.client
+    import ssl
+
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused"
     if isinstance(reason, socket.gaierror):
@@ -926,6 +950,7 @@ def _describe(reason: object, timeout: float) -> str:
 
 def _error_message(data: bytes) -> str:
     """The message of the API's error body `{"error": {"code", "message"}}`, if it is one."""
+
     try:
         body = loads_within(data)
         message = body["error"]["message"]
