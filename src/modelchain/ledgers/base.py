@@ -648,7 +648,8 @@ class Ledger:
         (a ledger made before it) or the server proves none: the caller then reads all.
         Read in one snapshot: appends overwrite index nodes, which must be the ones the
         checkpoint read signs."""
-        for _attempt in range(3):
+        deadline = time.monotonic() + 5 * PUBLISH_WAIT_S
+        while True:
             try:
                 with self._reading():
                     return self._proven_reads(name, digest, version, keys)
@@ -657,7 +658,11 @@ class Ledger:
                 # checkpoint (a JSON ledger writes two files), unless no newer note comes
                 if not self._newer_note(exc.note):
                     raise LedgerInvalid(str(exc), way_out=exc.way_out) from None
-        raise LedgerInvalid(f"{self.location}: changed under every read; try again")
+                if time.monotonic() > deadline:  # appends never let a read settle
+                    raise LedgerInvalid(
+                        f"{self.location}: changed under every read for "
+                        f"{5 * PUBLISH_WAIT_S:g} s; try again"
+                    ) from None
 
     def _reading(self) -> contextlib.AbstractContextManager[None]:
         """Reads in this block see one state of the ledger (see `Store.snapshot`)."""

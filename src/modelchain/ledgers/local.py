@@ -337,7 +337,10 @@ class LocalLedger(Ledger, default=True):
                 extended = tip.checkpoint
             self._check_log_home(checkpoint.origin)
             tree, written = self._index_for(w, checkpoint, extended)
-            versions: dict[str, int] = {}
+            # each name's stored newest version, read at once for a batch
+            versions: dict[str, int] = (
+                w.latest_versions(sorted({e.name for e in entries})) if len(entries) > 1 else {}
+            )
             blocks: list[Block] = []
             items: list[tuple[dict[str, Any], bytes]] = []
             nodes: list[tuple[int, int, bytes]] = []

@@ -173,6 +173,10 @@ class Writer(ABC):
     def latest_version(self, name: str) -> int:
         """Highest version registered under `name`, 0 if none (an index, not yet audited)."""
 
+    def latest_versions(self, names: Sequence[str]) -> dict[str, int]:
+        """`latest_version` of each of `names` (a batch's), in one read where the store can."""
+        return {name: self.latest_version(name) for name in names}
+
     def append(
         self,
         block: dict[str, Any],

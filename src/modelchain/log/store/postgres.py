@@ -590,6 +590,14 @@ class _PgWriter(Writer):
     def head(self) -> tuple[int, str | None]:
         return self._size, self._note
 
+    def latest_versions(self, names: Sequence[str]) -> dict[str, int]:
+        found = {name: 0 for name in names}
+        for sql, args in self._store._q.latest_versions(list(found)):
+            for name, version in self._conn.execute(sql, args).fetchall():
+                if name in found and type(version) is int:
+                    found[name] = version
+        return found
+
     def latest_version(self, name: str) -> int:
         row = self._conn.execute(self._store._q.latest_version, (name,)).fetchone()
         return int(row[0] or 0) if row else 0

@@ -160,6 +160,24 @@ class Queries:
     def latest_version(self) -> str:
         return f"SELECT max(version) FROM {self._t('blocks')} WHERE name = {self.mark}"
 
+    def latest_versions(self, names: Sequence[str]) -> list[tuple[str, list[Any]]]:
+        """The statements giving (name, highest version) of each of `names` that has one."""
+        table = self._t("blocks")
+        if self.mark == "%s":
+            sql = f"SELECT name, max(version) FROM {table} WHERE name = ANY(%s) GROUP BY name"
+            return [(sql, [list(names)])]
+        out: list[tuple[str, list[Any]]] = []
+        for first in range(0, len(names), _SQLITE_BATCH):
+            chunk = list(names[first : first + _SQLITE_BATCH])
+            marks = ", ".join("?" for _ in chunk)
+            out.append(
+                (
+                    f"SELECT name, max(version) FROM {table} WHERE name IN ({marks}) GROUP BY name",
+                    chunk,
+                )
+            )
+        return out
+
     @property
     def all_nodes(self) -> str:
         return f"SELECT level, idx, hash FROM {self._t('nodes')}"

@@ -440,6 +440,14 @@ class _SQLiteWriter(Writer):
         size, checkpoint = self._conn.execute(_Q.head).fetchone()
         return int(size), checkpoint
 
+    def latest_versions(self, names: Sequence[str]) -> dict[str, int]:
+        found = {name: 0 for name in names}
+        for sql, args in _Q.latest_versions(list(found)):
+            for name, version in self._conn.execute(sql, args).fetchall():
+                if name in found and type(version) is int:
+                    found[name] = version
+        return found
+
     def latest_version(self, name: str) -> int:
         row = self._conn.execute(_Q.latest_version, (name,)).fetchone()
         return int(row[0] or 0)
