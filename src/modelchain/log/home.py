@@ -52,18 +52,15 @@ def _write_deferred(directory: Path | None = None) -> None:
     durably (off the append's path: in the writer thread, a flush or at exit). A write that
     fails stays deferred."""
     with _deferred_lock:
-        keys = [k for k in _deferred if directory is None or k[0] == directory]
-        taken = {k: _deferred.pop(k) for k in keys}
-    for (folder, origin), (size, note) in taken.items():
-        try:
-            with TrustState(folder).synced() as trust:
-                trust.accept(origin, size, note)
-        except BaseException:
-            with _deferred_lock:
-                current = _deferred.get((folder, origin))
-                if current is None or current[0] < size:
-                    _deferred[(folder, origin)] = (size, note)
-            raise
+        taken = {k: v for k, v in _deferred.items() if directory is None or k[0] == directory}
+    for key, entry in taken.items():
+        folder, origin = key
+        with TrustState(folder).synced() as trust:
+            trust.accept(origin, *entry)  # a failure leaves it deferred
+        with _deferred_lock:
+            # dropped only now that the file holds it: a reader in between sees it in memory
+            if _deferred.get(key) == entry:
+                del _deferred[key]
 
 
 def _deferred_writer() -> None:

@@ -195,3 +195,56 @@ def test_trust_forget_and_move_are_flushed_before_they_return(tmp_path: Path) ->
     done = forget(plan_forget(home, ORIGIN), home)
     assert done == {"origin": ORIGIN, "forgot": "log", "locations": ["/data/ledger.db"]}
     assert not home.trust.pending and home.trust.remembered_logs() == []
+
+
+def _file_note(trust: TrustState) -> str | None:
+    path = trust._origin_file(ORIGIN)
+    return path.read_text() if path.exists() else None
+
+
+def test_an_appends_checkpoint_is_seen_at_once_and_written_soon(tmp_path: Path) -> None:
+    """`accept_later` (an append's own checkpoint): every check of this process sees it at
+    once, a second `TrustState` of the same folder too; the file has it within `DEFER_S`
+    (by the writer thread), and at once after a flush."""
+    import time
+
+    from modelchain.log import home as home_module
+
+    trust = Home(tmp_path).trust
+    trust.accept(ORIGIN, 2, note(2))
+    trust.accept_later(ORIGIN, 7, note(7))
+    assert trust.checkpoint(ORIGIN) == note(7)
+    assert Home(tmp_path).trust.checkpoint(ORIGIN) == note(7)
+    trust.accept_later(ORIGIN, 5, note(5))  # never moves back, in memory either
+    assert trust.checkpoint(ORIGIN) == note(7)
+    deadline = time.monotonic() + 20 * home_module.DEFER_S + 5
+    while _file_note(trust) != note(7) and time.monotonic() < deadline:
+        time.sleep(home_module.DEFER_S / 5)
+    assert _file_note(trust) == note(7)
+    trust.accept_later(ORIGIN, 9, note(9))
+    trust.flush()
+    assert _file_note(trust) == note(9)
+
+
+def test_a_deferred_checkpoint_stays_visible_while_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer thread drops its memory of a checkpoint only once the file holds it: a
+    check between the two must not see the older file (a rollback would slip through)."""
+    from modelchain.log import home as home_module
+
+    trust = Home(tmp_path).trust
+    trust.accept(ORIGIN, 1, note(1))
+    seen: list[str | None] = []
+    real = TrustState.accept
+
+    def accept_and_look(self: TrustState, origin: str, size: int, text: str) -> str | None:
+        seen.append(Home(tmp_path).trust.checkpoint(ORIGIN))  # before the file has it
+        return real(self, origin, size, text)
+
+    monkeypatch.setattr(TrustState, "accept", accept_and_look)
+    with home_module._deferred_lock:
+        home_module._deferred[(trust.directory, ORIGIN)] = (4, note(4))
+    home_module._write_deferred(trust.directory)
+    assert seen == [note(4)]
+    assert _file_note(trust) == note(4)
