@@ -1,36 +1,28 @@
-"""The index's nodes as read from storage that an attacker may write, each one authenticated
-against the signed index root before it is used.
+"""The index's nodes as read from storage that an attacker may write, each one proven from
+the signed index root before it is used.
 
 An append extends the index: it reads the nodes on a name's path and hashes the new leaf up
 with their siblings. If a sibling came straight from the store, whoever can write the store
 could slip a node in (say, an older version's leaf for another name) and the next append
 would sign it into a new root. So no node is believed until its parent is: the root record
 must hash to the signed root, and the two children of a believed node must hash to it. A
-subtree below a leaf or an empty one holds nothing, so it is never read. Nodes the index
-itself writes are believed (they are computed here). Reads come in batches: a miss below a
-node reads its descendants `AHEAD` levels down in one call, since a path goes on down.
+subtree below a leaf or an empty one holds nothing, so whatever the store says lies there
+is ignored. Nodes the index itself writes are believed (they are computed here).
 
-`AuthenticatedNodes` is the `nodes` mapping of `core.index.Index`; `fetch(ids)` returns the
-stored records present at those ids (a store's `index_nodes`).
+`authenticated_index(fetch, root, location)` is a `core.index.Index` whose `fetch` does this:
+the index asks for a whole path at once (`index.FETCH_LEVELS` levels), so a path costs one
+read and its proof about one hash per level, on top of what the index does anyway.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from modelchain.core.errors import LedgerInvalid, WayOut
-from modelchain.core.index import EMPTY, node_hash
+from modelchain.core.index import EMPTY, Fetch, Index, NodeId, node_hash
 
-__all__ = ["AHEAD", "AuthenticatedNodes", "record_hash"]
-
-NodeId = tuple[int, int]
-Fetch = Callable[[Sequence[NodeId]], Mapping[NodeId, bytes]]
-
-#: how many levels below a missed node one read brings in (2 + 4 + 8 + 16 = 30 ids)
-AHEAD = 4
-_KEY_BITS = 256
-_ABSENT = b""
+__all__ = ["authenticated_index", "record_hash"]
 
 
 def record_hash(record: bytes | None) -> bytes:
@@ -43,113 +35,73 @@ def record_hash(record: bytes | None) -> bytes:
     return record
 
 
-class AuthenticatedNodes(MutableMapping[NodeId, bytes]):
-    """The nodes of the index whose root is `root`, read through `fetch` and believed only
-    once proven from the root down. `location` names the ledger in errors."""
+def authenticated_index(fetch: Fetch, root: bytes, location: str) -> Index:
+    """An `Index` over the store behind `fetch` (its `index_nodes`) whose every node read is
+    proven from `root` (the signed index root) first; `location` names the ledger in the
+    refusal (`LedgerInvalid`, exit 1)."""
+    return _Prover(fetch, root, location).index
+
+
+class _Prover:
+    """The `fetch` of one `Index`: reads, then believes top down, what the index asks for."""
 
     def __init__(self, fetch: Fetch, root: bytes, location: str) -> None:
         self._fetch = fetch
         self._root = root
         self._location = location
-        #: believed records: proven from the root, or written here (b"" = empty subtree)
-        self._known: dict[NodeId, bytes] = {}
-        #: records read but not yet proven
-        self._raw: dict[NodeId, bytes] = {}
+        self.index = Index(fetch=self._load)
 
-    # -- what Index uses ----------------------------------------------------------------------
+    def _held(self, node: NodeId) -> tuple[bool, bytes | None]:
+        """(known, record) of a node the index already believes (or wrote)."""
+        record = self.index.nodes.get(node)
+        if record is not None:
+            return True, record
+        return self.index.known(node), None
 
-    def get(self, key: NodeId, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
-        record = self._believe(key)
-        return default if record == _ABSENT else record
+    def _load(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
+        wanted = sorted(set(ids))  # by depth: a parent before its children
+        need = set(wanted)
+        for depth, prefix in wanted:  # each node is proven with its sibling
+            sibling = (depth, prefix ^ 1)
+            if depth and sibling not in need and not self._held(sibling)[0]:
+                need.add(sibling)
+        order = sorted(need)
+        found = self._fetch(order)
+        believed: dict[NodeId, bytes | None] = {}
 
-    def __getitem__(self, key: NodeId) -> bytes:
-        record = self._believe(key)
-        if record == _ABSENT:
-            raise KeyError(key)
-        return record
+        def record(node: NodeId) -> tuple[bool, bytes | None]:
+            if node in believed:
+                return True, believed[node]
+            if node in need:
+                return False, None
+            return self._held(node)
 
-    def __setitem__(self, key: NodeId, record: bytes) -> None:
-        self._known[key] = record
-        self._raw.pop(key, None)
-
-    def update(self, other: Mapping[NodeId, bytes] = (), /, **kwargs: bytes) -> None:  # type: ignore[override]
-        for key, record in dict(other).items():
-            self[key] = record
-
-    def __delitem__(self, key: NodeId) -> None:
-        raise TypeError("index nodes are never deleted")
-
-    def __iter__(self) -> Iterator[NodeId]:
-        """The believed nodes only (this is a window on the store, not all of it)."""
-        return iter([k for k, r in self._known.items() if r != _ABSENT])
-
-    def __len__(self) -> int:
-        return len(self._known)
-
-    # -- keeping the window small -------------------------------------------------------------
-
-    def root(self) -> bytes:
-        """The root this window is proven against, as the writes here have moved it."""
-        return record_hash(self._believe((0, 0)) or None)
-
-    def trim(self, limit: int) -> None:
-        """Forget what was read once more than `limit` nodes are held (between transactions:
-        every write here is then committed, and is read again and proven when needed)."""
-        if len(self._known) + len(self._raw) > limit:
-            self._root = self.root()
-            self._known.clear()
-            self._raw.clear()
-
-    # -- proving ---------------------------------------------------------------------------
-
-    def _believe(self, key: NodeId) -> bytes:
-        found = self._known.get(key)
-        if found is not None:
-            return found
-        depth, prefix = key
-        if depth == 0:
-            record = self._read([(0, 0)], key)
-            if record_hash(record or None) != self._root:
-                raise self._refused(0)
-            self._known[key] = record
-            return record
-        parent = self._believe((depth - 1, prefix >> 1))
-        if parent == _ABSENT or len(parent) == 64 or depth > _KEY_BITS:
-            self._known[key] = _ABSENT  # below an empty subtree or a lone leaf: nothing
-            return _ABSENT
-        pair = ((depth, prefix & ~1), (depth, prefix | 1))
-        # a child written here is believed already (its sibling is checked against it)
-        held = [self._known.get(child) for child in pair]
-        if any(r is None and c not in self._raw for c, r in zip(pair, held, strict=True)):
-            self._read_below((depth - 1, prefix >> 1))
-        left, right = (
-            r if r is not None else self._raw.pop(c) for c, r in zip(pair, held, strict=True)
-        )
-        if node_hash(record_hash(left or None), record_hash(right or None)) != parent:
-            raise self._refused(depth)
-        self._known[pair[0]], self._known[pair[1]] = left, right
-        return self._known[key]
-
-    def _read(self, ids: list[NodeId], key: NodeId) -> bytes:
-        self._store_read(ids)
-        return self._raw.pop(key)
-
-    def _read_below(self, node: NodeId) -> None:
-        """Read the descendants of `node` down `AHEAD` levels, in one call."""
-        depth, prefix = node
-        ids: list[NodeId] = []
-        for below in range(1, AHEAD + 1):
-            if depth + below > _KEY_BITS:
-                break
-            first = prefix << below
-            ids.extend((depth + below, first + i) for i in range(1 << below))
-        self._store_read([i for i in ids if i not in self._known and i not in self._raw])
-
-    def _store_read(self, ids: list[NodeId]) -> None:
-        found = self._fetch(ids) if ids else {}
-        for i in ids:
-            record = found.get(i)
-            self._raw[i] = _ABSENT if record is None else record
+        for node in order:
+            if node in believed:
+                continue  # proven with its sibling
+            depth, prefix = node
+            if depth == 0:
+                raw = found.get(node)
+                if record_hash(raw) != self._root:
+                    raise self._refused(0)
+                believed[node] = raw
+                continue
+            known, parent = record((depth - 1, prefix >> 1))
+            if not known:
+                raise self._refused(depth)  # read from below: the index walks top down
+            if parent is None or len(parent) == 64:
+                believed[node] = None  # below an empty subtree or a lone leaf: nothing
+                continue
+            pair = ((depth, prefix & ~1), (depth, prefix | 1))
+            left, right = (
+                found.get(child) if child in need else self._held(child)[1] for child in pair
+            )
+            if node_hash(record_hash(left), record_hash(right)) != parent:
+                raise self._refused(depth)
+            for child, raw in zip(pair, (left, right), strict=True):
+                if child in need:
+                    believed[child] = raw
+        return {node: raw for node, raw in believed.items() if raw is not None}
 
     def _refused(self, depth: int) -> LedgerInvalid:
         return LedgerInvalid(

@@ -38,7 +38,7 @@ from modelchain.core.index import EMPTY as EMPTY_INDEX
 from modelchain.core.index import Index, extension_line, key_of, root_from_extensions
 from modelchain.core.index import Proof as IndexProof
 from modelchain.core.index import verify as verify_index
-from modelchain.core.indexcache import AuthenticatedNodes
+from modelchain.core.indexcache import authenticated_index
 from modelchain.core.note import Checkpoint, Signer, Verifier, sign_checkpoint
 from modelchain.ledgers.base import PUBLISH_WAIT_S, Ledger, Source, Unsettled, same_file
 from modelchain.log.block import (
@@ -419,16 +419,13 @@ class LocalLedger(Ledger, default=True):
         if root is None:
             tree = self._rebuild_index(checkpoint)
             return tree, dict(tree.nodes)
-        return Index(AuthenticatedNodes(w.index_nodes, root, self.location)), {}
+        return authenticated_index(w.index_nodes, root, self.location), {}
 
     def _keep_index(self, tree: Index, note: str) -> None:
         """Keep the index for the next append (nothing changes under it but our appends: the
         next append checks that, as it does for the tree), forgetting nodes past a bound."""
-        nodes = tree.nodes
-        if isinstance(nodes, AuthenticatedNodes):
-            nodes.trim(self.INDEX_CACHE_NODES)
-        elif len(nodes) > self.INDEX_CACHE_NODES:
-            tree = Index(AuthenticatedNodes(self.store.index_nodes, tree.root(), self.location))
+        if len(tree.nodes) > self.INDEX_CACHE_NODES:  # read again, proven from our root
+            tree = authenticated_index(self.store.index_nodes, tree.root(), self.location)
         self._tree, self._tree_note = tree, note
 
     #: index nodes an appender keeps in memory (about 150 bytes each)
@@ -860,7 +857,7 @@ class LocalLedger(Ledger, default=True):
         kept = self._proof_index
         if kept is None or kept[0] != note or len(kept[1].nodes) > self.PROOF_INDEX_NODES:
             # the nodes proven for one note serve the next names' proofs (their top levels)
-            tree = Index(AuthenticatedNodes(self.store.index_nodes, root, self.location))
+            tree = authenticated_index(self.store.index_nodes, root, self.location)
             self._proof_index = kept = (note, tree)
         try:
             proof = kept[1].prove(key)
@@ -962,7 +959,7 @@ class LocalLedger(Ledger, default=True):
         root = root_from_extensions(checkpoint.extensions)
         if root is None:
             raise LedgerInvalid(f"{self.location}: its signed checkpoint carries no index root")
-        return Index(AuthenticatedNodes(self.store.index_nodes, root, self.location))
+        return authenticated_index(self.store.index_nodes, root, self.location)
 
     def _proven(self, index: int, checkpoint: Checkpoint) -> tuple[Block, bytes]:
         for stored in self.store.blocks(index, index + 1):

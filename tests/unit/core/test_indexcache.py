@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from modelchain.core import index
 from modelchain.core.errors import LedgerInvalid
-from modelchain.core.indexcache import AuthenticatedNodes
+from modelchain.core.indexcache import authenticated_index
 
 
 def _tree(n: int) -> index.Index:
@@ -38,7 +38,7 @@ class Store:
 def test_puts_over_stored_nodes_give_the_same_root_as_in_memory(n: int, more: int) -> None:
     honest = _tree(n)
     store = Store(dict(honest.nodes))
-    over = index.Index(AuthenticatedNodes(store.fetch, honest.root(), "ledger"))
+    over = authenticated_index(store.fetch, honest.root(), "ledger")
     for i in range(n, n + more):
         key, value = index.key_of(f"m{i}"), f"v{i}".encode()
         honest.put(key, value)
@@ -52,9 +52,9 @@ def test_puts_over_stored_nodes_give_the_same_root_as_in_memory(n: int, more: in
 def test_a_proof_reads_few_times() -> None:
     honest = _tree(5_000)
     store = Store(dict(honest.nodes))
-    over = index.Index(AuthenticatedNodes(store.fetch, honest.root(), "ledger"))
+    over = authenticated_index(store.fetch, honest.root(), "ledger")
     over.prove(index.key_of("m17"))
-    assert store.reads <= 6  # a path of ~13 levels, read AHEAD levels at a time
+    assert store.reads == 1  # the whole path of ~13 levels in one read
 
 
 @pytest.mark.parametrize("depth", [0, 1, 5])
@@ -65,7 +65,7 @@ def test_an_altered_node_is_refused_before_it_is_used(depth: int) -> None:
     prefix = int.from_bytes(key, "big") >> (256 - depth) if depth else 0
     assert (depth, prefix) in nodes
     nodes[(depth, prefix)] = os.urandom(32)
-    over = index.Index(AuthenticatedNodes(Store(nodes).fetch, honest.root(), "l.db"))
+    over = authenticated_index(Store(nodes).fetch, honest.root(), "l.db")
     with pytest.raises(LedgerInvalid, match="does not match its signed root"):
         over.put(key, b"new")
 
@@ -83,7 +83,7 @@ def test_an_older_leaf_slipped_in_for_another_name_is_refused() -> None:
     for ident, record in old_leaf.items():
         if len(record) == 64 and record[:32] == index.key_of("m3"):
             nodes[ident] = record  # m3 back to v1
-    over = index.Index(AuthenticatedNodes(Store(nodes).fetch, tree.root(), "l.db"))
+    over = authenticated_index(Store(nodes).fetch, tree.root(), "l.db")
     with pytest.raises(LedgerInvalid):
         for i in range(200, 400):
             over.put(index.key_of(f"m{i}"), b"v1")
@@ -91,19 +91,21 @@ def test_an_older_leaf_slipped_in_for_another_name_is_refused() -> None:
 
 def test_a_missing_root_record_is_refused() -> None:
     honest = _tree(10)
-    over = index.Index(AuthenticatedNodes(Store({}).fetch, honest.root(), "l.db"))
+    over = authenticated_index(Store({}).fetch, honest.root(), "l.db")
     with pytest.raises(LedgerInvalid, match="at depth 0"):
         over.get(index.key_of("m1"))
 
 
-def test_trim_forgets_reads_but_keeps_the_root() -> None:
+def test_a_fresh_window_after_writes_is_proven_from_the_new_root() -> None:
+    """What an appender does past its memory bound: forget, and read again from the root it
+    computed (so its own committed writes are proven like any stored node)."""
     honest = _tree(1_000)
     store = Store(dict(honest.nodes))
-    nodes = AuthenticatedNodes(store.fetch, honest.root(), "ledger")
-    over = index.Index(nodes)
+    over = authenticated_index(store.fetch, honest.root(), "ledger")
     written = over.put(index.key_of("new"), b"x")
     store.nodes.update(written)  # committed
-    nodes.trim(0)
-    assert len(nodes) == 0
+    again = authenticated_index(store.fetch, over.root(), "ledger")
     assert over.root() != honest.root()
-    index.verify(over.root(), index.key_of("new"), b"x", over.prove(index.key_of("new")))
+    index.verify(over.root(), index.key_of("new"), b"x", again.prove(index.key_of("new")))
+    with pytest.raises(LedgerInvalid):  # the old root no longer describes the store
+        authenticated_index(store.fetch, honest.root(), "ledger").prove(index.key_of("new"))

@@ -198,8 +198,8 @@ def _signed_batch(
     """`count` valid blocks after the writer's tip, their nodes, one checkpoint over all
     (versions from `first`, default the next one, `step` apart: 0 repeats one version),
     carrying the index root, and the index nodes they change."""
-    from modelchain.core.index import Index, extension_line, root_from_extensions
-    from modelchain.core.indexcache import AuthenticatedNodes
+    from modelchain.core.index import extension_line, root_from_extensions
+    from modelchain.core.indexcache import authenticated_index
     from modelchain.core.note import Checkpoint, parse_note, sign_checkpoint
     from modelchain.log.block import ZERO_HASH, Block, index_entry, seed_hash
 
@@ -211,7 +211,7 @@ def _signed_batch(
     assert tip.checkpoint is not None
     root = root_from_extensions(Checkpoint.parse(parse_note(tip.checkpoint).text).extensions)
     assert root is not None
-    tree, written = Index(AuthenticatedNodes(w.index_nodes, root, "test")), {}
+    tree, written = authenticated_index(w.index_nodes, root, "test"), {}
     items, nodes = [], []
     for i in range(tip.size, tip.size + count):
         digest, stamp = _hex(i), 1_700_000_000.25 + i
