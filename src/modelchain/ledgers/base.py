@@ -18,7 +18,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-from modelchain.checks.audit import AuditReport, check_trusted, walk_blocks
+from modelchain.checks.audit import (
+    AuditReport,
+    check_index_root,
+    check_trusted,
+    index_values,
+    walk_blocks,
+)
 from modelchain.checks.proven import check_newest
 from modelchain.checks.verdict import Verification, judge, matches
 from modelchain.claims.claim import RegistrationSignature
@@ -223,6 +229,10 @@ class Ledger:
     def _check_nodes(self, computed: dict[tuple[int, int], bytes], size: int) -> None:
         """Audit: vouch for the Merkle nodes proofs are served from (none kept: nothing)."""
 
+    def _check_index_nodes(self, values: dict[bytes, bytes], root: bytes) -> None:
+        """Full audit: vouch for the index nodes index proofs are served from (none kept:
+        nothing)."""
+
     def _first_unsigned_leaf(self, size: int) -> str:
         """Audit, best effort: name the first block whose leaf differs from the stored tree."""
         return ""
@@ -231,6 +241,12 @@ class Ledger:
         """An audit accepted `checkpoint`: the trust state remembers it and where it lives."""
         self.home.accept_checkpoint(checkpoint.origin, checkpoint.size, note)
         self.home.remember_location(self._trust_key(), checkpoint.origin)
+
+    def _record_audit(self, note: str, checkpoint: Checkpoint) -> None:
+        """A full or incremental audit got as far as `checkpoint` here: where the next audit
+        of this ledger may start (not moved by `verify`, which proves, not audits)."""
+        self._audited(note, checkpoint)
+        self.home.accept_audit(checkpoint.origin, self._trust_key(), note)
 
     def _log_home(self, origin: str) -> str | None:
         """Where log `origin` lives, if this ledger may be a copy of it (for messages)."""
@@ -507,8 +523,17 @@ class Ledger:
         update_trust: bool = True,
         on_block: Callable[[Block], None] | None = None,
         on_stored: Callable[[Block, StoredBlock], None] | None = None,
+        full: bool = False,
     ) -> AuditReport:
-        """Check every block, the Merkle tree, the signed checkpoint and the trust state.
+        """Check the blocks, the Merkle tree, the index, the signed checkpoint and the trust
+        state.
+
+        Incremental when this verifier audited the ledger here before and both checkpoints
+        sign an index: only the blocks appended since that audit are read (their tree proven
+        to extend the audited one, the index update proven from the audited index root).
+        `full=True` (or `on_block`/`on_stored`, or no earlier audit) checks every block and
+        rebuilds the index from them. A block changed among those audited before is caught
+        only by a full audit.
 
         Raises `LedgerInvalid` (or its subclasses `RollbackError`, `ForkError`) naming the
         first problem found, `SignatureError` when the checkpoint is not signed by the key.
@@ -535,9 +560,64 @@ class Ledger:
         if trusted is not None and checkpoint.size < trusted.size and self._newer_note(note):
             note = store.checkpoint() or note  # an append was committing: audit its tree
             checkpoint = self._open_checkpoint(note, origin, keys)
+        audited = self._audited_before(checkpoint)
+        if not full and on_block is None and on_stored is None and audited is not None:
+            since = root_from_extensions(audited.extensions) is not None
+            if since and root_from_extensions(checkpoint.extensions) is not None:
+                return self._audit_increment(note, checkpoint, audited, trusted, update_trust)
+        return self._audit_full(
+            note, checkpoint, trusted, audited, update_trust, on_block, on_stored
+        )
+
+    def _audited_before(self, checkpoint: Checkpoint) -> Checkpoint | None:
+        """The checkpoint of the last audit of this log at this location, if any (a record
+        that does not parse, or is of another log, is none: the audit is then full)."""
+        note = self.home.audited_checkpoint(checkpoint.origin, self._trust_key())
+        if note is None:
+            return None
+        try:
+            audited = Checkpoint.parse(parse_note(note).text)
+            root_from_extensions(audited.extensions)
+        except NoteFormatError:
+            return None
+        return audited if audited.origin == checkpoint.origin else None
+
+    def _audit_increment(
+        self,
+        note: str,
+        checkpoint: Checkpoint,
+        audited: Checkpoint,
+        trusted: Checkpoint | None,
+        update_trust: bool,
+    ) -> AuditReport:
+        """Audit only what was appended since the `audited` checkpoint (see `audit`); a kind
+        of ledger that cannot audits in full."""
+        return self._audit_full(note, checkpoint, trusted, audited, update_trust, None, None)
+
+    def _audit_full(
+        self,
+        note: str,
+        checkpoint: Checkpoint,
+        trusted: Checkpoint | None,
+        audited: Checkpoint | None,
+        update_trust: bool,
+        on_block: Callable[[Block], None] | None,
+        on_stored: Callable[[Block, StoredBlock], None] | None,
+    ) -> AuditReport:
+        """Every block, the tree and the nodes, and the index rebuilt from the blocks and
+        compared with the signed, the trusted and the audited checkpoint's index root."""
+        store = self.store
+        origin = store.origin()
         signed_size = checkpoint.size
         columns = store.lookup_columns(signed_size)
-
+        index_root = root_from_extensions(checkpoint.extensions)
+        older = [
+            c
+            for c in (trusted, audited)
+            if c is not None
+            and c.size < signed_size
+            and root_from_extensions(c.extensions) is not None
+        ]
         walk = walk_blocks(
             self.location,
             store.blocks(0, signed_size),
@@ -546,6 +626,7 @@ class Ledger:
             None if trusted is None else trusted.size,
             on_block,
             on_stored,
+            snapshots={c.size for c in older} if index_root is not None else (),
         )
         frontier, previous, size = walk.frontier, walk.previous, walk.frontier.size
 
@@ -567,11 +648,24 @@ class Ledger:
                 f"(Merkle root differs{culprit}): the ledger was changed after it was signed"
             )
         self._check_nodes(walk.nodes, size)
+        if index_root is not None:
+            values = index_values(walk.newest)
+            check_index_root(self.location, values, index_root, "the signed checkpoint")
+            for old in older:
+                old_root = root_from_extensions(old.extensions)
+                assert old_root is not None
+                check_index_root(
+                    self.location,
+                    index_values(walk.newest_at.get(old.size, {})),
+                    old_root,
+                    f"the checkpoint of {n_blocks(old.size)} accepted before",
+                )
+            self._check_index_nodes(values, index_root)
         previously = self._check_trusted(
             checkpoint, lambda _size, old_root: walk.root_at_trusted == old_root, trusted
         )
         if update_trust:
-            self._audited(note, checkpoint)
+            self._record_audit(note, checkpoint)
         self._remember(note, checkpoint, previous, frontier)
         return AuditReport(
             location=self.location,
@@ -580,6 +674,7 @@ class Ledger:
             root_hash=checkpoint.root_hash,
             checkpoint=note,
             previously_trusted=previously,
+            indexed=index_root is not None,
         )
 
     def verify(

@@ -19,11 +19,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from modelchain.checks.audit import AuditReport, check_nodes
+from modelchain.checks.audit import (
+    AuditReport,
+    Walk,
+    check_index_nodes,
+    check_index_update,
+    check_nodes,
+    walk_blocks,
+)
 from modelchain.checks.verdict import same_model
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json
 from modelchain.core.errors import (
+    ForkError,
     InvalidProof,
     LedgerInvalid,
     LedgerUnreadable,
@@ -35,7 +43,7 @@ from modelchain.core.errors import (
     WayOut,
 )
 from modelchain.core.index import EMPTY as EMPTY_INDEX
-from modelchain.core.index import Index, extension_line, key_of, root_from_extensions
+from modelchain.core.index import Entry, Index, extension_line, key_of, root_from_extensions
 from modelchain.core.index import Proof as IndexProof
 from modelchain.core.indexcache import AuthenticatedNodes
 from modelchain.core.note import Checkpoint, Signer, Verifier, sign_checkpoint
@@ -57,6 +65,7 @@ from modelchain.log.store.base import StoreSubtrees
 
 #: what to do about a ledger that does not hold together: audit it
 _AUDIT = WayOut(command=("audit",), cli="; run `modelchain audit`")
+_AUDIT_FULL = WayOut(command=("audit", "--full"), cli="; run `modelchain audit --full`")
 
 __all__ = ["LocalLedger", "Lookup", "LookupMemo", "NameState", "NodeMemo"]
 
@@ -877,6 +886,185 @@ class LocalLedger(Ledger, default=True):
         raise LedgerInvalid(f"{self.location}: block {index} is missing")
 
     # -- audit --------------------------------------------------------------------------------
+
+    def _audit_increment(
+        self,
+        note: str,
+        checkpoint: Checkpoint,
+        audited: Checkpoint,
+        trusted: Checkpoint | None,
+        update_trust: bool,
+    ) -> AuditReport:
+        """Audit the blocks appended since the `audited` checkpoint, in O(new blocks) reads:
+        the signed tree proven to extend the audited one (a consistency proof from the stored
+        nodes, and the audited tree's stored peaks, which must make its root, extended by the
+        new blocks' leaves to the signed root); the new blocks checked as a full audit checks
+        them (chain from the block before, proven into the audited tree; versions continuing
+        from each name's newest block before, proven likewise); the stored Merkle nodes they
+        completed; and the signed index root proven to be the audited one updated by exactly
+        the new blocks' entries (`verify_update`). Blocks before the audited size are not
+        read again: `audit --full` checks those."""
+        store = self.store
+        start, size = audited.size, checkpoint.size
+        stored_size = store.size()
+        if size < start:
+            raise RollbackError(
+                f"{self.location}: rolled back: its signed checkpoint covers "
+                f"{n_blocks(size)}, but it was audited at {n_blocks(start)} before",
+                way_out=self._way_back(checkpoint.origin),
+            )
+        if stored_size < size:
+            raise LedgerInvalid(
+                f"{self.location}: holds {n_blocks(stored_size)} but its signed checkpoint "
+                f"covers {n_blocks(size)}: blocks were deleted"
+            )
+        if stored_size > size and not self._newer_note(note):
+            raise LedgerInvalid(
+                f"{self.location}: blocks {size} to {stored_size - 1} are not covered by the "
+                f"signed checkpoint (which covers {size})"
+            )
+        if not self._prove_extends(checkpoint)(start, audited.root_hash):
+            raise ForkError(
+                f"{self.location}: forked: its first {n_blocks(start)} are not the ones "
+                "audited before (consistency check failed)",
+                way_out=self._way_back(checkpoint.origin),
+            )
+        if size == start and root_from_extensions(checkpoint.extensions) != (
+            root_from_extensions(audited.extensions)
+        ):
+            raise ForkError(
+                f"{self.location}: forked: the checkpoint for {n_blocks(size)} has a different "
+                "index root than the one audited before",
+                way_out=self._way_back(checkpoint.origin),
+            )
+        new = list(store.blocks(start, size))
+        blocks = [Block.from_raw(s.raw, s.position) for s in new]
+        walk, before = self._audited_edge(audited, blocks)
+        walk = walk_blocks(
+            self.location,
+            new,
+            None,
+            checkpoint.origin,
+            None if trusted is None else trusted.size,
+            start=walk,
+        )
+        if walk.frontier.size != size or walk.frontier.root() != checkpoint.root_hash:
+            raise LedgerInvalid(
+                f"{self.location}: blocks {start} to {size - 1} do not make the signed "
+                "checkpoint's tree from the audited one (Merkle root differs): the ledger "
+                "was changed after it was signed"
+            )
+        self._check_new_nodes(walk.nodes)
+        self._check_new_lookups(blocks, start)
+        changes = {}
+        for name, (index, leaf, versions) in walk.newest.items():
+            if index < start:
+                continue  # no new block of this name (its newest before was read for none)
+            changes[key_of(name)] = (
+                before.get(name),
+                Entry(name, index, leaf, versions).value(),
+            )
+        tree = self._signed_index(checkpoint)
+        try:
+            proof = tree.prove_update(sorted(changes))
+        except InvalidProof as exc:
+            raise LedgerInvalid(f"{self.location}: the stored index: {exc}") from None
+        check_index_update(self.location, audited, checkpoint, changes, proof)
+        previously = self._check_trusted(checkpoint, self._prove_extends(checkpoint), trusted)
+        if update_trust:
+            self._record_audit(note, checkpoint)
+        self._remember(note, checkpoint, walk.previous, walk.frontier)
+        return AuditReport(
+            location=self.location,
+            origin=checkpoint.origin,
+            size=size,
+            root_hash=checkpoint.root_hash,
+            checkpoint=note,
+            previously_trusted=previously,
+            since=start,
+        )
+
+    def _audited_edge(
+        self, audited: Checkpoint, blocks: Sequence[Block]
+    ) -> tuple[Walk, dict[str, bytes]]:
+        """Where the new blocks start from, each part proven into the `audited` tree: its
+        peaks (they must make its root), the current_hash of its last block, and each new
+        name's newest block before it (also as its index entry value, for the update)."""
+        start = audited.size
+        frontier = merkle.Frontier.empty()
+        if start:
+            peaks = self.store.nodes(merkle.Frontier.peak_positions(start))
+            frontier = merkle.Frontier(start, peaks)
+        if frontier.root() != audited.root_hash:
+            raise LedgerInvalid(
+                f"{self.location}: the stored Merkle nodes no longer make the audited tree of "
+                f"{n_blocks(start)}",
+                way_out=_AUDIT_FULL,
+            )
+        tree = self._subtrees(start, cached=False)
+        walk = Walk(frontier)
+        before: dict[str, bytes] = {}
+
+        def proven(index: int) -> tuple[Block, bytes]:
+            for stored in self.store.blocks(index, index + 1):
+                leaf = merkle.leaf_hash(stored.data)
+                try:
+                    merkle.verify_inclusion(
+                        index, start, leaf, merkle.inclusion_proof(index, tree), audited.root_hash
+                    )
+                except InvalidProof:
+                    raise LedgerInvalid(
+                        f"{self.location}: block {index} is not the one that was audited",
+                        way_out=_AUDIT_FULL,
+                    ) from None
+                return Block.from_raw(stored.raw, stored.position), leaf
+            raise LedgerInvalid(f"{self.location}: block {index} is missing")
+
+        if start:
+            last, _leaf = proven(start - 1)
+            walk.previous = last.current_hash
+        for name in dict.fromkeys(b.name for b in blocks):
+            older = [i for i in self.store.find(name=name) if i < start]
+            if not older:
+                continue
+            block, leaf = proven(older[-1])
+            if block.name != name:
+                raise LedgerInvalid(
+                    f"{self.location}: the name index disagrees with block {block.index}",
+                    way_out=_AUDIT_FULL,
+                )
+            walk.newest[name] = (block.index, leaf, block.version)
+            before[name] = Entry(name, block.index, leaf, block.version).value()
+        return walk, before
+
+    def _check_new_nodes(self, computed: dict[tuple[int, int], bytes]) -> None:
+        """The stored Merkle nodes the new blocks completed, which proofs are served from."""
+        ids = sorted(computed)
+        for (level, index), digest in zip(ids, self.store.nodes(ids), strict=True):
+            if computed[(level, index)] != digest:
+                raise LedgerInvalid(
+                    f"{self.location}: stored Merkle node ({level}, {index}) does not match "
+                    "the blocks (proofs served from it would fail)"
+                )
+
+    def _check_new_lookups(self, blocks: Sequence[Block], start: int) -> None:
+        """The name lookup must find each new block under its signed name, and no other
+        block past the audited size (the rest of the lookup columns: `audit --full`)."""
+        names: dict[str, list[int]] = {}
+        for block in blocks:
+            names.setdefault(block.name, []).append(block.index)
+        for name, indices in names.items():
+            found = [i for i in self.store.find(name=name) if i >= start]
+            if found != indices:
+                raise LedgerInvalid(
+                    f"{self.location}: the lookup columns of {name!r} do not match the signed "
+                    "blocks: lookups would find other blocks than were signed",
+                    way_out=_AUDIT_FULL,
+                )
+
+    def _check_index_nodes(self, values: dict[bytes, bytes], root: bytes) -> None:
+        """Index proofs are served from the stored index nodes: vouch for every one."""
+        check_index_nodes(self.location, values, self.store.all_index_nodes(), root)
 
     def _check_nodes(self, computed: dict[tuple[int, int], bytes], size: int) -> None:
         """Proofs are served from the stored nodes, so audit vouches for every one of them
