@@ -13,6 +13,7 @@ caught by either.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import Any, ClassVar, Literal
 
 from modelchain.checks.audit import (
     AuditReport,
+    Walk,
     check_index_root,
     check_trusted,
     index_values,
@@ -64,6 +66,11 @@ __all__ = ["PUBLISH_WAIT_S", "Ledger", "Source", "Unsettled", "same_file"]
 #: how long a reader waits for the checkpoint of an append that is committing (its trust
 #: state is written just before): only when what it read looks rolled back or unsigned
 PUBLISH_WAIT_S = 2.0
+
+#: how many checkpoints an audit tries when appends commit while it reads the index, which
+#: each append updates in place (each checkpoint is checked as the first was: a newer one is
+#: no excuse, only a sign that what was read is of a newer tree)
+AUDIT_ATTEMPTS = 50
 
 #: what names a ledger: a location (`--ledger`), or a store already open
 Source = Store | LedgerClient | str | os.PathLike[str] | None
@@ -560,14 +567,29 @@ class Ledger:
         if trusted is not None and checkpoint.size < trusted.size and self._newer_note(note):
             note = store.checkpoint() or note  # an append was committing: audit its tree
             checkpoint = self._open_checkpoint(note, origin, keys)
-        audited = self._audited_before(checkpoint)
-        if not full and on_block is None and on_stored is None and audited is not None:
-            since = root_from_extensions(audited.extensions) is not None
-            if since and root_from_extensions(checkpoint.extensions) is not None:
-                return self._audit_increment(note, checkpoint, audited, trusted, update_trust)
-        return self._audit_full(
-            note, checkpoint, trusted, audited, update_trust, on_block, on_stored
-        )
+        quiet = on_block is None and on_stored is None
+        for attempt in range(AUDIT_ATTEMPTS):
+            audited = self._audited_before(checkpoint)
+            try:
+                if not full and quiet and audited is not None:
+                    since = root_from_extensions(audited.extensions) is not None
+                    if since and root_from_extensions(checkpoint.extensions) is not None:
+                        return self._audit_increment(
+                            note, checkpoint, audited, trusted, update_trust
+                        )
+                return self._audit_full(
+                    note, checkpoint, trusted, audited, update_trust, on_block, on_stored, keys
+                )
+            except (RollbackError, ForkError):
+                raise
+            except LedgerInvalid:
+                # the store's index nodes are updated in place: an append committed while
+                # they were read makes them those of a newer checkpoint; audit that one
+                if not quiet or attempt + 1 == AUDIT_ATTEMPTS or not self._newer_note(note):
+                    raise
+                note = store.checkpoint() or note
+                checkpoint = self._open_checkpoint(note, origin, keys)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _audited_before(self, checkpoint: Checkpoint) -> Checkpoint | None:
         """The checkpoint of the last audit of this log at this location, if any (a record
@@ -603,52 +625,69 @@ class Ledger:
         update_trust: bool,
         on_block: Callable[[Block], None] | None,
         on_stored: Callable[[Block, StoredBlock], None] | None,
+        keys: Sequence[Verifier] = (),
     ) -> AuditReport:
         """Every block, the tree and the nodes, and the index rebuilt from the blocks and
-        compared with the signed, the trusted and the audited checkpoint's index root."""
+        compared with the signed, the trusted and the audited checkpoint's index root.
+
+        The stored index nodes are updated in place by each append, so when an append
+        commits while they are read they are those of a newer checkpoint: the walk then goes
+        on to that checkpoint's blocks (each block is still read and checked once) and
+        audits it instead."""
         store = self.store
         origin = store.origin()
-        signed_size = checkpoint.size
-        columns = store.lookup_columns(signed_size)
-        index_root = root_from_extensions(checkpoint.extensions)
         older = [
             c
             for c in (trusted, audited)
             if c is not None
-            and c.size < signed_size
+            and c.size < checkpoint.size
             and root_from_extensions(c.extensions) is not None
         ]
-        walk = walk_blocks(
-            self.location,
-            store.blocks(0, signed_size),
-            columns,
-            origin,
-            None if trusted is None else trusted.size,
-            on_block,
-            on_stored,
-            snapshots={c.size for c in older} if index_root is not None else (),
-        )
-        frontier, previous, size = walk.frontier, walk.previous, walk.frontier.size
-
-        if checkpoint.size > size:
-            raise LedgerInvalid(
-                f"{self.location}: holds {n_blocks(size)} but its signed checkpoint covers "
-                f"{n_blocks(checkpoint.size)}: blocks were deleted"
+        walk: Walk | None = None
+        for attempt in range(AUDIT_ATTEMPTS):
+            start = 0 if walk is None else walk.frontier.size
+            signed_size = checkpoint.size
+            if signed_size < start:
+                raise RollbackError(
+                    f"{self.location}: rolled back while it was audited: its signed "
+                    f"checkpoint now covers {n_blocks(signed_size)}, not {start}"
+                )
+            columns = store.lookup_columns(signed_size)
+            if columns is not None and start:
+                columns = itertools.dropwhile(lambda row, at=start: row[0] < at, columns)
+            index_root = root_from_extensions(checkpoint.extensions)
+            walk = walk_blocks(
+                self.location,
+                store.blocks(start, signed_size),
+                columns,
+                origin,
+                None if trusted is None else trusted.size,
+                on_block,
+                on_stored,
+                start=walk,
+                snapshots={c.size for c in older},
             )
-        stored_size = store.size()
-        if stored_size > size and not self._newer_note(note):
-            raise LedgerInvalid(
-                f"{self.location}: blocks {checkpoint.size} to {stored_size - 1} are not "
-                f"covered by the signed checkpoint (which covers {checkpoint.size})"
-            )
-        if frontier.root() != checkpoint.root_hash:
-            culprit = self._first_unsigned_leaf(size)
-            raise LedgerInvalid(
-                f"{self.location}: the blocks no longer match the signed checkpoint "
-                f"(Merkle root differs{culprit}): the ledger was changed after it was signed"
-            )
-        self._check_nodes(walk.nodes, size)
-        if index_root is not None:
+            frontier, previous, size = walk.frontier, walk.previous, walk.frontier.size
+            if checkpoint.size > size:
+                raise LedgerInvalid(
+                    f"{self.location}: holds {n_blocks(size)} but its signed checkpoint covers "
+                    f"{n_blocks(checkpoint.size)}: blocks were deleted"
+                )
+            stored_size = store.size()
+            if stored_size > size and not self._newer_note(note):
+                raise LedgerInvalid(
+                    f"{self.location}: blocks {checkpoint.size} to {stored_size - 1} are not "
+                    f"covered by the signed checkpoint (which covers {checkpoint.size})"
+                )
+            if frontier.root() != checkpoint.root_hash:
+                culprit = self._first_unsigned_leaf(size)
+                raise LedgerInvalid(
+                    f"{self.location}: the blocks no longer match the signed checkpoint "
+                    f"(Merkle root differs{culprit}): the ledger was changed after it was signed"
+                )
+            self._check_nodes(walk.nodes, size)
+            if index_root is None:
+                break
             values = index_values(walk.newest)
             check_index_root(self.location, values, index_root, "the signed checkpoint")
             for old in older:
@@ -660,7 +699,15 @@ class Ledger:
                     old_root,
                     f"the checkpoint of {n_blocks(old.size)} accepted before",
                 )
-            self._check_index_nodes(values, index_root)
+            try:
+                self._check_index_nodes(values, index_root)
+                break
+            except LedgerInvalid:
+                if attempt + 1 == AUDIT_ATTEMPTS or not self._newer_note(note):
+                    raise
+                note = store.checkpoint() or note
+                checkpoint = self._open_checkpoint(note, origin, keys)
+        assert walk is not None
         previously = self._check_trusted(
             checkpoint, lambda _size, old_root: walk.root_at_trusted == old_root, trusted
         )

@@ -939,6 +939,13 @@ class LocalLedger(Ledger, default=True):
             )
         new = list(store.blocks(start, size))
         blocks = [Block.from_raw(s.raw, s.position) for s in new]
+        # the index nodes are updated in place by each append: read the proof right after
+        # the blocks, while they are still likely those of this checkpoint (see `audit`)
+        tree = self._signed_index(checkpoint)
+        try:
+            proof = tree.prove_update(sorted({key_of(b.name) for b in blocks}))
+        except InvalidProof as exc:
+            raise LedgerInvalid(f"{self.location}: the stored index: {exc}") from None
         walk, before = self._audited_edge(audited, blocks)
         walk = walk_blocks(
             self.location,
@@ -955,7 +962,7 @@ class LocalLedger(Ledger, default=True):
                 "was changed after it was signed"
             )
         self._check_new_nodes(walk.nodes)
-        self._check_new_lookups(blocks, start)
+        self._check_new_lookups(blocks, start, size)
         changes = {}
         for name, (index, leaf, versions) in walk.newest.items():
             if index < start:
@@ -964,11 +971,6 @@ class LocalLedger(Ledger, default=True):
                 before.get(name),
                 Entry(name, index, leaf, versions).value(),
             )
-        tree = self._signed_index(checkpoint)
-        try:
-            proof = tree.prove_update(sorted(changes))
-        except InvalidProof as exc:
-            raise LedgerInvalid(f"{self.location}: the stored index: {exc}") from None
         check_index_update(self.location, audited, checkpoint, changes, proof)
         previously = self._check_trusted(checkpoint, self._prove_extends(checkpoint), trusted)
         if update_trust:
@@ -1047,14 +1049,14 @@ class LocalLedger(Ledger, default=True):
                     "the blocks (proofs served from it would fail)"
                 )
 
-    def _check_new_lookups(self, blocks: Sequence[Block], start: int) -> None:
+    def _check_new_lookups(self, blocks: Sequence[Block], start: int, size: int) -> None:
         """The name lookup must find each new block under its signed name, and no other
-        block past the audited size (the rest of the lookup columns: `audit --full`)."""
+        block in [start, size) (the rest of the lookup columns: `audit --full`)."""
         names: dict[str, list[int]] = {}
         for block in blocks:
             names.setdefault(block.name, []).append(block.index)
         for name, indices in names.items():
-            found = [i for i in self.store.find(name=name) if i >= start]
+            found = [i for i in self.store.find(name=name) if start <= i < size]
             if found != indices:
                 raise LedgerInvalid(
                     f"{self.location}: the lookup columns of {name!r} do not match the signed "
