@@ -574,9 +574,16 @@ class Ledger:
                 if not full and quiet and audited is not None:
                     since = root_from_extensions(audited.extensions) is not None
                     if since and root_from_extensions(checkpoint.extensions) is not None:
-                        return self._audit_increment(
-                            note, checkpoint, audited, trusted, update_trust
-                        )
+                        # one snapshot: the index nodes appends overwrite, read with the
+                        # note that signs them (the trust state was read before it)
+                        with self._reading():
+                            current = store.checkpoint() or note
+                            if current != note:
+                                note = current
+                                checkpoint = self._open_checkpoint(note, origin, keys)
+                            return self._audit_increment(
+                                note, checkpoint, audited, trusted, update_trust
+                            )
                 return self._audit_full(
                     note, checkpoint, trusted, audited, update_trust, on_block, on_stored, keys
                 )

@@ -918,10 +918,12 @@ class LocalLedger(Ledger, default=True):
                 f"{self.location}: holds {n_blocks(stored_size)} but its signed checkpoint "
                 f"covers {n_blocks(size)}: blocks were deleted"
             )
-        if stored_size > size and not self._newer_note(note):
-            raise LedgerInvalid(
+        if stored_size > size:  # unless a newer note comes (`audit` waits outside the read)
+            raise Unsettled(
                 f"{self.location}: blocks {size} to {stored_size - 1} are not covered by the "
-                f"signed checkpoint (which covers {size})"
+                f"signed checkpoint (which covers {size})",
+                note,
+                way_out=_AUDIT_FULL,
             )
         if not self._prove_extends(checkpoint)(start, audited.root_hash):
             raise ForkError(
