@@ -278,3 +278,12 @@ def test_index_values_match_the_key_of_each_name() -> None:
 
     values = index_values({"a": (3, bytes(32), 2)})
     assert values == {key_of("a"): Entry("a", 3, bytes(32), 2).value()}
+
+
+def test_an_audit_of_the_empty_ledger_is_continued(tmp_path: Path, home: Home) -> None:
+    with Ledger.open(tmp_path / "ledger.db", home=home, create=True) as ledger:
+        ledger.init()
+        assert ledger.audit().size == 0
+        _append(ledger, ["a", "b", "a"], 0)
+        report = ledger.audit()
+        assert report.since == 0 and report.size == 3
