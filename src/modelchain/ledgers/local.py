@@ -1005,33 +1005,25 @@ class LocalLedger(Ledger, default=True):
                 f"{n_blocks(start)}",
                 way_out=_AUDIT_FULL,
             )
-        tree = self._subtrees(start, cached=False)
         walk = Walk(frontier)
         before: dict[str, bytes] = {}
-
-        def proven(index: int) -> tuple[Block, bytes]:
-            for stored in self.store.blocks(index, index + 1):
-                leaf = merkle.leaf_hash(stored.data)
-                try:
-                    merkle.verify_inclusion(
-                        index, start, leaf, merkle.inclusion_proof(index, tree), audited.root_hash
-                    )
-                except InvalidProof:
-                    raise LedgerInvalid(
-                        f"{self.location}: block {index} is not the one that was audited",
-                        way_out=_AUDIT_FULL,
-                    ) from None
-                return Block.from_raw(stored.raw, stored.position), leaf
-            raise LedgerInvalid(f"{self.location}: block {index} is missing")
-
-        if start:
-            last, _leaf = proven(start - 1)
-            walk.previous = last.current_hash
+        wanted: dict[int, str | None] = {start - 1: None} if start else {}
         for name in dict.fromkeys(b.name for b in blocks):
             older = [i for i in self.store.find(name=name) if i < start]
-            if not older:
+            if older:
+                wanted[older[-1]] = name
+        read: dict[int, tuple[Block, bytes]] = {}
+        for index in sorted(wanted):
+            for stored in self.store.blocks(index, index + 1):
+                read[index] = (Block.from_raw(stored.raw, index), merkle.leaf_hash(stored.data))
+            if index not in read:
+                raise LedgerInvalid(f"{self.location}: block {index} is missing")
+        self._prove_audited(audited, {i: leaf for i, (_b, leaf) in read.items()})
+        for index, name in wanted.items():
+            block, leaf = read[index]
+            if name is None:
+                walk.previous = block.current_hash
                 continue
-            block, leaf = proven(older[-1])
             if block.name != name:
                 raise LedgerInvalid(
                     f"{self.location}: the name index disagrees with block {block.index}",
@@ -1040,6 +1032,23 @@ class LocalLedger(Ledger, default=True):
             walk.newest[name] = (block.index, leaf, block.version)
             before[name] = Entry(name, block.index, leaf, block.version).value()
         return walk, before
+
+    def _prove_audited(self, audited: Checkpoint, leaves: Mapping[int, bytes]) -> None:
+        """Each of `leaves` (block index -> leaf hash) is in the `audited` tree: inclusion
+        proofs from the stored nodes, every node they need read in one query."""
+        size = audited.size
+        plans = {index: merkle.inclusion_nodes(index, size) for index in leaves}
+        ids = sorted({node for plan in plans.values() for node in plan.ids})
+        known = dict(zip(ids, self.store.nodes(ids), strict=True)) if ids else {}
+        for index, plan in plans.items():
+            proof = merkle.proof_from_nodes(plan, [known[i] for i in plan.ids])
+            try:
+                merkle.verify_inclusion(index, size, leaves[index], proof, audited.root_hash)
+            except InvalidProof:
+                raise LedgerInvalid(
+                    f"{self.location}: block {index} is not the one that was audited",
+                    way_out=_AUDIT_FULL,
+                ) from None
 
     def _check_new_nodes(self, computed: dict[tuple[int, int], bytes]) -> None:
         """The stored Merkle nodes the new blocks completed, which proofs are served from."""
