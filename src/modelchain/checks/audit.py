@@ -297,14 +297,6 @@ def check_index_root(location: str, values: Mapping[bytes, bytes], signed: bytes
         )
 
 
-def _record_hash(record: bytes | None) -> bytes:
-    if record is None:
-        return sparse.EMPTY
-    if len(record) == 2 * sparse.HASH_SIZE:
-        return hashlib.sha256(b"\x00" + record).digest()
-    return record
-
-
 def check_index_nodes(
     location: str,
     values: Mapping[bytes, bytes],
@@ -316,50 +308,50 @@ def check_index_nodes(
     key's path, each inner node the hash of its two children, each node under an inner node,
     and the top the signed root. Proofs are served from these nodes; the deepest damaged one
     is named (a node altered breaks its own check first)."""
-    nodes: dict[tuple[int, int], bytes] = {}
-    for node_id, record in stored:
-        nodes[node_id] = record
-    hashes = {key: hashlib.sha256(value).digest() for key, value in values.items()}
+    nodes = dict(stored)
+    sha256 = hashlib.sha256
+    size, bits = sparse.HASH_SIZE, sparse.KEY_BITS
+    hashes = {key: sha256(value).digest() for key, value in values.items()}
+    empty = sparse.EMPTY
     worst: tuple[int, int, str] | None = None
     leaves = 0
 
-    def damaged(depth: int, prefix: int, why: str) -> None:
-        nonlocal worst
-        if worst is None or depth > worst[0]:
-            worst = (depth, prefix, why)
+    def child(record: bytes | None) -> bytes:
+        if record is None:
+            return empty
+        if len(record) == 2 * size:
+            return sha256(b"\x00" + record).digest()
+        return record
 
     for (depth, prefix), record in nodes.items():
-        if not 0 <= depth <= sparse.KEY_BITS or prefix < 0 or prefix >> depth:
-            damaged(depth, prefix, "lies outside the tree")
-            continue
-        if depth and len(nodes.get((depth - 1, prefix >> 1), b"")) != sparse.HASH_SIZE:
-            damaged(depth, prefix, "hangs under no inner node")
-            continue
-        if len(record) == 2 * sparse.HASH_SIZE:
-            key = record[: sparse.HASH_SIZE]
+        why = ""
+        if not 0 <= depth <= bits or prefix < 0 or prefix >> depth:
+            why = "lies outside the tree"
+        elif depth and len(nodes.get((depth - 1, prefix >> 1), b"")) != size:
+            why = "hangs under no inner node"
+        elif len(record) == 2 * size:
             leaves += 1
-            key_int = int.from_bytes(key, "big")
-            if depth and key_int >> (sparse.KEY_BITS - depth) != prefix:
-                damaged(depth, prefix, "holds a key that does not belong there")
-            elif hashes.get(key) != record[sparse.HASH_SIZE :]:
-                damaged(depth, prefix, "holds an entry that is not a name's newest block")
-        elif len(record) == sparse.HASH_SIZE:
-            if depth == sparse.KEY_BITS:
-                damaged(depth, prefix, "is an inner node below the last bit")
-                continue
-            left = _record_hash(nodes.get((depth + 1, prefix << 1)))
-            right = _record_hash(nodes.get((depth + 1, (prefix << 1) | 1)))
-            if record != sparse.node_hash(left, right):
-                damaged(depth, prefix, "is not the hash of its children")
+            key = record[:size]
+            if depth and int.from_bytes(key, "big") >> (bits - depth) != prefix:
+                why = "holds a key that does not belong there"
+            elif hashes.get(key) != record[size:]:
+                why = "holds an entry that is not a name's newest block"
+        elif len(record) == size and depth < bits:
+            left = child(nodes.get((depth + 1, prefix << 1)))
+            right = child(nodes.get((depth + 1, (prefix << 1) | 1)))
+            if record != sha256(b"\x01" + left + right).digest():
+                why = "is not the hash of its children"
         else:
-            damaged(depth, prefix, "is not a record")
+            why = "is not a record"
+        if why and (worst is None or depth > worst[0]):
+            worst = (depth, prefix, why)
     if worst is not None:
         depth, prefix, why = worst
         raise LedgerInvalid(
             f"{location}: stored index node (depth {depth}, prefix {prefix:#x}) {why}: "
             "index proofs served from it would fail"
         )
-    if _record_hash(nodes.get((0, 0))) != root:
+    if child(nodes.get((0, 0))) != root:
         raise LedgerInvalid(f"{location}: the stored index does not lead to the signed index root")
     if leaves != len(hashes):
         raise LedgerInvalid(

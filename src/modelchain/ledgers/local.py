@@ -1007,23 +1007,22 @@ class LocalLedger(Ledger, default=True):
             )
         walk = Walk(frontier)
         before: dict[str, bytes] = {}
-        wanted: dict[int, str | None] = {start - 1: None} if start else {}
+        wanted: dict[str, int] = {}
         for name in dict.fromkeys(b.name for b in blocks):
             older = [i for i in self.store.find(name=name) if i < start]
             if older:
-                wanted[older[-1]] = name
+                wanted[name] = older[-1]
         read: dict[int, tuple[Block, bytes]] = {}
-        for index in sorted(wanted):
+        for index in sorted({*wanted.values(), *([start - 1] if start else [])}):
             for stored in self.store.blocks(index, index + 1):
                 read[index] = (Block.from_raw(stored.raw, index), merkle.leaf_hash(stored.data))
             if index not in read:
                 raise LedgerInvalid(f"{self.location}: block {index} is missing")
         self._prove_audited(audited, {i: leaf for i, (_b, leaf) in read.items()})
-        for index, name in wanted.items():
+        if start:
+            walk.previous = read[start - 1][0].current_hash
+        for name, index in wanted.items():
             block, leaf = read[index]
-            if name is None:
-                walk.previous = block.current_hash
-                continue
             if block.name != name:
                 raise LedgerInvalid(
                     f"{self.location}: the name index disagrees with block {block.index}",
