@@ -941,14 +941,17 @@ class LocalLedger(Ledger, default=True):
             )
         new = list(store.blocks(start, size))
         blocks = [Block.from_raw(s.raw, s.position) for s in new]
-        # the index nodes are updated in place by each append: read the proof right after
-        # the blocks, while they are still likely those of this checkpoint (see `audit`)
-        tree = self._signed_index(checkpoint)
+        # the stored index nodes, read unproven (a path's worth of levels per query for all
+        # the keys at once): `verify_update` checks the proof made of them against the
+        # signed root, so a wrong node can only make it fail
+        tree = Index(fetch=store.index_nodes)
         try:
             proof = tree.prove_update(sorted({key_of(b.name) for b in blocks}))
         except InvalidProof as exc:
             raise LedgerInvalid(f"{self.location}: the stored index: {exc}") from None
-        walk, before = self._audited_edge(audited, blocks)
+        found = {name: store.find(name=name) for name in dict.fromkeys(b.name for b in blocks)}
+        walk, before = self._audited_edge(audited, found)
+        olds = {name: walk.newest[name] for name in before}
         walk = walk_blocks(
             self.location,
             new,
@@ -964,7 +967,7 @@ class LocalLedger(Ledger, default=True):
                 "was changed after it was signed"
             )
         self._check_new_nodes(walk.nodes)
-        self._check_new_lookups(blocks, start, size)
+        self._check_new_lookups(blocks, found, start, size)
         changes = {}
         for name, (index, leaf, versions) in walk.newest.items():
             if index < start:
@@ -973,7 +976,12 @@ class LocalLedger(Ledger, default=True):
                 before.get(name),
                 Entry(name, index, leaf, versions).value(),
             )
-        check_index_update(self.location, audited, checkpoint, changes, proof)
+        try:
+            check_index_update(self.location, audited, checkpoint, changes, proof)
+        except LedgerInvalid:
+            # name an old block that changed, if that is why (its entry is not the audited one)
+            self._prove_audited(audited, {i: leaf for i, leaf, _v in olds.values()})
+            raise
         previously = self._check_trusted(checkpoint, self._prove_extends(checkpoint), trusted)
         if update_trust:
             self._record_audit(note, checkpoint)
@@ -989,11 +997,13 @@ class LocalLedger(Ledger, default=True):
         )
 
     def _audited_edge(
-        self, audited: Checkpoint, blocks: Sequence[Block]
+        self, audited: Checkpoint, found: Mapping[str, list[int]]
     ) -> tuple[Walk, dict[str, bytes]]:
         """Where the new blocks start from, each part proven into the `audited` tree: its
-        peaks (they must make its root), the current_hash of its last block, and each new
-        name's newest block before it (also as its index entry value, for the update)."""
+        peaks (they must make its root), the current_hash of its last block (an inclusion
+        proof), and each new name's newest block before it, as its index entry value: the
+        audited index commits to that entry (its index, leaf hash and versions), so the
+        update proof that follows proves these blocks too, from the audited index root."""
         start = audited.size
         frontier = merkle.Frontier.empty()
         if start:
@@ -1008,8 +1018,8 @@ class LocalLedger(Ledger, default=True):
         walk = Walk(frontier)
         before: dict[str, bytes] = {}
         wanted: dict[str, int] = {}
-        for name in dict.fromkeys(b.name for b in blocks):
-            older = [i for i in self.store.find(name=name) if i < start]
+        for name, indices in found.items():  # the name lookup of each new block's name
+            older = [i for i in indices if i < start]
             if older:
                 wanted[name] = older[-1]
         read: dict[int, tuple[Block, bytes]] = {}
@@ -1018,7 +1028,8 @@ class LocalLedger(Ledger, default=True):
                 read[index] = (Block.from_raw(stored.raw, index), merkle.leaf_hash(stored.data))
             if index not in read:
                 raise LedgerInvalid(f"{self.location}: block {index} is missing")
-        self._prove_audited(audited, {i: leaf for i, (_b, leaf) in read.items()})
+        if start:
+            self._prove_audited(audited, {start - 1: read[start - 1][1]})
         if start:
             walk.previous = read[start - 1][0].current_hash
         for name, index in wanted.items():
@@ -1059,15 +1070,16 @@ class LocalLedger(Ledger, default=True):
                     "the blocks (proofs served from it would fail)"
                 )
 
-    def _check_new_lookups(self, blocks: Sequence[Block], start: int, size: int) -> None:
+    def _check_new_lookups(
+        self, blocks: Sequence[Block], found: Mapping[str, list[int]], start: int, size: int
+    ) -> None:
         """The name lookup must find each new block under its signed name, and no other
         block in [start, size) (the rest of the lookup columns: `audit --full`)."""
         names: dict[str, list[int]] = {}
         for block in blocks:
             names.setdefault(block.name, []).append(block.index)
         for name, indices in names.items():
-            found = [i for i in self.store.find(name=name) if start <= i < size]
-            if found != indices:
+            if [i for i in found[name] if start <= i < size] != indices:
                 raise LedgerInvalid(
                     f"{self.location}: the lookup columns of {name!r} do not match the signed "
                     "blocks: lookups would find other blocks than were signed",

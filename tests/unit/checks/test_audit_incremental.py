@@ -287,3 +287,16 @@ def test_an_audit_of_the_empty_ledger_is_continued(tmp_path: Path, home: Home) -
         _append(ledger, ["a", "b", "a"], 0)
         report = ledger.audit()
         assert report.since == 0 and report.size == 3
+
+
+def test_a_changed_old_block_the_new_ones_continue_is_named(tmp_path: Path, home: Home) -> None:
+    """The newest block before of a name that has a new version is read (its versions go on
+    from it): the audited index says what it was, so an edit of it is caught and named."""
+    loc = tmp_path / "ledger.db"
+    with _ledger(tmp_path, home, ["a", "b", "c"]) as ledger:
+        ledger.audit()
+        _append(ledger, ["a"], 10)
+    _rewrite_body(loc, 0, {"metadata": {"edited": True}})
+    with Ledger.open(loc, home=home) as ledger:
+        with pytest.raises(LedgerInvalid, match="block 0 is not the one that was audited"):
+            ledger.audit()
