@@ -940,24 +940,19 @@ class LocalLedger(Ledger, default=True):
                 way_out=self._way_back(checkpoint.origin),
             )
         new = list(store.blocks(start, size))
-        blocks = [Block.from_raw(s.raw, s.position) for s in new]
-        # the stored index nodes, read unproven (a path's worth of levels per query for all
-        # the keys at once): `verify_update` checks the proof made of them against the
-        # signed root, so a wrong node can only make it fail
-        tree = Index(fetch=store.index_nodes)
-        try:
-            proof = tree.prove_update(sorted({key_of(b.name) for b in blocks}))
-        except InvalidProof as exc:
-            raise LedgerInvalid(f"{self.location}: the stored index: {exc}") from None
-        found = {name: store.find(name=name) for name in dict.fromkeys(b.name for b in blocks)}
+        # each new name's lookup (the raw names: the walk checks every block after)
+        names = dict.fromkeys(s.raw.get("name") for s in new if isinstance(s.raw, dict))
+        found = {n: store.find(name=n) for n in names if isinstance(n, str)}
         walk, before = self._audited_edge(audited, found)
         olds = {name: walk.newest[name] for name in before}
+        placed: dict[str, list[int]] = {}
         walk = walk_blocks(
             self.location,
             new,
             None,
             checkpoint.origin,
             None if trusted is None else trusted.size,
+            lambda block: placed.setdefault(block.name, []).append(block.index),
             start=walk,
         )
         if walk.frontier.size != size or walk.frontier.root() != checkpoint.root_hash:
@@ -967,7 +962,15 @@ class LocalLedger(Ledger, default=True):
                 "was changed after it was signed"
             )
         self._check_new_nodes(walk.nodes)
-        self._check_new_lookups(blocks, found, start, size)
+        self._check_new_lookups(placed, found, start, size)
+        # the stored index nodes, read unproven (level by level, for all the keys at once):
+        # `verify_update` checks the proof made of them against the signed root, so a wrong
+        # node can only make it fail
+        tree = Index(fetch=self._index_levels)
+        try:
+            proof = tree.prove_update(sorted(key_of(name) for name in placed))
+        except InvalidProof as exc:
+            raise LedgerInvalid(f"{self.location}: the stored index: {exc}") from None
         changes = {}
         for name, (index, leaf, versions) in walk.newest.items():
             if index < start:
@@ -1070,16 +1073,33 @@ class LocalLedger(Ledger, default=True):
                     "the blocks (proofs served from it would fail)"
                 )
 
+    def _index_levels(self, ids: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """`Store.index_nodes`, one depth at a time, leaving out the ids under a node this
+        read found empty or a leaf: an index of n keys is about log2(n) deep, so most of the
+        levels a path's read asks for hold nothing."""
+        by_depth: dict[int, list[tuple[int, int]]] = {}
+        for node_id in ids:
+            by_depth.setdefault(node_id[0], []).append(node_id)
+        asked = set(ids)
+        out: dict[tuple[int, int], bytes] = {}
+        for depth in sorted(by_depth):
+            wanted = [
+                (d, p)
+                for d, p in by_depth[depth]
+                if (d - 1, p >> 1) not in asked or len(out.get((d - 1, p >> 1), b"")) == 32
+            ]
+            if wanted:
+                out.update(self.store.index_nodes(wanted))
+        return out
+
     def _check_new_lookups(
-        self, blocks: Sequence[Block], found: Mapping[str, list[int]], start: int, size: int
+        self, placed: Mapping[str, list[int]], found: Mapping[str, list[int]], start: int, size: int
     ) -> None:
-        """The name lookup must find each new block under its signed name, and no other
-        block in [start, size) (the rest of the lookup columns: `audit --full`)."""
-        names: dict[str, list[int]] = {}
-        for block in blocks:
-            names.setdefault(block.name, []).append(block.index)
-        for name, indices in names.items():
-            if [i for i in found[name] if start <= i < size] != indices:
+        """The name lookup must find each new block under its signed name (`placed`: the
+        new blocks' indices by name), and no other block in [start, size) (the rest of the
+        lookup columns: `audit --full`)."""
+        for name, indices in placed.items():
+            if [i for i in found.get(name, []) if start <= i < size] != indices:
                 raise LedgerInvalid(
                     f"{self.location}: the lookup columns of {name!r} do not match the signed "
                     "blocks: lookups would find other blocks than were signed",
