@@ -900,10 +900,11 @@ class LocalLedger(Ledger, default=True):
         nodes, and the audited tree's stored peaks, which must make its root, extended by the
         new blocks' leaves to the signed root); the new blocks checked as a full audit checks
         them (chain from the block before, proven into the audited tree; versions continuing
-        from each name's newest block before, proven likewise); the stored Merkle nodes they
-        completed; and the signed index root proven to be the audited one updated by exactly
-        the new blocks' entries (`verify_update`). Blocks before the audited size are not
-        read again: `audit --full` checks those."""
+        from each name's newest block before, which the audited index commits to); the
+        stored Merkle nodes they completed and the name lookup of each; and the signed index
+        root proven to be the audited one updated by exactly the new blocks' entries
+        (`verify_update`). Blocks before the audited size are not read again, nor the digest
+        lookup column: `audit --full` checks those."""
         store = self.store
         start, size = audited.size, checkpoint.size
         stored_size = store.size()
@@ -969,8 +970,11 @@ class LocalLedger(Ledger, default=True):
         tree = Index(fetch=self._index_levels)
         try:
             proof = tree.prove_update(sorted(key_of(name) for name in placed))
-        except InvalidProof as exc:
-            raise LedgerInvalid(f"{self.location}: the stored index: {exc}") from None
+        except (InvalidProof, ValueError) as exc:  # a new name the stored index lacks
+            raise LedgerInvalid(
+                f"{self.location}: the stored index does not hold the new blocks ({exc})",
+                way_out=_AUDIT_FULL,
+            ) from None
         changes = {}
         for name, (index, leaf, versions) in walk.newest.items():
             if index < start:
