@@ -303,11 +303,12 @@ def check_index_nodes(
     stored: Iterable[tuple[tuple[int, int], bytes]],
     root: bytes,
 ) -> None:
-    """Every stored index node must be the node of the index the blocks make (`values`, whose
-    root `root` is signed and was checked): each leaf a name's newest entry at a place on its
-    key's path, each inner node the hash of its two children, each node under an inner node,
-    and the top the signed root. Proofs are served from these nodes; the deepest damaged one
-    is named (a node altered breaks its own check first)."""
+    """Every stored index node must be the node of the index the blocks make (`values`): each
+    leaf a name's newest entry at a place on its key's path, each inner node the hash of its
+    two children and over two keys or more (compact), each node under an inner node, every
+    name there, and the top the signed `root`. Then the stored index is the compact tree of
+    `values` and its root theirs. Proofs are served from these nodes; the deepest damaged
+    one is named (a node altered breaks its own check first)."""
     nodes = dict(stored)
     sha256 = hashlib.sha256
     size, bits = sparse.HASH_SIZE, sparse.KEY_BITS
@@ -337,10 +338,11 @@ def check_index_nodes(
             elif hashes.get(key) != record[size:]:
                 why = "holds an entry that is not a name's newest block"
         elif len(record) == size and depth < bits:
-            left = child(nodes.get((depth + 1, prefix << 1)))
-            right = child(nodes.get((depth + 1, (prefix << 1) | 1)))
-            if record != sha256(b"\x01" + left + right).digest():
+            below = nodes.get((depth + 1, prefix << 1)), nodes.get((depth + 1, (prefix << 1) | 1))
+            if record != sha256(b"\x01" + child(below[0]) + child(below[1])).digest():
                 why = "is not the hash of its children"
+            elif None in below and len(below[0] or below[1] or b"") != size:
+                why = "holds fewer than two keys (the tree is not compact)"
         else:
             why = "is not a record"
         if why and (worst is None or depth > worst[0]):

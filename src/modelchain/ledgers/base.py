@@ -236,9 +236,10 @@ class Ledger:
     def _check_nodes(self, computed: dict[tuple[int, int], bytes], size: int) -> None:
         """Audit: vouch for the Merkle nodes proofs are served from (none kept: nothing)."""
 
-    def _check_index_nodes(self, values: dict[bytes, bytes], root: bytes) -> None:
-        """Full audit: vouch for the index nodes index proofs are served from (none kept:
-        nothing)."""
+    def _check_index_nodes(self, values: dict[bytes, bytes], root: bytes) -> bool:
+        """Full audit: vouch for the index nodes index proofs are served from; True when
+        they were all checked to be the index of `values` under `root` (none kept: False)."""
+        return False
 
     def _first_unsigned_leaf(self, size: int) -> str:
         """Audit, best effort: name the first block whose leaf differs from the stored tree."""
@@ -635,7 +636,7 @@ class Ledger:
         keys: Sequence[Verifier] = (),
     ) -> AuditReport:
         """Every block, the tree and the nodes, and the index rebuilt from the blocks and
-        compared with the signed, the trusted and the audited checkpoint's index root.
+        compared with the signed and the trusted checkpoint's index root.
 
         The stored index nodes are updated in place by each append, so when an append
         commits while they are read they are those of a newer checkpoint: the walk then goes
@@ -643,9 +644,11 @@ class Ledger:
         audits it instead."""
         store = self.store
         origin = store.origin()
+        # the trusted checkpoint's index, as the blocks made it at its size (the audited
+        # one's was checked by the audit that recorded it)
         older = [
             c
-            for c in (trusted, audited)
+            for c in (trusted,)
             if c is not None
             and c.size < checkpoint.size
             and root_from_extensions(c.extensions) is not None
@@ -696,7 +699,19 @@ class Ledger:
             if index_root is None:
                 break
             values = index_values(walk.newest)
-            check_index_root(self.location, values, index_root, "the signed checkpoint")
+            try:
+                # stored nodes that all check out make the signed root: then they are the
+                # index the blocks make, with no second build of it
+                vouched = self._check_index_nodes(values, index_root)
+            except LedgerInvalid:
+                check_index_root(self.location, values, index_root, "the signed checkpoint")
+                if attempt + 1 == AUDIT_ATTEMPTS or not self._newer_note(note):
+                    raise
+                note = store.checkpoint() or note
+                checkpoint = self._open_checkpoint(note, origin, keys)
+                continue
+            if not vouched:
+                check_index_root(self.location, values, index_root, "the signed checkpoint")
             for old in older:
                 old_root = root_from_extensions(old.extensions)
                 assert old_root is not None
@@ -706,14 +721,7 @@ class Ledger:
                     old_root,
                     f"the checkpoint of {n_blocks(old.size)} accepted before",
                 )
-            try:
-                self._check_index_nodes(values, index_root)
-                break
-            except LedgerInvalid:
-                if attempt + 1 == AUDIT_ATTEMPTS or not self._newer_note(note):
-                    raise
-                note = store.checkpoint() or note
-                checkpoint = self._open_checkpoint(note, origin, keys)
+            break
         assert walk is not None
         previously = self._check_trusted(
             checkpoint, lambda _size, old_root: walk.root_at_trusted == old_root, trusted

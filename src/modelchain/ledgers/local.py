@@ -1110,9 +1110,10 @@ class LocalLedger(Ledger, default=True):
                     way_out=_AUDIT_FULL,
                 )
 
-    def _check_index_nodes(self, values: dict[bytes, bytes], root: bytes) -> None:
+    def _check_index_nodes(self, values: dict[bytes, bytes], root: bytes) -> bool:
         """Index proofs are served from the stored index nodes: vouch for every one."""
         check_index_nodes(self.location, values, self.store.all_index_nodes(), root)
+        return True
 
     def _check_nodes(self, computed: dict[tuple[int, int], bytes], size: int) -> None:
         """Proofs are served from the stored nodes, so audit vouches for every one of them

@@ -75,3 +75,25 @@ def test_a_name_missing_from_the_blocks_is_refused() -> None:
     fewer.pop(next(iter(fewer)))
     with pytest.raises(LedgerInvalid, match="not a name's newest block"):
         check_index_nodes("l", fewer, tree.nodes.items(), tree.root())
+
+
+def test_a_leaf_pushed_down_under_an_empty_side_is_not_compact() -> None:
+    """Hashes that all check out, up to a root signed over them, but a lone leaf one level
+    lower than a compact tree puts it: not the tree of these names (nor its root)."""
+    from modelchain.core.index import node_hash
+
+    values, tree = _tree(2)  # the root over two leaves
+    nodes = dict(tree.nodes)
+    (depth, prefix), record = next((k, r) for k, r in nodes.items() if len(r) == 64)
+    del nodes[(depth, prefix)]
+    below = (depth + 1, prefix << 1 | ((int.from_bytes(record[:32], "big") >> (255 - depth)) & 1))
+    nodes[below] = record
+    leaf = hashlib.sha256(b"\x00" + record).digest()
+    pushed = node_hash(leaf, bytes(32)) if below[1] & 1 == 0 else node_hash(bytes(32), leaf)
+    nodes[(depth, prefix)] = pushed
+    other = next(r for k, r in nodes.items() if k[0] == depth and k != (depth, prefix))
+    other_hash = hashlib.sha256(b"\x00" + other).digest() if len(other) == 64 else other
+    root = node_hash(pushed, other_hash) if prefix & 1 == 0 else node_hash(other_hash, pushed)
+    nodes[(0, 0)] = root
+    with pytest.raises(LedgerInvalid, match="not compact"):
+        check_index_nodes("l", values, nodes.items(), root)
