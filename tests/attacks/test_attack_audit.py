@@ -62,6 +62,15 @@ def test_a_re_signed_index_that_hides_a_newest_version(
     # hide m.bin's v2 (block 3) or o.bin's v2 (block 2) behind their v1
     name, older = ("m.bin", 0) if newly_registered else ("o.bin", 1)
     _forge(workdir / "l.db", Home(home), name, older)
+    # an auditor that last saw the ledger at its audit (this home trusts what it appended)
+    trust = Home(home)
+    with Ledger.open(workdir / "l.db", home=trust) as ledger:
+        origin = ledger.store.origin() or ""
+    found = trust.trust.audited(origin)
+    assert found is not None
+    trust.forget(origin)
+    trust.accept_checkpoint(origin, 3, found[1])
+    trust.accept_audit(origin, *found)
     assert_clean_error(
         run("--ledger", "l.db", "audit"), 1, "is not the audited index of 3 blocks updated"
     )

@@ -654,6 +654,10 @@ class Ledger:
             and root_from_extensions(c.extensions) is not None
         ]
         walk: Walk | None = None
+
+        def extends(_size: int, old_root: bytes) -> bool:
+            return walk is not None and walk.root_at_trusted == old_root
+
         for attempt in range(AUDIT_ATTEMPTS):
             start = 0 if walk is None else walk.frontier.size
             signed_size = checkpoint.size
@@ -704,6 +708,7 @@ class Ledger:
                 # index the blocks make, with no second build of it
                 vouched = self._check_index_nodes(values, index_root)
             except LedgerInvalid:
+                self._check_trusted(checkpoint, extends, trusted)  # a rollback named first
                 check_index_root(self.location, values, index_root, "the signed checkpoint")
                 if attempt + 1 == AUDIT_ATTEMPTS or not self._newer_note(note):
                     raise
@@ -712,6 +717,7 @@ class Ledger:
                 continue
             if not vouched:
                 check_index_root(self.location, values, index_root, "the signed checkpoint")
+            self._check_trusted(checkpoint, extends, trusted)  # a fork named as one
             for old in older:
                 old_root = root_from_extensions(old.extensions)
                 assert old_root is not None
@@ -723,9 +729,7 @@ class Ledger:
                 )
             break
         assert walk is not None
-        previously = self._check_trusted(
-            checkpoint, lambda _size, old_root: walk.root_at_trusted == old_root, trusted
-        )
+        previously = self._check_trusted(checkpoint, extends, trusted)
         if update_trust:
             self._record_audit(note, checkpoint)
         self._remember(note, checkpoint, previous, frontier)

@@ -986,7 +986,9 @@ class LocalLedger(Ledger, default=True):
         try:
             check_index_update(self.location, audited, checkpoint, changes, proof)
         except LedgerInvalid:
-            # name an old block that changed, if that is why (its entry is not the audited one)
+            # a rollback or fork is named as such; an old block that changed, if that is why
+            # (its entry is not the audited one)
+            self._check_trusted(checkpoint, self._prove_extends(checkpoint), trusted)
             self._prove_audited(audited, {i: leaf for i, leaf, _v in olds.values()})
             raise
         previously = self._check_trusted(checkpoint, self._prove_extends(checkpoint), trusted)

@@ -177,6 +177,17 @@ def _forge_index(loc: Path, home: Home, entries: dict[str, Entry]) -> None:
     conn.close()
 
 
+def _back_to_the_audit(home: Home, origin: str) -> None:
+    """The trust state of an auditor that saw the ledger last at its audit (not the appends
+    since, which this home made itself and so trusts)."""
+    found = home.trust.audited(origin)
+    assert found is not None
+    location, note = found
+    home.forget(origin)
+    home.accept_checkpoint(origin, Checkpoint.parse(parse_note(note).text).size, note)
+    home.accept_audit(origin, location, note)
+
+
 def _entries(ledger: Ledger) -> dict[str, Entry]:
     from modelchain.log.block import index_entry
 
@@ -223,7 +234,9 @@ def test_an_incremental_audit_refuses_a_forged_index_update(
         entries = _entries(ledger)
         older = 0 if forged_name == "a" else 1
         entries[forged_name] = Entry(forged_name, older, ledger.leaf_hash(older), 1)
+        origin = ledger.store.origin() or ""
     _forge_index(loc, home, entries)
+    _back_to_the_audit(home, origin)
     with Ledger.open(loc, home=home) as ledger:
         with pytest.raises(LedgerInvalid, match="is not the audited index of 5 blocks updated"):
             ledger.audit()
