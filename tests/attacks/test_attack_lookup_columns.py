@@ -63,7 +63,9 @@ def test_an_index_rebuilt_to_hide_the_newest_version_fails_audit(
     conn.close()
     _redefine(path, _HIDE_NEWEST, _NAME)  # the definition as modelchain wrote it
     assert _found(path) == [0, 1]  # the attack works: lookups no longer see v3
-    assert_clean_error(run("--ledger", path, "audit"), 1)
+    # after an audit, the next one reads only what was appended since: the lookup columns
+    # of the blocks audited before are checked again by a full audit
+    assert_clean_error(run("--ledger", path, "audit", "--full"), 1)
 
 
 def test_plain_lookup_columns_that_disagree_with_the_body_fail_audit(

@@ -1,23 +1,57 @@
 """The audit of a ledger, as far as it is a judgement over what the ledger reads: its blocks
 one by one (chain, versions, signatures, lookup columns), the Merkle tree they make, the
-stored nodes that proofs are served from, and the signed checkpoint against the one the
-trust state accepted before. The ledgers read; these functions decide."""
+stored nodes that proofs are served from, the index of newest versions they make, and the
+signed checkpoint against the one the trust state accepted before. The ledgers read; these
+functions decide.
+
+An audit is full (every block, the index rebuilt from them) or incremental: from the checkpoint
+of the last audit on, only the blocks appended since, the tree they extend (a consistency
+proof) and the index update they make (an update proof). An incremental audit does not read
+the blocks audited before, so a block changed among those is caught by `audit --full` (and by
+every proof that reads it), not by the next incremental one."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable, Iterator
+import hashlib
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelchain.core import index as sparse
 from modelchain.core import merkle
-from modelchain.core.errors import ForkError, LedgerInvalid, RollbackError, WayOut
-from modelchain.core.index import root_from_extensions
+from modelchain.core.errors import (
+    ForkError,
+    InvalidProof,
+    LedgerInvalid,
+    RollbackError,
+    UsageError,
+    WayOut,
+)
+from modelchain.core.index import Entry, key_of, root_from_extensions
 from modelchain.core.note import Checkpoint
 from modelchain.log.block import ZERO_HASH, Block, chain_hash_matches, check_signatures, n_blocks
 from modelchain.log.store import StoredBlock
 
-__all__ = ["AuditReport", "Walk", "check_nodes", "check_trusted", "walk_blocks"]
+__all__ = [
+    "MIGRATE",
+    "AuditReport",
+    "Newest",
+    "Walk",
+    "check_index_nodes",
+    "check_index_root",
+    "check_index_update",
+    "check_nodes",
+    "check_trusted",
+    "index_values",
+    "walk_blocks",
+]
+
+#: what to do about a ledger whose checkpoint signs no index yet
+MIGRATE = WayOut(command=("migrate",), cli="; run `modelchain migrate` to sign its index")
+
+#: a name's newest block as a walk saw it: (index, Merkle leaf hash, version)
+Newest = tuple[int, bytes, int]
 
 
 @dataclass(frozen=True)
@@ -36,6 +70,25 @@ class AuditReport:
     proofs_only: bool = False
     #: True when the name's newest version was proven by the signed index (no scan)
     index_proven: bool = False
+    #: an incremental audit: the size of the audit it continued from (blocks before it
+    #: were not read again); None: every block was checked
+    since: int | None = None
+    #: whether the signed checkpoint carries an index root (False: a ledger of before the
+    #: index, to be migrated)
+    indexed: bool = True
+
+    @property
+    def checked(self) -> str:
+        """What this audit read, in words (the CLI prints it, `--json` says it too)."""
+        if self.index_proven:
+            return "index and inclusion proofs"
+        if self.proofs_only:
+            return "inclusion proofs"
+        if self.since is None:
+            return "every block"
+        if self.since == self.size:
+            return f"no new blocks since the audit of {n_blocks(self.since)}"
+        return f"blocks {self.since}..{self.size - 1} since the audit of {n_blocks(self.since)}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,25 +98,31 @@ class AuditReport:
             "size": self.size,
             "root_hash": base64.b64encode(self.root_hash).decode(),
             "previously_trusted_size": self.previously_trusted,
-            "checked": (
-                "index and inclusion proofs"
-                if self.index_proven
-                else "inclusion proofs"
-                if self.proofs_only
-                else "every block"
+            "checked": self.checked,
+            "audit": (
+                "proofs"
+                if self.index_proven or self.proofs_only
+                else "full"
+                if self.since is None
+                else "incremental"
             ),
+            "audited_since": self.since,
+            "index": self.indexed,
         }
 
 
 @dataclass
 class Walk:
-    """What walking every block established: the tree's right edge, every node of it, the
-    newest block's current_hash, and the root at the trusted size (None: not reached)."""
+    """What walking the blocks established: the tree's right edge, every node it completed,
+    the newest block's current_hash, the root at the trusted size (None: not reached), each
+    name's newest block, and that map as it stood at each of the sizes asked for."""
 
     frontier: merkle.Frontier
     nodes: dict[tuple[int, int], bytes] = field(default_factory=dict)
     previous: str = ZERO_HASH
     root_at_trusted: bytes | None = None
+    newest: dict[str, Newest] = field(default_factory=dict)
+    newest_at: dict[int, dict[str, Newest]] = field(default_factory=dict)
 
 
 def walk_blocks(
@@ -74,16 +133,26 @@ def walk_blocks(
     trusted_size: int | None,
     on_block: Callable[[Block], None] | None = None,
     on_stored: Callable[[Block, StoredBlock], None] | None = None,
+    *,
+    start: Walk | None = None,
+    snapshots: Collection[int] = (),
 ) -> Walk:
     """Check each block in order (the first problem is a `LedgerInvalid` naming the block)
     and build the Merkle tree over their stored bytes. `columns`: the store's lookup columns
-    (index, name, version, model_hash), which must be those of the signed bodies."""
-    walk = Walk(merkle.Frontier.empty())
-    if trusted_size == 0:
-        walk.root_at_trusted = merkle.EMPTY_ROOT
-    versions: dict[str, int] = {}
+    (index, name, version, model_hash), which must be those of the signed bodies.
+
+    `start`: continue an audited tree (its frontier, the current_hash of its last block, and
+    the newest block before it of each name the new blocks carry) instead of the empty one.
+    `snapshots`: sizes at which to keep a copy of the newest-block map (for the index roots
+    of older checkpoints)."""
+    walk = start if start is not None else Walk(merkle.Frontier.empty())
+    if trusted_size == walk.frontier.size:
+        walk.root_at_trusted = walk.frontier.root()
+    newest = walk.newest
     frontier, nodes = walk.frontier, walk.nodes
-    previous = ZERO_HASH
+    previous = walk.previous
+    if frontier.size in snapshots:
+        walk.newest_at[frontier.size] = dict(newest)
     for stored in stored_blocks:
         block = Block.from_raw(stored.raw, stored.position)
         where = f"block {block.index}"
@@ -95,6 +164,8 @@ def walk_blocks(
                     "match its signed body: lookups would find other blocks than "
                     "were signed"
                 )
+        if block.index != frontier.size:
+            raise LedgerInvalid(f"{where}: stored at position {frontier.size}")
         if block.previous_hash != previous:
             raise LedgerInvalid(
                 f"{where}: previous_hash does not match block {block.index - 1}'s "
@@ -104,19 +175,23 @@ def walk_blocks(
             )
         if not chain_hash_matches(block):
             raise LedgerInvalid(f"{where}: current_hash does not match the block's contents")
-        expected_version = versions.get(block.name, 0) + 1
+        before = newest.get(block.name)
+        expected_version = 1 if before is None else before[2] + 1
         if block.version != expected_version:
             raise LedgerInvalid(
                 f"{where}: {block.name!r} has version {block.version}, expected {expected_version}"
             )
-        versions[block.name] = block.version
         if block.signatures:
             check_signatures(block, origin)
         previous = block.current_hash
-        for level, index, digest in frontier.append(merkle.leaf_hash(stored.data)):
+        leaf = merkle.leaf_hash(stored.data)
+        newest[block.name] = (block.index, leaf, block.version)
+        for level, index, digest in frontier.append(leaf):
             nodes[(level, index)] = digest
         if trusted_size is not None and frontier.size == trusted_size:
             walk.root_at_trusted = frontier.root()
+        if frontier.size in snapshots:
+            walk.newest_at[frontier.size] = dict(newest)
         if on_block is not None:
             on_block(block)
         if on_stored is not None:
@@ -202,3 +277,107 @@ def check_trusted(
             way_out=way_back(),
         )
     return trusted.size
+
+
+def index_values(newest: Mapping[str, Newest]) -> dict[bytes, bytes]:
+    """The index of newest versions that blocks make (key -> value), from a walk's map."""
+    return {
+        key_of(name): Entry(name, index, leaf, versions).value()
+        for name, (index, leaf, versions) in newest.items()
+    }
+
+
+def check_index_root(location: str, values: Mapping[bytes, bytes], signed: bytes, of: str) -> None:
+    """The index rebuilt from the blocks must be the one `of` (a checkpoint) signs: an index
+    root that does not match would prove other newest versions than the blocks hold."""
+    if sparse.root_of(values) != signed:
+        raise LedgerInvalid(
+            f"{location}: the index root signed in {of} does not match the index the blocks "
+            "make (the index of newest versions was forged or damaged)"
+        )
+
+
+def check_index_nodes(
+    location: str,
+    values: Mapping[bytes, bytes],
+    stored: Iterable[tuple[tuple[int, int], bytes]],
+    root: bytes,
+) -> None:
+    """Every stored index node must be the node of the index the blocks make (`values`): each
+    leaf a name's newest entry at a place on its key's path, each inner node the hash of its
+    two children and over two keys or more (compact), each node under an inner node, every
+    name there, and the top the signed `root`. Then the stored index is the compact tree of
+    `values` and its root theirs. Proofs are served from these nodes; the deepest damaged
+    one is named (a node altered breaks its own check first)."""
+    nodes = dict(stored)
+    sha256 = hashlib.sha256
+    size, bits = sparse.HASH_SIZE, sparse.KEY_BITS
+    hashes = {key: sha256(value).digest() for key, value in values.items()}
+    empty = sparse.EMPTY
+    worst: tuple[int, int, str] | None = None
+    leaves = 0
+
+    def child(record: bytes | None) -> bytes:
+        if record is None:
+            return empty
+        if len(record) == 2 * size:
+            return sha256(b"\x00" + record).digest()
+        return record
+
+    for (depth, prefix), record in nodes.items():
+        why = ""
+        if not 0 <= depth <= bits or prefix < 0 or prefix >> depth:
+            why = "lies outside the tree"
+        elif depth and len(nodes.get((depth - 1, prefix >> 1), b"")) != size:
+            why = "hangs under no inner node"
+        elif len(record) == 2 * size:
+            leaves += 1
+            key = record[:size]
+            if depth and int.from_bytes(key, "big") >> (bits - depth) != prefix:
+                why = "holds a key that does not belong there"
+            elif hashes.get(key) != record[size:]:
+                why = "holds an entry that is not a name's newest block"
+        elif len(record) == size and depth < bits:
+            below = nodes.get((depth + 1, prefix << 1)), nodes.get((depth + 1, (prefix << 1) | 1))
+            if record != sha256(b"\x01" + child(below[0]) + child(below[1])).digest():
+                why = "is not the hash of its children"
+            elif None in below and len(below[0] or below[1] or b"") != size:
+                why = "holds fewer than two keys (the tree is not compact)"
+        else:
+            why = "is not a record"
+        if why and (worst is None or depth > worst[0]):
+            worst = (depth, prefix, why)
+    if worst is not None:
+        depth, prefix, why = worst
+        raise LedgerInvalid(
+            f"{location}: stored index node (depth {depth}, prefix {prefix:#x}) {why}: "
+            "index proofs served from it would fail"
+        )
+    if child(nodes.get((0, 0))) != root:
+        raise LedgerInvalid(f"{location}: the stored index does not lead to the signed index root")
+    if leaves != len(hashes):
+        raise LedgerInvalid(
+            f"{location}: the stored index holds {leaves} names, the blocks {len(hashes)}"
+        )
+
+
+def check_index_update(
+    location: str,
+    audited: Checkpoint,
+    signed: Checkpoint,
+    changes: Mapping[bytes, tuple[bytes | None, bytes]],
+    proof: Any,
+) -> None:
+    """The signed index must be the audited one with exactly the entries the new blocks make
+    (`changes`: key -> (entry before the audited size or None, newest entry now))."""
+    old_root = root_from_extensions(audited.extensions)
+    new_root = root_from_extensions(signed.extensions)
+    if old_root is None or new_root is None:
+        raise UsageError("an incremental audit needs two checkpoints that sign an index")
+    try:
+        sparse.verify_update(old_root, new_root, changes, proof)
+    except (InvalidProof, ValueError) as exc:
+        raise LedgerInvalid(
+            f"{location}: the index root signed for {n_blocks(signed.size)} is not the "
+            f"audited index of {n_blocks(audited.size)} updated by the new blocks ({exc})"
+        ) from None

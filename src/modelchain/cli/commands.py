@@ -620,19 +620,32 @@ def _verify_path(
 
 
 @cli.command()
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Check every block and rebuild the index from them, not only what was appended "
+    "since the last audit.",
+)
 @key_option
 @ledger_option
 @json_option
-def audit(keys: Sequence[str], as_json: bool) -> None:
-    """Check every block, the Merkle tree, the signed checkpoint, and against rollback.
+def audit(full: bool, keys: Sequence[str], as_json: bool) -> None:
+    """Check the blocks, the Merkle tree, the index, the signed checkpoint, and against
+    rollback.
+
+    After a first audit, the next one here checks only the blocks appended since (their
+    tree proven to extend the audited one, the index update proven). --full checks every
+    block again and rebuilds the index from them: run it now and then, since a block
+    changed among those audited before is only caught that way.
 
     \b
     Examples:
       modelchain audit
+      modelchain audit --full
       modelchain audit --key "$(cat operator.vkey)"   # an auditor without the operator key
     """
     with _open_ledger() as ledger:
-        report = ledger.audit(keys=_verifiers(keys))
+        report = ledger.audit(keys=_verifiers(keys), full=full)
         from modelchain.log.block import n_blocks
 
         if as_json:
@@ -644,6 +657,7 @@ def audit(keys: Sequence[str], as_json: bool) -> None:
         click.echo(f"  log:        {report.origin}")
         click.echo(f"  size:       {n_blocks(report.size)}")
         click.echo(f"  root hash:  {base64.b64encode(report.root_hash).decode()}")
+        click.echo(f"  checked:    {report.checked}")
         if report.previously_trusted is None:
             click.echo("  trust:      first checkpoint accepted for this log")
         else:
@@ -651,6 +665,72 @@ def audit(keys: Sequence[str], as_json: bool) -> None:
                 "  trust:      extends the checkpoint accepted before "
                 f"({n_blocks(report.previously_trusted)})"
             )
+        if not report.indexed:
+            click.echo(
+                "  index:      none yet (a ledger made before the index); run "
+                "`modelchain migrate` to sign it"
+            )
+
+
+@cli.command()
+@ledger_option
+@json_option
+def migrate(as_json: bool) -> None:
+    """Bring a ledger made by an older modelchain up to date: its database schema, and a
+    new signed checkpoint of the same blocks that carries their index of newest versions
+    (older checkpoints stay valid). Run where the ledger lives, with the operator key.
+
+    \b
+    Examples:
+      modelchain migrate
+      modelchain migrate --ledger postgresql://db.internal/registry?schema=ledger
+    """
+    from modelchain.core.errors import LedgerUnreadable, UsageError
+    from modelchain.ledgers import Ledger
+    from modelchain.ledgers.local import LocalLedger
+    from modelchain.ledgers.locations import resolve_location
+    from modelchain.log.block import n_blocks
+
+    state = click.get_current_context().ensure_object(_State)
+    location = resolve_location(state.ledger)
+    if location.lower().startswith(("http://", "https://")):
+        raise UsageError(
+            f"{location} is a server's ledger: migrate it where it is stored (run "
+            "`modelchain migrate --ledger LOCATION` with the server's ledger and operator key)"
+        )
+    schema = False
+    try:
+        ledger = Ledger.open(location, home=_home())
+    except LedgerUnreadable as exc:
+        if exc.way_out is None or exc.way_out.command != ("migrate",):
+            raise
+        # a database of an older schema: opening it to create migrates the schema
+        ledger = Ledger.open(location, home=_home(), create=True)
+        schema = True
+    with ledger:
+        if not isinstance(ledger, LocalLedger):
+            raise UsageError(f"{ledger.location} is not a ledger this command can migrate")
+        note, signed = ledger.migrate()
+        size = ledger.signed_size()
+        if signed:
+            message = f"Signed the index of {n_blocks(size)}: a new checkpoint of the same tree"
+        elif schema:
+            message = "Brought the database schema up to date; the index was signed already"
+        else:
+            message = f"Already migrated: the checkpoint of {n_blocks(size)} signs the index"
+        if as_json:
+            _emit(
+                {
+                    "ledger": ledger.location,
+                    "migrated": signed,
+                    "schema_migrated": schema,
+                    "size": size,
+                    "checkpoint": note,
+                    "message": message,
+                }
+            )
+            return
+        click.echo(message)
 
 
 @cli.command()

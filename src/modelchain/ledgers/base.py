@@ -13,12 +13,20 @@ caught by either.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-from modelchain.checks.audit import AuditReport, check_trusted, walk_blocks
+from modelchain.checks.audit import (
+    AuditReport,
+    Walk,
+    check_index_root,
+    check_trusted,
+    index_values,
+    walk_blocks,
+)
 from modelchain.checks.proven import check_newest
 from modelchain.checks.verdict import Verification, judge, matches
 from modelchain.claims.claim import RegistrationSignature
@@ -58,6 +66,11 @@ __all__ = ["PUBLISH_WAIT_S", "Ledger", "Source", "Unsettled", "same_file"]
 #: how long a reader waits for the checkpoint of an append that is committing (its trust
 #: state is written just before): only when what it read looks rolled back or unsigned
 PUBLISH_WAIT_S = 2.0
+
+#: how many checkpoints an audit tries when appends commit while it reads the index, which
+#: each append updates in place (each checkpoint is checked as the first was: a newer one is
+#: no excuse, only a sign that what was read is of a newer tree)
+AUDIT_ATTEMPTS = 50
 
 #: what names a ledger: a location (`--ledger`), or a store already open
 Source = Store | LedgerClient | str | os.PathLike[str] | None
@@ -223,6 +236,11 @@ class Ledger:
     def _check_nodes(self, computed: dict[tuple[int, int], bytes], size: int) -> None:
         """Audit: vouch for the Merkle nodes proofs are served from (none kept: nothing)."""
 
+    def _check_index_nodes(self, values: dict[bytes, bytes], root: bytes) -> bool:
+        """Full audit: vouch for the index nodes index proofs are served from; True when
+        they were all checked to be the index of `values` under `root` (none kept: False)."""
+        return False
+
     def _first_unsigned_leaf(self, size: int) -> str:
         """Audit, best effort: name the first block whose leaf differs from the stored tree."""
         return ""
@@ -231,6 +249,12 @@ class Ledger:
         """An audit accepted `checkpoint`: the trust state remembers it and where it lives."""
         self.home.accept_checkpoint(checkpoint.origin, checkpoint.size, note)
         self.home.remember_location(self._trust_key(), checkpoint.origin)
+
+    def _record_audit(self, note: str, checkpoint: Checkpoint) -> None:
+        """A full or incremental audit got as far as `checkpoint` here: where the next audit
+        of this ledger may start (not moved by `verify`, which proves, not audits)."""
+        self._audited(note, checkpoint)
+        self.home.accept_audit(checkpoint.origin, self._trust_key(), note)
 
     def _log_home(self, origin: str) -> str | None:
         """Where log `origin` lives, if this ledger may be a copy of it (for messages)."""
@@ -507,8 +531,17 @@ class Ledger:
         update_trust: bool = True,
         on_block: Callable[[Block], None] | None = None,
         on_stored: Callable[[Block, StoredBlock], None] | None = None,
+        full: bool = False,
     ) -> AuditReport:
-        """Check every block, the Merkle tree, the signed checkpoint and the trust state.
+        """Check the blocks, the Merkle tree, the index, the signed checkpoint and the trust
+        state.
+
+        Incremental when this verifier audited the ledger here before and both checkpoints
+        sign an index: only the blocks appended since that audit are read (their tree proven
+        to extend the audited one, the index update proven from the audited index root).
+        `full=True` (or `on_block`/`on_stored`, or no earlier audit) checks every block and
+        rebuilds the index from them. A block changed among those audited before is caught
+        only by a full audit.
 
         Raises `LedgerInvalid` (or its subclasses `RollbackError`, `ForkError`) naming the
         first problem found, `SignatureError` when the checkpoint is not signed by the key.
@@ -535,43 +568,170 @@ class Ledger:
         if trusted is not None and checkpoint.size < trusted.size and self._newer_note(note):
             note = store.checkpoint() or note  # an append was committing: audit its tree
             checkpoint = self._open_checkpoint(note, origin, keys)
-        signed_size = checkpoint.size
-        columns = store.lookup_columns(signed_size)
+        quiet = on_block is None and on_stored is None
+        for attempt in range(AUDIT_ATTEMPTS):
+            audited = self._audited_before(checkpoint)
+            try:
+                if not full and quiet and audited is not None:
+                    since = root_from_extensions(audited.extensions) is not None
+                    if since and root_from_extensions(checkpoint.extensions) is not None:
+                        # one snapshot: the index nodes appends overwrite, read with the
+                        # note that signs them (the trust state was read before it)
+                        with self._reading():
+                            current = store.checkpoint() or note
+                            if current != note:
+                                note = current
+                                checkpoint = self._open_checkpoint(note, origin, keys)
+                            return self._audit_increment(
+                                note, checkpoint, audited, trusted, update_trust
+                            )
+                return self._audit_full(
+                    note, checkpoint, trusted, audited, update_trust, on_block, on_stored, keys
+                )
+            except (RollbackError, ForkError):
+                raise
+            except LedgerInvalid:
+                # the store's index nodes are updated in place: an append committed while
+                # they were read makes them those of a newer checkpoint; audit that one
+                if not quiet or attempt + 1 == AUDIT_ATTEMPTS or not self._newer_note(note):
+                    raise
+                note = store.checkpoint() or note
+                checkpoint = self._open_checkpoint(note, origin, keys)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-        walk = walk_blocks(
-            self.location,
-            store.blocks(0, signed_size),
-            columns,
-            origin,
-            None if trusted is None else trusted.size,
-            on_block,
-            on_stored,
-        )
-        frontier, previous, size = walk.frontier, walk.previous, walk.frontier.size
+    def _audited_before(self, checkpoint: Checkpoint) -> Checkpoint | None:
+        """The checkpoint of the last audit of this log at this location, if any (a record
+        that does not parse, or is of another log, is none: the audit is then full)."""
+        note = self.home.audited_checkpoint(checkpoint.origin, self._trust_key())
+        if note is None:
+            return None
+        try:
+            audited = Checkpoint.parse(parse_note(note).text)
+            root_from_extensions(audited.extensions)
+        except NoteFormatError:
+            return None
+        return audited if audited.origin == checkpoint.origin else None
 
-        if checkpoint.size > size:
-            raise LedgerInvalid(
-                f"{self.location}: holds {n_blocks(size)} but its signed checkpoint covers "
-                f"{n_blocks(checkpoint.size)}: blocks were deleted"
+    def _audit_increment(
+        self,
+        note: str,
+        checkpoint: Checkpoint,
+        audited: Checkpoint,
+        trusted: Checkpoint | None,
+        update_trust: bool,
+    ) -> AuditReport:
+        """Audit only what was appended since the `audited` checkpoint (see `audit`); a kind
+        of ledger that cannot audits in full."""
+        return self._audit_full(note, checkpoint, trusted, audited, update_trust, None, None)
+
+    def _audit_full(
+        self,
+        note: str,
+        checkpoint: Checkpoint,
+        trusted: Checkpoint | None,
+        audited: Checkpoint | None,
+        update_trust: bool,
+        on_block: Callable[[Block], None] | None,
+        on_stored: Callable[[Block, StoredBlock], None] | None,
+        keys: Sequence[Verifier] = (),
+    ) -> AuditReport:
+        """Every block, the tree and the nodes, and the index rebuilt from the blocks and
+        compared with the signed and the trusted checkpoint's index root.
+
+        The stored index nodes are updated in place by each append, so when an append
+        commits while they are read they are those of a newer checkpoint: the walk then goes
+        on to that checkpoint's blocks (each block is still read and checked once) and
+        audits it instead."""
+        store = self.store
+        origin = store.origin()
+        # the trusted checkpoint's index, as the blocks made it at its size (the audited
+        # one's was checked by the audit that recorded it)
+        older = [
+            c
+            for c in (trusted,)
+            if c is not None
+            and c.size < checkpoint.size
+            and root_from_extensions(c.extensions) is not None
+        ]
+        walk: Walk | None = None
+
+        def extends(_size: int, old_root: bytes) -> bool:
+            return walk is not None and walk.root_at_trusted == old_root
+
+        for attempt in range(AUDIT_ATTEMPTS):
+            start = 0 if walk is None else walk.frontier.size
+            signed_size = checkpoint.size
+            if signed_size < start:
+                raise RollbackError(
+                    f"{self.location}: rolled back while it was audited: its signed "
+                    f"checkpoint now covers {n_blocks(signed_size)}, not {start}"
+                )
+            columns = store.lookup_columns(signed_size)
+            if columns is not None and start:
+                columns = itertools.dropwhile(lambda row, at=start: row[0] < at, columns)
+            index_root = root_from_extensions(checkpoint.extensions)
+            walk = walk_blocks(
+                self.location,
+                store.blocks(start, signed_size),
+                columns,
+                origin,
+                None if trusted is None else trusted.size,
+                on_block,
+                on_stored,
+                start=walk,
+                snapshots={c.size for c in older},
             )
-        stored_size = store.size()
-        if stored_size > size and not self._newer_note(note):
-            raise LedgerInvalid(
-                f"{self.location}: blocks {checkpoint.size} to {stored_size - 1} are not "
-                f"covered by the signed checkpoint (which covers {checkpoint.size})"
-            )
-        if frontier.root() != checkpoint.root_hash:
-            culprit = self._first_unsigned_leaf(size)
-            raise LedgerInvalid(
-                f"{self.location}: the blocks no longer match the signed checkpoint "
-                f"(Merkle root differs{culprit}): the ledger was changed after it was signed"
-            )
-        self._check_nodes(walk.nodes, size)
-        previously = self._check_trusted(
-            checkpoint, lambda _size, old_root: walk.root_at_trusted == old_root, trusted
-        )
+            frontier, previous, size = walk.frontier, walk.previous, walk.frontier.size
+            if checkpoint.size > size:
+                raise LedgerInvalid(
+                    f"{self.location}: holds {n_blocks(size)} but its signed checkpoint covers "
+                    f"{n_blocks(checkpoint.size)}: blocks were deleted"
+                )
+            stored_size = store.size()
+            if stored_size > size and not self._newer_note(note):
+                raise LedgerInvalid(
+                    f"{self.location}: blocks {checkpoint.size} to {stored_size - 1} are not "
+                    f"covered by the signed checkpoint (which covers {checkpoint.size})"
+                )
+            if frontier.root() != checkpoint.root_hash:
+                culprit = self._first_unsigned_leaf(size)
+                raise LedgerInvalid(
+                    f"{self.location}: the blocks no longer match the signed checkpoint "
+                    f"(Merkle root differs{culprit}): the ledger was changed after it was signed"
+                )
+            self._check_nodes(walk.nodes, size)
+            if index_root is None:
+                break
+            values = index_values(walk.newest)
+            try:
+                # stored nodes that all check out make the signed root: then they are the
+                # index the blocks make, with no second build of it
+                vouched = self._check_index_nodes(values, index_root)
+            except LedgerInvalid:
+                self._check_trusted(checkpoint, extends, trusted)  # a rollback named first
+                check_index_root(self.location, values, index_root, "the signed checkpoint")
+                if attempt + 1 == AUDIT_ATTEMPTS or not self._newer_note(note):
+                    raise
+                note = store.checkpoint() or note
+                checkpoint = self._open_checkpoint(note, origin, keys)
+                continue
+            if not vouched:
+                check_index_root(self.location, values, index_root, "the signed checkpoint")
+            self._check_trusted(checkpoint, extends, trusted)  # a fork named as one
+            for old in older:
+                old_root = root_from_extensions(old.extensions)
+                assert old_root is not None
+                check_index_root(
+                    self.location,
+                    index_values(walk.newest_at.get(old.size, {})),
+                    old_root,
+                    f"the checkpoint of {n_blocks(old.size)} accepted before",
+                )
+            break
+        assert walk is not None
+        previously = self._check_trusted(checkpoint, extends, trusted)
         if update_trust:
-            self._audited(note, checkpoint)
+            self._record_audit(note, checkpoint)
         self._remember(note, checkpoint, previous, frontier)
         return AuditReport(
             location=self.location,
@@ -580,6 +740,7 @@ class Ledger:
             root_hash=checkpoint.root_hash,
             checkpoint=note,
             previously_trusted=previously,
+            indexed=index_root is not None,
         )
 
     def verify(

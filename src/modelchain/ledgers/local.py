@@ -19,11 +19,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from modelchain.checks.audit import AuditReport, check_nodes
+from modelchain.checks.audit import (
+    AuditReport,
+    Walk,
+    check_index_nodes,
+    check_index_update,
+    check_nodes,
+    walk_blocks,
+)
 from modelchain.checks.verdict import same_model
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json
 from modelchain.core.errors import (
+    ForkError,
     InvalidProof,
     LedgerInvalid,
     LedgerUnreadable,
@@ -35,7 +43,7 @@ from modelchain.core.errors import (
     WayOut,
 )
 from modelchain.core.index import EMPTY as EMPTY_INDEX
-from modelchain.core.index import Index, extension_line, key_of, root_from_extensions
+from modelchain.core.index import Entry, Index, extension_line, key_of, root_from_extensions
 from modelchain.core.index import Proof as IndexProof
 from modelchain.core.index import verify as verify_index
 from modelchain.core.indexcache import authenticated_index
@@ -58,6 +66,7 @@ from modelchain.log.store.base import StoreSubtrees
 
 #: what to do about a ledger that does not hold together: audit it
 _AUDIT = WayOut(command=("audit",), cli="; run `modelchain audit`")
+_AUDIT_FULL = WayOut(command=("audit", "--full"), cli="; run `modelchain audit --full`")
 
 __all__ = ["LocalLedger", "Lookup", "LookupMemo", "NameState", "NodeMemo"]
 
@@ -980,6 +989,236 @@ class LocalLedger(Ledger, default=True):
         raise LedgerInvalid(f"{self.location}: block {index} is missing")
 
     # -- audit --------------------------------------------------------------------------------
+
+    def _audit_increment(
+        self,
+        note: str,
+        checkpoint: Checkpoint,
+        audited: Checkpoint,
+        trusted: Checkpoint | None,
+        update_trust: bool,
+    ) -> AuditReport:
+        """Audit the blocks appended since the `audited` checkpoint, in O(new blocks) reads:
+        the signed tree proven to extend the audited one (a consistency proof from the stored
+        nodes, and the audited tree's stored peaks, which must make its root, extended by the
+        new blocks' leaves to the signed root); the new blocks checked as a full audit checks
+        them (chain from the block before, proven into the audited tree; versions continuing
+        from each name's newest block before, which the audited index commits to); the
+        stored Merkle nodes they completed and the name lookup of each; and the signed index
+        root proven to be the audited one updated by exactly the new blocks' entries
+        (`verify_update`). Blocks before the audited size are not read again, nor the digest
+        lookup column: `audit --full` checks those."""
+        store = self.store
+        start, size = audited.size, checkpoint.size
+        stored_size = store.size()
+        if size < start:
+            raise RollbackError(
+                f"{self.location}: rolled back: its signed checkpoint covers "
+                f"{n_blocks(size)}, but it was audited at {n_blocks(start)} before",
+                way_out=self._way_back(checkpoint.origin),
+            )
+        if stored_size < size:
+            raise LedgerInvalid(
+                f"{self.location}: holds {n_blocks(stored_size)} but its signed checkpoint "
+                f"covers {n_blocks(size)}: blocks were deleted"
+            )
+        if stored_size > size:  # unless a newer note comes (`audit` waits outside the read)
+            raise Unsettled(
+                f"{self.location}: blocks {size} to {stored_size - 1} are not covered by the "
+                f"signed checkpoint (which covers {size})",
+                note,
+                way_out=_AUDIT_FULL,
+            )
+        if not self._prove_extends(checkpoint)(start, audited.root_hash):
+            raise ForkError(
+                f"{self.location}: forked: its first {n_blocks(start)} are not the ones "
+                "audited before (consistency check failed)",
+                way_out=self._way_back(checkpoint.origin),
+            )
+        if size == start and root_from_extensions(checkpoint.extensions) != (
+            root_from_extensions(audited.extensions)
+        ):
+            raise ForkError(
+                f"{self.location}: forked: the checkpoint for {n_blocks(size)} has a different "
+                "index root than the one audited before",
+                way_out=self._way_back(checkpoint.origin),
+            )
+        new = list(store.blocks(start, size))
+        # each new name's lookup (the raw names: the walk checks every block after)
+        names = dict.fromkeys(s.raw.get("name") for s in new if isinstance(s.raw, dict))
+        found = {n: store.find(name=n) for n in names if isinstance(n, str)}
+        walk, before = self._audited_edge(audited, found)
+        olds = {name: walk.newest[name] for name in before}
+        placed: dict[str, list[int]] = {}
+        walk = walk_blocks(
+            self.location,
+            new,
+            None,
+            checkpoint.origin,
+            None if trusted is None else trusted.size,
+            lambda block: placed.setdefault(block.name, []).append(block.index),
+            start=walk,
+        )
+        if walk.frontier.size != size or walk.frontier.root() != checkpoint.root_hash:
+            raise LedgerInvalid(
+                f"{self.location}: blocks {start} to {size - 1} do not make the signed "
+                "checkpoint's tree from the audited one (Merkle root differs): the ledger "
+                "was changed after it was signed"
+            )
+        self._check_new_nodes(walk.nodes)
+        self._check_new_lookups(placed, found, start, size)
+        # the stored index nodes, read unproven (level by level, for all the keys at once):
+        # `verify_update` checks the proof made of them against the signed root, so a wrong
+        # node can only make it fail
+        tree = Index(fetch=self._index_levels)
+        try:
+            proof = tree.prove_update(sorted(key_of(name) for name in placed))
+        except (InvalidProof, ValueError) as exc:  # a new name the stored index lacks
+            raise LedgerInvalid(
+                f"{self.location}: the stored index does not hold the new blocks ({exc})",
+                way_out=_AUDIT_FULL,
+            ) from None
+        changes = {}
+        for name, (index, leaf, versions) in walk.newest.items():
+            if index < start:
+                continue  # no new block of this name (its newest before was read for none)
+            changes[key_of(name)] = (
+                before.get(name),
+                Entry(name, index, leaf, versions).value(),
+            )
+        try:
+            check_index_update(self.location, audited, checkpoint, changes, proof)
+        except LedgerInvalid:
+            # a rollback or fork is named as such; an old block that changed, if that is why
+            # (its entry is not the audited one)
+            self._check_trusted(checkpoint, self._prove_extends(checkpoint), trusted)
+            self._prove_audited(audited, {i: leaf for i, leaf, _v in olds.values()})
+            raise
+        previously = self._check_trusted(checkpoint, self._prove_extends(checkpoint), trusted)
+        if update_trust:
+            self._record_audit(note, checkpoint)
+        self._remember(note, checkpoint, walk.previous, walk.frontier)
+        return AuditReport(
+            location=self.location,
+            origin=checkpoint.origin,
+            size=size,
+            root_hash=checkpoint.root_hash,
+            checkpoint=note,
+            previously_trusted=previously,
+            since=start,
+        )
+
+    def _audited_edge(
+        self, audited: Checkpoint, found: Mapping[str, list[int]]
+    ) -> tuple[Walk, dict[str, bytes]]:
+        """Where the new blocks start from, each part proven into the `audited` tree: its
+        peaks (they must make its root), the current_hash of its last block (an inclusion
+        proof), and each new name's newest block before it, as its index entry value: the
+        audited index commits to that entry (its index, leaf hash and versions), so the
+        update proof that follows proves these blocks too, from the audited index root."""
+        start = audited.size
+        frontier = merkle.Frontier.empty()
+        if start:
+            peaks = self.store.nodes(merkle.Frontier.peak_positions(start))
+            frontier = merkle.Frontier(start, peaks)
+        if frontier.root() != audited.root_hash:
+            raise LedgerInvalid(
+                f"{self.location}: the stored Merkle nodes no longer make the audited tree of "
+                f"{n_blocks(start)}",
+                way_out=_AUDIT_FULL,
+            )
+        walk = Walk(frontier)
+        before: dict[str, bytes] = {}
+        wanted: dict[str, int] = {}
+        for name, indices in found.items():  # the name lookup of each new block's name
+            older = [i for i in indices if i < start]
+            if older:
+                wanted[name] = older[-1]
+        read: dict[int, tuple[Block, bytes]] = {}
+        for index in sorted({*wanted.values(), *([start - 1] if start else [])}):
+            for stored in self.store.blocks(index, index + 1):
+                read[index] = (Block.from_raw(stored.raw, index), merkle.leaf_hash(stored.data))
+            if index not in read:
+                raise LedgerInvalid(f"{self.location}: block {index} is missing")
+        if start:
+            self._prove_audited(audited, {start - 1: read[start - 1][1]})
+        if start:
+            walk.previous = read[start - 1][0].current_hash
+        for name, index in wanted.items():
+            block, leaf = read[index]
+            if block.name != name:
+                raise LedgerInvalid(
+                    f"{self.location}: the name index disagrees with block {block.index}",
+                    way_out=_AUDIT_FULL,
+                )
+            walk.newest[name] = (block.index, leaf, block.version)
+            before[name] = Entry(name, block.index, leaf, block.version).value()
+        return walk, before
+
+    def _prove_audited(self, audited: Checkpoint, leaves: Mapping[int, bytes]) -> None:
+        """Each of `leaves` (block index -> leaf hash) is in the `audited` tree: inclusion
+        proofs from the stored nodes, every node they need read in one query."""
+        size = audited.size
+        plans = {index: merkle.inclusion_nodes(index, size) for index in leaves}
+        ids = sorted({node for plan in plans.values() for node in plan.ids})
+        known = dict(zip(ids, self.store.nodes(ids), strict=True)) if ids else {}
+        for index, plan in plans.items():
+            proof = merkle.proof_from_nodes(plan, [known[i] for i in plan.ids])
+            try:
+                merkle.verify_inclusion(index, size, leaves[index], proof, audited.root_hash)
+            except InvalidProof:
+                raise LedgerInvalid(
+                    f"{self.location}: block {index} is not the one that was audited",
+                    way_out=_AUDIT_FULL,
+                ) from None
+
+    def _check_new_nodes(self, computed: dict[tuple[int, int], bytes]) -> None:
+        """The stored Merkle nodes the new blocks completed, which proofs are served from."""
+        ids = sorted(computed)
+        for (level, index), digest in zip(ids, self.store.nodes(ids), strict=True):
+            if computed[(level, index)] != digest:
+                raise LedgerInvalid(
+                    f"{self.location}: stored Merkle node ({level}, {index}) does not match "
+                    "the blocks (proofs served from it would fail)"
+                )
+
+    def _index_levels(self, ids: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """`Store.index_nodes`, one depth at a time, leaving out the ids under a node this
+        read found empty or a leaf: an index of n keys is about log2(n) deep, so most of the
+        levels a path's read asks for hold nothing."""
+        by_depth: dict[int, list[tuple[int, int]]] = {}
+        for node_id in ids:
+            by_depth.setdefault(node_id[0], []).append(node_id)
+        asked = set(ids)
+        out: dict[tuple[int, int], bytes] = {}
+        for depth in sorted(by_depth):
+            wanted = [
+                (d, p)
+                for d, p in by_depth[depth]
+                if (d - 1, p >> 1) not in asked or len(out.get((d - 1, p >> 1), b"")) == 32
+            ]
+            if wanted:
+                out.update(self.store.index_nodes(wanted))
+        return out
+
+    def _check_new_lookups(
+        self, placed: Mapping[str, list[int]], found: Mapping[str, list[int]], start: int, size: int
+    ) -> None:
+        """The name lookup must find each new block under its signed name (`placed`: the
+        new blocks' indices by name), and no other block in [start, size) (the rest of the
+        lookup columns: `audit --full`)."""
+        for name, indices in placed.items():
+            if [i for i in found.get(name, []) if start <= i < size] != indices:
+                raise LedgerInvalid(
+                    f"{self.location}: the lookup columns of {name!r} do not match the signed "
+                    "blocks: lookups would find other blocks than were signed",
+                    way_out=_AUDIT_FULL,
+                )
+
+    def _check_index_nodes(self, values: dict[bytes, bytes], root: bytes) -> bool:
+        """Index proofs are served from the stored index nodes: vouch for every one."""
+        check_index_nodes(self.location, values, self.store.all_index_nodes(), root)
+        return True
 
     def _check_nodes(self, computed: dict[tuple[int, int], bytes], size: int) -> None:
         """Proofs are served from the stored nodes, so audit vouches for every one of them

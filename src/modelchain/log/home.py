@@ -321,6 +321,36 @@ class TrustState:
                 _deferred_thread.start()
         _deferred_wake.set()
 
+    # -- how far each log was audited ---------------------------------------------------------
+    #
+    # Apart from the accepted checkpoint (which `verify` moves too), the checkpoint of the last
+    # full or incremental audit of each log and the location it was audited at: the next audit
+    # there checks only what was appended since.
+
+    def _audit_file(self, origin: str) -> Path:
+        return self.directory / (hashlib.sha256(origin.encode()).hexdigest()[:32] + ".audited")
+
+    def audited(self, origin: str) -> tuple[str, str] | None:
+        """(location, checkpoint note) of the last audit of `origin`, or None. A record that
+        cannot be read is none: the next audit is then a full one, never a skipped one."""
+        try:
+            data = json.loads(self._audit_file(origin).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        location, note = data.get("location"), data.get("checkpoint")
+        if not isinstance(location, str) or not isinstance(note, str):
+            return None
+        return location, note
+
+    def accept_audit(self, origin: str, location: str, note: str) -> None:
+        """Remember that the ledger at `location` audited as log `origin` up to `note`."""
+        with self._locked():
+            self._write_json(self._audit_file(origin), {"location": location, "checkpoint": note})
+
     # -- where each log lives -----------------------------------------------------------------
     #
     # `locations.json` maps every location where a log was accepted (the log itself and any
@@ -414,6 +444,7 @@ class TrustState:
         remembered of `location`."""
         with self._locked():
             self._unlink(self._origin_file(origin))
+            self._unlink(self._audit_file(origin))
             if location is not None:
                 data = self._read_locations()
                 if data.pop(location, None) is not None:
@@ -424,6 +455,7 @@ class TrustState:
         lives and every location it was seen at. Returns those locations."""
         with self._locked():
             self._unlink(self._origin_file(origin))
+            self._unlink(self._audit_file(origin))
             logs = self._read_logs()
             home = logs.pop(origin, None)
             if home is not None:
@@ -682,6 +714,16 @@ class Home:
         through `trust.accept` directly)."""
         with self._durable() as trust:
             return trust.accept(origin, size, note)
+
+    def audited_checkpoint(self, origin: str, location: str) -> str | None:
+        """The checkpoint note of the last audit of `origin` at `location` (None: none there)."""
+        found = self.trust.audited(origin)
+        return found[1] if found is not None and found[0] == location else None
+
+    def accept_audit(self, origin: str, location: str, note: str) -> None:
+        """`TrustState.accept_audit`, synced at once."""
+        with self._durable() as trust:
+            trust.accept_audit(origin, location, note)
 
     def known_origin(self, location: str) -> str | None:
         """The origin of the ledger last accepted at this path, if any."""
