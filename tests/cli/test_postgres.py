@@ -59,7 +59,7 @@ def test_init_register_verify_audit_through_the_cli(
             )
         }
         meta = dict(conn.execute(f'SELECT key, value FROM "{schema}".meta').fetchall())
-    assert tables == {"blocks", "nodes", "meta"}
+    assert tables == {"blocks", "nodes", "index_nodes", "meta"}
     assert meta["schema"] == str(SCHEMA_VERSION) and meta["origin"].startswith("modelchain.local/")
 
     assert_ok(run("--ledger", pg_ledger, "register", model.name))
@@ -259,7 +259,7 @@ def test_newer_schema_is_refused_older_is_migrated_by_init(
     set_version(SCHEMA_VERSION + 1)
     assert_clean_error(run("--ledger", pg_ledger, "audit"), 2, "not supported", "upgrade")
     set_version(SCHEMA_VERSION - 1)
-    assert_clean_error(run("--ledger", pg_ledger, "audit"), 2, "modelchain init", "migrate")
+    assert_clean_error(run("--ledger", pg_ledger, "audit"), 2, "modelchain migrate")
     with pytest.raises(LedgerUnreadable, match="no migration"):
         open_store(pg_ledger, create=True)
     steps: list[int] = []
