@@ -260,6 +260,7 @@ def test_newer_schema_is_refused_older_is_migrated_by_init(
     assert_clean_error(run("--ledger", pg_ledger, "audit"), 2, "not supported", "upgrade")
     set_version(SCHEMA_VERSION - 1)
     assert_clean_error(run("--ledger", pg_ledger, "audit"), 2, "modelchain migrate")
+    monkeypatch.delitem(postgres.MIGRATIONS, SCHEMA_VERSION - 1)  # a version with no step
     with pytest.raises(LedgerUnreadable, match="no migration"):
         open_store(pg_ledger, create=True)
     steps: list[int] = []
