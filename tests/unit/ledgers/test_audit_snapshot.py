@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -49,11 +50,22 @@ def test_audits_and_verifies_during_appends_never_cry_tampering(
         fixed = ledger.append(name="fixed", model_hash=_digest(-1), size=1)
     done = threading.Event()
     writer_errors: list[BaseException] = []
+    rounds: list[int] = []  # one per round of the reader, whatever its outcome
+
+    def rounds_begun_after(count: int) -> None:
+        """Wait (bounded) until the reader finishes a round it began after `count` rounds,
+        so a loaded machine does not decide whether the test checks what it says."""
+        deadline = time.monotonic() + 120
+        while len(rounds) < count + 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def write() -> None:
         try:
             with Ledger.open(location, home=home) as writer:
+                rounds_begun_after(-1)  # one audit before any append...
                 for i in range(APPENDS):
+                    if i == APPENDS // 2:
+                        rounds_begun_after(len(rounds))  # ...and one half way through
                     writer.append(name=f"m{i % 3}", model_hash=_digest(i), size=i)
         except BaseException as exc:  # reported below, not lost in the thread
             writer_errors.append(exc)
@@ -78,12 +90,14 @@ def test_audits_and_verifies_during_appends_never_cry_tampering(
                     reader.read_checkpoint()
                 except ModelchainError as exc:
                     alarms.append(f"{type(exc).__name__}: {exc}")
+                rounds.append(len(rounds))
     finally:
         thread.join(timeout=120)
     assert not writer_errors, writer_errors
     assert alarms == []
     assert sizes == sorted(sizes)  # each audit saw the same tree or a newer one
-    assert sizes[0] < APPENDS + 1  # some audits really ran while the writer appended
+    assert sizes[0] == 1  # audits really ran before the writer appended...
+    assert APPENDS // 2 + 1 in sizes  # ...and while it did
     with Ledger.open(location, home=home) as ledger:
         assert ledger.audit().size == APPENDS + 1
 
