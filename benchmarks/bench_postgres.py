@@ -31,9 +31,10 @@ from pathlib import Path
 import modelchain
 from modelchain.core import merkle
 from modelchain.core.canonical import canonical_json
+from modelchain.core.index import Index, extension_line
 from modelchain.core.note import Checkpoint, sign_checkpoint
 from modelchain.ledgers import Ledger
-from modelchain.log.block import Block, seed_hash
+from modelchain.log.block import Block, index_entry, seed_hash
 from modelchain.log.home import Home
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -96,14 +97,15 @@ def ledger_batches(location: str, home: Path, batches: int) -> float | None:
 
 
 def store_batches(location: str, home: Path, batches: int) -> float:
-    """The store alone: `Writer.append_many` of BATCH ready-made, signed blocks per
-    transaction (what the database costs, without the ledger's checks)."""
+    """The store alone: `Writer.append_many` of BATCH ready-made, signed blocks and their
+    index nodes per transaction (what the database costs, without the ledger's checks)."""
     with Ledger.open(location, home=home, create=True) as ledger:
         ledger.init()
         store = ledger.store
         origin = store.origin()
         assert origin is not None
         signer = ledger.home.operator_signer().with_name(origin)
+        index = Index()  # the ledger is new: its whole index is here
         elapsed = 0.0
         for _ in range(batches):
             with store.writer() as w:
@@ -113,7 +115,7 @@ def store_batches(location: str, home: Path, batches: int) -> float:
                 previous = "0" * 64
                 if tip.last_data is not None:
                     previous = json.loads(tip.last_data)["current_hash"]
-                items, nodes = [], []
+                items, nodes, entries = [], [], []
                 for i in range(tip.size, tip.size + BATCH):
                     args, stamp = block_args(i), time.time()
                     block = Block(
@@ -130,9 +132,13 @@ def store_batches(location: str, home: Path, batches: int) -> float:
                     data = canonical_json(block.to_dict())
                     nodes.extend(frontier.append(merkle.leaf_hash(data)))
                     items.append((block.to_dict(), data))
+                    entry = index_entry(block, data)
+                    entries.append((entry.key, entry.value()))
                     previous = block.current_hash
-                cp = Checkpoint(origin, frontier.size, frontier.root())
-                w.append_many(items, nodes, sign_checkpoint(cp, signer))
+                written = index.put_many(entries)
+                line = extension_line(index.root())
+                cp = Checkpoint(origin, frontier.size, frontier.root(), (line,))
+                w.append_many(items, nodes, sign_checkpoint(cp, signer), written)
             elapsed += time.perf_counter() - t
         ledger.audit()  # what was written is a valid ledger
     return batches * BATCH / elapsed
