@@ -50,6 +50,7 @@ from bench_ledger import (
     kilo,
     percentile,
     print_table,
+    publish_build,
 )
 
 #: Bump when the cached ledgers' contents or layout change (the block recipe below, say).
@@ -188,23 +189,15 @@ class Cache:
         finally:
             ledger.close()
         stage = time.perf_counter() - t0
-        meta = {
-            "complete": True,
-            "size": size,
-            "backend": "sqlite",
-            "ledger": ledger_name,
-            "bench_format": BENCH_FORMAT,
-            "modelchain": modelchain.__version__,
-            "built": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "from_size": start,
-            "stage_seconds": round(stage, 3),
-            "build_seconds": round(before + stage, 3),
-            "curve": curve,
-        }
-        (work / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        final = self.root / name
-        shutil.rmtree(final, ignore_errors=True)
-        work.rename(final)
+        publish_build(
+            work,
+            self.root / name,
+            {"size": size, "backend": "sqlite", "ledger": ledger_name},
+            bench_format=BENCH_FORMAT,
+            start=start,
+            seconds=(before, stage),
+            curve=curve,
+        )
         snap = self._load(size)
         assert snap is not None
         self.built.append(snap)

@@ -114,6 +114,35 @@ class Snapshot:
         return self.dir / "home"
 
 
+def publish_build(
+    work: Path,
+    final: Path,
+    what: dict[str, Any],
+    *,
+    bench_format: int,
+    start: int,
+    seconds: tuple[float, float],
+    curve: list[Any],
+) -> None:
+    """Write a finished build's `meta.json` and move it to `final` (replacing an older one):
+    a ledger only counts as cached once its meta says complete."""
+    before, stage = seconds
+    meta = {
+        "complete": True,
+        **what,
+        "bench_format": bench_format,
+        "modelchain": modelchain.__version__,
+        "built": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "from_size": start,
+        "stage_seconds": round(stage, 3),
+        "build_seconds": round(before + stage, 3),
+        "curve": curve,
+    }
+    (work / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    shutil.rmtree(final, ignore_errors=True)
+    work.rename(final)
+
+
 class Cache:
     def __init__(self, data_dir: Path, *, rebuild: bool, small: int = SMALL) -> None:
         self.root = data_dir / CACHE_KEY
@@ -180,23 +209,15 @@ class Cache:
                 t_chunk, i_chunk = now, done
         stage = time.perf_counter() - t0
         ledger.close()
-        meta = {
-            "complete": True,
-            "size": size,
-            "backend": backend,
-            "ledger": ledger_name,
-            "bench_format": BENCH_FORMAT,
-            "modelchain": modelchain.__version__,
-            "built": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "from_size": start,
-            "stage_seconds": round(stage, 3),
-            "build_seconds": round(before + stage, 3),
-            "curve": curve,
-        }
-        (work / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        final = self.root / name
-        shutil.rmtree(final, ignore_errors=True)
-        work.rename(final)
+        publish_build(
+            work,
+            self.root / name,
+            {"size": size, "backend": backend, "ledger": ledger_name},
+            bench_format=BENCH_FORMAT,
+            start=start,
+            seconds=(before, stage),
+            curve=curve,
+        )
         snap = self._load(name)
         assert snap is not None
         snap.meta["built_now"] = True
