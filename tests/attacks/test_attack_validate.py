@@ -250,6 +250,34 @@ def test_load_raises_ledger_invalid_for_wrong_typed_rows(sqlite_ledger: Path, sq
         modelchain.load(sqlite_ledger.parent / "m.bin", ledger=sqlite_ledger, format="pickle")
 
 
+def test_a_stored_block_with_a_key_given_twice_is_refused_by_every_reader(
+    run, sqlite_ledger: Path
+) -> None:
+    """A body with "name" twice reads as one block to a parser that keeps the first and as
+    another to one that keeps the last: it is refused, never read either way."""
+    conn = sqlite3.connect(sqlite_ledger)
+    conn.execute(
+        'UPDATE blocks SET body = replace(body, \'"name":\', \'"name":"other","name":\') '
+        "WHERE idx = 1"
+    )
+    conn.commit()
+    (body,) = conn.execute("SELECT body FROM blocks WHERE idx = 1").fetchone()
+    conn.close()
+    assert '"name":"other","name":"m.bin"' in body
+    for argv, why in (
+        (("audit",), "block 1"),
+        (("verify", "m.bin", "--full"), "block 1"),
+        # SQLite's lookup column takes the first "name": the proven read then finds v1 the
+        # newest, which the signed index does not prove
+        (("verify", "m.bin"), "not proven to be the newest version"),
+    ):
+        result = run("--ledger", "l.db", *argv)
+        assert result.code == 1, (argv, result)
+        assert why in result.stderr, (argv, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr
+
+
 # -- a provenance statement about only some of a directory's files -------------------------
 
 

@@ -165,9 +165,21 @@ class DuplicateKey(ValueError):
 def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """`json.loads` hook: a key given twice is an error, not "the last one wins" (a reader
     that kept the first would see another object than the one that was hashed)."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise DuplicateKey(key)
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):  # rare: find the key given twice, for the message
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
     return out
+
+
+_UNIQUE = json.JSONDecoder(object_pairs_hook=unique_object)
+
+
+def loads_unique(text: str) -> Any:
+    """`json.loads(text, object_pairs_hook=unique_object)`, with one decoder made once (an
+    audit parses every block: `json.loads` with a hook builds a new decoder each call).
+    Raises ValueError (`json.JSONDecodeError`, `DuplicateKey`) or RecursionError."""
+    return _UNIQUE.decode(text)

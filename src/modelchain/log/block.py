@@ -5,7 +5,6 @@ binding to a log and version), before any ledger takes a write lock."""
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,7 +16,7 @@ from modelchain.claims.claim import RegistrationSignature
 from modelchain.claims.keys import PrivateKey, PublicKey
 from modelchain.claims.provenance import Provenance
 from modelchain.core import merkle
-from modelchain.core.canonical import canonical_json, is_sha256_hex, json_type, unique_object
+from modelchain.core.canonical import canonical_json, is_sha256_hex, json_type, loads_unique
 from modelchain.core.errors import InputError, LedgerInvalid, SignatureError, UsageError, WayOut
 from modelchain.core.index import Entry, Index
 from modelchain.fs.digest import Manifest, manifest_from_json, manifest_to_json
@@ -410,9 +409,10 @@ def build_index(items: Iterable[tuple[Any, bytes]]) -> Index:
 
 
 def parse_block(data: bytes, position: int) -> Block:
-    """A block from its stored canonical JSON."""
+    """A block from its stored canonical JSON (UTF-8: `json.loads` of bytes would also take
+    UTF-16 or UTF-32, which no honest store holds)."""
     try:
-        raw = json.loads(data, object_pairs_hook=unique_object)
+        raw = loads_unique(data.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise LedgerInvalid(f"block {position}: not a JSON object ({exc})") from exc
     return Block.from_raw(raw, position)

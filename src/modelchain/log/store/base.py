@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 # the stores read JSON with these (defined once, with canonical JSON)
-from modelchain.core.canonical import unique_object
-from modelchain.core.errors import WayOut
+from modelchain.core.canonical import loads_unique
+from modelchain.core.errors import LedgerInvalid, WayOut
 
 #: where a ledger is when none is named: this folder or the nearest parent that has one
 DEFAULT_LEDGER = os.path.join(".modelchain", "ledger.db")
@@ -67,10 +67,6 @@ class StoredBlock:
 def stored_text_block(position: int, body: Any) -> StoredBlock:
     """A block kept as canonical JSON text in a database row. A row of another type (a
     BLOB, a number: an attacker may write the database) is an invalid ledger, never a crash."""
-    import json
-
-    from modelchain.core.errors import LedgerInvalid
-
     if not isinstance(body, str):
         if isinstance(body, bytes | bytearray | memoryview):
             kind = "binary data"
@@ -84,7 +80,7 @@ def stored_text_block(position: int, body: Any) -> StoredBlock:
     except UnicodeEncodeError:
         raise LedgerInvalid(f"block {position}: stored text is not valid Unicode") from None
     try:
-        raw = json.loads(body, object_pairs_hook=unique_object)
+        raw = loads_unique(body)
     except (ValueError, RecursionError):
         raw = body  # the ledger's validator reports it as a non-object block
     return StoredBlock(position, raw, data)
@@ -92,22 +88,20 @@ def stored_text_block(position: int, body: Any) -> StoredBlock:
 
 def stored_node(location: str, level: Any, index: Any, digest: Any) -> tuple[int, int, bytes]:
     """A Merkle node row, its types checked: (level, index, 32-byte hash)."""
-    from modelchain.core.errors import LedgerInvalid
-
     if type(level) is not int or type(index) is not int:
         raise LedgerInvalid(f"{location}: a stored Merkle node has a non-integer position")
-    if not isinstance(digest, bytes | bytearray | memoryview) or len(bytes(digest)) != 32:
+    if type(digest) is not bytes:
+        digest = bytes(digest) if isinstance(digest, bytearray | memoryview) else None
+    if digest is None or len(digest) != 32:
         raise LedgerInvalid(
             f"{location}: stored Merkle node ({level}, {index}) is not a 32-byte hash"
         )
-    return level, index, bytes(digest)
+    return level, index, digest
 
 
 def duplicate_version(location: str, name: Any, version: Any) -> Exception:
     """The refusal of a second block with a name and version already stored: the one rule
     every store enforces itself (the ledger checks it first; this holds if it did not)."""
-    from modelchain.core.errors import LedgerInvalid
-
     return LedgerInvalid(
         f"{location}: refusing a second block named {name!r} with version {version}: "
         "each version of a name is registered once"
