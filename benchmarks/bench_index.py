@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_server
 from bench_ledger import (
     DEFAULT_DATA,
+    BuildProgress,
     Row,
     Snapshot,
     check,
@@ -170,22 +171,12 @@ class Cache:
         log(f"building the {size:,}-block ledger with append_many, from {start:,} blocks")
         ledger = modelchain.Ledger.open(work / ledger_name, home=work / "home", create=True)
         step = max(BUILD_BATCH, min(100_000, size // 10))
-        t0 = t_chunk = time.perf_counter()
-        i_chunk = start
+        progress = BuildProgress(size, start, step, "blocks", curve, log)
+        t0 = time.perf_counter()
         try:
             for first in range(start, size, BUILD_BATCH):
                 append_blocks(ledger, first, min(BUILD_BATCH, size - first), BUILD_BATCH)
-                done = min(size, first + BUILD_BATCH)
-                if done % step == 0 or done == size:
-                    now = time.perf_counter()
-                    rate = (done - i_chunk) / (now - t_chunk)
-                    curve.append([done, round(rate, 1)])
-                    left = (size - done) / rate if rate else 0.0
-                    log(
-                        f"  {done:>9,} blocks  {rate:8.0f} blocks/s over the last "
-                        f"{done - i_chunk:,}  ({now - t0:6.0f} s so far, ~{left:.0f} s to go)"
-                    )
-                    t_chunk, i_chunk = now, done
+                progress.done(min(size, first + BUILD_BATCH))
         finally:
             ledger.close()
         stage = time.perf_counter() - t0

@@ -114,6 +114,36 @@ class Snapshot:
         return self.dir / "home"
 
 
+class BuildProgress:
+    """Logs a build's rate every `step` blocks (and at the end) and records it in `curve`."""
+
+    def __init__(
+        self,
+        size: int,
+        start: int,
+        step: int,
+        unit: str,
+        curve: list[Any],
+        say: Callable[[str], None] = log,
+    ) -> None:
+        self.size, self.step, self.unit, self.curve, self.say = size, step, unit, curve, say
+        self.t0 = self.t_chunk = time.perf_counter()
+        self.i_chunk = start
+
+    def done(self, done: int) -> None:
+        if done % self.step and done != self.size:
+            return
+        now = time.perf_counter()
+        rate = (done - self.i_chunk) / (now - self.t_chunk)
+        self.curve.append([done, round(rate, 1)])
+        left = (self.size - done) / rate if rate else 0.0
+        self.say(
+            f"  {done:>9,} blocks  {rate:8.0f} {self.unit}/s over the last "
+            f"{done - self.i_chunk:,}  ({now - self.t0:6.0f} s so far, ~{left:.0f} s to go)"
+        )
+        self.t_chunk, self.i_chunk = now, done
+
+
 def publish_build(
     work: Path,
     final: Path,
@@ -191,22 +221,11 @@ class Cache:
         if base is not None:
             adopt(work / ledger_name, work / "home")
         ledger = open_ledger(work / ledger_name, work / "home", create=True)
-        step = max(1, min(10_000, size // 10))
+        progress = BuildProgress(size, start, max(1, min(10_000, size // 10)), "appends", curve)
         t0 = time.perf_counter()
-        t_chunk, i_chunk = t0, start
         for i in range(start, size):
             ledger.append(**block_args(i))
-            done = i + 1
-            if done % step == 0 or done == size:
-                now = time.perf_counter()
-                rate = (done - i_chunk) / (now - t_chunk)
-                curve.append([done, round(rate, 1)])
-                left = (size - done) / rate if rate else 0.0
-                log(
-                    f"  {done:>7,} blocks  {rate:8.0f} appends/s over the last "
-                    f"{done - i_chunk:,}  ({now - t0:6.0f} s so far, ~{left:.0f} s to go)"
-                )
-                t_chunk, i_chunk = now, done
+            progress.done(i + 1)
         stage = time.perf_counter() - t0
         ledger.close()
         publish_build(
