@@ -729,18 +729,43 @@ class Ledger:
                 )
             break
         assert walk is not None
+        return self._audited_to(
+            note,
+            checkpoint,
+            (extends, trusted),
+            update_trust,
+            (previous, frontier),
+            indexed=index_root is not None,
+        )
+
+    def _audited_to(
+        self,
+        note: str,
+        checkpoint: Checkpoint,
+        trust: tuple[Callable[[int, bytes], bool], Checkpoint | None],
+        update_trust: bool,
+        tip: tuple[str, merkle.Frontier],
+        *,
+        indexed: bool = True,
+        since: int | None = None,
+    ) -> AuditReport:
+        """How every audit that found the blocks sound ends: the checkpoint accepted against
+        the trust state first, only then recorded as audited (where the next audit starts)
+        and remembered; its report."""
+        extends, trusted = trust
         previously = self._check_trusted(checkpoint, extends, trusted)
         if update_trust:
             self._record_audit(note, checkpoint)
-        self._remember(note, checkpoint, previous, frontier)
+        self._remember(note, checkpoint, *tip)
         return AuditReport(
             location=self.location,
             origin=checkpoint.origin,
-            size=size,
+            size=checkpoint.size,
             root_hash=checkpoint.root_hash,
             checkpoint=note,
             previously_trusted=previously,
-            indexed=index_root is not None,
+            since=since,
+            indexed=indexed,
         )
 
     def verify(

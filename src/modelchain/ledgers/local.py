@@ -1096,17 +1096,12 @@ class LocalLedger(Ledger, default=True):
             self._check_trusted(checkpoint, self._prove_extends(checkpoint), trusted)
             self._prove_audited(audited, {i: leaf for i, leaf, _v in olds.values()})
             raise
-        previously = self._check_trusted(checkpoint, self._prove_extends(checkpoint), trusted)
-        if update_trust:
-            self._record_audit(note, checkpoint)
-        self._remember(note, checkpoint, walk.previous, walk.frontier)
-        return AuditReport(
-            location=self.location,
-            origin=checkpoint.origin,
-            size=size,
-            root_hash=checkpoint.root_hash,
-            checkpoint=note,
-            previously_trusted=previously,
+        return self._audited_to(
+            note,
+            checkpoint,
+            (self._prove_extends(checkpoint), trusted),
+            update_trust,
+            (walk.previous, walk.frontier),
             since=start,
         )
 
