@@ -265,8 +265,8 @@ def test_a_stored_block_with_a_key_given_twice_is_refused_by_every_reader(
     conn.close()
     assert '"name":"other","name":"m.bin"' in body
     for argv, why in (
-        (("audit",), "block 1"),
-        (("verify", "m.bin", "--full"), "block 1"),
+        (("audit",), "block 1: not a JSON object (duplicate key 'name')"),
+        (("verify", "m.bin", "--full"), "block 1: not a JSON object (duplicate key 'name')"),
         # SQLite's lookup column takes the first "name": the proven read then finds v1 the
         # newest, which the signed index does not prove
         (("verify", "m.bin"), "not proven to be the newest version"),

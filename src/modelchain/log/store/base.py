@@ -81,8 +81,8 @@ def stored_text_block(position: int, body: Any) -> StoredBlock:
         raise LedgerInvalid(f"block {position}: stored text is not valid Unicode") from None
     try:
         raw = loads_unique(body)
-    except (ValueError, RecursionError):
-        raw = body  # the ledger's validator reports it as a non-object block
+    except (ValueError, RecursionError) as exc:  # a key given twice, or not JSON at all
+        raise LedgerInvalid(f"block {position}: not a JSON object ({exc})") from None
     return StoredBlock(position, raw, data)
 
 
