@@ -24,7 +24,7 @@ from modelchain.core import index
 from modelchain.core.errors import InvalidProof
 from modelchain.log.block import build_index
 from service.test_explorer import browser, settled, sha, watched_page  # noqa: F401  (browser is a fixture)
-from service.test_explorer_proofs import Relay
+from service.test_explorer_proofs import Relay, drop, green
 
 V1, V2 = b"resnet weights v1\n" * 40, b"resnet weights v2\n" * 40
 
@@ -64,22 +64,12 @@ def tab(browser: Any, relay: Relay) -> Iterator[Any]:  # noqa: F811 - the import
         yield page
 
 
-def green(tab: Any) -> list[str]:
-    return [str(t) for t in tab.locator(".status[data-ok='true']").all_inner_texts()]
-
-
 def older_proof(site: dict[str, Any], size: int, name: str) -> str:
     """The base64 index proof of `name` in the index of the first `size` blocks (as signed
     then): true of an older root, not of the current one."""
     chosen = site["entries"][:size]
     tree = build_index((json.loads(e["data"]), e["data"].encode()) for e in chosen)
     return base64.b64encode(tree.prove(index.key_of(name)).to_bytes()).decode()
-
-
-def drop(tab: Any, path: Path) -> Any:
-    tab.goto("/explorer/#/check")
-    tab.set_input_files("#file-input", str(path))
-    return settled(tab, "#check-status")
 
 
 # -- the page's index proof check against core.index ------------------------------------------
