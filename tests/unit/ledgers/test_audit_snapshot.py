@@ -102,6 +102,52 @@ def test_audits_and_verifies_during_appends_never_cry_tampering(
         assert ledger.audit().size == APPENDS + 1
 
 
+@pytest.mark.parametrize("read", ["audit", "verify", "read_checkpoint"])
+def test_a_json_append_between_the_two_files_reads_is_no_alarm(
+    read: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JSON ledger is two files, read one after the other: an append landing between the
+    two reads (whichever comes first) must not be taken for deleted blocks."""
+    from modelchain.log.store import jsonfile
+
+    home = Home(tmp_path / "home")
+    location = tmp_path / "work" / "ledger.json"
+    location.parent.mkdir()
+    with Ledger.open(location, home=home, create=True) as ledger:
+        fixed = ledger.append(name="fixed", model_hash=_digest(0), size=1)
+    reads: list[str] = []
+    with Ledger.open(location, home=home) as reader:
+        store = reader.store
+        assert isinstance(store, jsonfile.JSONFileStore)
+
+        def racing(name: str) -> object:
+            real = getattr(store, name)
+
+            def read() -> object:
+                out = real()
+                reads.append(name)
+                if len(reads) == 1:  # between this store's two reads, another process appends
+                    with Ledger.open(location, home=home) as other:
+                        other.append(name="m", model_hash=_digest(1))
+                return out
+
+            return read
+
+        for name in ("_read_items", "_read_checkpoint"):
+            monkeypatch.setattr(store, name, racing(name))
+        store._cache = None  # read the files again
+        if read == "audit":
+            assert reader.audit().size >= 1
+        elif read == "verify":
+            digest = PathDigest("file", fixed.model_hash, 1, None)
+            assert reader.verify("f.bin", name="fixed", digest=digest).block.index == 0
+        else:
+            assert reader.read_checkpoint() is not None
+    assert reads[:2] == ["_read_checkpoint", "_read_items"]
+    with Ledger.open(location, home=home) as ledger:
+        assert ledger.audit().size == 2
+
+
 def test_unsigned_blocks_beyond_the_checkpoint_are_still_reported(tmp_path: Path) -> None:
     """Auditing only the signed tree must not hide blocks an attacker appended unsigned:
     when no newer checkpoint appears, they are reported."""

@@ -169,8 +169,13 @@ class JSONFileStore(Store):
         stamp = self._stamp()
         if self._cache is not None and self._cache[0] == stamp:
             return self._cache[1]
+        # the checkpoint before the blocks: an append writes the blocks first, so blocks
+        # read after a checkpoint hold all it signs (at worst an unsigned tail, which the
+        # reader waits out); read the other way round, an append between the two reads
+        # showed a checkpoint over blocks not yet seen: "blocks were deleted"
+        checkpoint = self._read_checkpoint()
         items, text = self._read_items()
-        snapshot = _Snapshot(items, self._read_checkpoint(), text=text)
+        snapshot = _Snapshot(items, checkpoint, text=text)
         self._cache = (stamp, snapshot)
         return snapshot
 
