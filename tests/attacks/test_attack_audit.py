@@ -17,7 +17,7 @@ from modelchain.core.note import Checkpoint, parse_note, sign_checkpoint
 from modelchain.ledgers import Ledger
 from modelchain.log.block import index_entry
 from modelchain.log.home import Home
-from modelchain.log.store.sql import prefix_bytes
+from modelchain.log.store.sql import prefix_bytes, tile_key
 
 
 def _register(run: Run, workdir: Path, name: str, text: str) -> None:
@@ -37,10 +37,10 @@ def _forge(loc: Path, home: Home, name: str, older: int) -> None:
     (note,) = conn.execute("SELECT value FROM meta WHERE key = 'checkpoint'").fetchone()
     old = Checkpoint.parse(parse_note(note).text)
     forged = Checkpoint(old.origin, old.size, old.root_hash, (extension_line(tree.root()),))
-    conn.execute("DELETE FROM index_nodes")
+    conn.execute("DELETE FROM index_tiled")
     conn.executemany(
-        "INSERT INTO index_nodes (depth, prefix, record) VALUES (?, ?, ?)",
-        [(d, prefix_bytes(d, p), r) for (d, p), r in tree.nodes.items()],
+        "INSERT INTO index_tiled (tile, depth, prefix, record) VALUES (?, ?, ?, ?)",
+        [(tile_key(d, p), d, prefix_bytes(d, p), r) for (d, p), r in tree.nodes.items()],
     )
     signer = home.operator_signer().with_name(old.origin)
     conn.execute(
@@ -84,10 +84,10 @@ def test_an_edited_index_node_is_named_by_audit_full(run: Run, workdir: Path, ho
         _register(run, workdir, f"m{i}.bin", f"weights {i}")
     conn = sqlite3.connect(workdir / "l.db")
     depth, prefix, record = conn.execute(
-        "SELECT depth, prefix, record FROM index_nodes WHERE length(record) = 64 LIMIT 1"
+        "SELECT depth, prefix, record FROM index_tiled WHERE length(record) = 64 LIMIT 1"
     ).fetchone()
     conn.execute(
-        "UPDATE index_nodes SET record = ? WHERE depth = ? AND prefix = ?",
+        "UPDATE index_tiled SET record = ? WHERE depth = ? AND prefix = ?",
         (record[:32] + bytes(32), depth, prefix),
     )
     conn.commit()

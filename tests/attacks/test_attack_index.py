@@ -81,7 +81,7 @@ def test_a_dropped_name_is_not_not_registered(run: Run, ledger: Path, workdir: P
 def test_an_edited_index_node_is_refused_by_verify_and_by_the_next_append(
     run: Run, ledger: Path, workdir: Path
 ) -> None:
-    _sql(ledger, "UPDATE index_nodes SET record = randomblob(32) WHERE depth = 1")
+    _sql(ledger, "UPDATE index_tiled SET record = randomblob(32) WHERE depth = 1")
     assert_clean_error(run("--ledger", "l.db", "verify", "m.bin"), 1, "index")
     before = ledger.read_bytes()
     (workdir / "n.bin").write_bytes(b"new")
@@ -133,7 +133,7 @@ def test_a_ledger_made_before_the_index_verifies_by_audit_and_migrates(
         conn.execute(
             "UPDATE meta SET value = ? WHERE key = 'checkpoint'", (without_index(note, home),)
         )
-        conn.execute("DELETE FROM index_nodes")
+        conn.execute("DELETE FROM index_tiled")
     conn.close()
     result = assert_ok(run("--ledger", "l.db", "verify", "m.bin"))
     assert "Ledger valid: 6 blocks" in result.stdout  # a full audit, as before

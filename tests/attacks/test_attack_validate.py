@@ -179,8 +179,8 @@ ON_PROOF_PATH = [
 ]
 #: an index node, which every proof of a name reads from the root down
 INDEX_ROWS = [
-    pytest.param("UPDATE index_nodes SET record = 7 WHERE depth = 0", id="index-root-number"),
-    pytest.param("UPDATE index_nodes SET record = X'00' WHERE depth = 0", id="index-root-short"),
+    pytest.param("UPDATE index_tiled SET record = 7 WHERE depth = 0", id="index-root-number"),
+    pytest.param("UPDATE index_tiled SET record = X'00' WHERE depth = 0", id="index-root-short"),
 ]
 #: ... and rows it does not: only an audit (or `verify --full`) reads every block and node
 OFF_PROOF_PATH = [

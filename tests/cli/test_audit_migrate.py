@@ -12,6 +12,7 @@ from modelchain.core.index import root_from_extensions
 from modelchain.core.note import Checkpoint, parse_note, sign_checkpoint
 from modelchain.ledgers import Ledger
 from modelchain.log.home import Home
+from modelchain.log.store.sqlite import SCHEMA_VERSION
 from tests.conftest import assert_clean_error, assert_no_traceback
 
 DB = "ledger.db"
@@ -51,7 +52,7 @@ def _as_schema_3(loc: Path, home: Home) -> str:
     old_note = sign_checkpoint(old, home.operator_signer().with_name(signed.origin))
     conn = sqlite3.connect(loc, isolation_level=None)
     conn.executescript(
-        "BEGIN; DROP TABLE index_nodes; UPDATE meta SET value = '3' WHERE key = 'schema';COMMIT;"
+        "BEGIN; DROP TABLE index_tiled; UPDATE meta SET value = '3' WHERE key = 'schema';COMMIT;"
     )
     conn.execute("UPDATE meta SET value = ? WHERE key = 'checkpoint'", (old_note,))
     conn.close()
@@ -98,7 +99,7 @@ def test_migrate_signs_the_index_of_a_schema_3_ledger(run, workdir: Path, home: 
 
     done = _ok(run("--ledger", loc, "migrate"))
     assert done.stdout.strip() == "Signed the index of 3 blocks: a new checkpoint of the same tree"
-    assert _meta(loc, "schema") == "4" and _signs_index(loc)
+    assert _meta(loc, "schema") == SCHEMA_VERSION and _signs_index(loc)
     again = json.loads(_ok(run("--ledger", loc, "migrate", "--json")).stdout)
     assert again["migrated"] is False and again["message"].startswith("Already migrated")
 
@@ -116,7 +117,7 @@ def test_the_first_append_migrates_a_schema_3_ledger(run, workdir: Path, home: P
     loc = _registered(workdir, home, "a.bin", "b.bin")
     _as_schema_3(loc, Home(home))
     _registered(workdir, home, "c.bin")
-    assert _meta(loc, "schema") == "4" and _signs_index(loc)
+    assert _meta(loc, "schema") == SCHEMA_VERSION and _signs_index(loc)
     report = json.loads(_ok(run("--ledger", loc, "audit", "--full", "--json")).stdout)
     assert report["size"] == 3 and report["index"]
 

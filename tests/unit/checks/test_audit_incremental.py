@@ -155,7 +155,7 @@ def test_a_version_that_skips_is_caught_by_both_audits(
 def _forge_index(loc: Path, home: Home, entries: dict[str, Entry]) -> None:
     """The operator key's holder signs the ledger's tree with an index of its choosing, and
     stores that index's nodes, so that the index proofs served hold against the signed root."""
-    from modelchain.log.store.sql import prefix_bytes
+    from modelchain.log.store.sql import prefix_bytes, tile_key
 
     tree = Index()
     for entry in entries.values():
@@ -165,10 +165,10 @@ def _forge_index(loc: Path, home: Home, entries: dict[str, Entry]) -> None:
     forged = Checkpoint(old.origin, old.size, old.root_hash, (extension_line(tree.root()),))
     signer = home.operator_signer().with_name(old.origin)
     conn = sqlite3.connect(loc)
-    conn.execute("DELETE FROM index_nodes")
+    conn.execute("DELETE FROM index_tiled")
     conn.executemany(
-        "INSERT INTO index_nodes (depth, prefix, record) VALUES (?, ?, ?)",
-        [(d, prefix_bytes(d, p), r) for (d, p), r in tree.nodes.items()],
+        "INSERT INTO index_tiled (tile, depth, prefix, record) VALUES (?, ?, ?, ?)",
+        [(tile_key(d, p), d, prefix_bytes(d, p), r) for (d, p), r in tree.nodes.items()],
     )
     conn.execute(
         "UPDATE meta SET value = ? WHERE key = 'checkpoint'", (sign_checkpoint(forged, signer),)
@@ -250,14 +250,14 @@ def test_an_altered_stored_index_node_is_named_by_the_full_audit(
         ledger.audit()
     rows = _sql(
         loc,
-        "SELECT depth, prefix, record FROM index_nodes WHERE length(record) = 64 "
+        "SELECT depth, prefix, record FROM index_tiled WHERE length(record) = 64 "
         "ORDER BY depth DESC LIMIT 1",
     )
     ((depth, prefix, record),) = rows
     damaged = record[:40] + bytes([record[40] ^ 1]) + record[41:]
     _sql(
         loc,
-        "UPDATE index_nodes SET record = ? WHERE depth = ? AND prefix = ?",
+        "UPDATE index_tiled SET record = ? WHERE depth = ? AND prefix = ?",
         (damaged, depth, prefix),
     )
     with Ledger.open(loc, home=home) as ledger:

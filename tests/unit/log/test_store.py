@@ -18,6 +18,7 @@ from modelchain.ledgers import Ledger
 from modelchain.ledgers.locations import open_store
 from modelchain.log.home import Home
 from modelchain.log.store import StoreSubtrees, Writer
+from modelchain.log.store import sqlite as sqlite_store
 
 BACKENDS = ["sqlite", "json", "postgresql"]
 
@@ -377,6 +378,65 @@ def test_sqlite_reads_a_proof_in_one_statement_by_primary_key(tmp_path: Path, ho
     assert "SEARCH n USING PRIMARY KEY" in plan and "SCAN n" not in plan
 
 
+def test_sqlite_reads_an_index_path_in_one_statement_by_primary_key(
+    tmp_path: Path, home: Home
+) -> None:
+    """A path's index nodes come in one statement that searches the tile-first primary key
+    (never a scan of the table), and every node is found where the append filed it."""
+    import sqlite3
+
+    from modelchain.core.index import key_of, path_ids
+    from modelchain.log.store.sql import tile_key
+
+    loc = tmp_path / "ledger.db"
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        for i in range(300):
+            ledger.append(name=f"m{i}", model_hash=_hex(i))
+    store = open_store(loc)
+    ids = path_ids(key_of("m7"), 0, 12)
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    found = store.index_nodes(ids)
+    store._conn.set_trace_callback(None)  # type: ignore[attr-defined]
+    assert len(statements) == 1 and (0, 0) in found and len(found) >= 8
+    conn = sqlite3.connect(loc)
+    plan = " ".join(
+        row[-1]
+        for row in conn.execute(
+            "EXPLAIN QUERY PLAN " + sqlite_store._tiled_select(len(ids)),
+            sqlite_store._tiled_keys(ids),
+        )
+    )
+    filed = conn.execute("SELECT tile, depth, prefix FROM index_tiled").fetchall()
+    conn.close()
+    store.close()
+    assert "SEARCH n USING PRIMARY KEY" in plan and "SCAN n" not in plan
+    assert all(t == tile_key(d, int.from_bytes(p, "big")) for t, d, p in filed)
+
+
+def test_an_index_node_filed_under_another_tile_is_refused_by_the_full_audit(
+    tmp_path: Path, home: Home
+) -> None:
+    """A second copy of a node under a wrong tile is never what a proof reads, so the full
+    audit must not vouch for it either: it names the node."""
+    import sqlite3
+
+    loc = tmp_path / "ledger.db"
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        for i in range(20):
+            ledger.append(name=f"m{i}", model_hash=_hex(i))
+    conn = sqlite3.connect(loc)
+    conn.execute(
+        "INSERT INTO index_tiled SELECT x'00ff', depth, prefix, record FROM index_tiled "
+        "WHERE depth = 2 LIMIT 1"
+    )
+    conn.commit()
+    conn.close()
+    with Ledger.open(loc, home=home) as ledger:
+        with pytest.raises(LedgerInvalid, match=r"\(depth 2, prefix .*\) is filed under another"):
+            ledger.audit(full=True)
+
+
 # The SQLite schema as modelchain created it up to schema version 2 (the name index was not
 # UNIQUE), copied here as it was written: ledgers made then must keep opening.
 _SQLITE_SCHEMA_2 = """
@@ -461,7 +521,7 @@ def test_a_schema_2_sqlite_ledger_opens_and_is_upgraded_on_its_first_write(
     with Ledger.open(loc, home=home) as ledger:
         assert ledger.append(name="m", model_hash=_hex(7)).version == 3
     assert _sqlite_schema(loc) == (
-        "4",
+        sqlite_store.SCHEMA_VERSION,
         "CREATE UNIQUE INDEX blocks_by_name ON blocks (name, version)",
     )
     with Ledger.open(loc, home=home) as ledger:
@@ -473,6 +533,84 @@ def test_a_schema_2_sqlite_ledger_opens_and_is_upgraded_on_its_first_write(
     store.close()
     with Ledger.open(loc, home=home) as ledger:  # the first append signed the index
         assert ledger.verify("m", digest=PathDigest("file", _hex(7), 0, None)).block.version == 3
+
+
+# The index table of schema 4 (one row a node, before tiles), copied as it was written.
+_INDEX_NODES_4 = """CREATE TABLE IF NOT EXISTS index_nodes (
+    depth INTEGER NOT NULL,
+    prefix BLOB NOT NULL,
+    record BLOB NOT NULL,
+    PRIMARY KEY (depth, prefix)
+) WITHOUT ROWID;"""
+
+
+def _as_schema_4(path: Path, damage: bool = False) -> dict[tuple[int, int], bytes]:
+    """Keep the ledger's index as schema 4 did, a row per node; `damage` makes one row's
+    record 33 bytes (not a record). Returns the nodes."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    stored = conn.execute("SELECT depth, prefix, record FROM index_tiled").fetchall()
+    nodes = {(d, int.from_bytes(p, "big")): r for d, p, r in stored}
+    rows = sorted(stored)
+    if damage:
+        rows[-1] = (*rows[-1][:2], rows[-1][2][:32] + b"x")
+    conn.execute("BEGIN")
+    conn.execute(_INDEX_NODES_4)
+    conn.executemany("INSERT INTO index_nodes VALUES (?, ?, ?)", rows)
+    conn.execute("DROP TABLE index_tiled")
+    conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema'")
+    conn.execute("COMMIT")
+    conn.close()
+    return nodes
+
+
+def _tables(path: Path) -> set[str]:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        return {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+
+
+def test_a_schema_4_sqlite_ledger_is_read_as_it_is_and_moved_into_tiles_on_its_first_write(
+    tmp_path: Path, home: Home
+) -> None:
+    loc = tmp_path / "ledger.db"
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        for i in range(60):
+            ledger.append(name=f"m{i}", model_hash=_hex(i))
+    assert len(_as_schema_4(loc)) > 60
+    with Ledger.open(loc, home=home) as ledger:  # proofs served from the node rows
+        assert ledger.verify("m7", digest=PathDigest("file", _hex(7), 0, None)).block.index == 7
+        assert ledger.audit(full=True).size == 60
+    assert _sqlite_schema(loc)[0] == "4" and "index_nodes" in _tables(loc)
+    with Ledger.open(loc, home=home) as ledger:
+        assert ledger.append(name="m7", model_hash=_hex(99)).version == 2
+    assert _sqlite_schema(loc)[0] == sqlite_store.SCHEMA_VERSION
+    assert "index_nodes" not in _tables(loc) and "index_tiled" in _tables(loc)
+    with Ledger.open(loc, home=home) as ledger:
+        assert ledger.audit(full=True).size == 61
+        found = ledger.verify("m7", digest=PathDigest("file", _hex(99), 0, None))
+        assert found.block.version == 2
+        assert ledger.verify("m8", digest=PathDigest("file", _hex(8), 0, None)).block.index == 8
+
+
+def test_a_schema_4_ledger_whose_node_rows_are_damaged_is_refused_on_write(
+    tmp_path: Path, home: Home
+) -> None:
+    loc = tmp_path / "ledger.db"
+    with Ledger.open(loc, home=home, create=True) as ledger:
+        for i in range(5):
+            ledger.append(name=f"m{i}", model_hash=_hex(i))
+    _as_schema_4(loc, damage=True)
+    with Ledger.open(loc, home=home) as ledger:
+        with pytest.raises(LedgerInvalid, match=r"stored index node at depth \d+ is not a hash"):
+            ledger.append(name="m9", model_hash=_hex(9))
+    assert _sqlite_schema(loc)[0] == "4" and "index_nodes" in _tables(loc)  # rolled back
+    assert len(Ledger.open(loc, home=home)) == 5
 
 
 def test_a_schema_2_sqlite_ledger_holding_a_version_twice_is_refused_on_write(

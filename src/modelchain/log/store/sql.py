@@ -61,14 +61,32 @@ _INDEX_TABLE = """CREATE TABLE IF NOT EXISTS index_nodes (
     PRIMARY KEY (depth, prefix)
 ) WITHOUT ROWID;"""
 
-#: schema "4", the current one: schema 3 and the index's nodes
-SQLITE_SCHEMA = SQLITE_SCHEMA_3 + _INDEX_TABLE + "\n"
+#: schema "4": schema 3 and the index's nodes, a row each
+SQLITE_SCHEMA_4 = SQLITE_SCHEMA_3 + _INDEX_TABLE + "\n"
+
+#: the index's nodes, a row each as in schema 4, but filed by the four-level tile they lie in
+#: (`tile_key`) first: a name's path then crosses a page of the file every four levels, not
+#: at every level, so an append dirties about a third of the pages
+_TILED_TABLE = """CREATE TABLE IF NOT EXISTS index_tiled (
+    tile BLOB NOT NULL,
+    depth INTEGER NOT NULL,
+    prefix BLOB NOT NULL,
+    record BLOB NOT NULL,
+    PRIMARY KEY (tile, depth, prefix)
+) WITHOUT ROWID;"""
+
+#: schema "5", the current one: schema 3 and the index's nodes filed by tile
+SQLITE_SCHEMA = SQLITE_SCHEMA_3 + _TILED_TABLE + "\n"
 
 #: schema "2" -> "3", run in the first write transaction on an older ledger (statements one
 #: by one: sqlite3's executescript would commit the transaction first)
 SQLITE_MIGRATE_2 = ("DROP INDEX blocks_by_name", _BY_NAME_3.rstrip(";"))
 #: schema "3" -> "4": the table; the ledger fills it and signs its root in the same transaction
 SQLITE_MIGRATE_3 = (_INDEX_TABLE.rstrip(";"),)
+#: schema "4" -> "5": the new table, filled from `index_nodes` (by the store: `tile_key` is
+#: not SQL), which then goes
+SQLITE_MIGRATE_4 = (_TILED_TABLE.rstrip(";"),)
+SQLITE_DROP_INDEX_NODES = "DROP TABLE index_nodes"
 
 # -- PostgreSQL -----------------------------------------------------------------------------
 
@@ -261,6 +279,19 @@ def node_hashes(
 def prefix_bytes(depth: int, prefix: int) -> bytes:
     """How an index node's prefix is stored: big-endian in (depth + 7) // 8 bytes."""
     return prefix.to_bytes((depth + 7) // 8, "big")
+
+
+#: levels of the index in a tile (SQLite's `index_tiled`)
+TILE_LEVELS = 4
+
+
+def tile_key(depth: int, prefix: int) -> bytes:
+    """The tile an index node is filed under in SQLite: the node `depth % 4` levels above it,
+    as one byte (`depth // 4`) and its prefix's bytes. Bytes compare as the tiles nest, so
+    the nodes of a tile lie side by side, and every path runs through few pages."""
+    stratum = depth // TILE_LEVELS
+    top = stratum * TILE_LEVELS
+    return bytes((stratum,)) + (prefix >> (depth - top)).to_bytes((top + 7) // 8, "big")
 
 
 def index_rows(location: str, rows: Iterable[Sequence[Any]]) -> dict[tuple[int, int], bytes]:

@@ -12,7 +12,7 @@ import itertools
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,23 +32,34 @@ from modelchain.log.store.base import (
 )
 from modelchain.log.store.files import check_ledger_files, key_path, read_regular
 from modelchain.log.store.sql import (
+    SQLITE_DROP_INDEX_NODES,
     SQLITE_MIGRATE_2,
     SQLITE_MIGRATE_3,
+    SQLITE_MIGRATE_4,
     SQLITE_SCHEMA,
     SQLITE_SCHEMA_2,
     SQLITE_SCHEMA_3,
+    SQLITE_SCHEMA_4,
     Queries,
-    index_params,
     index_rows,
     node_hashes,
+    prefix_bytes,
+    tile_key,
 )
 
 FORMAT = "modelchain-ledger"
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 #: older schema versions this version opens, with the statements that bring each one up to
 #: date; they run in the first write transaction, so reading never changes the file
-_UPGRADES = {"2": SQLITE_MIGRATE_2, "3": SQLITE_MIGRATE_3}
-_SCHEMAS = {"2": SQLITE_SCHEMA_2, "3": SQLITE_SCHEMA_3, SCHEMA_VERSION: SQLITE_SCHEMA}
+_UPGRADES = {"2": SQLITE_MIGRATE_2, "3": SQLITE_MIGRATE_3, "4": SQLITE_MIGRATE_4}
+_SCHEMAS = {
+    "2": SQLITE_SCHEMA_2,
+    "3": SQLITE_SCHEMA_3,
+    "4": SQLITE_SCHEMA_4,
+    SCHEMA_VERSION: SQLITE_SCHEMA,
+}
+#: where each schema keeps the index of newest versions (2 and 3 have none)
+_LAYOUTS = {"4": "nodes", SCHEMA_VERSION: "tiled"}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 #: files SQLite keeps beside the ledger: none of them may be a symlink either
 _SIDECARS = ("-wal", "-shm", "-journal")
@@ -114,6 +125,8 @@ class SQLiteStore(Store):
         self._made: list[Path] = []
         #: the schema was found current in a write transaction (no upgrade to look for)
         self._current = False
+        #: where the index is kept: "tiled" (rows filed by tile), "nodes" (schema 4) or None
+        self._layout: str | None = None
         if not p.exists():
             parent = p.parent
             while not parent.exists() and parent != parent.parent:
@@ -188,6 +201,7 @@ class SQLiteStore(Store):
             )
         expected = _expected_schema(str(version))
         actual = _schema_objects(self._conn)
+        self._layout = _LAYOUTS.get(str(version))
         if actual != expected:
             extra = sorted(actual - expected)
             what = f"{extra[0][0]} {extra[0][1]!r}" if extra else "a table or index is missing"
@@ -244,22 +258,47 @@ class SQLiteStore(Store):
                 yield stored_node(self.location, level, idx, digest)
 
     def index_nodes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        return _read_index(self._conn, self.location, ids)
+        if self._layout == "tiled":
+            return _read_tiled(self._conn, self.location, ids)
+        with self.snapshot():  # an older layout: it and the rows read in one snapshot
+            layout = self._index_layout()
+            if layout == "tiled":
+                return _read_tiled(self._conn, self.location, ids)
+            if layout == "nodes":
+                return _read_node_rows(self._conn, self.location, ids)
+            return {}  # no index yet: any proof against a signed index root fails
 
     def all_index_nodes(self) -> Iterator[tuple[tuple[int, int], bytes]]:
-        if not self._has_index_table():
+        layout = self._index_layout()
+        if layout is None:
             return
         with _db_errors(self.location):
+            if layout == "tiled":
+                cursor = self._conn.execute("SELECT tile, depth, prefix, record FROM index_tiled")
+                while rows := cursor.fetchmany(4096):
+                    yield from _tiled_rows(self.location, rows).items()
+                return
             cursor = self._conn.execute(_Q.all_index_nodes)
             while rows := cursor.fetchmany(4096):
                 yield from index_rows(self.location, rows).items()
 
-    def _has_index_table(self) -> bool:
-        """False for a ledger of an older schema nobody has written since (no index yet)."""
-        row = self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'index_nodes'"
-        ).fetchone()
-        return row is not None
+    def _index_layout(self) -> str | None:
+        """Where the index is kept. A ledger of an older schema may be upgraded by another
+        process while this one reads it, so until the current layout is seen it is looked
+        up again (a layout only ever moves forward)."""
+        if self._layout != "tiled":
+            with _db_errors(self.location):
+                found = {
+                    str(name)
+                    for (name,) in self._conn.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table' "
+                        "AND name IN ('index_tiled', 'index_nodes')"
+                    )
+                }
+            self._layout = (
+                "tiled" if "index_tiled" in found else "nodes" if "index_nodes" in found else None
+            )
+        return self._layout
 
     def find(self, *, name: str | None = None, digest: str | None = None) -> list[int]:
         sql, args = _Q.find(name, digest)
@@ -343,8 +382,21 @@ class SQLiteStore(Store):
                     f"{self.location}: two blocks have the same name and version; the ledger "
                     "was tampered with"
                 ) from None
+            if version == "4":
+                self._file_by_tile()
             version = str(int(version) + 1)
             self._conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (version,))
+
+    def _file_by_tile(self) -> None:
+        """Schema 4 -> 5: the index's node rows (each checked as any read checks it) filed by
+        tile, and their table dropped. No node changes: the signed root stays right."""
+        nodes: dict[tuple[int, int], bytes] = {}
+        cursor = self._conn.execute(_Q.all_index_nodes)
+        while rows := cursor.fetchmany(4096):
+            nodes.update(index_rows(self.location, rows))
+        _write_tiled(self._conn, nodes)
+        self._conn.execute(SQLITE_DROP_INDEX_NODES)
+        # `_layout` is left to the next read to see: this transaction may yet be rolled back
 
     def discard_created(self) -> None:
         """Close, and remove the file (and directories) this object created for a ledger
@@ -398,24 +450,72 @@ def _read_nodes(
     return node_hashes(location, ids, rows)
 
 
-def _read_index(
+def _read_tiled(
     conn: sqlite3.Connection, location: str, ids: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], bytes]:
-    """Index nodes by ID, in one query; a ledger of an older schema (not written since this
-    version) has no table yet: no nodes, so any proof against a signed index root fails."""
+    """Index nodes by ID, in one query (a path's nodes lie on few pages: `tile_key`)."""
     rows: list[Any] = []
-    try:
-        with _db_errors(location):
-            for sql, args in _Q.index_nodes(ids):
-                rows.extend(conn.execute(sql, args).fetchall())
-    except LedgerUnreadable:
-        exists = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'index_nodes'"
-        ).fetchone()
-        if exists is None:
-            return {}
-        raise
+    with _db_errors(location):
+        for start in range(0, len(ids), _TILED_BATCH):
+            chunk = ids[start : start + _TILED_BATCH]
+            rows.extend(conn.execute(_tiled_select(len(chunk)), _tiled_keys(chunk)).fetchall())
     return index_rows(location, rows)
+
+
+#: node ids read by one statement (3 parameters each: under SQLite's 999)
+_TILED_BATCH = 300
+
+
+@functools.lru_cache(maxsize=64)
+def _tiled_select(count: int) -> str:
+    # the wanted keys are the outer loop: a primary-key search each, never a table scan
+    values = ", ".join("(?, ?, ?)" for _ in range(count))
+    return (
+        f"SELECT n.depth, n.prefix, n.record FROM (VALUES {values}) AS want "
+        "CROSS JOIN index_tiled AS n WHERE n.tile = want.column1 "
+        "AND n.depth = want.column2 AND n.prefix = want.column3"
+    )
+
+
+def _tiled_keys(ids: Iterable[tuple[int, int]]) -> list[Any]:
+    out: list[Any] = []
+    for depth, prefix in ids:
+        out += (tile_key(depth, prefix), depth, prefix_bytes(depth, prefix))
+    return out
+
+
+def _tiled_rows(location: str, rows: Iterable[Sequence[Any]]) -> dict[tuple[int, int], bytes]:
+    """Rows of the whole table (tile, depth, prefix, record), each node checked as a read
+    checks it and filed under its own tile: a node filed twice (under another tile too)
+    would let the nodes a full audit vouches for differ from those proofs are served from."""
+    rows = list(rows)
+    out = index_rows(location, [row[1:] for row in rows])  # types and sizes checked
+    for tile, depth, prefix, _ in rows:
+        if tile != tile_key(depth, int.from_bytes(prefix, "big")):
+            raise LedgerInvalid(
+                f"{location}: stored index node (depth {depth}, prefix {bytes(prefix).hex()}) "
+                "is filed under another tile"
+            )
+    return out
+
+
+def _read_node_rows(
+    conn: sqlite3.Connection, location: str, ids: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    """Index nodes by ID from a schema-4 ledger's rows (unfiled), in one query."""
+    rows: list[Any] = []
+    with _db_errors(location):
+        for sql, args in _Q.index_nodes(ids):
+            rows.extend(conn.execute(sql, args).fetchall())
+    return index_rows(location, rows)
+
+
+def _write_tiled(conn: sqlite3.Connection, records: Mapping[tuple[int, int], bytes]) -> None:
+    """Write index nodes, each filed under its tile."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO index_tiled (tile, depth, prefix, record) VALUES (?, ?, ?, ?)",
+        [(tile_key(d, p), d, prefix_bytes(d, p), bytes(r)) for (d, p), r in records.items()],
+    )
 
 
 class _SQLiteWriter(Writer):
@@ -459,7 +559,7 @@ class _SQLiteWriter(Writer):
         return int(row[0] or 0)
 
     def index_nodes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        return _read_index(self._conn, self._location, ids)
+        return _read_tiled(self._conn, self._location, ids)  # upgraded when the write began
 
     def append_many(
         self,
@@ -478,10 +578,7 @@ class _SQLiteWriter(Writer):
         self, checkpoint: str, index: Mapping[tuple[int, int], bytes] | None = None
     ) -> None:
         if index:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO index_nodes (depth, prefix, record) VALUES (?, ?, ?)",
-                index_params(index),
-            )
+            _write_tiled(self._conn, index)
         self._conn.execute("UPDATE meta SET value = ? WHERE key = 'checkpoint'", (checkpoint,))
 
     def _insert_blocks(self, items: Sequence[tuple[dict[str, Any], bytes]]) -> None:
