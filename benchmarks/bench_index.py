@@ -448,9 +448,28 @@ def append_rates(snap: Snapshot, scratch: Path, singles: int, batches: int) -> d
             t0 = time.perf_counter()
             append_blocks(ledger, n, batches * APPEND_BATCH, APPEND_BATCH)
             batch = batches * APPEND_BATCH / (time.perf_counter() - t0)
+            n += batches * APPEND_BATCH
+            pages, page_size = wal_pages_per_append(ledger, n, PAGE_SAMPLE)
         finally:
             ledger.close()
-    return {"single": single, "batch": batch}
+    return {"single": single, "batch": batch, "pages": pages, "page_size": page_size}
+
+
+#: appends whose WAL pages are counted (machine-independent: what the disk is asked to write)
+PAGE_SAMPLE = 200
+
+
+def wal_pages_per_append(ledger: modelchain.Ledger, start: int, count: int) -> tuple[float, int]:
+    """Database pages one `ledger.append` writes to the WAL, averaged over `count` appends
+    with the WAL emptied first and not folded back meanwhile, and the page size."""
+    conn = ledger.store._conn  # type: ignore[attr-defined]  # the SQLite store's connection
+    conn.execute(f"PRAGMA wal_autocheckpoint = {10 * count * 100}")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for i in range(start, start + count):
+        ledger.append(**block_args(i))
+    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    return float(frames) / count, int(page_size)
 
 
 def full_audit(ledger: modelchain.Ledger) -> Any:
@@ -662,6 +681,17 @@ def main(argv: list[str] | None = None) -> int:
                         check(m[key] >= target),
                     )
                 )
+            first.setdefault("pages", m["pages"])
+            rows.append(
+                Row(
+                    f"WAL pages written per ledger.append @ {kilo(size)}",
+                    f"{m['pages']:.1f} ({m['pages'] * m['page_size'] / 1024:.0f} KiB)",
+                    "" if size == small else f"@ {kilo(small)}: {first['pages']:.1f}",
+                    "" if size == small else f"{m['pages'] / first['pages']:.2f}x {kilo(small)}",
+                    "(info)",
+                    "info",
+                )
+            )
         if top != small:
             for key, what in (("single", "one at a time"), ("batch", "batches")):
                 rows.append(

@@ -151,7 +151,7 @@ class SQLiteStore(Store):
             if fresh:
                 self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            # an append dirties ~15 pages scattered over the index and the tree; folding the
+            # an append dirties 11-14 pages over the blocks, the tree and the index; folding the
             # WAL back every WAL_PAGES pages, not SQLite's 1,000, writes each hot page back
             # once per many appends (about a third more appends per second at 1M blocks)
             self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
