@@ -546,6 +546,15 @@ def main(argv: list[str] | None = None) -> int:
     if any(s % CHUNK for s in sizes):
         parser.error(f"sizes must be multiples of {CHUNK}")
     small, top = sizes[0], sizes[-1]
+
+    def against_small(
+        size: int, value: float, ref: float, fmt: Callable[[float], str]
+    ) -> tuple[str, str]:
+        """The reference and ratio cells of a row: the same figure at the smallest size."""
+        if size == small:
+            return "", ""
+        return f"@ {kilo(small)}: {fmt(ref)}", f"{value / ref:.2f}x {kilo(small)}"
+
     verify_samples, verify_budget = (100, 15.0) if quick else (200, 30.0)
     cli_runs, proof_samples = (5, 30) if quick else (9, 100)
     singles, batches = (500, 10) if quick else (2000, 40)
@@ -596,8 +605,7 @@ def main(argv: list[str] | None = None) -> int:
                 Row(
                     f"ledger.verify @ {kilo(size)}, median ({m['n']} names)",
                     f"{fmt_s(m['p50'])} (p99 {fmt_s(m['p99'])})",
-                    "" if size == small else f"@ {kilo(small)}: {fmt_s(ref)}",
-                    "" if size == small else f"{growth:.2f}x {kilo(small)}",
+                    *against_small(size, m["p50"], ref, fmt_s),
                     f"<= {fmt_s(TARGET_VERIFY_S)}"
                     + ("" if size == small else f", <= {TARGET_VERIFY_GROWTH}x"),
                     check(ok and not m["wrong"]),
@@ -675,8 +683,7 @@ def main(argv: list[str] | None = None) -> int:
                     Row(
                         f"{what} @ {kilo(size)} ({count:,} blocks)",
                         fmt_rate(m[key]),
-                        "" if size == small else f"@ {kilo(small)}: {fmt_rate(first[key])}",
-                        "" if size == small else f"{m[key] / first[key]:.2f}x {kilo(small)}",
+                        *against_small(size, m[key], first[key], fmt_rate),
                         f">= {fmt_rate(target)}",
                         check(m[key] >= target),
                     )
@@ -686,8 +693,7 @@ def main(argv: list[str] | None = None) -> int:
                 Row(
                     f"WAL pages written per ledger.append @ {kilo(size)}",
                     f"{m['pages']:.1f} ({m['pages'] * m['page_size'] / 1024:.0f} KiB)",
-                    "" if size == small else f"@ {kilo(small)}: {first['pages']:.1f}",
-                    "" if size == small else f"{m['pages'] / first['pages']:.2f}x {kilo(small)}",
+                    *against_small(size, m["pages"], first["pages"], lambda p: f"{p:.1f}"),
                     "(info)",
                     "info",
                 )
