@@ -79,3 +79,15 @@ def test_import_modelchain_loads_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_cli_and_ledger_modules_load_no_key_file_or_thread_pool_code() -> None:
+    """What every `modelchain verify` pays at start-up: PEM key files and the hashing thread
+    pool are loaded by the commands that use them, not by every start."""
+    code = (
+        "import sys, modelchain.cli.commands, modelchain.ledgers, modelchain.use.check; "
+        "print([m for m in ('cryptography.hazmat.primitives.serialization', "
+        "'concurrent.futures') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography import exceptions as crypto_exceptions
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from modelchain.core.errors import KeyFileError, UsageError, WayOut
@@ -76,6 +76,8 @@ class PublicKey:
         return cls(key, _kind_of(key, where))
 
     def pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return self.key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -87,7 +89,7 @@ class PublicKey:
 
     def raw_ed25519(self) -> bytes:
         assert isinstance(self.key, ed25519.Ed25519PublicKey)
-        return self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return self.key.public_bytes_raw()
 
     def verifier_string(self, name: str) -> str | None:
         """The C2SP verifier key string of an Ed25519 key under `name` (None for EC keys)."""
@@ -143,6 +145,8 @@ class PrivateKey:
 
     def pem(self, password: bytes | None = None) -> bytes:
         """PKCS#8 PEM, encrypted with the best available scheme when a password is given."""
+        from cryptography.hazmat.primitives import serialization
+
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(password)
             if password
@@ -190,6 +194,8 @@ def parse_private_key(
         raise KeyFileError(f"{where}: not a PEM private key")
     if b"PUBLIC KEY-----" in data and b"PRIVATE KEY-----" not in data:
         raise KeyFileError(f"{where}: holds a public key; a private key is needed here")
+    from cryptography.hazmat.primitives import serialization  # key files only: not at start-up
+
     secret = _password_bytes(password)
     try:
         key = serialization.load_pem_private_key(data, secret)
@@ -238,6 +244,8 @@ def parse_public_key(data: bytes, where: str = "key") -> PublicKey:
     if b"PRIVATE KEY-----" in text:
         raise KeyFileError(f"{where}: holds a private key; give the public key instead")
     if b"-----BEGIN" in text:
+        from cryptography.hazmat.primitives import serialization
+
         try:
             key = serialization.load_pem_public_key(text)
         except (ValueError, crypto_exceptions.UnsupportedAlgorithm):

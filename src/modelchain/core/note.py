@@ -32,7 +32,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from modelchain.core.errors import (
     KeyFileError,
@@ -251,7 +250,7 @@ class Signer:
         self._name = name
         self._seed = bytes(seed)
         self._key = Ed25519PrivateKey.from_private_bytes(self._seed)
-        self._public_key_bytes = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self._public_key_bytes = self._key.public_key().public_bytes_raw()
         self._key_id = key_id(name, bytes([ED25519]) + self._public_key_bytes)
 
     @classmethod

@@ -19,7 +19,6 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from modelchain.core.errors import InputError, UsageError, install_way_out
@@ -161,6 +160,8 @@ def run_parallel(
         except BaseException:
             stop.set()  # the first failure ends everyone's work
             raise
+
+    from concurrent.futures import ThreadPoolExecutor  # only here: not at every start-up
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
         futures = [pool.submit(worker) for _ in range(min(workers, len(queue)))]
