@@ -386,7 +386,7 @@ def test_sqlite_reads_an_index_path_in_one_statement_by_primary_key(
     import sqlite3
 
     from modelchain.core.index import key_of, path_ids
-    from modelchain.log.store.sql import tile_key
+    from modelchain.log.store.sql import Queries, tile_key
 
     loc = tmp_path / "ledger.db"
     with Ledger.open(loc, home=home, create=True) as ledger:
@@ -399,14 +399,9 @@ def test_sqlite_reads_an_index_path_in_one_statement_by_primary_key(
     found = store.index_nodes(ids)
     store._conn.set_trace_callback(None)  # type: ignore[attr-defined]
     assert len(statements) == 1 and (0, 0) in found and len(found) >= 8
+    ((sql, args),) = Queries("?").index_tiled(ids)
     conn = sqlite3.connect(loc)
-    plan = " ".join(
-        row[-1]
-        for row in conn.execute(
-            "EXPLAIN QUERY PLAN " + sqlite_store._tiled_select(len(ids)),
-            sqlite_store._tiled_keys(ids),
-        )
-    )
+    plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
     filed = conn.execute("SELECT tile, depth, prefix FROM index_tiled").fetchall()
     conn.close()
     store.close()

@@ -210,7 +210,7 @@ class Queries:
         if not ids:
             return []
         keys = [(depth, prefix_bytes(depth, prefix)) for depth, prefix in ids]
-        return self._by_pairs("index_nodes", ("depth", "prefix", "record"), "bytea", keys)
+        return self._by_pairs("index_nodes", INDEX_COLUMNS, "bytea", keys)
 
     def find(self, name: str | None, digest: str | None) -> tuple[str, list[str]]:
         """Indices of the blocks with this name and/or model digest, in index order."""
@@ -243,19 +243,44 @@ class Queries:
                 f"ON n.{first} = p.{first} AND n.{second} = p.{second}"
             )
             return [(sql, [[a for a, _ in keys], [b for _, b in keys]])]
-        out: list[tuple[str, list[Any]]] = []
-        for start in range(0, len(keys), _SQLITE_BATCH):
-            chunk = keys[start : start + _SQLITE_BATCH]
-            # CROSS JOIN keeps the wanted keys as the outer loop: one primary-key lookup each
-            # (SQLite may plan `(a, b) IN (VALUES ...)` as a scan of the table)
-            values = ", ".join("(?, ?)" for _ in chunk)
-            sql = (
-                f"SELECT n.{first}, n.{second}, n.{value} FROM (VALUES {values}) AS want "
-                f"CROSS JOIN {self._t(table)} AS n "
-                f"WHERE n.{first} = want.column1 AND n.{second} = want.column2"
-            )
-            out.append((sql, [x for pos in chunk for x in pos]))
-        return out
+        return _sqlite_by_keys(self._t(table), (first, second), columns, keys)
+
+    def index_tiled(self, ids: Sequence[tuple[int, int]]) -> list[tuple[str, list[Any]]]:
+        """SQLite: the statements that read the index nodes at `ids` from `index_tiled` by
+        its primary key (tile, depth, prefix), each row (depth, prefix bytes, record)."""
+        keys = [(tile_key(d, p), d, prefix_bytes(d, p)) for d, p in ids]
+        table = self._t("index_tiled")
+        return _sqlite_by_keys(table, ("tile", "depth", "prefix"), INDEX_COLUMNS, keys)
+
+    @property
+    def all_index_tiled(self) -> str:
+        return f"SELECT tile, depth, prefix, record FROM {self._t('index_tiled')}"
+
+
+#: the columns an index node read gives: (depth, prefix bytes, record)
+INDEX_COLUMNS = ("depth", "prefix", "record")
+
+
+def _sqlite_by_keys(
+    table: str, key: tuple[str, ...], columns: tuple[str, ...], keys: Sequence[Sequence[Any]]
+) -> list[tuple[str, list[Any]]]:
+    """SQLite: `columns` of the rows of `table` by a primary key of the `key` columns, for
+    many keys in few statements (each under SQLite's 999 parameters)."""
+    batch = 2 * _SQLITE_BATCH // len(key)
+    wanted = " AND ".join(f"n.{c} = want.column{i}" for i, c in enumerate(key, 1))
+    mark = "(" + ", ".join("?" for _ in key) + ")"
+    out: list[tuple[str, list[Any]]] = []
+    for start in range(0, len(keys), batch):
+        chunk = keys[start : start + batch]
+        # CROSS JOIN keeps the wanted keys as the outer loop: one primary-key lookup each
+        # (SQLite may plan `(a, b) IN (VALUES ...)` as a scan of the table)
+        values = ", ".join(mark for _ in chunk)
+        sql = (
+            f"SELECT {', '.join(f'n.{c}' for c in columns)} FROM (VALUES {values}) AS want "
+            f"CROSS JOIN {table} AS n WHERE {wanted}"
+        )
+        out.append((sql, [x for pos in chunk for x in pos]))
+    return out
 
 
 def node_hashes(

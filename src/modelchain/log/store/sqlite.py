@@ -274,7 +274,7 @@ class SQLiteStore(Store):
             return
         with _db_errors(self.location):
             if layout == "tiled":
-                cursor = self._conn.execute("SELECT tile, depth, prefix, record FROM index_tiled")
+                cursor = self._conn.execute(_Q.all_index_tiled)
                 while rows := cursor.fetchmany(4096):
                     yield from _tiled_rows(self.location, rows).items()
                 return
@@ -456,32 +456,9 @@ def _read_tiled(
     """Index nodes by ID, in one query (a path's nodes lie on few pages: `tile_key`)."""
     rows: list[Any] = []
     with _db_errors(location):
-        for start in range(0, len(ids), _TILED_BATCH):
-            chunk = ids[start : start + _TILED_BATCH]
-            rows.extend(conn.execute(_tiled_select(len(chunk)), _tiled_keys(chunk)).fetchall())
+        for sql, args in _Q.index_tiled(ids):
+            rows.extend(conn.execute(sql, args).fetchall())
     return index_rows(location, rows)
-
-
-#: node ids read by one statement (3 parameters each: under SQLite's 999)
-_TILED_BATCH = 300
-
-
-@functools.lru_cache(maxsize=64)
-def _tiled_select(count: int) -> str:
-    # the wanted keys are the outer loop: a primary-key search each, never a table scan
-    values = ", ".join("(?, ?, ?)" for _ in range(count))
-    return (
-        f"SELECT n.depth, n.prefix, n.record FROM (VALUES {values}) AS want "
-        "CROSS JOIN index_tiled AS n WHERE n.tile = want.column1 "
-        "AND n.depth = want.column2 AND n.prefix = want.column3"
-    )
-
-
-def _tiled_keys(ids: Iterable[tuple[int, int]]) -> list[Any]:
-    out: list[Any] = []
-    for depth, prefix in ids:
-        out += (tile_key(depth, prefix), depth, prefix_bytes(depth, prefix))
-    return out
 
 
 def _tiled_rows(location: str, rows: Iterable[Sequence[Any]]) -> dict[tuple[int, int], bytes]:
@@ -493,8 +470,8 @@ def _tiled_rows(location: str, rows: Iterable[Sequence[Any]]) -> dict[tuple[int,
     for tile, depth, prefix, _ in rows:
         if tile != tile_key(depth, int.from_bytes(prefix, "big")):
             raise LedgerInvalid(
-                f"{location}: stored index node (depth {depth}, prefix {bytes(prefix).hex()}) "
-                "is filed under another tile"
+                f"{location}: stored index node (depth {depth}, prefix "
+                f"{int.from_bytes(prefix, 'big'):#x}) is filed under another tile"
             )
     return out
 
