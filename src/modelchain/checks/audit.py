@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,19 +30,24 @@ from modelchain.core.errors import (
 )
 from modelchain.core.index import Entry, key_of, root_from_extensions
 from modelchain.core.note import Checkpoint
-from modelchain.log.block import ZERO_HASH, Block, chain_hash_matches, check_signatures, n_blocks
+from modelchain.log.block import ZERO_HASH, Block, chain_hash_matches, n_blocks, signature_problem
 from modelchain.log.store import StoredBlock
+from modelchain.log.store.base import stored_text_block
 
 __all__ = [
     "MIGRATE",
     "AuditReport",
+    "Checked",
     "Newest",
     "Walk",
+    "check_block",
     "check_index_nodes",
     "check_index_root",
     "check_index_update",
     "check_nodes",
+    "check_texts",
     "check_trusted",
+    "checked_blocks",
     "index_values",
     "walk_blocks",
 ]
@@ -125,21 +130,80 @@ class Walk:
     newest_at: dict[int, dict[str, Newest]] = field(default_factory=dict)
 
 
-def walk_blocks(
-    location: str,
+#: what a block's own checks leave for the checks across blocks (chain, versions, lookup
+#: columns, tree): its index, name, version, model_hash, previous_hash, current_hash, Merkle
+#: leaf hash, whether current_hash matches its contents, and the message of its first
+#: registration signature that does not verify (None: all do, or it has none)
+Checked = tuple[int, str, int, str, str, str, bytes, bool, str | None]
+
+
+def check_block(stored: StoredBlock, origin: str | None) -> tuple[Block, Checked]:
+    """The checks one block needs nothing else for: it parses as a block at its position
+    (else `LedgerInvalid`), its hash and signatures (recorded, for the walk to name in its
+    order), its leaf. The same work whether the walk or a worker process does it."""
+    block = Block.from_raw(stored.raw, stored.position)
+    problem = signature_problem(block, origin) if block.signatures else None
+    return block, (
+        block.index,
+        block.name,
+        block.version,
+        block.model_hash,
+        block.previous_hash,
+        block.current_hash,
+        merkle.leaf_hash(stored.data),
+        chain_hash_matches(block),
+        problem,
+    )
+
+
+def check_texts(start: int, bodies: Sequence[Any], origin: str | None) -> tuple[list[Checked], str]:
+    """`check_block` over blocks kept as text from position `start` on (a worker's share of a
+    full audit). Stops at the first that does not parse: the blocks before it, and its
+    message ("" when all parse), so that the walk names problems in block order."""
+    out: list[Checked] = []
+    try:
+        for position, body in enumerate(bodies, start):
+            out.append(check_block(stored_text_block(position, body), origin)[1])
+    except LedgerInvalid as exc:
+        return out, str(exc)
+    return out, ""
+
+
+def checked_blocks(
     stored_blocks: Iterable[StoredBlock],
-    columns: Iterator[tuple[int, str, int, str]] | None,
     origin: str | None,
-    trusted_size: int | None,
     on_block: Callable[[Block], None] | None = None,
     on_stored: Callable[[Block, StoredBlock], None] | None = None,
+) -> Iterator[tuple[Checked, Callable[[], None] | None]]:
+    """`check_block` in this process, each record with what to call once the walk has
+    checked the block (the callbacks; None when there are none)."""
+    for stored in stored_blocks:
+        block, checked = check_block(stored, origin)
+        done = None
+        if on_block is not None or on_stored is not None:
+
+            def done(block: Block = block, stored: StoredBlock = stored) -> None:
+                if on_block is not None:
+                    on_block(block)
+                if on_stored is not None:
+                    on_stored(block, stored)
+
+        yield checked, done
+
+
+def walk_blocks(
+    location: str,
+    checked: Iterable[tuple[Checked, Callable[[], None] | None]],
+    columns: Iterator[tuple[int, str, int, str]] | None,
+    trusted_size: int | None,
     *,
     start: Walk | None = None,
     snapshots: Collection[int] = (),
 ) -> Walk:
     """Check each block in order (the first problem is a `LedgerInvalid` naming the block)
-    and build the Merkle tree over their stored bytes. `columns`: the store's lookup columns
-    (index, name, version, model_hash), which must be those of the signed bodies.
+    and build the Merkle tree over their stored bytes. `checked`: each block's own checks
+    (`checked_blocks`, or worker processes'), in order. `columns`: the store's lookup
+    columns (index, name, version, model_hash), which must be those of the signed bodies.
 
     `start`: continue an audited tree (its frontier, the current_hash of its last block, and
     the newest block before it of each name the new blocks carry) instead of the empty one.
@@ -153,49 +217,46 @@ def walk_blocks(
     previous = walk.previous
     if frontier.size in snapshots:
         walk.newest_at[frontier.size] = dict(newest)
-    for stored in stored_blocks:
-        block = Block.from_raw(stored.raw, stored.position)
-        where = f"block {block.index}"
+    for record, done in checked:
+        index, name, version, model_hash, previous_hash, current_hash, leaf, sound, problem = record
+        where = f"block {index}"
         if columns is not None:
             row = next(columns, None)
-            if row != (block.index, block.name, block.version, block.model_hash):
+            if row != (index, name, version, model_hash):
                 raise LedgerInvalid(
                     f"{where}: its lookup columns (name, version, model_hash) do not "
                     "match its signed body: lookups would find other blocks than "
                     "were signed"
                 )
-        if block.index != frontier.size:
+        if index != frontier.size:
             raise LedgerInvalid(f"{where}: stored at position {frontier.size}")
-        if block.previous_hash != previous:
+        if previous_hash != previous:
             raise LedgerInvalid(
-                f"{where}: previous_hash does not match block {block.index - 1}'s "
+                f"{where}: previous_hash does not match block {index - 1}'s "
                 "current_hash (the chain is broken)"
-                if block.index
+                if index
                 else f"{where}: previous_hash must be {ZERO_HASH[:8]}… for the first block"
             )
-        if not chain_hash_matches(block):
+        if not sound:
             raise LedgerInvalid(f"{where}: current_hash does not match the block's contents")
-        before = newest.get(block.name)
+        before = newest.get(name)
         expected_version = 1 if before is None else before[2] + 1
-        if block.version != expected_version:
+        if version != expected_version:
             raise LedgerInvalid(
-                f"{where}: {block.name!r} has version {block.version}, expected {expected_version}"
+                f"{where}: {name!r} has version {version}, expected {expected_version}"
             )
-        if block.signatures:
-            check_signatures(block, origin)
-        previous = block.current_hash
-        leaf = merkle.leaf_hash(stored.data)
-        newest[block.name] = (block.index, leaf, block.version)
-        for level, index, digest in frontier.append(leaf):
-            nodes[(level, index)] = digest
+        if problem is not None:
+            raise LedgerInvalid(problem)
+        previous = current_hash
+        newest[name] = (index, leaf, version)
+        for level, at, digest in frontier.append(leaf):
+            nodes[(level, at)] = digest
         if trusted_size is not None and frontier.size == trusted_size:
             walk.root_at_trusted = frontier.root()
         if frontier.size in snapshots:
             walk.newest_at[frontier.size] = dict(newest)
-        if on_block is not None:
-            on_block(block)
-        if on_stored is not None:
-            on_stored(block, stored)
+        if done is not None:
+            done()
     walk.previous = previous
     if columns is not None and next(columns, None) is not None:
         raise LedgerInvalid(

@@ -16,14 +16,16 @@ import contextlib
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from modelchain.checks.audit import (
     AuditReport,
+    Checked,
     Walk,
     check_index_root,
     check_trusted,
+    checked_blocks,
     index_values,
     walk_blocks,
 )
@@ -672,12 +674,9 @@ class Ledger:
             index_root = root_from_extensions(checkpoint.extensions)
             walk = walk_blocks(
                 self.location,
-                store.blocks(start, signed_size),
+                self._checked(start, signed_size, origin, on_block, on_stored),
                 columns,
-                origin,
                 None if trusted is None else trusted.size,
-                on_block,
-                on_stored,
                 start=walk,
                 snapshots={c.size for c in older},
             )
@@ -737,6 +736,26 @@ class Ledger:
             (previous, frontier),
             indexed=index_root is not None,
         )
+
+    def _checked(
+        self,
+        start: int,
+        stop: int,
+        origin: str | None,
+        on_block: Callable[[Block], None] | None,
+        on_stored: Callable[[Block, StoredBlock], None] | None,
+    ) -> Iterable[tuple[Checked, Callable[[], None] | None]]:
+        """Each block's own checks for the walk: in worker processes when there are many
+        blocks, kept as text, and nothing needs them as objects; otherwise here."""
+        from modelchain.checks import parallel  # its process pool: only a large audit
+
+        store = self.store
+        if on_block is None and on_stored is None and stop - start >= parallel.MIN_BLOCKS:
+            count = parallel.worker_count()
+            rows = store.block_texts(start, stop) if count else None
+            if rows is not None:
+                return parallel.checked_in_workers(rows, origin, count)
+        return checked_blocks(store.blocks(start, stop), origin, on_block, on_stored)
 
     def _audited_to(
         self,

@@ -25,6 +25,7 @@ from modelchain.checks.audit import (
     check_index_nodes,
     check_index_update,
     check_nodes,
+    checked_blocks,
     walk_blocks,
 )
 from modelchain.checks.verdict import same_model
@@ -1054,11 +1055,13 @@ class LocalLedger(Ledger, default=True):
         placed: dict[str, list[int]] = {}
         walk = walk_blocks(
             self.location,
-            new,
+            checked_blocks(
+                new,
+                checkpoint.origin,
+                lambda block: placed.setdefault(block.name, []).append(block.index),
+            ),
             None,
-            checkpoint.origin,
             None if trusted is None else trusted.size,
-            lambda block: placed.setdefault(block.name, []).append(block.index),
             start=walk,
         )
         if walk.frontier.size != size or walk.frontier.root() != checkpoint.root_hash:

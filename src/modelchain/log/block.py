@@ -30,7 +30,6 @@ __all__ = [
     "canonical_timestamp",
     "chain_hash_matches",
     "check_binding",
-    "check_signatures",
     "default_name",
     "n_blocks",
     "parse_block",
@@ -38,6 +37,7 @@ __all__ = [
     "registration",
     "require_signers",
     "seed_hash",
+    "signature_problem",
 ]
 
 ZERO_HASH = "0" * 64
@@ -552,12 +552,14 @@ def check_binding(entry: Registration, origin: str, version: int) -> None:
         )
 
 
-def check_signatures(block: Block, origin: str | None = None) -> None:
-    """A registration signature that does not verify makes the ledger invalid: the ledger
-    must never vouch for a claim its signer did not make."""
+def signature_problem(block: Block, origin: str | None = None) -> str | None:
+    """The first registration signature of `block` that does not verify, as the message
+    that makes the ledger invalid (the ledger must never vouch for a claim its signer did
+    not make); None when every one verifies."""
     for _signature, problem in block.signature_problems(origin):
         if problem is not None:
-            raise LedgerInvalid(f"block {block.index} ({block.name} v{block.version}): {problem}")
+            return f"block {block.index} ({block.name} v{block.version}): {problem}"
+    return None
 
 
 def n_blocks(n: int) -> str:

@@ -45,6 +45,8 @@ _deferred_lock = threading.Lock()
 #: wakes the one writer thread (started on first use) when something is deferred
 _deferred_wake = threading.Event()
 _deferred_thread: threading.Thread | None = None
+#: the writer thread's name: a fork beside it is sound (the child starts afresh, below)
+WRITER_THREAD = "modelchain-trust"
 
 
 def _write_deferred(directory: Path | None = None) -> None:
@@ -316,7 +318,7 @@ class TrustState:
                 _deferred[key] = (size, note)
             if _deferred_thread is None:
                 _deferred_thread = threading.Thread(
-                    target=_deferred_writer, name="modelchain-trust", daemon=True
+                    target=_deferred_writer, name=WRITER_THREAD, daemon=True
                 )
                 _deferred_thread.start()
         _deferred_wake.set()

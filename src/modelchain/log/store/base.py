@@ -252,6 +252,14 @@ class Store(ABC):
     @abstractmethod
     def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]: ...
 
+    def block_texts(
+        self, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, Any]] | None:
+        """The blocks `blocks` reads, unparsed: (position, stored text) in index order, for an
+        audit that parses them in worker processes (each with `stored_text_block`, as
+        `blocks` would). None where blocks are not kept as text."""
+        return None
+
     def nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         """Hashes of the complete subtrees at `ids` (level, index), in the same order, in one
         read; a missing node is a damaged ledger (`LedgerUnreadable`). A store that keeps no

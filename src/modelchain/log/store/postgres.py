@@ -378,13 +378,22 @@ class PostgresStore(Store):
     def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]:
         """Blocks in index order from one snapshot, numbered by position so that a gap shows
         as a wrong index; streamed through a server-side cursor (constant memory)."""
+        for position, body in self._texts(start, stop):
+            yield _stored(position, body)
+
+    def block_texts(
+        self, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, Any]] | None:
+        return self._texts(start, stop)
+
+    def _texts(self, start: int, stop: int | None) -> Iterator[tuple[int, Any]]:
         sql, args = self._q.blocks(start, stop)
         with self._reader() as conn, conn.transaction():
             with conn.cursor(name="modelchain_blocks") as cur:
                 cur.itersize = 2048
                 cur.execute(sql, args)
                 for position, (_, body) in enumerate(cur, start):
-                    yield _stored(position, body)
+                    yield position, body
 
     def nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         with self._reader() as conn:

@@ -235,6 +235,15 @@ class SQLiteStore(Store):
 
     def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]:
         """Blocks in index order, numbered by position so that a gap shows as a wrong index."""
+        for position, body in self._texts(start, stop):
+            yield _stored(position, body)
+
+    def block_texts(
+        self, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, Any]] | None:
+        return self._texts(start, stop)
+
+    def _texts(self, start: int, stop: int | None) -> Iterator[tuple[int, Any]]:
         sql, args = _Q.blocks(start, stop)
         with _db_errors(self.location):
             cursor = self._conn.execute(sql, args)
@@ -246,7 +255,7 @@ class SQLiteStore(Store):
                 for idx, body in rows:
                     if type(idx) is not int:
                         raise LedgerInvalid(f"block {position}: stored under a non-integer index")
-                    yield _stored(position, body)
+                    yield position, body
                     position += 1
 
     def nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
