@@ -16,8 +16,11 @@ that cannot start, or that breaks, leaves the remaining chunks to this process."
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 from collections import deque
@@ -88,9 +91,30 @@ def _pool(count: int) -> ProcessPoolExecutor | None:
     if sys.platform != "linux" or not fork_is_safe():
         return None
     try:
-        return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"))
+        return ProcessPoolExecutor(
+            count, mp_context=multiprocessing.get_context("fork"), initializer=_in_worker
+        )
     except (OSError, ValueError):
         return None
+
+
+def _in_worker() -> None:
+    """A worker leaves Ctrl-C to this process (which stops the audit and the pool)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _forking() -> Iterator[None]:
+    """Around the submit that forks the workers: what this process holds is frozen for the
+    garbage collector first, so no object of ours (an SQLite connection left unclosed, say,
+    whose closing in a child could fold the WAL back under this process) is finalised in a
+    worker; this process collects as before once they are forked."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def checked_in_workers(
@@ -103,12 +127,16 @@ def checked_in_workers(
     pool = started = _pool(count) if count > 0 else None
     pending: deque[tuple[int, list[Any], Future[tuple[list[Checked], str]] | None]] = deque()
 
+    forked = False  # the first submit forks the workers
+
     def submit(start: int, bodies: list[Any]) -> None:
-        nonlocal pool
+        nonlocal pool, forked
         future = None
         if pool is not None:
             try:
-                future = pool.submit(check_texts, start, bodies, origin)
+                with contextlib.nullcontext() if forked else _forking():
+                    forked = True
+                    future = pool.submit(check_texts, start, bodies, origin)
             except (BrokenProcessPool, RuntimeError, OSError):
                 pool = None  # left to this process from here on
         pending.append((start, bodies, future))
