@@ -226,16 +226,20 @@ def scratch_copy(snap: Snapshot, scratch: Path, home_name: str = "home") -> Iter
 
 
 @contextlib.contextmanager
-def env_home(home: Path) -> Iterator[None]:
-    old = os.environ.get("MODELCHAIN_HOME")
-    os.environ["MODELCHAIN_HOME"] = str(home)
+def env_var(name: str, value: str) -> Iterator[None]:
+    old = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if old is None:
-            os.environ.pop("MODELCHAIN_HOME", None)
+            os.environ.pop(name, None)
         else:
-            os.environ["MODELCHAIN_HOME"] = old
+            os.environ[name] = old
+
+
+def env_home(home: Path) -> contextlib.AbstractContextManager[None]:
+    return env_var("MODELCHAIN_HOME", str(home))
 
 
 def open_copy(path: Path) -> modelchain.Ledger:
@@ -479,14 +483,26 @@ def full_audit(ledger: modelchain.Ledger) -> Any:
     return ledger.audit()
 
 
-def audit_times(snap: Snapshot, scratch: Path, new_blocks: int = 1_000) -> dict[str, Any]:
-    """On a copy: a full audit, then `new_blocks` appends (batches of 100), then the timed
-    `audit()` of a ledger opened afresh, as the next `modelchain audit` would run it."""
+def audit_times(
+    snap: Snapshot, scratch: Path, new_blocks: int = 1_000, *, one_process: bool = False
+) -> dict[str, Any]:
+    """On a copy: a full audit (its worker processes as the ledger chooses; with
+    `one_process`, first also one with none), then `new_blocks` appends (batches of 100),
+    then the timed `audit()` of a ledger opened afresh, as the next `modelchain audit`
+    would run it."""
+    from modelchain.checks import parallel
+
     with scratch_copy(snap, scratch) as path:
         home = path.parent.parent / "home"
         with env_home(home):
             ledger = open_copy(path)
             try:
+                alone_s = None
+                if one_process:
+                    with env_var(parallel.WORKERS_ENV, "0"):
+                        t0 = time.perf_counter()
+                        full_audit(ledger)
+                        alone_s = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 report = full_audit(ledger)
                 full_s = time.perf_counter() - t0
@@ -501,7 +517,14 @@ def audit_times(snap: Snapshot, scratch: Path, new_blocks: int = 1_000) -> dict[
                 incremental_s = time.perf_counter() - t0
             finally:
                 ledger.close()
-    return {"full": full_s, "full_n": full_n, "incremental": incremental_s, "n": report.size}
+    return {
+        "full": full_s,
+        "full_n": full_n,
+        "alone": alone_s,
+        "workers": parallel.worker_count() if full_n >= parallel.MIN_BLOCKS else 0,
+        "incremental": incremental_s,
+        "n": report.size,
+    }
 
 
 def service_rows(
@@ -714,14 +737,29 @@ def main(argv: list[str] | None = None) -> int:
     def audits() -> None:
         per_block: float | None = None
         for size in sizes:
-            m = timed(f"audits at {size:,}", lambda size=size: audit_times(snap(size), scratch))
+            m = timed(
+                f"audits at {size:,}",
+                lambda size=size: audit_times(snap(size), scratch, one_process=size == top),
+            )
             if per_block is None:
                 per_block = m["full"] / m["full_n"]
             linear = per_block * m["full_n"]
             at_target = size >= LARGE
+            workers = f", {m['workers']} worker processes" if m["workers"] else ""
+            if m["alone"] is not None:
+                rows.append(
+                    Row(
+                        f"full audit @ {kilo(size)} in one process (no workers)",
+                        fmt_s(m["alone"]),
+                        f"with workers {fmt_s(m['full'])}",
+                        f"this / workers: {m['alone'] / m['full']:.2f}x",
+                        "(reference)",
+                        "info",
+                    )
+                )
             rows.append(
                 Row(
-                    f"full audit @ {kilo(size)} ({m['full_n']:,} blocks)",
+                    f"full audit @ {kilo(size)} ({m['full_n']:,} blocks{workers})",
                     fmt_s(m["full"]),
                     ""
                     if size == small

@@ -636,12 +636,14 @@ def audit(full: bool, keys: Sequence[str], as_json: bool) -> None:
     After a first audit, the next one here checks only the blocks appended since (their
     tree proven to extend the audited one, the index update proven). --full checks every
     block again and rebuilds the index from them: run it now and then, since a block
-    changed among those audited before is only caught that way.
+    changed among those audited before is only caught that way. On a large ledger it checks
+    blocks in one worker process per CPU (MODELCHAIN_AUDIT_WORKERS sets how many; 0: none).
 
     \b
     Examples:
       modelchain audit
       modelchain audit --full
+      MODELCHAIN_AUDIT_WORKERS=1 modelchain audit --full   # leave a CPU free
       modelchain audit --key "$(cat operator.vkey)"   # an auditor without the operator key
     """
     with _open_ledger() as ledger:
