@@ -24,6 +24,7 @@ import json
 import os
 import random
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -454,9 +455,49 @@ def append_rates(snap: Snapshot, scratch: Path, singles: int, batches: int) -> d
             batch = batches * APPEND_BATCH / (time.perf_counter() - t0)
             n += batches * APPEND_BATCH
             pages, page_size = wal_pages_per_append(ledger, n, PAGE_SAMPLE)
+            n += PAGE_SAMPLE
+            body = ledger.store._conn.execute(  # type: ignore[attr-defined]
+                "SELECT body FROM blocks WHERE idx = ?", (n - 1,)
+            ).fetchone()[0]
         finally:
             ledger.close()
-    return {"single": single, "batch": batch, "pages": pages, "page_size": page_size}
+        floor = storage_floor(path, json.loads(body), n, singles, batches)
+    return {"single": single, "batch": batch, "pages": pages, "page_size": page_size, **floor}
+
+
+def storage_floor(
+    path: Path, template: dict[str, Any], start: int, singles: int, batches: int
+) -> dict[str, float]:
+    """What SQLite alone allows, as the store configures it: the block row of an append and
+    nothing else (no tree, index, checkpoint or signature), into the same table with its
+    lookup indexes; `singles` transactions of one row, then `batches` of 100 rows."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {sqlite_store.WAL_PAGES}")
+
+        def row(i: int) -> tuple[int, str]:
+            block = {**template, "index": i, "name": f"floor-{i}", "version": 1}
+            block["model_hash"] = hashlib.sha256(b"floor" + i.to_bytes(8, "big")).hexdigest()
+            return i, json.dumps(block, separators=(",", ":"), sort_keys=True)
+
+        insert = "INSERT INTO blocks (idx, body) VALUES (?, ?)"
+        t0 = time.perf_counter()
+        for i in range(start, start + singles):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(insert, row(i))
+            conn.execute("COMMIT")
+        single = singles / (time.perf_counter() - t0)
+        start += singles
+        t0 = time.perf_counter()
+        for first in range(start, start + batches * APPEND_BATCH, APPEND_BATCH):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(insert, [row(i) for i in range(first, first + APPEND_BATCH)])
+            conn.execute("COMMIT")
+        batch = batches * APPEND_BATCH / (time.perf_counter() - t0)
+    finally:
+        conn.close()
+    return {"floor_single": single, "floor_batch": batch}
 
 
 #: appends whose WAL pages are counted (machine-independent: what the disk is asked to write)
@@ -709,6 +750,23 @@ def main(argv: list[str] | None = None) -> int:
                         *against_small(size, m[key], first[key], fmt_rate),
                         f">= {fmt_rate(target)}",
                         check(m[key] >= target),
+                    )
+                )
+            for key, what, ledger_key in (
+                ("floor_single", "one per transaction", "single"),
+                ("floor_batch", f"{APPEND_BATCH} per transaction", "batch"),
+            ):
+                first.setdefault(key, m[key])
+                rows.append(
+                    Row(
+                        f"SQLite alone: the block row, {what} @ {kilo(size)}",
+                        fmt_rate(m[key]),
+                        f"the ledger: {fmt_rate(m[ledger_key])}"
+                        + ("" if size == small else f"; @ {kilo(small)}: {fmt_rate(first[key])}"),
+                        f"ledger / this: {m[ledger_key] / m[key]:.2f}x"
+                        + ("" if size == small else f"; {m[key] / first[key]:.2f}x {kilo(small)}"),
+                        "(reference)",
+                        "info",
                     )
                 )
             first.setdefault("pages", m["pages"])
