@@ -30,6 +30,7 @@ from modelchain.core.errors import (
 )
 from modelchain.core.index import Entry, key_of, root_from_extensions
 from modelchain.core.note import Checkpoint
+from modelchain.fs.progress import ProgressSink, announce
 from modelchain.log.block import ZERO_HASH, Block, chain_hash_matches, n_blocks, signature_problem
 from modelchain.log.store import StoredBlock
 from modelchain.log.store.base import stored_text_block
@@ -49,6 +50,7 @@ __all__ = [
     "check_trusted",
     "checked_blocks",
     "index_values",
+    "reported",
     "walk_blocks",
 ]
 
@@ -189,6 +191,34 @@ def checked_blocks(
                     on_stored(block, stored)
 
         yield checked, done
+
+
+#: blocks between two reports to a progress sink
+REPORT_EVERY = 4096
+
+
+def reported(
+    checked: Iterable[tuple[Checked, Callable[[], None] | None]],
+    progress: ProgressSink | None,
+    total: int,
+) -> Iterable[tuple[Checked, Callable[[], None] | None]]:
+    """`checked`, telling `progress` (if any) of `total` blocks to check, then of the blocks
+    the walk has taken, every `REPORT_EVERY`."""
+    if progress is None:
+        return checked
+    announce(progress, total, "auditing")
+
+    def counted() -> Iterator[tuple[Checked, Callable[[], None] | None]]:
+        taken = 0
+        for item in checked:
+            yield item
+            taken += 1
+            if taken == REPORT_EVERY:
+                progress.advance(taken)
+                taken = 0
+        progress.advance(taken)
+
+    return counted()
 
 
 def walk_blocks(

@@ -646,8 +646,11 @@ def audit(full: bool, keys: Sequence[str], as_json: bool) -> None:
       MODELCHAIN_AUDIT_WORKERS=1 modelchain audit --full   # leave a CPU free
       modelchain audit --key "$(cat operator.vkey)"   # an auditor without the operator key
     """
-    with _open_ledger() as ledger:
-        report = ledger.audit(keys=_verifiers(keys), full=full)
+    from modelchain.cli.progress import Progress
+
+    with _open_ledger() as ledger, Progress(None, "auditing", unit="blocks") as bar:
+        report = ledger.audit(keys=_verifiers(keys), full=full, progress=bar)
+        bar.close()
         from modelchain.log.block import n_blocks
 
         if as_json:

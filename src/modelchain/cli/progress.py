@@ -1,4 +1,5 @@
-"""The terminal progress bar the command line shows for long work (hashing multi-GiB models).
+"""The terminal progress bar the command line shows for long work (hashing multi-GiB models,
+a full audit of a large ledger).
 
 The library never prints: its hashing functions report to a `ProgressSink` (by default
 `NullProgress`), and the command line passes a `Progress`. A bar stays invisible unless
@@ -35,7 +36,8 @@ def stderr_is_terminal() -> bool:
 
 
 class Progress:
-    """A byte-counting progress bar on stderr that appears only for slow work on a terminal.
+    """A progress bar on stderr (of bytes, or of blocks) that appears only for slow work on a
+    terminal.
 
     `enabled=None` decides automatically (stderr is a terminal); `True` forces the bar on (after
     the delay), `False` turns it off. `advance` may be called from any thread.
@@ -48,7 +50,10 @@ class Progress:
         enabled: bool | None = None,
         *,
         delay: float = 1.0,
+        unit: str = "bytes",
     ) -> None:
+        #: what is counted: "bytes" (shown in binary units, with a speed) or "blocks"
+        self.unit = unit
         self.total_bytes = total_bytes
         self.description = description
         self.enabled = stderr_is_terminal() if enabled is None else bool(enabled)
@@ -101,11 +106,15 @@ class Progress:
         except ImportError:  # rich is a dependency, but a bar is never worth a crash
             self.enabled = False
             return
+        counted = (
+            (rp.MofNCompleteColumn(), rp.TextColumn("blocks"))
+            if self.unit == "blocks"
+            else (rp.DownloadColumn(binary_units=True), rp.TransferSpeedColumn())
+        )
         display = rp.Progress(
             rp.TextColumn("{task.description}"),
             rp.BarColumn(),
-            rp.DownloadColumn(binary_units=True),
-            rp.TransferSpeedColumn(),
+            *counted,
             rp.TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=True,

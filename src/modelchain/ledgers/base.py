@@ -27,6 +27,7 @@ from modelchain.checks.audit import (
     check_trusted,
     checked_blocks,
     index_values,
+    reported,
     walk_blocks,
 )
 from modelchain.checks.proven import check_newest
@@ -50,6 +51,7 @@ from modelchain.core.index import Proof as IndexProof
 from modelchain.core.index import root_from_extensions
 from modelchain.core.note import Checkpoint, Verifier, open_checkpoint, parse_note
 from modelchain.fs.digest import Manifest, PathDigest, digest_path
+from modelchain.fs.progress import ProgressSink
 from modelchain.ledgers.client import LedgerClient
 from modelchain.ledgers.locations import local_path, open_store
 from modelchain.log.block import (
@@ -534,6 +536,7 @@ class Ledger:
         on_block: Callable[[Block], None] | None = None,
         on_stored: Callable[[Block, StoredBlock], None] | None = None,
         full: bool = False,
+        progress: ProgressSink | None = None,
     ) -> AuditReport:
         """Check the blocks, the Merkle tree, the index, the signed checkpoint and the trust
         state.
@@ -547,6 +550,7 @@ class Ledger:
 
         Raises `LedgerInvalid` (or its subclasses `RollbackError`, `ForkError`) naming the
         first problem found, `SignatureError` when the checkpoint is not signed by the key.
+        `progress` hears of the blocks a full audit has checked (`announce`d as "blocks").
         """
         store = self.store
         origin = store.origin()
@@ -588,7 +592,15 @@ class Ledger:
                                 note, checkpoint, audited, trusted, update_trust
                             )
                 return self._audit_full(
-                    note, checkpoint, trusted, audited, update_trust, on_block, on_stored, keys
+                    note,
+                    checkpoint,
+                    trusted,
+                    audited,
+                    update_trust,
+                    on_block,
+                    on_stored,
+                    keys,
+                    progress,
                 )
             except (RollbackError, ForkError):
                 raise
@@ -636,6 +648,7 @@ class Ledger:
         on_block: Callable[[Block], None] | None,
         on_stored: Callable[[Block, StoredBlock], None] | None,
         keys: Sequence[Verifier] = (),
+        progress: ProgressSink | None = None,
     ) -> AuditReport:
         """Every block, the tree and the nodes, and the index rebuilt from the blocks and
         compared with the signed and the trusted checkpoint's index root.
@@ -674,7 +687,11 @@ class Ledger:
             index_root = root_from_extensions(checkpoint.extensions)
             walk = walk_blocks(
                 self.location,
-                self._checked(start, signed_size, origin, on_block, on_stored),
+                reported(
+                    self._checked(start, signed_size, origin, on_block, on_stored),
+                    progress,
+                    signed_size - start,
+                ),
                 columns,
                 None if trusted is None else trusted.size,
                 start=walk,

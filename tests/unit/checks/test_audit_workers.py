@@ -176,3 +176,31 @@ def test_a_worker_count_that_is_not_a_number_is_refused(monkeypatch: pytest.Monk
         parallel.worker_count()
     monkeypatch.setenv(parallel.WORKERS_ENV, "3")
     assert parallel.worker_count() == 3
+
+
+class _Sink:
+    """A progress sink that records what it is told."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[int | None, str]] = []
+        self.done = 0
+
+    def start(self, total: int | None, description: str) -> None:
+        self.started.append((total, description))
+
+    def advance(self, n: int) -> None:
+        self.done += n
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_full_audit_reports_each_block_it_checked(
+    loc: Path, pools: list[bool], monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    monkeypatch.setattr(audit, "REPORT_EVERY", 8)
+    monkeypatch.setenv(parallel.WORKERS_ENV, str(workers))
+    sink = _Sink()
+    with Ledger.open(loc, home=Home(loc.parent.parent / "home")) as ledger:
+        ledger.audit(full=True, progress=sink)
+    assert sink.started == [(BLOCKS, "auditing")]
+    assert sink.done == BLOCKS
+    assert pools == ([True] if workers else [])
