@@ -510,8 +510,13 @@ def wal_pages_per_append(ledger: modelchain.Ledger, start: int, count: int) -> t
     conn = ledger.store._conn  # type: ignore[attr-defined]  # the SQLite store's connection
     conn.execute(f"PRAGMA wal_autocheckpoint = {10 * count * 100}")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    for i in range(start, start + count):
-        ledger.append(**block_args(i))
+    every = sqlite_store.CHECKPOINT_EVERY
+    sqlite_store.CHECKPOINT_EVERY = 10**9  # nor its checkpointer thread meanwhile
+    try:
+        for i in range(start, start + count):
+            ledger.append(**block_args(i))
+    finally:
+        sqlite_store.CHECKPOINT_EVERY = every
     _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     (page_size,) = conn.execute("PRAGMA page_size").fetchone()
     return float(frames) / count, int(page_size)

@@ -11,7 +11,7 @@ same either way; only the time differs.
 `MODELCHAIN_AUDIT_WORKERS` sets how many worker processes (0: none, every block checked in
 this process); by default one per CPU this process may run on, when there are two or more.
 Workers are forked, so only from a process with no other thread running but the trust
-state's writer (on Linux); a pool
+state's writer and SQLite's checkpointer (on Linux); a pool
 that cannot start, or that breaks, leaves the remaining chunks to this process."""
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any
 from modelchain.checks.audit import Checked, check_texts
 from modelchain.core.errors import LedgerInvalid, UsageError
 from modelchain.log.home import WRITER_THREAD
+from modelchain.log.store.sqlite import CHECKPOINT_THREAD
 
 __all__ = ["CHUNK", "MIN_BLOCKS", "WORKERS_ENV", "checked_in_workers", "worker_count"]
 
@@ -76,18 +77,23 @@ def _chunks(rows: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, list[Any]]]:
         yield start, bodies
 
 
+#: threads of ours a fork is sound beside: the trust state's writer (a forked child starts
+#: afresh without it) and an SQLite store's checkpointer (a worker never touches SQLite)
+FORK_SAFE_THREADS = frozenset({WRITER_THREAD, CHECKPOINT_THREAD})
+
+
 def fork_is_safe() -> bool:
-    """No thread runs here but this one and the trust state's writer."""
+    """No thread runs here but this one and those of `FORK_SAFE_THREADS`."""
     main = threading.current_thread()
-    return all(t is main or t.name == WRITER_THREAD for t in threading.enumerate())
+    return all(t is main or t.name in FORK_SAFE_THREADS for t in threading.enumerate())
 
 
 def _pool(count: int) -> ProcessPoolExecutor | None:
     """Workers forked from this process: they start at once, import nothing and run no code
     of the caller's (a script's unguarded main module is not run again, as spawned workers
     would). Only where forking is sound: on Linux, from a process with no other thread
-    (whose locks a fork could copy held) but the trust state's writer, which a fork is safe
-    beside; None otherwise, and the blocks are checked here."""
+    (whose locks a fork could copy held) but those a fork is safe beside; None otherwise,
+    and the blocks are checked here."""
     if sys.platform != "linux" or not fork_is_safe():
         return None
     try:

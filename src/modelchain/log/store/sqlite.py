@@ -7,11 +7,14 @@ append inside that transaction, so two processes can never write the same index.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
 import sqlite3
 import threading
+import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,6 +68,15 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _SIDECARS = ("-wal", "-shm", "-journal")
 #: the WAL is folded back into the database when it passes this many pages (40 MB)
 WAL_PAGES = 10_000
+#: an appending store folds the WAL back in a thread of its own every this many blocks
+#: (about WAL_PAGES pages of single appends), at most every CHECKPOINT_S seconds (batches
+#: write fewer pages a block); the append's own commit does it only past BACKSTOP_PAGES,
+#: should that thread fall behind or be gone
+CHECKPOINT_EVERY = 512
+CHECKPOINT_S = 0.25
+BACKSTOP_PAGES = 4 * WAL_PAGES
+#: the name of that thread
+CHECKPOINT_THREAD = "modelchain-checkpoint"
 
 #: ledger files this process holds open (resolved path -> stores). Their header is not read
 #: again with open(): closing *any* descriptor of a file drops every POSIX lock the process
@@ -110,6 +122,49 @@ def _db_errors(path: str) -> Iterator[None]:
         raise LedgerUnreadable(f"{path}: not a readable modelchain SQLite ledger ({exc})") from exc
 
 
+class _Checkpointer:
+    """Folds an appending store's WAL back into the database off the append's path.
+
+    At a million blocks, copying the pages an append dirtied back into the database (and
+    syncing it) costs about as much again as the append's own commit: the pages of the index
+    and the lookup indexes lie all over the file. A thread with a connection of its own runs
+    SQLite's PASSIVE checkpoint every `CHECKPOINT_EVERY` appended blocks (`CHECKPOINT_S` at
+    most), which blocks neither readers nor writers, while the appends go on; SQLite keeps
+    the WAL and the checkpoint consistent however the two interleave (and after a crash)."""
+
+    def __init__(self, location: str) -> None:
+        self._location = location
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=CHECKPOINT_THREAD, daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self._location, timeout=0.0, isolation_level=None)
+        except sqlite3.Error:
+            return  # the appends' own commits fold the WAL back (past BACKSTOP_PAGES)
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                with contextlib.suppress(sqlite3.Error):  # busy: the next poke tries again
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
+
+    def stop(self, *, wait: bool = True) -> None:
+        self._stopping = True
+        self._wake.set()
+        if wait and self._thread is not threading.current_thread():
+            self._thread.join()
+
+
 class SQLiteStore(Store):
     """A ledger in one SQLite file."""
 
@@ -127,6 +182,11 @@ class SQLiteStore(Store):
         self._current = False
         #: where the index is kept: "tiled" (rows filed by tile), "nodes" (schema 4) or None
         self._layout: str | None = None
+        #: the WAL's checkpointer once this store has appended, and blocks appended since
+        #: its last poke
+        self._checkpointer: _Checkpointer | None = None
+        self._unfolded = 0
+        self._poked_at = 0.0
         if not p.exists():
             parent = p.parent
             while not parent.exists() and parent != parent.parent:
@@ -365,13 +425,33 @@ class SQLiteStore(Store):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._upgrade()
-                yield _SQLiteWriter(self._conn, self.location)
+                w = _SQLiteWriter(self._conn, self.location)
+                yield w
                 self._conn.execute("COMMIT")
                 self._made = []  # a ledger lives here now: nothing to discard
             except BaseException:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+        self._appended(w.blocks)
+
+    def _appended(self, blocks: int) -> None:
+        """Count committed blocks; every `CHECKPOINT_EVERY`, wake the checkpointer (started
+        with the first append, the commits' own checkpoints then only a backstop)."""
+        if not blocks:
+            return
+        if self._checkpointer is None:
+            self._checkpointer = _Checkpointer(self.location)
+            # a store dropped unclosed stops it too (the thread holds no reference to us)
+            weakref.finalize(self, self._checkpointer.stop, wait=False)
+            with _db_errors(self.location):
+                self._conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+        self._unfolded += blocks
+        if self._unfolded >= CHECKPOINT_EVERY:
+            now = time.monotonic()
+            if now - self._poked_at >= CHECKPOINT_S:
+                self._unfolded, self._poked_at = 0, now
+                self._checkpointer.poke()
 
     def _upgrade(self) -> None:
         """Bring an older ledger's schema up to date, inside the write transaction that has
@@ -424,6 +504,9 @@ class SQLiteStore(Store):
                 break  # not empty: something else lives there now
 
     def close(self) -> None:
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
         self._conn.close()
         if getattr(self, "_counted", False):
             self._counted = False
@@ -508,6 +591,8 @@ class _SQLiteWriter(Writer):
     def __init__(self, conn: sqlite3.Connection, location: str) -> None:
         self._conn = conn
         self._location = location
+        #: blocks this transaction wrote
+        self.blocks = 0
 
     def tip(self) -> Tip:
         conn = self._conn
@@ -568,6 +653,7 @@ class _SQLiteWriter(Writer):
         self._conn.execute("UPDATE meta SET value = ? WHERE key = 'checkpoint'", (checkpoint,))
 
     def _insert_blocks(self, items: Sequence[tuple[dict[str, Any], bytes]]) -> None:
+        self.blocks += len(items)
         try:
             self._conn.executemany(
                 "INSERT INTO blocks (idx, body) VALUES (?, ?)",
