@@ -507,11 +507,15 @@ PAGE_SAMPLE = 200
 def wal_pages_per_append(ledger: modelchain.Ledger, start: int, count: int) -> tuple[float, int]:
     """Database pages one `ledger.append` writes to the WAL, averaged over `count` appends
     with the WAL emptied first and not folded back meanwhile, and the page size."""
-    conn = ledger.store._conn  # type: ignore[attr-defined]  # the SQLite store's connection
-    conn.execute(f"PRAGMA wal_autocheckpoint = {10 * count * 100}")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store: Any = ledger.store  # the SQLite store: its connection, its checkpointer
+    conn = store._conn
     every = sqlite_store.CHECKPOINT_EVERY
     sqlite_store.CHECKPOINT_EVERY = 10**9  # nor its checkpointer thread meanwhile
+    if store._checkpointer is not None:  # this copy is thrown away after
+        store._checkpointer.stop()  # once a checkpoint it is running has ended
+    conn.execute(f"PRAGMA wal_autocheckpoint = {10 * count * 100}")
+    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0, "the WAL could not be emptied before counting pages"
     try:
         for i in range(start, start + count):
             ledger.append(**block_args(i))
