@@ -314,3 +314,22 @@ class Store(ABC):
     def discard_created(self) -> None:  # noqa: B027 - optional hook
         """Remove what opening this store created (a new, still empty ledger file), because
         the ledger it was to hold was refused: a failed command leaves nothing behind."""
+
+
+class TextStore(Store):
+    """A store that keeps each block as its canonical JSON text in a row (SQLite, PostgreSQL):
+    `blocks` parses the rows `_texts` reads, which `block_texts` hands out unparsed."""
+
+    @abstractmethod
+    def _texts(self, start: int, stop: int | None) -> Iterator[tuple[int, Any]]:
+        """(position, stored text) of the blocks in index order, numbered by position so
+        that a gap shows as a wrong index."""
+
+    def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]:
+        for position, body in self._texts(start, stop):
+            yield stored_text_block(position, body)
+
+    def block_texts(
+        self, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, Any]] | None:
+        return self._texts(start, stop)

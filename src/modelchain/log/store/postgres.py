@@ -28,13 +28,11 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 from modelchain.core.errors import LedgerUnreadable, UsageError, WayOut, install_way_out
 from modelchain.core.merkle import Frontier
 from modelchain.log.store.base import (
-    Store,
-    StoredBlock,
+    TextStore,
     Tip,
     Writer,
     duplicate_version,
     stored_node,
-    stored_text_block,
 )
 from modelchain.log.store.sql import (
     PG_CREATE,
@@ -166,7 +164,7 @@ def _import_driver() -> tuple[Any, Any]:
 # -- the store ----------------------------------------------------------------------------
 
 
-class PostgresStore(Store):
+class PostgresStore(TextStore):
     """A ledger in one schema of a PostgreSQL database, behind a connection pool."""
 
     def __init__(
@@ -375,17 +373,6 @@ class PostgresStore(Store):
         (n,) = self._one(self._q.size)
         return int(n)
 
-    def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]:
-        """Blocks in index order from one snapshot, numbered by position so that a gap shows
-        as a wrong index; streamed through a server-side cursor (constant memory)."""
-        for position, body in self._texts(start, stop):
-            yield _stored(position, body)
-
-    def block_texts(
-        self, start: int = 0, stop: int | None = None
-    ) -> Iterator[tuple[int, Any]] | None:
-        return self._texts(start, stop)
-
     def _texts(self, start: int, stop: int | None) -> Iterator[tuple[int, Any]]:
         sql, args = self._q.blocks(start, stop)
         with self._reader() as conn, conn.transaction():
@@ -510,10 +497,6 @@ class PostgresStore(Store):
 def _close_pool(pool: psycopg_pool.ConnectionPool | None) -> None:
     if pool is not None and not pool.closed:
         pool.close()
-
-
-def _stored(position: int, body: Any) -> StoredBlock:
-    return stored_text_block(position, body)
 
 
 def _read_nodes(

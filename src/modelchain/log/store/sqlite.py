@@ -24,8 +24,7 @@ from modelchain.core.errors import LedgerInvalid, LedgerUnreadable
 from modelchain.core.merkle import Frontier
 from modelchain.log.store.base import (
     NO_LEDGER_WAY_OUT,
-    Store,
-    StoredBlock,
+    TextStore,
     Tip,
     Writer,
     duplicate_version,
@@ -165,7 +164,7 @@ class _Checkpointer:
             self._thread.join()
 
 
-class SQLiteStore(Store):
+class SQLiteStore(TextStore):
     """A ledger in one SQLite file."""
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
@@ -292,16 +291,6 @@ class SQLiteStore(Store):
         with _db_errors(self.location):
             (n,) = self._conn.execute(_Q.size).fetchone()
         return int(n)
-
-    def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[StoredBlock]:
-        """Blocks in index order, numbered by position so that a gap shows as a wrong index."""
-        for position, body in self._texts(start, stop):
-            yield _stored(position, body)
-
-    def block_texts(
-        self, start: int = 0, stop: int | None = None
-    ) -> Iterator[tuple[int, Any]] | None:
-        return self._texts(start, stop)
 
     def _texts(self, start: int, stop: int | None) -> Iterator[tuple[int, Any]]:
         sql, args = _Q.blocks(start, stop)
@@ -525,10 +514,6 @@ def _text(value: bytes) -> str | bytes:
         return value.decode("utf-8")
     except UnicodeDecodeError:
         return value
-
-
-def _stored(position: int, body: Any) -> StoredBlock:
-    return stored_text_block(position, body)
 
 
 def _read_nodes(
