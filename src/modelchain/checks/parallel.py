@@ -10,9 +10,9 @@ same either way; only the time differs.
 
 `MODELCHAIN_AUDIT_WORKERS` sets how many worker processes (0: none, every block checked in
 this process); by default one per CPU this process may run on, when there are two or more.
-Workers are forked, so only from a process with no other thread running but the trust
-state's writer and SQLite's checkpointer (on Linux); a pool
-that cannot start, or that breaks, leaves the remaining chunks to this process."""
+Workers are forked, so only on Linux, from a process with no other thread running but the
+trust state's writer and SQLite's checkpointer; a pool that cannot start, or that breaks,
+leaves the remaining chunks to this process."""
 
 from __future__ import annotations
 

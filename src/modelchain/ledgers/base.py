@@ -550,7 +550,8 @@ class Ledger:
 
         Raises `LedgerInvalid` (or its subclasses `RollbackError`, `ForkError`) naming the
         first problem found, `SignatureError` when the checkpoint is not signed by the key.
-        `progress` hears of the blocks a full audit has checked (`announce`d as "blocks").
+        `progress` is told (`announce`) how many blocks a full audit checks, then of each
+        it has checked.
         """
         store = self.store
         origin = store.origin()
