@@ -9,6 +9,7 @@ import os
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,12 @@ def loc(tmp_path: Path) -> Path:
 @pytest.fixture
 def pools(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
     """Workers for ledgers this small, in chunks of 7; records whether each pool started."""
-    if not parallel.fork_is_safe():  # forking is refused then (another test left a thread)
-        pytest.skip("a thread of another test is still running: no workers are forked")
+    deadline = time.monotonic() + 10  # a thread another test left may be ending
+    while not parallel.fork_is_safe() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not parallel.fork_is_safe():  # forking is refused then
+        names = sorted(t.name for t in threading.enumerate())
+        pytest.skip(f"threads of other tests still run ({', '.join(names)}): no worker is forked")
     monkeypatch.setattr(parallel, "MIN_BLOCKS", 1)
     # nothing appends meanwhile: no need to wait for a checkpoint being published
     monkeypatch.setattr(ledger_base, "PUBLISH_WAIT_S", 0.01)
