@@ -11,8 +11,8 @@ same either way; only the time differs.
 `MODELCHAIN_AUDIT_WORKERS` sets how many worker processes (0: none, every block checked in
 this process); by default one per CPU this process may run on, when there are two or more.
 Workers are forked, so only on Linux, from a process with no other thread running but the
-trust state's writer and SQLite's checkpointer; a pool that cannot start, or that breaks,
-leaves the remaining chunks to this process."""
+trust state's writer; a pool that cannot start, or that breaks, leaves the remaining chunks
+to this process."""
 
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ from typing import Any
 from modelchain.checks.audit import Checked, check_texts
 from modelchain.core.errors import LedgerInvalid, UsageError
 from modelchain.log.home import WRITER_THREAD
-from modelchain.log.store.sqlite import CHECKPOINT_THREAD
 
 __all__ = ["CHUNK", "MIN_BLOCKS", "WORKERS_ENV", "checked_in_workers", "worker_count"]
 
@@ -77,9 +76,11 @@ def _chunks(rows: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, list[Any]]]:
         yield start, bodies
 
 
-#: threads of ours a fork is sound beside: the trust state's writer (a forked child starts
-#: afresh without it) and an SQLite store's checkpointer (a worker never touches SQLite)
-FORK_SAFE_THREADS = frozenset({WRITER_THREAD, CHECKPOINT_THREAD})
+#: threads of ours a fork is sound beside: the trust state's writer, which a forked child
+#: starts afresh without (`log.home`). Not an SQLite store's checkpointer: a child would
+#: inherit its connection mid-checkpoint, and whether that is ever finalised there is the
+#: interpreter's business; a process that still holds an appending store audits here.
+FORK_SAFE_THREADS = frozenset({WRITER_THREAD})
 
 
 def fork_is_safe() -> bool:

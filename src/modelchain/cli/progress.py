@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 __all__ = ["Progress", "stderr_is_terminal"]
 
@@ -50,7 +50,7 @@ class Progress:
         enabled: bool | None = None,
         *,
         delay: float = 1.0,
-        unit: str = "bytes",
+        unit: Literal["bytes", "blocks"] = "bytes",
     ) -> None:
         #: what is counted: "bytes" (shown in binary units, with a speed) or "blocks"
         self.unit = unit

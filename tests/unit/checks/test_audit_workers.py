@@ -209,3 +209,14 @@ def test_a_full_audit_reports_each_block_it_checked(
     assert sink.started == [(BLOCKS, "auditing")]
     assert sink.done == BLOCKS
     assert pools == ([True] if workers else [])
+
+
+def test_a_process_still_appending_audits_here(
+    loc: Path, pools: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The open store's checkpointer thread holds an SQLite connection a fork would copy."""
+    monkeypatch.setenv(parallel.WORKERS_ENV, "2")
+    with Ledger.open(loc, home=Home(loc.parent.parent / "home")) as ledger:
+        ledger.append(name="late", model_hash="ab" * 32)
+        assert ledger.audit(full=True).size == BLOCKS + 1
+    assert pools == [False]
