@@ -470,6 +470,7 @@ def append_rates(snap: Snapshot, scratch: Path, singles: int, batches: int) -> d
             ledger.close()
         floor = storage_floor(path, json.loads(body), n, singles, batches)
     replay = store_replay(snap, scratch, writes[: marks[-1]], marks)
+    bare = store_replay(snap, scratch, [(i, n, {}, c) for i, n, _, c in writes[: marks[-1]]], marks)
     rows = sum(len(w[2]) for w in writes[marks[0] : marks[1]]) / singles
     return {
         "single": single,
@@ -479,6 +480,7 @@ def append_rates(snap: Snapshot, scratch: Path, singles: int, batches: int) -> d
         "index_rows": rows,
         **floor,
         **replay,
+        **{f"{k}_no_index": v for k, v in bare.items()},
     }
 
 
@@ -517,7 +519,9 @@ def store_replay(
     the SQLite store alone (its connection, pragmas, checkpointer and statements; no
     index, tree, signature or block to compute): the same rows land on the same pages, so
     the rates are what the store allows these appends, the ledger's work aside. Timed as
-    the appends were: the singles (`marks[0]:marks[1]`) and the batches (`marks[2]:`)."""
+    the appends were: the singles (`marks[0]:marks[1]`) and the batches (`marks[2]:`).
+    Given the writes without their index node records, what the store would allow a
+    ledger that did not keep the index's nodes up to date on every append."""
     with scratch_copy(snap, scratch) as path:
         store = sqlite_store.SQLiteStore(path)
         try:
@@ -852,11 +856,13 @@ def main(argv: list[str] | None = None) -> int:
             for key, what, ledger_key in (
                 ("replay_single", "one at a time", "single"),
                 ("replay_batch", f"batches of {APPEND_BATCH}", "batch"),
+                ("replay_single_no_index", "one at a time, no index records", "single"),
+                ("replay_batch_no_index", "batches, no index records", "batch"),
             ):
                 first.setdefault(key, m[key])
                 rows.append(
                     Row(
-                        f"the store alone: those appends' writes replayed, {what} @ {kilo(size)}",
+                        f"the store alone: those appends' writes, {what} @ {kilo(size)}",
                         fmt_rate(m[key]),
                         f"the ledger: {fmt_rate(m[ledger_key])}"
                         + ("" if size == small else f"; @ {kilo(small)}: {fmt_rate(first[key])}"),
